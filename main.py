@@ -1,0 +1,76 @@
+"""roam: walk through a video as a 4D world. The composition root: parse the command line, load
+the config, hand over to the command's entry point in runtime/commands.py. No logic lives here."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+COMMANDS = {
+    "play": "walk through a scene or video in real time (the default command)",
+    "build": "turn a video into a cached Scene (depth, poses, caption)",
+    "render": "offline render with the reference pipeline's flags, on roam's engine",
+    "bench": "GPU benchmark of the generation pipeline: per-stage times, fps, memory",
+    "doctor": "report which checkpoints are missing, present or verified, and what they enable",
+}
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="config file (default: config.yaml beside main.py)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set runtime.loop.fps=30 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py", description="roam: turn one video into a world you walk through in real time. "
+        "With no command, plays the built-in sample scene (headless when there is no display).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n" + "\n".join(f"  {k:<8} {v}" for k, v in COMMANDS.items()))
+    add_common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    play = sub.add_parser("play", help=COMMANDS["play"], description=COMMANDS["play"] + ". Keys: WASD/arrows "
+                          "move, mouse drag or IJKL looks, Q/E down/up, Shift runs, Space pauses time, "
+                          "H toggles the HUD, F fullscreen, P screenshot, R records, Esc quits.")
+    play.add_argument("scene", nargs="?", default=None, metavar="SCENE_OR_VIDEO",
+                      help="a video file or a built Scene folder (default: the built-in sample scene)")
+    play.add_argument("--headless", action="store_true", help="render offscreen and write files even with a display")
+    play.add_argument("--seconds", type=float, default=None, help="stop after this many seconds of presented video")
+    play.add_argument("--out", default=None, help="output folder (default: out/<timestamp>)")
+    play.add_argument("--script", default=None, help="drive the camera from a trajectory file or a recorded run folder")
+    play.add_argument("--record", action="store_true", help="record the whole session into OUT/recording/")
+    play.add_argument("--kiosk", action="store_true", help="fullscreen kiosk mode with attract loop")
+    add_common(play)
+
+    build = sub.add_parser("build", help=COMMANDS["build"], description=COMMANDS["build"])
+    build.add_argument("video", help="input video file")
+    build.add_argument("--depth", default="auto", help="depth provider: auto | sample | file | da3 | estimate")
+    build.add_argument("--depth-file", default=None, help="depth .npz/.npy for --depth file")
+    build.add_argument("--prompt", default=None, help="caption to use instead of running Florence-2")
+    add_common(build)
+
+    render = sub.add_parser("render", help=COMMANDS["render"], description=COMMANDS["render"])
+    render.add_argument("--input_dir", required=True)
+    render.add_argument("--traj_txt_path", required=True)
+    add_common(render)
+
+    bench = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"])
+    bench.add_argument("--plot", action="store_true", help="also write a PNG chart")
+    add_common(bench)
+
+    doctor = sub.add_parser("doctor", help=COMMANDS["doctor"], description=COMMANDS["doctor"])
+    add_common(doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["play", *(argv if argv is not None else sys.argv[1:])])
+    from runtime import commands
+    return commands.dispatch(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

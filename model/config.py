@@ -1,0 +1,12 @@
+"""Config of the neural stack (section `model` of config.yaml).
+
+Checkpoint-fixed architecture values live in the per-network dataclasses as defaults, not in yaml.
+"""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    checkpoint_dir: str = "checkpoints"  # root of the weight folders (layout in checkpoints/README.md)
+    use_tae: bool = True               # TAEHV tiny autoencoder instead of the Wan VAE in play
+    dtype: str = "bfloat16"            # bfloat16 | float32 for the DiT on GPU

@@ -1,0 +1,49 @@
+"""Entry points of the CLI commands. Each loads the config, builds its objects and runs."""
+from __future__ import annotations
+
+import sys
+
+from runtime.config import ConfigError, load_config
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def not_yet(name: str, issue: str) -> int:
+    print(f"roam {name}: not available yet (comes with the issue '{issue}'); nothing was done.", file=sys.stderr)
+    return 2
+
+
+def dispatch(args) -> int:
+    try:
+        cfg = load_config(args.config, args.overrides)
+        handler = {"play": run_play, "build": run_build, "render": run_render,
+                   "bench": run_bench, "doctor": run_doctor}[args.command]
+        return handler(cfg, args)
+    except (ConfigError, UserError) as err:
+        print(f"roam: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("roam: interrupted", file=sys.stderr)
+        return 130
+
+
+def run_play(cfg, args) -> int:
+    return not_yet("play", "Foundation")
+
+
+def run_build(cfg, args) -> int:
+    return not_yet("build", "Scenes and geometry")
+
+
+def run_render(cfg, args) -> int:
+    return not_yet("render", "Offline render")
+
+
+def run_bench(cfg, args) -> int:
+    return not_yet("bench", "Speed")
+
+
+def run_doctor(cfg, args) -> int:
+    return not_yet("doctor", "Model")

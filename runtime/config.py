@@ -1,0 +1,155 @@
+"""The application config: config.yaml mapped strictly onto frozen dataclasses.
+
+Each package owns the dataclass of its own section (controllers/config.py, scenes/config.py,
+model/config.py, and RuntimeConfig below); this module composes them, loads the yaml with
+`yaml.safe_load`, applies `a.b=c` overrides and rejects unknown keys and wrong types.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from controllers.config import ControllersConfig
+from model.config import ModelConfig
+from scenes.config import ScenesConfig
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not match the schema."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    tick_hz: float = 60.0              # fixed input/simulation tick rate
+    max_catchup_ticks: int = 4         # after a stall, drop older time instead of spiralling
+    fps: float = 24.0                  # presentation rate
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    headless_seconds: float = 4.0      # length of a headless session when --seconds is not given
+    out_dir: str = "out"               # parent folder of session output folders
+    refiner: str = "auto"              # auto | geometry | dit
+    device: str = "auto"               # auto | cpu | cuda
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    controllers: ControllersConfig = field(default_factory=ControllersConfig)
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+
+def _check_scalar(kind, value, where: str):
+    """Return `value` converted to `kind` when that is lossless, else raise ConfigError."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_scalar(option, value, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(kind)
+        item = args[0] if args else typing.Any
+        return tuple(_check_scalar(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if kind is typing.Any:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if kind in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+    if isinstance(kind, type) and not isinstance(value, kind):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def build(cls, raw: dict, where: str):
+    """Map one yaml mapping onto dataclass `cls`; unknown keys are errors, not silent defaults."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    if unknown := raw.keys() - names:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(names)}")
+    kwargs = {}
+    for key, value in raw.items():
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            kwargs[key] = build(kind, value or {}, f"{where}.{key}")
+        else:
+            kwargs[key] = _check_scalar(kind, value, f"{where}.{key}")
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from err
+    return obj
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """'runtime.loop.fps=30' -> (['runtime', 'loop', 'fps'], 30). Values are parsed as yaml."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. runtime.loop.fps=30")
+    key, value = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"override {text!r}: empty key")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: value is not valid yaml ({err})") from err
+    return path, parsed
+
+
+def _apply(raw: dict, path: list[str], value, text: str) -> None:
+    node = raw
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {text!r}: {part} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: Path | str | None = None, overrides: typing.Sequence[str] = ()) -> AppConfig:
+    """Load config.yaml (or `path`), apply 'a.b=c' overrides and validate everything."""
+    path = Path(path) if path else DEFAULT_CONFIG_PATH
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; pass --config PATH or restore config.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid yaml ({err})") from err
+    for text in overrides:
+        keys, value = parse_override(text)
+        _apply(raw, keys, value, text)
+    return build(AppConfig, raw, path.name)
+
+
+def config_to_dict(cfg) -> dict:
+    """The resolved config as plain data (for run.json and telemetry)."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,31 @@
+"""Shared test setup: CPU-only by default, SDL dummy video, parity fixtures located beside the repo."""
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+PARITY = Path(os.environ.get("ROAM_PARITY_DIR", REPO.parent / "shared" / "parity"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA device (run with -m gpu on the device)")
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+    for item in items:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(pytest.mark.skip(reason="no CUDA device"))
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    """The golden-tensor folder ../shared/parity; tests skip with a reason when it is absent."""
+    if not PARITY.is_dir():
+        pytest.skip(f"parity fixtures not found at {PARITY} (set ROAM_PARITY_DIR)")
+    return PARITY
