@@ -1,0 +1,140 @@
+"""Presenters: the only windowing/GL code. `WindowPresenter` shows frames in a pygame window through a
+moderngl texture with a HUD; `HeadlessPresenter` writes them to an MP4 and a contact sheet."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scenes.video import VideoWriter, write_contact_sheet
+
+QUAD_VS = """
+#version 330
+in vec2 in_pos;
+out vec2 uv;
+void main() { uv = vec2(in_pos.x * 0.5 + 0.5, 0.5 - in_pos.y * 0.5); gl_Position = vec4(in_pos, 0.0, 1.0); }
+"""
+QUAD_FS = """
+#version 330
+uniform sampler2D tex;
+in vec2 uv;
+out vec4 color;
+void main() { color = texture(tex, uv); }
+"""
+
+
+def has_display() -> bool:
+    """True when a window can be opened (an X11/Wayland display, or a non-dummy SDL driver)."""
+    if os.environ.get("SDL_VIDEODRIVER", "") in ("dummy", "offscreen"):
+        return False
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+@dataclass
+class HudState:
+    """What the HUD shows; the session updates it every frame."""
+    lines: list[str] = field(default_factory=list)
+    visible: bool = True
+
+
+class HeadlessPresenter:
+    """Writes every presented frame to OUT/video.mp4 (H.264, atomic) and keeps a few for the
+    contact sheet (OUT/contact_sheet.png, a grid of frames with their timestamps)."""
+
+    def __init__(self, out_dir: Path, fps: float, width: int, height: int, sheet_tiles: int = 12):
+        self.out_dir, self.fps, self.sheet_tiles = Path(out_dir), fps, sheet_tiles
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = VideoWriter(self.out_dir / "video.mp4", fps=fps, width=width, height=height)
+        self._sheet: list[tuple[float, np.ndarray]] = []
+        self.frames_presented = 0
+
+    def present(self, frame: torch.Tensor, hud: HudState) -> None:
+        """frame: uint8 [H, W, 3]."""
+        array = frame.numpy()
+        self.writer.write(array)
+        self._sheet.append((self.frames_presented / self.fps, array))
+        self.frames_presented += 1
+
+    def close(self) -> None:
+        self.writer.close()
+        if self._sheet:
+            step = max(1, len(self._sheet) // self.sheet_tiles)
+            picked = self._sheet[::step][: self.sheet_tiles]
+            write_contact_sheet([f for _, f in picked], [t for t, _ in picked], self.out_dir / "contact_sheet.png")
+
+    def abort(self) -> None:
+        """Finish what was written so far (Ctrl-C): the video stays playable."""
+        self.close()
+
+
+class WindowPresenter:
+    """A pygame window with a moderngl context: the frame goes to a texture drawn on a full-screen quad,
+    the HUD is text rendered by pygame into a second, blended texture."""
+
+    def __init__(self, width: int, height: int, title: str = "roam"):
+        import moderngl
+        import pygame
+        pygame.init()
+        pygame.display.set_caption(title)
+        self.pygame, self.size, self.fullscreen = pygame, (width, height), False
+        self.surface = pygame.display.set_mode(self.size, pygame.OPENGL | pygame.DOUBLEBUF | pygame.RESIZABLE)
+        self.ctx = moderngl.create_context()
+        self.ctx.enable(moderngl.BLEND)
+        self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        self.program = self.ctx.program(vertex_shader=QUAD_VS, fragment_shader=QUAD_FS)
+        quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")
+        self.vao = self.ctx.vertex_array(self.program, [(self.ctx.buffer(quad.tobytes()), "2f", "in_pos")])
+        self.frame_tex = self.ctx.texture(self.size, 3)
+        self.hud_tex = self.ctx.texture(self.size, 4)
+        self.font = pygame.font.SysFont("monospace", 16, bold=True)
+        self.frames_presented = 0
+
+    def present(self, frame: torch.Tensor, hud: HudState) -> None:
+        """frame: uint8 [H, W, 3] (CPU). Uploads, draws the frame and the HUD, swaps."""
+        h, w = frame.shape[:2]
+        if (w, h) != self.frame_tex.size:
+            self.frame_tex.release()
+            self.frame_tex = self.ctx.texture((w, h), 3)
+        self.frame_tex.write(frame.contiguous().numpy().tobytes())
+        self.ctx.viewport = (0, 0, *self.pygame.display.get_window_size())
+        self.ctx.clear(0.0, 0.0, 0.0)
+        self.frame_tex.use(0)
+        self.vao.render(mode=4 + 1)          # TRIANGLE_STRIP
+        if hud.visible and hud.lines:
+            self._draw_hud(hud.lines)
+        self.pygame.display.flip()
+        self.frames_presented += 1
+
+    def _draw_hud(self, lines: list[str]) -> None:
+        pg = self.pygame
+        overlay = pg.Surface(self.size, pg.SRCALPHA)
+        pad, line_h = 8, self.font.get_linesize()
+        box_w = max(self.font.size(line)[0] for line in lines) + 2 * pad
+        overlay.fill((0, 0, 0, 150), pg.Rect(0, 0, box_w, line_h * len(lines) + 2 * pad))
+        for i, line in enumerate(lines):
+            overlay.blit(self.font.render(line, True, (255, 255, 255)), (pad, pad + i * line_h))
+        self.hud_tex.write(pg.image.tobytes(overlay, "RGBA"))
+        self.hud_tex.use(0)
+        self.vao.render(mode=4 + 1)
+
+    def toggle_fullscreen(self) -> None:
+        self.pygame.display.toggle_fullscreen()
+        self.fullscreen = not self.fullscreen
+
+    def screenshot(self, path: Path) -> Path:
+        """Save what the window shows now (frame and HUD) as a PNG."""
+        w, h = self.pygame.display.get_window_size()
+        data = self.ctx.screen.read(viewport=(0, 0, w, h), components=3)
+        image = np.frombuffer(data, dtype=np.uint8).reshape(h, w, 3)[::-1]
+        surface = self.pygame.image.frombuffer(np.ascontiguousarray(image).tobytes(), (w, h), "RGB")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.pygame.image.save(surface, str(path))
+        return path
+
+    def close(self) -> None:
+        self.pygame.display.quit()
+
+    abort = close

@@ -1,0 +1,92 @@
+"""Recording of a camera run, written incrementally so Ctrl-C, a closed window or a crash loses
+nothing already recorded.
+
+OUT/recording/
+  inputs.jsonl   one line per tick: the tick index and the commands of that tick
+  poses.jsonl    one line per presented frame: frame index, source index, c2w (flushed as written)
+  poses.json     the same as one JSON document, written (atomically) when the recording closes
+  video.mp4      the presented frames (H.264; finalized on close, also on SIGINT)
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scenes.video import VideoWriter
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Recorder:
+    """Appends inputs, poses and frames of a session; `close()` finalizes every file."""
+
+    def __init__(self, folder: Path, fps: float, width: int, height: int):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.fps = fps
+        self._inputs = open(self.folder / "inputs.jsonl", "w", buffering=1)
+        self._poses = open(self.folder / "poses.jsonl", "w", buffering=1)
+        self._video = VideoWriter(self.folder / "video.mp4", fps=fps, width=width, height=height)
+        self.frames = 0
+        self.closed = False
+
+    def log_tick(self, tick: int, commands: dict) -> None:
+        """commands: plain JSON-able data of one tick (see controllers.commands.to_dict)."""
+        self._inputs.write(json.dumps({"tick": tick, **commands}) + "\n")
+
+    def log_frame(self, frame: torch.Tensor, source_index: int, c2w: np.ndarray) -> None:
+        """frame: uint8 [H, W, 3]; c2w: [4, 4] OpenCV camera-to-world."""
+        self._video.write(frame.numpy())
+        row = {"frame": self.frames, "source_index": int(source_index),
+               "c2w": np.asarray(c2w, dtype=np.float64).tolist()}
+        self._poses.write(json.dumps(row) + "\n")
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._inputs.close()
+        self._poses.close()
+        self._video.close()
+        rows = read_pose_log(self.folder / "poses.jsonl")
+        doc = {"fps": self.fps, "convention": "OpenCV c2w (+x right, +y down, +z forward)",
+               "frames": rows}
+        _atomic_write_text(self.folder / "poses.json", json.dumps(doc))
+
+
+def read_pose_log(path: Path) -> list[dict]:
+    """Rows of a poses.jsonl; a last line cut off by a crash is ignored."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def load_recorded_poses(folder: Path) -> tuple[np.ndarray, list[int], float]:
+    """A recorded run -> (c2w [T, 4, 4] float64, source indices [T], fps). Reads poses.json, or the
+    incremental poses.jsonl when the run was cut off before it was finalized."""
+    folder = Path(folder)
+    if (folder / "poses.json").is_file():
+        doc = json.loads((folder / "poses.json").read_text())
+        rows, fps = doc["frames"], float(doc["fps"])
+    elif (folder / "poses.jsonl").is_file():
+        rows, fps = read_pose_log(folder / "poses.jsonl"), 24.0
+    else:
+        raise ValueError(f"{folder}: not a recorded run (no poses.json or poses.jsonl); "
+                         "record one with `play --record`")
+    if not rows:
+        raise ValueError(f"{folder}: the recorded run has no frames")
+    c2w = np.array([r["c2w"] for r in rows], dtype=np.float64)                     # [T, 4, 4]
+    return c2w, [int(r["source_index"]) for r in rows], fps

@@ -1,0 +1,156 @@
+"""The generation worker: one thread that owns all model state (and, on a GPU, all CUDA state).
+
+The tick thread hands it `BlockRequest`s through a latest-wins mailbox of depth 1 (a newer request
+replaces one not yet started, which is counted as dropped); it answers with finished `Block`s.
+The worker renders the point cloud for the block's camera poses, asks the refiner for frames and
+records a timestamp for every stage.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from model.refiners import RefineInput, Refiner
+from scenes.render import render_views
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BlockRequest:
+    """What the worker needs for the next block of output frames.
+    source_indices: one source frame index per output frame; target_c2w: float64 [T, 4, 4] (OpenCV)."""
+    block_id: int
+    source_indices: tuple[int, ...]
+    target_c2w: np.ndarray
+    restart: bool                      # discontinuity: the refiner forgets its context first
+    input_sampled_s: float             # monotonic time of the input state the poses came from
+    command_tick: int                  # last tick whose commands shaped these poses
+    issued_s: float = 0.0
+
+
+@dataclass
+class Block:
+    """A finished block: frames uint8 [T, H, W, 3] on the CPU, plus stage timestamps (monotonic s)."""
+    request: BlockRequest
+    frames: torch.Tensor
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+class LatestMailbox:
+    """Queue of depth 1 where the newest request wins; `dropped` counts replaced requests."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._item: BlockRequest | None = None
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, item: BlockRequest) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify()
+
+    def take(self, timeout: float | None = None) -> BlockRequest | None:
+        """The pending request, waiting up to `timeout`; None when closed or timed out."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def pending(self) -> bool:
+        with self._cond:
+            return self._item is not None
+
+
+class SceneTensors:
+    """The scene's source frames, depth and cameras, moved once to the worker's device."""
+
+    def __init__(self, scene, device: torch.device):
+        self.frames = scene.frames.to(device)                           # [N, H, W, 3] uint8
+        self.depth = scene.depth.to(device)                             # [N, H, W] float32
+        self.K = scene.K.to(device)                                     # [N, 3, 3]
+        self.c2w = scene.c2w.to(device)                                 # [N, 4, 4]
+        self.device = device
+
+    def render(self, indices: tuple[int, ...], target_c2w: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Point-cloud render of the given source frames from the target cameras.
+        Returns render uint8 [T, H, W, 3], mask bool [T, H, W], source uint8 [T, H, W, 3]."""
+        idx = torch.as_tensor(indices, device=self.device, dtype=torch.long)
+        tgt = torch.as_tensor(target_c2w, device=self.device, dtype=torch.float32)   # [T, 4, 4]
+        source = self.frames[idx]
+        render, mask = render_views(source, self.depth[idx], self.K[idx], self.c2w[idx], tgt)
+        return render, mask, source
+
+
+class GenerationWorker:
+    """Owns the refiner; turns requests into blocks on its own thread.
+
+    `on_block` is called from the worker thread with each finished Block; it must only enqueue.
+    A failure inside a block is logged and reported through `error` (the watchdog restarts)."""
+
+    def __init__(self, scene_tensors: SceneTensors, refiner: Refiner, on_block: Callable[[Block], None],
+                 clock: Callable[[], float] = time.perf_counter):
+        self.scene, self.refiner, self.on_block, self._now = scene_tensors, refiner, on_block, clock
+        self.mailbox = LatestMailbox()
+        self.error: BaseException | None = None
+        self.blocks_done = 0
+        self._thread = threading.Thread(target=self._run, name="generation", daemon=True)
+
+    def start(self) -> "GenerationWorker":
+        self._thread.start()
+        return self
+
+    def submit(self, request: BlockRequest) -> None:
+        self.mailbox.put(request)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.mailbox.close()
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while (request := self.mailbox.take()) is not None:
+            try:
+                self.on_block(self.run_block(request))
+            except Exception as err:           # reported to the session, which decides what to do
+                log.exception("generation worker failed on block %d", request.block_id)
+                self.error = err
+                return
+
+    def run_block(self, request: BlockRequest) -> Block:
+        """Render, refine and copy one block to the CPU; synchronous (also used by tests)."""
+        stages = {"started": self._now()}
+        if request.restart:
+            self.refiner.reset()
+        render, mask, source = self.scene.render(request.source_indices, request.target_c2w)
+        stages["rendered"] = self._sync_now()
+        frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source))
+        stages["refined"] = self._sync_now()
+        frames = frames.cpu()
+        stages["done"] = self._now()
+        self.blocks_done += 1
+        return Block(request=request, frames=frames, stages=stages)
+
+    def _sync_now(self) -> float:
+        if self.scene.device.type == "cuda":
+            torch.cuda.synchronize(self.scene.device)
+        return self._now()
