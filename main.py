@@ -14,9 +14,13 @@ COMMANDS = {
 }
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, help="config file (default: config.yaml beside main.py)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+def add_common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """--config and --set, accepted before and after the command (sub-parser values land in
+    their own attributes so they never overwrite the top-level ones)."""
+    suffix = "" if top else "_sub"
+    p.add_argument("--config", dest="config" + suffix, default=None,
+                   help="config file (default: config.yaml beside main.py)")
+    p.add_argument("--set", dest="overrides" + suffix, action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set runtime.loop.fps=30 (repeatable)")
 
 
@@ -26,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, plays the built-in sample scene (headless when there is no display).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands:\n" + "\n".join(f"  {k:<8} {v}" for k, v in COMMANDS.items()))
-    add_common(parser)
+    add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     play = sub.add_parser("play", help=COMMANDS["play"], description=COMMANDS["play"] + ". Keys: WASD/arrows "
@@ -68,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["play", *(argv if argv is not None else sys.argv[1:])])
+    args.config = args.config_sub or args.config
+    args.overrides = [*args.overrides, *args.overrides_sub]
     from runtime import commands
     return commands.dispatch(args)
 
