@@ -1,0 +1,154 @@
+"""Speed of the causal DiT at full size with random weights (cost does not depend on weight values).
+
+    python3 -m benchmarks.dit_bench [--blocks 8] [--compile] [--attn auto] [--rope fp64] [--json OUT.json]
+    python3 -m benchmarks.dit_bench --tiny --blocks 2      # CPU smoke run (tests/benchmarks)
+
+Runs N blocks through BlockSampler at the 480x832 latent grid (60x104) in bf16 with random latents,
+conditioning and prompt, and reports per-block times (CUDA events, read after the run), the median
+steady-state block time (blocks from the third on: blocks 0 and 1 are the first of their shapes and
+pay warm-up and compilation), fps = 12 / block time, peak GPU memory, and ||a - b|| / ||b|| between
+the first block's bf16 output a and a float32 run b with the same weights, inputs and noise
+(TF32 off, SDPA attention, float64 RoPE).
+"""
+import argparse
+import json
+import logging
+import statistics
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from model.attention import BACKENDS
+from model.dit import CausalWanModel, DiTConfig
+from model.sampler import COND_CHANNELS, FRAMES_PER_BLOCK, LATENT_CHANNELS, BlockSampler
+
+FULL_GRID = (60, 104)           # latent grid of 480 x 832 pixels
+TINY_GRID = (8, 12)             # the parity fixture's grid
+PIXEL_FRAMES_PER_BLOCK = 12     # what one steady-state block adds to the video
+ROPE_DTYPES = {"fp64": torch.float64, "fp32": torch.float32}
+
+
+def init_weights(model: CausalWanModel, seed: int, std: float = 0.02) -> None:
+    """Deterministic random weights: N(0, std) everywhere, norm scales 1 + N(0, std)."""
+    g = torch.Generator(model.patch_embedding.weight.device).manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.normal_(1.0 if "norm" in name else 0.0, std, generator=g)
+
+
+def make_inputs(cfg: DiTConfig, grid: tuple[int, int], blocks: int, seed: int, device) -> dict:
+    """Random prompt, per-block source latents and mask | render conditioning, first-block noise (float32)."""
+    g = torch.Generator(device).manual_seed(seed)
+    latent = (blocks, 1, FRAMES_PER_BLOCK, LATENT_CHANNELS, *grid)
+    mask = torch.randn(blocks, 1, FRAMES_PER_BLOCK, COND_CHANNELS - LATENT_CHANNELS, *grid, generator=g, device=device)
+    return {
+        "prompt": torch.randn(1, cfg.text_len, cfg.text_dim, generator=g, device=device),   # [1, 512, 4096]
+        "ref": torch.randn(latent, generator=g, device=device),                              # [N, 1, 3, 16, h, w]
+        "cond": torch.cat([mask.sign(), torch.randn(latent, generator=g, device=device)], dim=3),  # [N, 1, 3, 20, h, w]
+        "noise0": torch.randn(4, *latent[1:], generator=g, device=device),                   # [4, 1, 3, 16, h, w]
+    }
+
+
+class BlockTimer:
+    """Marks between blocks: CUDA events on a GPU (no synchronisation until `elapsed_ms`), else perf_counter."""
+    def __init__(self, device: torch.device):
+        self.cuda, self.marks = device.type == "cuda", []
+
+    def mark(self) -> None:
+        if self.cuda:
+            self.marks.append(torch.cuda.Event(enable_timing=True))
+            self.marks[-1].record()
+        else:
+            self.marks.append(time.perf_counter())
+
+    def elapsed_ms(self) -> list[float]:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return [a.elapsed_time(b) for a, b in zip(self.marks, self.marks[1:])]
+        return [1000 * (b - a) for a, b in zip(self.marks, self.marks[1:])]
+
+
+def float32_first_block(model: CausalWanModel, inputs: dict, grid: tuple[int, int]) -> torch.Tensor:
+    """The reference output of block 0 in float32 (the model must still be float32)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    sampler = BlockSampler(model, inputs["prompt"], latent_hw=grid)
+    return sampler.generate_block(inputs["ref"][0], inputs["cond"][0], inputs["noise0"]).float()
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg, grid = (DiTConfig.tiny(), TINY_GRID) if args.tiny else (DiTConfig(), FULL_GRID)
+    model = CausalWanModel(cfg, attn_backend="sdpa", device=device, dtype=torch.float32)
+    init_weights(model, args.seed)
+    inputs = make_inputs(cfg, grid, args.blocks, args.seed + 1, device)
+    reference = float32_first_block(model, inputs, grid)
+
+    model.to(torch.bfloat16).set_attention(args.attn)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    sampler = BlockSampler(model, inputs["prompt"], latent_hw=grid, generator=torch.Generator(device).manual_seed(args.seed),
+                           rope_dtype=ROPE_DTYPES[args.rope], compile=args.compile, compile_mode=args.compile_mode)
+    timer = BlockTimer(device)
+    timer.mark()
+    for b in range(args.blocks):
+        x0 = sampler.generate_block(inputs["ref"][b], inputs["cond"][b], inputs["noise0"] if b == 0 else None)
+        timer.mark()
+        if b == 0:
+            first = x0
+    block_ms = timer.elapsed_ms()
+    steady = block_ms[2:] or block_ms[-1:]
+    median_ms = statistics.median(steady)
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__, "config": asdict(cfg), "latent_grid": list(grid),
+        "attn_backend": model.attn_backend, "compile": args.compile, "compile_mode": args.compile_mode,
+        "rope": args.rope, "blocks": args.blocks, "block_ms": block_ms, "median_block_ms": median_ms,
+        "fps": PIXEL_FRAMES_PER_BLOCK / (median_ms / 1000),
+        "peak_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "rel_diff_bf16_vs_fp32": ((first.float() - reference).norm() / reference.norm()).item(),
+    }
+
+
+def print_table(r: dict) -> None:
+    print(f"\nDiT {'tiny' if r['config']['num_layers'] < 30 else '1.3B'} on {r['device']} | attention "
+          f"{r['attn_backend']} | compile {r['compile']} | RoPE {r['rope']} | grid {r['latent_grid']}")
+    print("block   ms")
+    for i, ms in enumerate(r["block_ms"]):
+        print(f"{i:>5} {ms:9.1f}")
+    peak = "n/a" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.2f} GiB"
+    print(f"median steady-state block {r['median_block_ms']:.1f} ms -> {r['fps']:.1f} fps | peak memory {peak} | "
+          f"bf16 vs fp32 first block rel diff {r['rel_diff_bf16_vs_fp32']:.2e}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tiny", action="store_true", help="parity-fixture size on an 8x12 grid (CPU smoke run)")
+    p.add_argument("--blocks", type=int, default=8, help="blocks to generate (12 pixel frames each)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the context and denoising passes")
+    p.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
+    p.add_argument("--attn", choices=BACKENDS, default="auto", help="attention kernel (model/attention.py)")
+    p.add_argument("--rope", choices=sorted(ROPE_DTYPES), default="fp64", help="RoPE arithmetic")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args(argv)
+    if args.blocks < 1:
+        p.error("--blocks must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    result = run(args)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    print_table(result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
