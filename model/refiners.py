@@ -5,7 +5,7 @@ push-pull (a masked image pyramid). `DiTRefiner` (model/dit_refiner.py) is the I
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -15,10 +15,12 @@ import torch.nn.functional as F
 class RefineInput:
     """One block of conditioning, all on the refiner's device.
     render: uint8 [T, H, W, 3] (holes 0)   mask: bool [T, H, W] (True = valid)
-    source: uint8 [T, H, W, 3], the time-aligned source frames."""
+    source: uint8 [T, H, W, 3], the time-aligned source frames.
+    mark: called with a stage name ("encode", "dit", "decode") when that stage is done (telemetry)."""
     render: torch.Tensor
     mask: torch.Tensor
     source: torch.Tensor
+    mark: Callable[[str], None] = lambda stage: None
 
 
 class Refiner(Protocol):
@@ -26,6 +28,9 @@ class Refiner(Protocol):
 
     def reset(self) -> None:
         """Forget the temporal context (after a scrub, jump, reset or mode change)."""
+
+    def frames_for_block(self, first: bool) -> int:
+        """Output frames the next block yields (the DiT's first block after a reset is shorter)."""
 
     def refine(self, block: RefineInput) -> torch.Tensor:
         """Return output frames uint8 [T', H, W, 3] for the block."""
@@ -60,6 +65,9 @@ class GeometryRefiner:
 
     def reset(self) -> None:
         pass
+
+    def frames_for_block(self, first: bool) -> int:
+        return 12
 
     def refine(self, block: RefineInput) -> torch.Tensor:
         image = block.render.permute(0, 3, 1, 2).float()                  # [T, 3, H, W]

@@ -29,8 +29,18 @@ def dispatch(args) -> int:
         return 130
 
 
+def pick_device(name: str):
+    import torch
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("runtime.device=cuda but no CUDA device is available; use --set runtime.device=cpu")
+    return torch.device(name)
+
+
 def run_play(cfg, args) -> int:
-    return not_yet("play", "Foundation")
+    from runtime.play import play
+    return play(cfg, args)
 
 
 def run_build(cfg, args) -> int:

@@ -51,6 +51,9 @@ class HeadlessPresenter:
         self._sheet: list[tuple[float, np.ndarray]] = []
         self.frames_presented = 0
 
+    def events(self) -> list:
+        return []
+
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """frame: uint8 [H, W, 3]."""
         array = frame.numpy()
@@ -59,11 +62,12 @@ class HeadlessPresenter:
         self.frames_presented += 1
 
     def close(self) -> None:
-        self.writer.close()
+        self.writer.finalize()
         if self._sheet:
             step = max(1, len(self._sheet) // self.sheet_tiles)
             picked = self._sheet[::step][: self.sheet_tiles]
-            write_contact_sheet([f for _, f in picked], [t for t, _ in picked], self.out_dir / "contact_sheet.png")
+            write_contact_sheet(np.stack([f for _, f in picked]), [t for t, _ in picked],
+                                self.out_dir / "contact_sheet.png", tile_width=416)
 
     def abort(self) -> None:
         """Finish what was written so far (Ctrl-C): the video stays playable."""
@@ -74,7 +78,7 @@ class WindowPresenter:
     """A pygame window with a moderngl context: the frame goes to a texture drawn on a full-screen quad,
     the HUD is text rendered by pygame into a second, blended texture."""
 
-    def __init__(self, width: int, height: int, title: str = "roam"):
+    def __init__(self, width: int, height: int, title: str = "roam", out_dir: Path | None = None):
         import moderngl
         import pygame
         pygame.init()
@@ -91,6 +95,17 @@ class WindowPresenter:
         self.hud_tex = self.ctx.texture(self.size, 4)
         self.font = pygame.font.SysFont("monospace", 16, bold=True)
         self.frames_presented = 0
+        self.out_dir = Path(out_dir) if out_dir is not None else Path(".")
+        self._screenshot_wanted = False
+        self.screenshots: list[Path] = []
+
+    def events(self) -> list:
+        """Pending window events (keyboard, mouse, pads, close), for the controllers."""
+        return self.pygame.event.get()
+
+    def request_screenshot(self) -> None:
+        """Save the next presented frame, HUD included, as OUT/screenshot-N.png."""
+        self._screenshot_wanted = True
 
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """frame: uint8 [H, W, 3] (CPU). Uploads, draws the frame and the HUD, swaps."""
@@ -105,6 +120,9 @@ class WindowPresenter:
         self.vao.render(mode=4 + 1)          # TRIANGLE_STRIP
         if hud.visible and hud.lines:
             self._draw_hud(hud.lines)
+        if self._screenshot_wanted:
+            self._screenshot_wanted = False
+            self.screenshots.append(self.screenshot(self.out_dir / f"screenshot-{len(self.screenshots)}.png"))
         self.pygame.display.flip()
         self.frames_presented += 1
 

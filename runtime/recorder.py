@@ -56,7 +56,7 @@ class Recorder:
         self.closed = True
         self._inputs.close()
         self._poses.close()
-        self._video.close()
+        self._video.finalize()
         rows = read_pose_log(self.folder / "poses.jsonl")
         doc = {"fps": self.fps, "convention": "OpenCV c2w (+x right, +y down, +z forward)",
                "frames": rows}

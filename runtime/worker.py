@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -38,10 +37,10 @@ class BlockRequest:
 
 @dataclass
 class Block:
-    """A finished block: frames uint8 [T, H, W, 3] on the CPU, plus stage timestamps (monotonic s)."""
+    """A finished block: frames uint8 [T', H, W, 3] on the CPU. The frames are the LAST T' of the
+    request's frames (a refiner may return fewer, e.g. the DiT's first block)."""
     request: BlockRequest
     frames: torch.Tensor
-    stages: dict[str, float] = field(default_factory=dict)
 
 
 class LatestMailbox:
@@ -105,8 +104,8 @@ class GenerationWorker:
     A failure inside a block is logged and reported through `error` (the watchdog restarts)."""
 
     def __init__(self, scene_tensors: SceneTensors, refiner: Refiner, on_block: Callable[[Block], None],
-                 clock: Callable[[], float] = time.perf_counter):
-        self.scene, self.refiner, self.on_block, self._now = scene_tensors, refiner, on_block, clock
+                 mark: Callable[[int, str], None] = lambda block, stage: None):
+        self.scene, self.refiner, self.on_block, self._mark = scene_tensors, refiner, on_block, mark
         self.mailbox = LatestMailbox()
         self.error: BaseException | None = None
         self.blocks_done = 0
@@ -138,19 +137,18 @@ class GenerationWorker:
 
     def run_block(self, request: BlockRequest) -> Block:
         """Render, refine and copy one block to the CPU; synchronous (also used by tests)."""
-        stages = {"started": self._now()}
+        def mark(stage: str) -> None:
+            if self.scene.device.type == "cuda":        # worker thread only: the tick never waits on this
+                torch.cuda.synchronize(self.scene.device)
+            self._mark(request.block_id, stage)
+
+        mark("start")
         if request.restart:
             self.refiner.reset()
         render, mask, source = self.scene.render(request.source_indices, request.target_c2w)
-        stages["rendered"] = self._sync_now()
-        frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source))
-        stages["refined"] = self._sync_now()
+        mark("render")
+        frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source, mark=mark))
         frames = frames.cpu()
-        stages["done"] = self._now()
+        mark("decode")
         self.blocks_done += 1
-        return Block(request=request, frames=frames, stages=stages)
-
-    def _sync_now(self) -> float:
-        if self.scene.device.type == "cuda":
-            torch.cuda.synchronize(self.scene.device)
-        return self._now()
+        return Block(request=request, frames=frames)

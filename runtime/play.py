@@ -1,0 +1,86 @@
+"""`main.py play`: compose a session from the config and the command line, run it, write its files."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from controllers.gamepad import PygameGamepad
+from controllers.keyboard import PygameKeyboard
+from model.refiners import GeometryRefiner
+from runtime.commands import UserError, pick_device
+from runtime.present import HeadlessPresenter, WindowPresenter, has_display
+from runtime.recorder import Recorder
+from runtime.scripts import demo_walk, load_script
+from runtime.session import Session
+from scenes.scene import load_sample_scene, load_scene
+
+
+def load_play_scene(cfg, name: str | None):
+    """No argument: the built-in sample. A folder: a built Scene. A video: build it first."""
+    if name is None:
+        print("roam: loading the built-in sample scene (built and cached on first use)", file=sys.stderr)
+        return load_sample_scene(cfg.scenes)
+    path = Path(name)
+    if path.is_dir():
+        return load_scene(path)
+    if path.is_file():
+        from runtime.build import build_scene
+        return build_scene(cfg, path)
+    raise UserError(f"{name}: no such video or scene folder")
+
+
+def make_refiner(cfg, device):
+    """`runtime.refiner`: geometry, dit, or auto (dit when its checkpoints verify, else geometry)."""
+    choice = cfg.runtime.refiner
+    if choice not in ("auto", "geometry", "dit"):
+        raise UserError(f"runtime.refiner={choice!r}: expected auto, geometry or dit")
+    if choice == "geometry":
+        return GeometryRefiner()
+    from model.dit_refiner import dit_refiner_or_reason
+    refiner, reason = dit_refiner_or_reason(cfg.model, device)
+    if refiner is not None:
+        return refiner
+    if choice == "dit":
+        raise UserError(f"runtime.refiner=dit: {reason}")
+    print(f"roam: geometry refiner (no weights needed): {reason}", file=sys.stderr)
+    return GeometryRefiner()
+
+
+def output_dir(cfg, out: str | None) -> Path:
+    if out:
+        return Path(out)
+    return Path(cfg.runtime.out_dir) / time.strftime("play-%Y%m%d-%H%M%S")
+
+
+def play(cfg, args) -> int:
+    device = pick_device(cfg.runtime.device)
+    scene = load_play_scene(cfg, args.scene)
+    refiner = make_refiner(cfg, device)
+    headless = args.headless or not has_display()
+    out = output_dir(cfg, args.out)
+    fps, tick_hz = cfg.runtime.loop.fps, cfg.runtime.loop.tick_hz
+    seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
+    script = load_script(args.script, scene.c2w) if args.script else None
+    inputs, sinks = [], []
+    if headless:
+        presenter = HeadlessPresenter(out, fps, scene.width, scene.height)
+        if script is None:
+            inputs.append(demo_walk(seconds, tick_hz))
+    else:
+        presenter = WindowPresenter(scene.width, scene.height, out_dir=out)
+        keyboard, pad = PygameKeyboard(cfg.controllers), PygameGamepad(cfg.controllers.gamepad, cfg.controllers.scrub_step_s)
+        inputs, sinks = [keyboard, pad], [keyboard, pad]
+    recorder = Recorder(out / "recording", fps, scene.width, scene.height) if args.record else None
+    max_frames = round(seconds * fps) if seconds is not None else None
+    session = Session(cfg, scene, refiner, presenter, device=device, inputs=inputs, event_sinks=sinks,
+                      script=script, recorder=recorder, frame_locked=headless, max_frames=max_frames)
+    print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}, "
+          f"output in {out}", file=sys.stderr)
+    summary = session.run()
+    out.mkdir(parents=True, exist_ok=True)
+    session.telemetry.write_json(out / "telemetry.json")
+    print(json.dumps({k: summary[k] for k in ("frames_presented", "wall_s", "achieved_fps")}, indent=None))
+    print(f"roam: wrote {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,67 @@
+"""Scripted drivers of a session: the built-in demo walk (timed key input, so the headless run goes
+through the same rig a person drives) and `--script` sources (trajectory files, camera-path JSON,
+recorded runs) turned into a ScriptedPath of per-frame poses and source indices."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from controllers.commands import CameraCommand, Commands
+from controllers.scripted import ScriptedPath
+from runtime.recorder import load_recorded_poses
+from scenes.trajectory import read_keys, read_pose_json, target_c2w
+
+# (start, end) as fractions of the session, and what is held: a short walk with a look around.
+DEMO_WALK = (
+    (0.00, 0.30, CameraCommand(move=(0.0, 0.0, 0.6))),
+    (0.30, 0.55, CameraCommand(move=(0.4, 0.0, 0.3), look=(-0.35, 0.0))),
+    (0.55, 0.80, CameraCommand(move=(-0.5, 0.0, 0.0), look=(0.45, 0.1))),
+    (0.80, 1.00, CameraCommand(move=(0.0, 0.0, -0.5), look=(0.0, -0.1))),
+)
+
+
+class TimedInputs:
+    """Replays held commands by session time: `poll()` is called once per tick at `tick_hz`."""
+
+    def __init__(self, segments, seconds: float, tick_hz: float):
+        self.segments, self.seconds, self.tick_hz, self.tick = segments, seconds, tick_hz, 0
+
+    def poll(self) -> Commands:
+        fraction = self.tick / (self.tick_hz * self.seconds)
+        self.tick += 1
+        for start, end, camera in self.segments:
+            if start <= fraction < end:
+                return Commands(camera=camera)
+        return Commands()
+
+
+def demo_walk(seconds: float, tick_hz: float) -> TimedInputs:
+    return TimedInputs(DEMO_WALK, seconds, tick_hz)
+
+
+def load_script(path: str | Path, source_c2w: torch.Tensor, *, relative_to_source: bool = False,
+                rotation_only: bool = False, frames: int | None = None) -> ScriptedPath:
+    """A `--script` argument -> ScriptedPath. Accepts a recorded run folder (poses.json), a
+    camera-path JSON (one 4x4 c2w per frame), or a 3-line trajectory file (reference format:
+    one output frame per source frame, composed with the scene's source poses as the reference
+    renderer does; `frames` resamples it to another length, cycling the source)."""
+    path = Path(path)
+    if path.is_dir():
+        c2w, indices, _ = load_recorded_poses(path)
+        return ScriptedPath(c2w, np.array(indices) % len(source_c2w))
+    if not path.is_file():
+        raise ValueError(f"--script {path}: no such file or folder; give a trajectory .txt, a camera-path "
+                         ".json or a recorded run folder")
+    if path.suffix.lower() == ".json":
+        c2w, indices = read_pose_json(path)
+        idx = np.arange(len(c2w)) if indices is None else np.asarray(indices)
+        return ScriptedPath(c2w, idx % len(source_c2w))
+    keys = read_keys(path)
+    n = frames or len(source_c2w)
+    idx = np.arange(n) % len(source_c2w)
+    tgt = target_c2w(keys, source_c2w[idx].float(), relative_to_source=relative_to_source,
+                     rotation_only=rotation_only)
+    return ScriptedPath(tgt.double().numpy(), idx)

@@ -1,0 +1,268 @@
+"""The engine of `play` and `render`: one loop, two clocks.
+
+Each loop iteration: run the fixed ticks that are due (poll controllers, apply time commands to the
+WorldClock, integrate the CameraRig), hand finished blocks from the generation worker to the jitter
+buffer, plan the next block when the buffer runs low, and present the frame that is due.
+
+- Real time (`frame_locked=False`): wall clock; the presenter paces frames from the jitter buffer
+  and holds the last frame when generation is late. The tick never waits for generation.
+- Frame locked (`frame_locked=True`, headless and offline): a virtual clock that advances one frame
+  period per presented frame and waits for every frame, so the output is complete and deterministic.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from controllers.commands import Commands, merge
+from controllers.scripted import ScriptedPath
+from runtime.config import AppConfig
+from runtime.pacing import JitterBuffer, Pacer
+from runtime.present import HudState
+from runtime.rig import CameraRig
+from runtime.telemetry import Telemetry
+from runtime.ticker import FixedTicker
+from runtime.worker import Block, BlockRequest, GenerationWorker, SceneTensors
+from runtime.world_clock import WorldClock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What is known about one presented frame."""
+    block_id: int
+    source_index: int
+    c2w: np.ndarray            # [4, 4] float64, the camera it was rendered from
+
+
+class VirtualClock:
+    """Time that moves only when told to (frame-locked sessions)."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Session:
+    """Runs one session until `max_frames` are presented, the script ends, or quit is asked.
+
+    inputs: objects with `poll() -> Commands` (keyboard, gamepads, input-log replayers), polled once
+    per tick. event_sinks: objects with `handle(pygame_event)` (the window's keyboard and pads).
+    script: a ScriptedPath that dictates every frame's pose and source index (replay, render)."""
+
+    def __init__(self, cfg: AppConfig, scene, refiner, presenter, *, device: torch.device,
+                 inputs=(), event_sinks=(), script: ScriptedPath | None = None, recorder=None,
+                 frame_locked: bool = False, max_frames: int | None = None, telemetry: Telemetry | None = None):
+        self.cfg, self.scene, self.presenter, self.recorder = cfg, scene, presenter, recorder
+        self.inputs, self.event_sinks, self.script = list(inputs), list(event_sinks), script
+        self.frame_locked, self.max_frames = frame_locked, max_frames
+        self.fps = cfg.runtime.loop.fps
+        self.virtual = VirtualClock() if frame_locked else None
+        self.now = self.virtual if frame_locked else time.perf_counter
+        self.telemetry = telemetry or Telemetry(fps=self.fps, now=time.perf_counter)
+        self.ticker = FixedTicker(cfg.runtime.loop.tick_hz, cfg.runtime.loop.max_catchup_ticks, now=self.now)
+        self.source_c2w = scene.c2w.double().numpy()                                  # [N, 4, 4]
+        self.rig = CameraRig(cfg.runtime.rig, scene_scale=scene_scale(scene), source_c2ws=self.source_c2w,
+                             probe=None)
+        self.clock = WorldClock(scene.num_frames, scene.fps, self.fps, cfg.runtime.clock)
+        self.buffer = JitterBuffer()
+        self.pacer = Pacer(self.buffer, 1.0 / self.fps, cfg.runtime.pacing)
+        self.refiner = refiner
+        self._done: queue.Queue[Block] = queue.Queue()
+        self.worker = GenerationWorker(SceneTensors(scene, device), refiner, self._done.put,
+                                       mark=lambda block, stage: self.telemetry.mark(block, stage))
+        self.hud = HudState(visible=True)
+        self.tick = 0
+        self.frames_presented = 0
+        self.quit = False
+        self._next_block = 0
+        self._in_flight = 0            # frames requested and not yet arrived
+        self._restart = True           # the next block starts a fresh model context
+        self._script_pos = 0
+        self._last: FrameInfo | None = None
+
+    # ---- the loop --------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Run to the end; returns the telemetry summary plus session counters."""
+        self.worker.start()
+        wall0 = time.perf_counter()
+        try:
+            while not self._finished():
+                self._iterate()
+        finally:
+            self.worker.stop()
+            self.presenter.close()
+            if self.recorder is not None:
+                self.recorder.close()
+        wall_s = time.perf_counter() - wall0
+        summary = self.telemetry.summary()
+        summary.update(wall_s=wall_s, achieved_fps=self.frames_presented / wall_s if wall_s > 0 else None,
+                       frame_locked=self.frame_locked, dropped_requests=self.worker.mailbox.dropped,
+                       pacer=dict(self.pacer.counts), ticks=self.tick, ticker=self.ticker.stats())
+        return summary
+
+    def _finished(self) -> bool:
+        if self.quit or (self.max_frames is not None and self.frames_presented >= self.max_frames):
+            return True
+        if self.worker.error is not None:
+            raise RuntimeError(f"generation worker failed: {self.worker.error}") from self.worker.error
+        script_over = self.script is not None and self.script.done and self._script_pos >= len(self.script)
+        return script_over and self._in_flight == 0 and len(self.buffer) == 0
+
+    def _iterate(self) -> None:
+        self._pump_events()
+        due, _ = self.ticker.advance()
+        for _ in range(due):
+            self._tick()
+        self._collect(wait=False)
+        self._plan()
+        if self.frame_locked:
+            self._present_locked()
+        else:
+            item = self.pacer.poll(time.perf_counter(), draining=self._draining())
+            if item is not None:
+                self._present(*item)
+            self._sleep()
+
+    def _present_locked(self) -> None:
+        while len(self.buffer) == 0 and (self._in_flight > 0 or self.worker.mailbox.pending):
+            self._collect(wait=True)
+        if len(self.buffer) == 0:
+            return
+        self._present(*self.buffer.pop())
+        self.virtual.t = self.frames_presented / self.fps
+
+    def _draining(self) -> bool:
+        return self.script is not None and self.script.done and self._in_flight == 0
+
+    def _sleep(self) -> None:
+        now = time.perf_counter()
+        wake = [self.ticker.time_to_next_tick()]
+        if self.pacer.next_due_s is not None:
+            wake.append(self.pacer.next_due_s - now)
+        time.sleep(min(max(0.0, min(wake)), 0.005))
+
+    # ---- input -----------------------------------------------------------------------------
+    def _pump_events(self) -> None:
+        for event in self.presenter.events():
+            for sink in self.event_sinks:
+                sink.handle(event)
+
+    def _tick(self) -> None:
+        cmds = merge(*(source.poll() for source in self.inputs)) if self.inputs else Commands()
+        if self.recorder is not None and not cmds.is_idle:
+            self.recorder.log_tick(self.tick, cmds.to_dict())
+        self._apply_app(cmds)
+        self.clock.apply(cmds.time)
+        if cmds.camera.reset or cmds.camera.mode is not None or cmds.camera.cycle_mode:
+            self._discontinuity()
+        self.rig.step(cmds.camera, 1.0 / self.cfg.runtime.loop.tick_hz, self.source_c2w[self.clock.index])
+        self.telemetry.camera_command(self.tick, cmds.camera)
+        self.tick += 1
+
+    def _apply_app(self, cmds: Commands) -> None:
+        app = cmds.app
+        if app.quit:
+            self.quit = True
+        if app.toggle_hud:
+            self.hud.visible = not self.hud.visible
+        if app.toggle_fullscreen and hasattr(self.presenter, "toggle_fullscreen"):
+            self.presenter.toggle_fullscreen()
+        if app.screenshot and hasattr(self.presenter, "request_screenshot"):
+            self.presenter.request_screenshot()
+
+    def _discontinuity(self) -> None:
+        """Scrub, jump, reset or mode change: drop buffered frames and restart the model context."""
+        self._restart = True
+
+    # ---- planning and generation ------------------------------------------------------------
+    def _low_water(self) -> int:
+        return self.refiner.frames_for_block(False) + self.cfg.runtime.pacing.target_buffer_frames
+
+    def _plan(self) -> None:
+        if self.worker.mailbox.pending or len(self.buffer) + self._in_flight >= self._low_water():
+            return
+        if self.script is not None and self._script_pos >= len(self.script) and not self.script.loop:
+            return
+        n = self.refiner.frames_for_block(self._restart)
+        poses, indices, discontinuity = self._next_frames(n)
+        if len(indices) == 0:
+            return
+        request = BlockRequest(block_id=self._next_block, source_indices=tuple(int(i) for i in indices),
+                               target_c2w=poses, restart=self._restart or discontinuity,
+                               input_sampled_s=time.perf_counter(), command_tick=self.tick,
+                               issued_s=time.perf_counter())
+        self.telemetry.mark(request.block_id, "input", request.input_sampled_s, tick=self.tick)
+        self.telemetry.mark(request.block_id, "request", request.issued_s)
+        self.worker.submit(request)
+        self._next_block += 1
+        self._in_flight += len(indices)
+        self._restart = False
+
+    def _next_frames(self, n: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Poses [n, 4, 4] and source indices [n] of the next n frames, and whether source time jumps."""
+        if self.script is not None:
+            poses, indices = self.script.window(self._script_pos, n)
+            self._script_pos += len(indices)
+            jumps = np.abs(np.diff(indices)) > max(2, int(np.ceil(self.clock.rate * 4))) if len(indices) > 1 else []
+            return poses, indices, bool(np.any(jumps))
+        frames = [self.clock.advance() for _ in range(n)]
+        indices = np.array([f.index for f in frames])
+        ride = self.source_c2w[indices] if self.cfg.runtime.rig.ride_along else None
+        poses = self.rig.predict(n, 1.0 / self.fps, ride)
+        return poses, indices, any(f.discontinuity for f in frames)
+
+    def _collect(self, wait: bool) -> None:
+        try:
+            while True:
+                block = self._done.get(timeout=1.0) if wait else self._done.get_nowait()
+                self._accept(block)
+                wait = False
+        except queue.Empty:
+            pass
+
+    def _accept(self, block: Block) -> None:
+        req = block.request
+        self._in_flight -= len(req.source_indices)
+        offset = len(req.source_indices) - len(block.frames)      # a short block keeps its last frames
+        for i, frame in enumerate(block.frames):
+            j = offset + i
+            self.buffer.push(frame, FrameInfo(req.block_id, req.source_indices[j], req.target_c2w[j]))
+
+    # ---- presentation -----------------------------------------------------------------------
+    def _present(self, frame: torch.Tensor, info: FrameInfo) -> None:
+        self.hud.lines = self._hud_lines(info)
+        self.presenter.present(frame, self.hud)
+        self.telemetry.present(info.block_id, time.perf_counter())
+        if self.recorder is not None:
+            self.recorder.log_frame(frame, info.source_index, info.c2w)
+        self.frames_presented += 1
+        self._last = info
+
+    def _hud_lines(self, info: FrameInfo) -> list[str]:
+        s = self.telemetry.summary() if self.frames_presented % 12 == 0 else None
+        if s is not None:
+            self._hud_stats = s
+        s = getattr(self, "_hud_stats", {}) or {}
+        lat = s.get("control_to_photon_ms", {})
+        state = "paused" if self.clock.paused else f"{self.clock.speed:g}x {'rev' if self.clock.direction < 0 else 'fwd'}"
+        return [f"roam  {self.refiner.name} refiner  {self.rig.mode} mode",
+                f"fps {s.get('fps') or 0:5.1f}   latency p50 {lat.get('p50', 0):4.0f} ms",
+                f"time {info.source_index:4d}/{self.scene.num_frames - 1}  {state}",
+                f"buffer {len(self.buffer):2d} frames  block {info.block_id}",
+                "rec" if self.recorder is not None else ""]
+
+
+def scene_scale(scene) -> float:
+    """Typical distance of the scene from its cameras: the median depth of the first frame."""
+    depth = scene.depth[0]
+    valid = depth[torch.isfinite(depth) & (depth > 0)]
+    return float(valid.median()) if valid.numel() else 1.0
