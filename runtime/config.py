@@ -33,8 +33,73 @@ class LoopConfig:
 
 
 @dataclass(frozen=True)
+class RigConfig:
+    """CameraRig (runtime/rig.py). Distances are in units of the scene scale (median depth)."""
+    mode: str = "walk"                 # walk | fly | orbit | tripod at start (Tab cycles)
+    walk_speed: float = 0.6            # scene scales per second at full stick / held key
+    fly_speed: float = 0.8             # scene scales per second in fly mode
+    run_multiplier: float = 3.0        # speed factor while run (Shift / left stick press) is held
+    accel_rate: float = 10.0           # 1/s: how fast velocity reaches the held-input speed
+    damping_rate: float = 6.0          # 1/s: how fast velocity dies away after release (inertia)
+    look_speed_deg_s: float = 90.0     # turn rate at full stick / held IJKL
+    look_response_rate: float = 15.0   # 1/s: smoothing of stick and key look rates
+    pitch_limit_deg: float = 85.0      # walk/fly/tripod: never look further up or down
+    collision_margin: float = 0.15     # walk: stop this far short of a surface
+    orbit_radius: float = 1.0          # orbit centre distance in front of the camera
+    orbit_speed_deg_s: float = 45.0    # orbit pitch/yaw rate at full input
+    orbit_dolly_speed: float = 0.5     # orbit: W/S dolly toward / away from the centre, per second
+    orbit_pitch_limit_deg: float = 80.0  # orbit: largest |pitch|
+    orbit_min_distance: float = 0.1    # orbit: closest approach to the centre
+    ride_along: bool = False           # pose = source_c2w(t) @ offset (reference --relative_to_source)
+
+    def __post_init__(self):
+        if self.mode not in ("walk", "fly", "orbit", "tripod"):
+            raise ValueError(f"mode: {self.mode!r} is not one of walk, fly, orbit, tripod")
+        if min(self.accel_rate, self.damping_rate, self.look_response_rate) <= 0:
+            raise ValueError("accel_rate, damping_rate and look_response_rate must be > 0")
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    """WorldClock (runtime/world_clock.py): which source frame each presented frame shows."""
+    ends: str = "pingpong"             # at the clip's ends: loop | pingpong | stop
+    speed_steps: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)  # [ and ] step through these
+    min_speed: float = 0.25            # playback speed is clamped to [min_speed, max_speed]
+    max_speed: float = 4.0
+    start_speed: float = 1.0
+    start_paused: bool = False
+    match_source_fps: bool = True      # 1x plays at the source fps; false: one source frame per presented frame (the reference)
+    discontinuity_frames: int = 1      # a scrub/jump moving farther than this restarts the model context
+
+    def __post_init__(self):
+        if self.ends not in ("loop", "pingpong", "stop"):
+            raise ValueError(f"ends: {self.ends!r} is not one of loop, pingpong, stop")
+        if not 0 < self.min_speed <= self.start_speed <= self.max_speed:
+            raise ValueError(f"need 0 < min_speed <= start_speed <= max_speed, got "
+                             f"{self.min_speed}, {self.start_speed}, {self.max_speed}")
+        if list(self.speed_steps) != sorted(self.speed_steps) or not self.speed_steps:
+            raise ValueError(f"speed_steps must be a non-empty ascending list, got {list(self.speed_steps)}")
+
+
+@dataclass(frozen=True)
+class PacingConfig:
+    """Frame pacing of the presenter (runtime/pacing.py)."""
+    target_buffer_frames: int = 3      # frames buffered before playback starts, and again after a stall
+    deadband_s: float = 0.010          # present a frame up to this early rather than one refresh late
+    max_late_frames: float = 0.5       # later than this (in frame periods): re-anchor, never burst to catch up
+    max_buffer_frames: int = 48        # more buffered than this: drop the oldest (caps latency)
+
+    def __post_init__(self):
+        if self.target_buffer_frames < 1 or self.max_buffer_frames < self.target_buffer_frames:
+            raise ValueError("need 1 <= target_buffer_frames <= max_buffer_frames")
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
+    rig: RigConfig = field(default_factory=RigConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
+    pacing: PacingConfig = field(default_factory=PacingConfig)
     headless_seconds: float = 4.0      # length of a headless session when --seconds is not given
     out_dir: str = "out"               # parent folder of session output folders
     refiner: str = "auto"              # auto | geometry | dit
