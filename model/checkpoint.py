@@ -1,0 +1,390 @@
+"""Checkpoint files: the one place that knows upstream file names, key prefixes and renames.
+
+Loading is strict. Every tensor the module expects must come from a file, with the right shape,
+and nothing may be left over; otherwise a `CheckpointError` names the file, the first few missing,
+unexpected and mismatched tensors with their counts, and what to download. Checkpoint tensors are
+copied into the module's own parameters, which converts them to the module's dtype and device
+(a module built on the meta device is materialised first and then entirely overwritten). Files are
+read lazily: names and shapes from the header, then one tensor at a time. `.safetensors` is
+preferred; `.pth` is read only with `torch.load(weights_only=True)`.
+
+Layout (the reference download, checkpoints/README.md; model-stack-spec §8):
+    InSpatio-World-1.3B/InSpatio-World-1.3B.safetensors
+    Wan2.1-T2V-1.3B/{config.json, *diffusion*.safetensors, models_t5_umt5-xxl-enc-bf16.{safetensors,pth},
+                     Wan2.1_VAE.pth, google/umt5-xxl/}
+    taehv/taew2_1.pth
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError, safe_open
+
+MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
+
+WAN_DIR = "Wan2.1-T2V-1.3B"
+WAN_CONFIG = f"{WAN_DIR}/config.json"
+DIT_BASE_GLOB = "*diffusion*.safetensors"                       # every match is merged, as the reference does
+INSPATIO_FILE = "InSpatio-World-1.3B/InSpatio-World-1.3B.safetensors"
+T5_FILES = (f"{WAN_DIR}/models_t5_umt5-xxl-enc-bf16.safetensors", f"{WAN_DIR}/models_t5_umt5-xxl-enc-bf16.pth")
+TOKENIZER_DIR = f"{WAN_DIR}/google/umt5-xxl"
+VAE_FILE = f"{WAN_DIR}/Wan2.1_VAE.pth"
+TAE_FILE = "taehv/taew2_1.pth"
+
+GET_WAN = "download Wan-AI/Wan2.1-T2V-1.3B (huggingface.co) into checkpoints/Wan2.1-T2V-1.3B/, see checkpoints/README.md"
+GET_INSPATIO = ("download InSpatio-World-1.3B.safetensors (huggingface.co/inspatio/world) into "
+                "checkpoints/InSpatio-World-1.3B/, see checkpoints/README.md")
+GET_TAE = "download taew2_1.pth (github.com/madebyollin/taehv) into checkpoints/taehv/, see checkpoints/README.md"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable, or does not hold what the model needs."""
+
+
+@dataclass(frozen=True)
+class KeyMap:
+    """How a file's tensor names become module names. Applied key by key; copies nothing."""
+    strip_prefixes: tuple[str, ...] = ()      # removed from the front, repeatedly (wrapper attributes)
+    drop_substrings: tuple[str, ...] = ()     # keys containing any of these are not loaded
+    renames: tuple[tuple[str, str], ...] = ()  # (regex, replacement) on the stripped name, first match wins
+    take_last_rows: tuple[str, ...] = ()      # module names whose file tensor may have extra leading rows
+
+    def target(self, key: str) -> str | None:
+        """Module name for a file key, or None when the key is dropped."""
+        while prefix := next((p for p in self.strip_prefixes if key.startswith(p)), None):
+            key = key[len(prefix):]
+        if any(s in key for s in self.drop_substrings):
+            return None
+        for pattern, replacement in self.renames:
+            if re.fullmatch(pattern, key):
+                return re.sub(pattern, replacement, key)
+        return key
+
+
+WRAPPER_PREFIXES = ("generator.", "model.", "_orig_mod.")
+# base_checkpoint_filter_list: the base file's 16-channel patch embedding cannot fill the 36-channel layer
+DIT_BASE_KEYMAP = KeyMap(WRAPPER_PREFIXES, ("img_emb.", "cross_attn.k_img", "cross_attn.v_img",
+                                            "cross_attn.norm_k_img", "patch_embedding"))
+DIT_INSPATIO_KEYMAP = KeyMap(WRAPPER_PREFIXES)   # the reference needs `model.`; unprefixed keys are accepted too
+PLAIN_KEYMAP = KeyMap()
+_B = r"blocks\.(\d+)\."
+_HF = r"encoder.block.\1.layer."
+UMT5_KEYMAP = KeyMap(renames=(                    # wan/modules/t5.py names -> transformers UMT5EncoderModel
+    (r"token_embedding\.weight", "shared.weight"),
+    (_B + r"attn\.([qkvo])\.weight", _HF + r"0.SelfAttention.\2.weight"),
+    (_B + r"pos_embedding\.embedding\.weight", _HF + "0.SelfAttention.relative_attention_bias.weight"),
+    (_B + r"norm1\.weight", _HF + "0.layer_norm.weight"),
+    (_B + r"norm2\.weight", _HF + "1.layer_norm.weight"),
+    (_B + r"ffn\.gate\.0\.weight", _HF + "1.DenseReluDense.wi_0.weight"),
+    (_B + r"ffn\.fc1\.weight", _HF + "1.DenseReluDense.wi_1.weight"),
+    (_B + r"ffn\.fc2\.weight", _HF + "1.DenseReluDense.wo.weight"),
+    (r"norm\.weight", "encoder.final_layer_norm.weight"),
+))
+
+
+class TensorFile:
+    """One checkpoint file: names and shapes from its header, tensors read one at a time."""
+
+    def __init__(self, path: Path | str, get: str):
+        self.path, self.get = Path(path), get
+        if not self.path.is_file():
+            raise CheckpointError(f"{self.path}: file not found; {get}")
+        if self.path.suffix == ".safetensors":
+            self._open_safetensors()
+        elif self.path.suffix in (".pth", ".pt"):
+            self._open_pth()
+        else:
+            raise CheckpointError(f"{self.path}: unknown checkpoint format (expected .safetensors or .pth); {get}")
+
+    def _open_safetensors(self) -> None:
+        try:
+            self._file = safe_open(str(self.path), framework="pt", device="cpu")
+            self.shapes = {k: tuple(self._file.get_slice(k).get_shape()) for k in self._file.keys()}
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{self.path}: unreadable safetensors file ({e}); it may be truncated: {self.get}") from e
+        self.tensor = self._file.get_tensor
+
+    def _open_pth(self) -> None:
+        try:
+            try:      # mmap: shapes without reading the data
+                sd = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:
+                if "mmap" not in str(e):
+                    raise
+                sd = torch.load(self.path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+            raise CheckpointError(f"{self.path}: unreadable .pth file ({str(e).split('. ')[0][:160]}); "
+                                  f"it may be truncated or not a plain state dict: {self.get}") from e
+        for wrapper in ("state_dict", "model"):          # utils/convert_pth_to_safetensors.py unwraps these
+            if isinstance(sd, dict) and set(sd) == {wrapper} and isinstance(sd[wrapper], dict):
+                sd = sd[wrapper]
+        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise CheckpointError(f"{self.path}: not a state dict of tensors; {self.get}")
+        self.shapes = {k: tuple(v.shape) for k, v in sd.items()}
+        self.tensor = sd.__getitem__
+
+
+def _preview(names: Iterable[str], n: int = 4) -> str:
+    names = sorted(names)
+    return f"{len(names)} ({', '.join(names[:n])}{', ...' if len(names) > n else ''})"
+
+
+def match_file(f: TensorFile, km: KeyMap, expected: dict[str, tuple]) -> tuple[dict[str, str], list[str]]:
+    """Module name -> file key for one file, and its problems against `expected` (name -> shape):
+    unexpected tensors, wrong shapes, and names that collide after prefix stripping."""
+    mapping, duplicates = {}, []
+    for key in f.shapes:
+        if (name := km.target(key)) is not None:
+            duplicates += [name] if name in mapping else []
+            mapping[name] = key
+    unexpected = mapping.keys() - expected.keys()
+    wrong = [f"{n}: file {f.shapes[k]} vs model {expected[n]}" for n, k in sorted(mapping.items())
+             if n in expected and not _shape_fits(f.shapes[k], expected[n], n in km.take_last_rows)]
+    return mapping, [f"unexpected {_preview(unexpected)}" if unexpected else "",
+                     f"wrong shape {len(wrong)} ({'; '.join(wrong[:3])})" if wrong else "",
+                     f"duplicate after prefix stripping {_preview(duplicates)}" if duplicates else ""]
+
+
+def map_file(f: TensorFile, km: KeyMap, expected: dict[str, tuple], *, require_all: bool) -> dict[str, str]:
+    """match_file, raising a CheckpointError on any problem (and on missing names if require_all)."""
+    mapping, issues = match_file(f, km, expected)
+    missing = expected.keys() - mapping.keys() if require_all else set()
+    _raise_if(f"{f.path}", [f"missing {_preview(missing)}" if missing else "", *issues], f.get)
+    return mapping
+
+
+def _raise_if(where: str, issues: list[str], get: str) -> None:
+    if any(issues):
+        raise CheckpointError(f"{where}: {', '.join(i for i in issues if i)}; {get}")
+
+
+def _shape_fits(have: tuple, want: tuple, may_cut_rows: bool) -> bool:
+    return have == want or (may_cut_rows and have[1:] == want[1:] and have[0] >= want[0])
+
+
+def expected_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The module's own tensors by state-dict name: parameters (tied ones once) and persistent buffers."""
+    tensors = dict(module.named_parameters())
+    tensors.update((n, b) for n, b in module.state_dict(keep_vars=True).items()
+                   if n not in tensors and not isinstance(b, nn.Parameter))
+    return tensors
+
+
+def load_module(module: nn.Module, files: list[tuple[TensorFile, KeyMap]], *, device=None) -> None:
+    """Fill every parameter and persistent buffer of `module` from `files` (later files override
+    earlier ones) and check the union covers all of them. A module on the meta device is
+    materialised on `device` first. Raises CheckpointError before anything is copied."""
+    want = expected_tensors(module)
+    shapes = {n: tuple(t.shape) for n, t in want.items()}
+    sources, issues, gets = {}, [], []
+    for f, km in files:
+        mapping, found = match_file(f, km, shapes)
+        sources.update({n: (f, k, n in km.take_last_rows) for n, k in mapping.items()})
+        issues += [f"{f.path.name}: {i}" if len(files) > 1 else i for i in found if i]
+        gets += [f.get] if any(found) and f.get not in gets else []
+    missing = shapes.keys() - sources.keys()
+    _raise_if(" + ".join(str(f.path) for f, _ in files), [f"missing {_preview(missing)}" if missing else "", *issues],
+              "; ".join(gets) or files[-1][0].get)
+    if any(t.is_meta for t in want.values()):
+        want = _materialise(module, device)
+    with torch.no_grad():
+        for name, dst in want.items():
+            f, key, cut = sources[name]
+            src = f.tensor(key)
+            dst.copy_(src[-dst.shape[0]:] if cut else src)        # copy_ casts to dst's dtype and device
+
+
+def _materialise(module: nn.Module, device) -> dict[str, torch.Tensor]:
+    """to_empty() on `device`, keeping tied parameters tied; every tensor is overwritten afterwards."""
+    if device is None:
+        raise ValueError("a module on the meta device needs device= to be loaded")
+    persistent = module.state_dict(keep_vars=True).keys()
+    if lost := [n for n, _ in module.named_buffers() if n not in persistent]:
+        raise ValueError(f"non-persistent buffers {lost[:3]} would stay uninitialised; build the module on {device}")
+    aliases, first = [], {}
+    for name, p in module.named_parameters(remove_duplicate=False):
+        if id(p) in first:
+            aliases.append((name, first[id(p)]))
+        first.setdefault(id(p), name)
+    module.to_empty(device=device)
+    for alias, name in aliases:                            # to_empty gives each alias its own tensor
+        owner, _, attr = alias.rpartition(".")
+        setattr(module.get_submodule(owner), attr, module.get_parameter(name))
+    return expected_tensors(module)
+
+
+# --- the model stack's files ---------------------------------------------------------------
+
+def load_vae(vae: nn.Module, path: Path, *, device=None) -> None:
+    load_module(vae, [(TensorFile(path, GET_WAN), PLAIN_KEYMAP)], device=device)
+
+
+def tae_keymap(tgrow_names: Iterable[str]) -> KeyMap:
+    return KeyMap(take_last_rows=tuple(tgrow_names))
+
+
+def load_tae(tae: nn.Module, path: Path, *, device=None) -> None:
+    """TGrow weights with more output channels than the layer keep their LAST rows (taehv
+    `patch_tgrow_layers`)."""
+    load_module(tae, [(TensorFile(path, GET_TAE), tae_keymap(tae.tgrow_weight_names()))], device=device)
+
+
+def load_umt5(encoder: nn.Module, path: Path, *, device=None) -> None:
+    """Reference umT5 names (wan/modules/t5.py) into a transformers UMT5EncoderModel."""
+    load_module(encoder, [(TensorFile(path, GET_WAN), UMT5_KEYMAP)], device=device)
+
+
+def load_dit(dit: nn.Module, base_paths: list[Path], inspatio_path: Path, *, device=None) -> None:
+    """Base Wan2.1 diffusion weights (all files merged, minus the filter list), then the InSpatio
+    file on top; every DiT tensor must come from one of them (the reference's strict=False would
+    leave the rest uninitialised)."""
+    if not base_paths:
+        raise CheckpointError(f"no {DIT_BASE_GLOB} in checkpoints/{WAN_DIR}; {GET_WAN}")
+    files = [(TensorFile(p, GET_WAN), DIT_BASE_KEYMAP) for p in base_paths]
+    load_module(dit, files + [(TensorFile(inspatio_path, GET_INSPATIO), DIT_INSPATIO_KEYMAP)], device=device)
+
+
+def load_manifest(name: str, manifest_dir: Path = MANIFEST_DIR) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from model/manifests/<name>.json (the parity `*_keys.json` layout:
+    {"keys": [{"name", "shape"}, ...]}, or a plain {name: shape} mapping)."""
+    raw = json.loads((manifest_dir / f"{name}.json").read_text())
+    entries = raw["keys"] if isinstance(raw, dict) and "keys" in raw else raw
+    if isinstance(entries, dict):
+        return {k: tuple(v) for k, v in entries.items()}
+    return {e["name"]: tuple(e["shape"]) for e in entries}
+
+
+# --- discovery and `main.py doctor` ----------------------------------------------------------
+
+TAEW2_1_TGROW = ("decoder.7.conv.weight", "decoder.13.conv.weight", "decoder.19.conv.weight")
+WAN_CONFIG_VALUES = {"model_type": "t2v", "dim": 1536, "ffn_dim": 8960, "num_heads": 12, "num_layers": 30,
+                     "freq_dim": 256, "text_len": 512, "out_dim": 16, "eps": 1e-6}  # in_dim 16 is overridden to 36
+ENABLES_DIT = "DiT refiner (runtime.refiner: dit, or auto)"
+ENABLES_TEXT = "prompt embeddings for newly built scenes"
+ENABLES_VAE = "Wan VAE codec (model.use_tae: false; reference parity)"
+ENABLES_TAE = "TAE codec (model.use_tae: true; real time)"
+
+
+@dataclass(frozen=True)
+class CheckpointFiles:
+    """What exists under a checkpoint folder (None / empty: not found)."""
+    root: Path
+    wan_config: Path | None
+    dit_base: tuple[Path, ...]
+    dit_inspatio: Path | None
+    t5: Path | None                  # .safetensors preferred over .pth
+    tokenizer: Path | None
+    vae: Path | None
+    tae: Path | None
+
+
+def discover(checkpoint_dir: Path | str) -> CheckpointFiles:
+    root = Path(checkpoint_dir)
+    found = {rel: root / rel for rel in (WAN_CONFIG, INSPATIO_FILE, *T5_FILES, TOKENIZER_DIR, VAE_FILE, TAE_FILE)
+             if (root / rel).exists()}
+    return CheckpointFiles(root, found.get(WAN_CONFIG), tuple(sorted((root / WAN_DIR).glob(DIT_BASE_GLOB))),
+                           found.get(INSPATIO_FILE), next((found[r] for r in T5_FILES if r in found), None),
+                           found.get(TOKENIZER_DIR), found.get(VAE_FILE), found.get(TAE_FILE))
+
+
+class DoctorRow(NamedTuple):
+    name: str
+    path: str
+    status: str                      # missing | present | verified | invalid
+    detail: str
+    enables: str
+
+
+def doctor_report(checkpoint_dir: Path | str, manifest_dir: Path = MANIFEST_DIR) -> list[DoctorRow]:
+    """One row per checkpoint of the model stack. Verification reads file headers (names and
+    shapes), never whole tensors."""
+    files = discover(checkpoint_dir)
+    root = files.root
+    return [
+        _wan_config_row(files.wan_config or root / WAN_CONFIG),
+        *_dit_rows(files, manifest_dir),
+        _file_row("umT5-XXL text encoder", files.t5 or root / T5_FILES[1], "t5_umt5_xxl_keys", PLAIN_KEYMAP,
+                  GET_WAN, ENABLES_TEXT, manifest_dir),
+        _tokenizer_row(files.tokenizer or root / TOKENIZER_DIR),
+        _file_row("Wan2.1 VAE", files.vae or root / VAE_FILE, "wan_vae_keys", PLAIN_KEYMAP, GET_WAN, ENABLES_VAE,
+                  manifest_dir),
+        _file_row("TAEHV taew2_1", files.tae or root / TAE_FILE, "taew2_1_keys", tae_keymap(TAEW2_1_TGROW), GET_TAE,
+                  ENABLES_TAE, manifest_dir),
+    ]
+
+
+def _file_row(name, path, manifest, km, get, enables, manifest_dir) -> DoctorRow:
+    if not path.exists():
+        return DoctorRow(name, str(path), "missing", get, enables)
+    try:
+        mapped = map_file(TensorFile(path, get), km, load_manifest(manifest, manifest_dir), require_all=True)
+    except CheckpointError as e:
+        return DoctorRow(name, str(path), "invalid", str(e), enables)
+    return DoctorRow(name, str(path), "verified", f"all {len(mapped)} tensors with the expected shapes", enables)
+
+
+def _wan_config_row(path: Path) -> DoctorRow:
+    name = "Wan2.1 DiT config"
+    if not path.exists():
+        return DoctorRow(name, str(path), "missing", GET_WAN, ENABLES_DIT)
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        return DoctorRow(name, str(path), "invalid", f"unreadable JSON ({e}); {GET_WAN}", ENABLES_DIT)
+    wrong = [f"{k}={cfg.get(k)!r} (expected {v!r})" for k, v in WAN_CONFIG_VALUES.items() if cfg.get(k) != v]
+    if wrong:
+        return DoctorRow(name, str(path), "invalid", f"not the 1.3B T2V config: {', '.join(wrong)}", ENABLES_DIT)
+    return DoctorRow(name, str(path), "verified", "Wan2.1-T2V-1.3B values", ENABLES_DIT)
+
+
+def _tokenizer_row(path: Path) -> DoctorRow:
+    name = "umT5 tokenizer"
+    if not path.is_dir():
+        return DoctorRow(name, str(path), "missing", GET_WAN, ENABLES_TEXT)
+    have = sorted(p.name for p in path.iterdir() if p.name in ("tokenizer.json", "spiece.model", "tokenizer_config.json"))
+    if not {"tokenizer.json", "spiece.model"} & set(have):
+        return DoctorRow(name, str(path), "invalid", f"no tokenizer.json or spiece.model; {GET_WAN}", ENABLES_TEXT)
+    return DoctorRow(name, str(path), "present", f"{', '.join(have)} (loaded by transformers when used)", ENABLES_TEXT)
+
+
+def _dit_rows(files: CheckpointFiles, manifest_dir: Path) -> list[DoctorRow]:
+    """The base files and the InSpatio file are checked one by one; the InSpatio file must hold the
+    36-channel patch embedding, and together they must assign every DiT tensor."""
+    try:
+        manifest = load_manifest("dit_1.3b_keys", manifest_dir)
+    except FileNotFoundError:
+        manifest = None
+    base, base_names = _dit_file_row("Wan2.1 DiT base weights", files.dit_base, DIT_BASE_KEYMAP, GET_WAN, manifest,
+                                     files.root / WAN_DIR / "diffusion_pytorch_model.safetensors")
+    insp, insp_names = _dit_file_row("InSpatio-World DiT weights", (files.dit_inspatio,) if files.dit_inspatio else (),
+                                     DIT_INSPATIO_KEYMAP, GET_INSPATIO, manifest, files.root / INSPATIO_FILE)
+    if insp.status == "verified":
+        missing = manifest.keys() - base_names - insp_names
+        if not {"patch_embedding.weight", "patch_embedding.bias"} <= insp_names:
+            insp = insp._replace(status="invalid", detail=f"no 36-channel patch_embedding.{{weight,bias}}; {GET_INSPATIO}")
+        elif base.status == "verified" and missing:
+            insp = insp._replace(status="invalid", detail=f"with the base weights still missing {_preview(missing)}")
+        elif base.status == "verified":
+            insp = insp._replace(detail=f"{insp.detail}; with the base weights all {len(manifest)} are assigned")
+    return [base, insp]
+
+
+def _dit_file_row(name, paths, km, get, manifest, default_path) -> tuple[DoctorRow, set[str]]:
+    path = paths[0] if paths else default_path
+    if not paths:
+        return DoctorRow(name, str(path), "missing", get, ENABLES_DIT), set()
+    if manifest is None:
+        return DoctorRow(name, str(path), "present", "not verified: no model/manifests/dit_1.3b_keys.json", ENABLES_DIT), set()
+    try:
+        names = {n for p in paths for n in map_file(TensorFile(p, get), km, manifest, require_all=False)}
+    except CheckpointError as e:
+        return DoctorRow(name, str(path), "invalid", str(e), ENABLES_DIT), set()
+    return DoctorRow(name, str(path), "verified", f"{len(names)} of {len(manifest)} DiT tensors", ENABLES_DIT), names
