@@ -78,9 +78,11 @@ def play(cfg, args) -> int:
                       script=script, recorder=recorder, frame_locked=headless, max_frames=max_frames)
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}, "
           f"output in {out}", file=sys.stderr)
-    summary = session.run()
-    out.mkdir(parents=True, exist_ok=True)
-    session.telemetry.write_json(out / "telemetry.json")
-    print(json.dumps({k: summary[k] for k in ("frames_presented", "wall_s", "achieved_fps")}, indent=None))
-    print(f"roam: wrote {out}", file=sys.stderr)
+    try:
+        summary = session.run()
+        print(json.dumps({k: summary[k] for k in ("frames_presented", "wall_s", "achieved_fps")}))
+    finally:                   # also on Ctrl-C: the video and recording are already finalized
+        out.mkdir(parents=True, exist_ok=True)
+        session.telemetry.write_json(out / "telemetry.json")
+        print(f"roam: wrote {out}", file=sys.stderr)
     return 0

@@ -52,7 +52,9 @@ class HeadlessPresenter:
         self.frames_presented = 0
 
     def events(self) -> list:
-        return []
+        """Events of an initialised pygame display (kiosk pads, tests on the dummy driver); none otherwise."""
+        import pygame
+        return pygame.event.get() if pygame.display.get_init() else []
 
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """frame: uint8 [H, W, 3]."""
