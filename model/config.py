@@ -10,3 +10,6 @@ class ModelConfig:
     checkpoint_dir: str = "checkpoints"  # root of the weight folders (layout in checkpoints/README.md)
     use_tae: bool = True               # TAEHV tiny autoencoder instead of the Wan VAE in play
     dtype: str = "bfloat16"            # bfloat16 | float32 for the DiT on GPU
+    compile: bool = False              # torch.compile the DiT passes (static shapes; slow first start)
+    seed: int = 0                      # seed of the DiT's noise generator (same seed, same frames)
+    random_weights: bool = False       # benchmarks only: full-size DiT and codec with random weights (output is noise)

@@ -1,17 +1,132 @@
-"""DiTRefiner: the InSpatio-World model as a Refiner (block loop on render, mask and source frames)."""
+"""DiTRefiner: the InSpatio-World model as a Refiner, streaming block by block.
+
+Per block (3 latent frames): encode the source frames and the point-cloud render with the latent
+codec (each through its own streaming encoder state), turn the validity mask into the 4-channel mask
+latent, run the DiT block (context pass + 4 denoising steps, model/sampler.py), and decode the block's
+x0 with the streaming decoder. Frame grouping follows the codec: the Wan VAE takes 9 frames for the
+first block and 12 after, the TAE 12 always; the decoder yields 9 frames for the first block, 12 after.
+The mask latent always uses the reference's (Wan VAE) grouping, latent i = mask frames 4i-3 .. 4i with
+frame 0 repeated, so with the TAE the mask lags its block by 3 frames, as in the reference.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from model.checkpoint import doctor_report
+import torch
+
+from model import checkpoint
+from model.dit import CausalWanModel, DiTConfig
+from model.latent_codec import LatentCodec, TAECodec, load_codec
+from model.mask import mask_to_latent
+from model.refiners import RefineInput
+from model.sampler import FRAMES_PER_BLOCK, BlockSampler
+
+MASK_LAG = 3          # frames of the previous block the reference's mask grouping reaches back
 
 
-def dit_refiner_or_reason(cfg, device):
-    """(DiTRefiner, "") when every checkpoint the DiT path needs verifies, else (None, why not)."""
-    rows = {row.name: row for row in doctor_report(Path(cfg.checkpoint_dir))}
-    needed = [name for name in rows if "dit" in name.lower() or "inspatio" in name.lower()]
-    bad = [f"{rows[n].name}: {rows[n].status}" for n in needed if rows[n].status != "verified"]
+class DiTRefiner:
+    name = "dit"
+
+    def __init__(self, sampler: BlockSampler, codec: LatentCodec):
+        self.sampler, self.codec = sampler, codec
+        self.device, self.dtype = sampler.device, sampler.dtype
+        self._source, self._render, self._decoder = codec.stream(), codec.stream(), codec.stream()
+        self._mask_lag = MASK_LAG if isinstance(codec, TAECodec) else 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.sampler.reset()
+        for stream in (self._source, self._render, self._decoder):
+            stream.reset()
+        self._mask_tail: torch.Tensor | None = None
+        self._first = True
+
+    def frames_for_block(self, first: bool) -> int:
+        return self.codec.input_frames(FRAMES_PER_BLOCK, first)
+
+    @torch.no_grad()
+    def refine(self, block: RefineInput) -> torch.Tensor:
+        first, self._first = self._first, False
+        source = to_signed(block.source, self.device)                       # [1, T, 3, H, W]
+        render = to_signed(block.render, self.device)                       # [1, T, 3, H, W]
+        ref_latent = self._source.encode(source)                            # [1, 3, 16, h, w]
+        render_latent = self._render.encode(render)                         # [1, 3, 16, h, w]
+        mask_latent = self._mask_latent(block.mask, first)                  # [1, 3, 4, h, w]
+        block.mark("encode")
+        cond = torch.cat([mask_latent.to(render_latent.dtype), render_latent], dim=2)   # [1, 3, 20, h, w]
+        x0 = self.sampler.generate_block(ref_latent.to(self.dtype), cond.to(self.dtype))
+        block.mark("dit")
+        video = self._decoder.decode(x0)                                    # [1, T', 3, H, W] in [0, 1]
+        return (video[0] * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()   # [T', H, W, 3]
+
+    def _mask_latent(self, mask: torch.Tensor, first: bool) -> torch.Tensor:
+        """mask bool [T, H, W] -> [1, 3, 4, h, w] in {-1, +1} units, reference grouping."""
+        signed = mask.to(self.device, torch.float32)[None] * 2 - 1             # [1, T, H, W]
+        if not self._mask_lag:
+            return mask_to_latent(signed, first_block=first)[:, :FRAMES_PER_BLOCK]
+        tail = signed[:, :1].expand(-1, self._mask_lag, -1, -1) if first else self._mask_tail
+        self._mask_tail = signed[:, -self._mask_lag:]
+        seq = torch.cat([tail, signed], dim=1)[:, :4 * FRAMES_PER_BLOCK]       # [1, 12, H, W]
+        return mask_to_latent(seq, first_block=False)
+
+
+def to_signed(frames_u8: torch.Tensor, device) -> torch.Tensor:
+    """uint8 [T, H, W, 3] -> float32 [1, T, 3, H, W] in [-1, 1] (the reference's x/127.5 - 1)."""
+    return frames_u8.to(device).permute(0, 3, 1, 2)[None].float() / 127.5 - 1
+
+
+def load_dit_refiner(cfg, device, prompt_embeds: torch.Tensor, latent_hw: tuple[int, int]) -> DiTRefiner:
+    """The DiT and the codec from cfg.checkpoint_dir, verified strictly. prompt_embeds: [1, 512, 4096]."""
+    root = Path(cfg.checkpoint_dir)
+    files = checkpoint.discover(root)
+    dtype = torch.bfloat16 if torch.device(device).type == "cuda" and cfg.dtype == "bfloat16" else torch.float32
+    model = CausalWanModel(DiTConfig(), device="meta", dtype=dtype)
+    checkpoint.load_dit(model, list(files.dit_base), files.dit_inspatio, device=device)
+    return _assemble(cfg, model.eval(), load_codec(cfg, device=device, latent_dtype=dtype), prompt_embeds, latent_hw)
+
+
+def random_dit_refiner(cfg, device, latent_hw: tuple[int, int], seed: int = 0,
+                       dit_cfg: DiTConfig = DiTConfig()) -> DiTRefiner:
+    """Full-size DiT and codec with random weights (benchmarks: cost does not depend on weights;
+    the output is noise)."""
+    from model.tae import TAEHV, TAEConfig
+    from model.vae import VAEConfig, WanVAE
+    from model.latent_codec import VAECodec
+    dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    g = torch.Generator(device).manual_seed(seed)
+    model = CausalWanModel(dit_cfg, device=device, dtype=dtype)
+    net = TAEHV(TAEConfig(), device=device, dtype=torch.float16 if dtype == torch.bfloat16 else dtype) if cfg.use_tae \
+        else WanVAE(VAEConfig(), device=device, dtype=dtype)
+    with torch.no_grad():
+        for module in (model, net):
+            for name, p in module.named_parameters():
+                p.normal_(1.0 if "norm" in name or "gamma" in name else 0.0, 0.02, generator=g)
+    codec = TAECodec(net.eval(), dtype) if cfg.use_tae else VAECodec(net.eval(), dtype)
+    prompt = torch.randn(1, dit_cfg.text_len, dit_cfg.text_dim, generator=g, device=device).to(dtype)
+    return _assemble(cfg, model.eval(), codec, prompt, latent_hw)
+
+
+def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
+    device = model.patch_embedding.weight.device
+    prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)
+    sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=cfg.compile,
+                           generator=torch.Generator(device).manual_seed(cfg.seed))
+    return DiTRefiner(sampler, codec)
+
+
+def dit_refiner_or_reason(cfg, device, scene=None):
+    """(DiTRefiner, "") when the config asks for random weights or every checkpoint the DiT path
+    needs verifies, else (None, why not)."""
+    latent_hw = (scene.height // 8, scene.width // 8) if scene is not None else (60, 104)
+    if cfg.random_weights:
+        return random_dit_refiner(cfg, device, latent_hw, cfg.seed), ""
+    codec = "TAE codec" if cfg.use_tae else "Wan VAE codec"
+    needed = [r for r in checkpoint.doctor_report(Path(cfg.checkpoint_dir))
+              if r.enables.startswith("DiT refiner") or r.enables.startswith(codec)]
+    bad = [f"{r.name}: {r.status}" for r in needed if r.status != "verified"]
     if bad or not needed:
-        return None, f"DiT checkpoints not verified in {cfg.checkpoint_dir} ({'; '.join(bad) or 'none found'}); " \
-                     "see checkpoints/README.md and `python main.py doctor`"
-    return None, "the DiT refiner is not wired into play yet"
+        return None, (f"DiT checkpoints not verified in {cfg.checkpoint_dir} ({'; '.join(bad) or 'none found'}); "
+                      "see checkpoints/README.md and `python main.py doctor`")
+    if scene is None or scene.prompt_embeds is None:
+        return None, "the scene has no prompt embedding; rebuild it with the umT5 checkpoint present"
+    return load_dit_refiner(cfg, device, scene.prompt_embeds, latent_hw), ""

@@ -56,4 +56,12 @@ def run_bench(cfg, args) -> int:
 
 
 def run_doctor(cfg, args) -> int:
-    return not_yet("doctor", "Model")
+    """Each checkpoint: missing / present / verified / invalid, and the feature it enables."""
+    from model.checkpoint import doctor_report
+    rows = doctor_report(cfg.model.checkpoint_dir)
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        print(f"{r.name:<{width}}  {r.status:<8}  {r.path}\n{'':<{width}}  enables: {r.enables}\n{'':<{width}}  {r.detail}")
+    print("\nDiT refiner:", "ready" if all(r.status == "verified" for r in rows if r.enables.startswith("DiT")) else
+          "not available (the geometry refiner runs without weights)")
+    return 1 if any(r.status == "invalid" for r in rows) else 0

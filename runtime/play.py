@@ -31,7 +31,7 @@ def load_play_scene(cfg, name: str | None):
     raise UserError(f"{name}: no such video or scene folder")
 
 
-def make_refiner(cfg, device):
+def make_refiner(cfg, device, scene=None):
     """`runtime.refiner`: geometry, dit, or auto (dit when its checkpoints verify, else geometry)."""
     choice = cfg.runtime.refiner
     if choice not in ("auto", "geometry", "dit"):
@@ -39,7 +39,7 @@ def make_refiner(cfg, device):
     if choice == "geometry":
         return GeometryRefiner()
     from model.dit_refiner import dit_refiner_or_reason
-    refiner, reason = dit_refiner_or_reason(cfg.model, device)
+    refiner, reason = dit_refiner_or_reason(cfg.model, device, scene)
     if refiner is not None:
         return refiner
     if choice == "dit":
@@ -57,7 +57,7 @@ def output_dir(cfg, out: str | None) -> Path:
 def play(cfg, args) -> int:
     device = pick_device(cfg.runtime.device)
     scene = load_play_scene(cfg, args.scene)
-    refiner = make_refiner(cfg, device)
+    refiner = make_refiner(cfg, device, scene)
     headless = args.headless or not has_display()
     out = output_dir(cfg, args.out)
     fps, tick_hz = cfg.runtime.loop.fps, cfg.runtime.loop.tick_hz

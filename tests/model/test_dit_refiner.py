@@ -1,0 +1,52 @@
+"""The DiT refiner streams blocks through codec, sampler and decoder with the reference's frame counts
+and mask grouping (tiny DiT, TAEHV architecture, random weights, CPU)."""
+import torch
+
+from model.config import ModelConfig
+from model.dit import DiTConfig
+from model.dit_refiner import random_dit_refiner
+from model.mask import mask_to_latent
+from model.refiners import RefineInput
+
+H, W = 64, 96
+
+
+def refiner(use_tae: bool, seed: int = 0):
+    cfg = ModelConfig(use_tae=use_tae, seed=seed)
+    return random_dit_refiner(cfg, "cpu", (H // 8, W // 8), seed=1, dit_cfg=DiTConfig.tiny())
+
+
+def block(T: int, seed: int) -> RefineInput:
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.randint(0, 255, (T, H, W, 3), generator=g, dtype=torch.uint8)
+    mask = torch.rand(T, H, W, generator=g) > 0.3
+    return RefineInput(render=frames, mask=mask, source=frames.flip(0))
+
+
+def test_tae_stream_yields_9_then_12_frames_and_restarts_on_reset():
+    r = refiner(use_tae=True)
+    assert r.frames_for_block(True) == 12 and r.frames_for_block(False) == 12
+    out = [r.refine(block(12, i)) for i in range(2)]
+    assert [o.shape for o in out] == [(9, H, W, 3), (12, H, W, 3)] and out[0].dtype == torch.uint8
+    r.reset()
+    assert r.refine(block(12, 0)).shape[0] == 9
+
+
+def test_vae_stream_takes_9_then_12_frames():
+    r = refiner(use_tae=False)
+    assert (r.frames_for_block(True), r.frames_for_block(False)) == (9, 12)
+    assert [r.refine(block(T, i)).shape[0] for i, T in enumerate((9, 12))] == [9, 12]
+
+
+def test_same_seed_same_frames_other_seed_other_frames():
+    a = [refiner(True, seed=5).refine(block(12, 0)) for _ in range(2)]
+    b = refiner(True, seed=6).refine(block(12, 0))
+    assert torch.equal(a[0], a[1]) and not torch.equal(a[0], b)
+
+
+def test_tae_mask_latents_follow_the_reference_grouping_of_the_whole_video():
+    r = refiner(use_tae=True)
+    masks = torch.rand(24, H, W, generator=torch.Generator().manual_seed(3)) > 0.5
+    whole = mask_to_latent(masks.float()[None] * 2 - 1, first_block=True)        # [1, 6, 4, h, w]
+    got = torch.cat([r._mask_latent(masks[:12], True), r._mask_latent(masks[12:], False)], dim=1)
+    assert torch.equal(got, whole[:, :6])
