@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--script", default=None, help="drive the camera from a trajectory file or a recorded run folder")
     play.add_argument("--record", action="store_true", help="record the whole session into OUT/recording/")
     play.add_argument("--kiosk", action="store_true", help="fullscreen kiosk mode with attract loop")
+    play.add_argument("--realtime", action="store_true",
+                      help="headless but paced in real time (late frames are held, as in a window); default "
+                           "headless runs wait for every frame")
     add_common(play)
 
     build = sub.add_parser("build", help=COMMANDS["build"], description=COMMANDS["build"])
@@ -58,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--traj_txt_path", required=True)
     add_common(render)
 
-    bench = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"])
-    bench.add_argument("--plot", action="store_true", help="also write a PNG chart")
+    bench = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"] + ". Options: "
+                           "--blocks N, --warmup N, --vae (Wan VAE instead of TAEHV), --compile, --attn NAME, "
+                           "--json OUT.json, --plot [OUT.png], --tiny (CPU smoke run); see benchmarks/pipeline_bench.py.")
     add_common(bench)
 
     doctor = sub.add_parser("doctor", help=COMMANDS["doctor"], description=COMMANDS["doctor"])
@@ -69,11 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(argv)
     if args.command is None:
-        args = parser.parse_args(["play", *(argv if argv is not None else sys.argv[1:])])
-    args.config = args.config_sub or args.config
-    args.overrides = [*args.overrides, *args.overrides_sub]
+        args, extra = parser.parse_known_args(["play", *argv])
+    if extra and args.command != "bench":           # bench hands its own options to benchmarks/
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.bench_args = extra
+    args.config = getattr(args, "config_sub", None) or args.config
+    args.overrides = [*args.overrides, *getattr(args, "overrides_sub", [])]
     from runtime import commands
     return commands.dispatch(args)
 

@@ -52,7 +52,9 @@ def run_render(cfg, args) -> int:
 
 
 def run_bench(cfg, args) -> int:
-    return not_yet("bench", "Speed")
+    from benchmarks.pipeline_bench import main as bench_main
+    bench_main(args.bench_args)
+    return 0
 
 
 def run_doctor(cfg, args) -> int:

@@ -75,7 +75,8 @@ def play(cfg, args) -> int:
     recorder = Recorder(out / "recording", fps, scene.width, scene.height) if args.record else None
     max_frames = round(seconds * fps) if seconds is not None else None
     session = Session(cfg, scene, refiner, presenter, device=device, inputs=inputs, event_sinks=sinks,
-                      script=script, recorder=recorder, frame_locked=headless, max_frames=max_frames)
+                      script=script, recorder=recorder, frame_locked=headless and not args.realtime,
+                      max_frames=max_frames)
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}, "
           f"output in {out}", file=sys.stderr)
     try:

@@ -1,0 +1,147 @@
+"""Per-stage cost of one generation block in the runtime: point-cloud render, encode (render and
+source), DiT (context pass + 4 steps), decode, copy to the host. Full-size DiT and codec with random
+weights (cost does not depend on weight values) on a synthetic 480x832 scene.
+
+    python3 main.py bench [--blocks 10] [--vae] [--compile] [--attn auto] [--json OUT] [--plot OUT.png]
+
+Stage times come from the generation worker's own marks (each a device synchronise on the worker
+thread), so they are the times the runtime sees. fps = frames per block / median block time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.config import ModelConfig
+from model.dit import DiTConfig
+from model.dit_refiner import random_dit_refiner
+from runtime.worker import BlockRequest, GenerationWorker, SceneTensors
+from scenes.scene import Scene
+
+STAGES = ("render", "encode", "dit", "decode")
+
+
+def synthetic_scene(n: int, height: int, width: int, device: str) -> Scene:
+    """A textured slanted plane seen by a slowly panning camera (content does not change the cost)."""
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 255, (n, height, width, 3), generator=g, dtype=torch.uint8)
+    v, u = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    depth = (3.0 + 0.004 * u + 0.002 * v).float().expand(n, height, width).contiguous()   # [N, H, W]
+    f = 0.8 * width
+    K = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]]).expand(n, 3, 3).contiguous()
+    c2w = torch.eye(4).repeat(n, 1, 1)
+    c2w[:, 0, 3] = torch.linspace(0, 0.3, n)
+    return Scene(frames=frames, depth=depth, K=K, c2w=c2w, fps=24.0)
+
+
+def orbit_poses(n: int, start: int) -> np.ndarray:
+    """Small sideways orbit, one pose per frame: [n, 4, 4]."""
+    out = np.tile(np.eye(4), (n, 1, 1))
+    angle = np.deg2rad(0.3 * (start + np.arange(n)))
+    out[:, 0, 0], out[:, 0, 2], out[:, 2, 0], out[:, 2, 2] = np.cos(angle), np.sin(angle), -np.sin(angle), np.cos(angle)
+    out[:, 0, 3] = -np.sin(angle)
+    return out
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    H, W = (64, 96) if args.tiny else (480, 832)
+    cfg = ModelConfig(use_tae=not args.vae, compile=args.compile, seed=0)
+    refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=DiTConfig.tiny() if args.tiny else DiTConfig())
+    if args.attn != "auto":
+        refiner.sampler.model.set_attention(args.attn)
+    scene = synthetic_scene(120, H, W, str(device))
+    marks: dict[int, dict[str, float]] = {}
+    worker = GenerationWorker(SceneTensors(scene, device), refiner, on_block=lambda b: None,
+                              mark=lambda block, stage: marks.setdefault(block, {}).setdefault(stage, time.perf_counter()))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    frames, start = [], 0
+    for b in range(args.blocks):
+        n = refiner.frames_for_block(b == 0)
+        req = BlockRequest(b, tuple((start + i) % scene.num_frames for i in range(n)), orbit_poses(n, start),
+                           restart=b == 0, input_sampled_s=0.0, command_tick=0)
+        frames.append(worker.run_block(req).frames.shape[0])
+        start += n
+    return summarise(args, marks, frames, device, refiner)
+
+
+def summarise(args, marks: dict, frames: list[int], device, refiner) -> dict:
+    steady = [b for b in marks if b >= args.warmup] or list(marks)
+    per_stage = {}
+    order = ("start",) + STAGES
+    for a, b in zip(order, order[1:]):
+        per_stage[b] = statistics.median(1000 * (marks[k][b] - marks[k][a]) for k in steady)
+    block_ms = statistics.median(1000 * (marks[k]["decode"] - marks[k]["start"]) for k in steady)
+    frames_per_block = statistics.median(frames[k] for k in steady)
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__, "codec": refiner.codec.name, "attention": refiner.sampler.model.attn_backend,
+        "compile": args.compile, "blocks": args.blocks, "steady_blocks": len(steady),
+        "stage_ms": per_stage, "block_ms": block_ms, "frames_per_block": frames_per_block,
+        "fps": frames_per_block / (block_ms / 1000),
+        "all_block_ms": [1000 * (marks[k]["decode"] - marks[k]["start"]) for k in sorted(marks)],
+        "peak_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+    }
+
+
+def print_table(r: dict) -> None:
+    print(f"\nroam pipeline on {r['device']} | torch {r['torch']} | codec {r['codec']} | attention {r['attention']}"
+          f" | compile {r['compile']} | median of {r['steady_blocks']} steady blocks")
+    print(f"{'stage':<10}{'ms':>10}")
+    for stage, ms in r["stage_ms"].items():
+        print(f"{stage:<10}{ms:>10.1f}")
+    mem = "n/a" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.2f} GiB"
+    print(f"{'block':<10}{r['block_ms']:>10.1f}   -> {r['fps']:.1f} fps ({r['frames_per_block']:g} frames/block), "
+          f"peak GPU memory {mem}")
+
+
+def plot(r: dict, path: Path) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise SystemExit(f"--plot needs matplotlib: pip install matplotlib ({err})") from err
+    fig, ax = plt.subplots(figsize=(7, 2.2))
+    left = 0.0
+    for stage, ms in r["stage_ms"].items():
+        ax.barh([0], [ms], left=left, label=f"{stage} {ms:.0f} ms")
+        left += ms
+    ax.axvline(1000 * r["frames_per_block"] / 24, color="k", ls="--", label="24 fps budget")
+    ax.set_yticks([])
+    ax.set_xlabel("ms per block")
+    ax.set_title(f"{r['device']}: {r['block_ms']:.0f} ms/block, {r['fps']:.1f} fps ({r['codec']})")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="main.py bench", description=__doc__.split("\n")[0])
+    p.add_argument("--blocks", type=int, default=10, help="blocks to run (the first --warmup are not counted)")
+    p.add_argument("--warmup", type=int, default=2, help="blocks excluded from the medians")
+    p.add_argument("--vae", action="store_true", help="the Wan VAE instead of the tiny autoencoder")
+    p.add_argument("--compile", action="store_true", help="torch.compile the DiT passes")
+    p.add_argument("--attn", default="auto", help="attention backend (model/attention.py)")
+    p.add_argument("--tiny", action="store_true", help="tiny DiT at 64x96 (CPU smoke run)")
+    p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--plot", type=Path, nargs="?", const=Path("bench.png"), help="write a PNG chart")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    result = run(args)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    if args.plot:
+        plot(result, args.plot)
+    print_table(result)
+    return result

@@ -1,0 +1,19 @@
+"""`main.py bench` runs the whole generation block (render, encode, DiT, decode) and reports every stage."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_bench_cli_reports_every_stage(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "main.py", "bench", "--tiny", "--blocks", "2", "--warmup", "1",
+                           "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads(out.read_text())
+    assert set(r["stage_ms"]) == {"render", "encode", "dit", "decode"}
+    assert all(ms > 0 for ms in r["stage_ms"].values())
+    assert abs(sum(r["stage_ms"].values()) - r["block_ms"]) < 0.05 * r["block_ms"]
+    assert r["frames_per_block"] == 12 and "fps" in proc.stdout
