@@ -74,6 +74,12 @@ def timestep_sinusoid(timestep: Tensor, dim: int) -> Tensor:
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
 
 
+def store(cache: tuple[Tensor, Tensor], start: int, k: Tensor, v: Tensor) -> None:
+    """Write k, v [B, L, Nh, Dh] into cache rows [start, start + L) of one layer."""
+    cache[0][:, start:start + k.shape[1]].copy_(k)
+    cache[1][:, start:start + v.shape[1]].copy_(v)
+
+
 class RMSNorm(nn.Module):
     """WanRMSNorm: statistics in float32 over the whole width, rounded, then scaled."""
     def __init__(self, dim: int, eps: float, **kw):
@@ -112,8 +118,7 @@ class SelfAttention(nn.Module):
         q, k, v = self.project(x, rope)
         (cache_k, cache_v), (a, b) = cache, kv_size
         if b < 0:
-            cache_k[:, a:a + k.shape[1]].copy_(k)
-            cache_v[:, a:a + v.shape[1]].copy_(v)
+            store(cache, a, k, v)
         elif b > 0:
             k = torch.cat([cache_k[:, a:a + b], k], dim=1)                      # [B, b + L, Nh, Dh]
             v = torch.cat([cache_v[:, a:a + b], v], dim=1)
@@ -165,8 +170,7 @@ class Block(nn.Module):
         """Only the cache write of `forward` with kv_size (0, -1): rows [0, L)."""
         shift1, scale1 = (self.modulation + e0)[:, :2].chunk(2, dim=1)
         _, k, v = self.self_attn.project(self.norm1(x) * (1 + scale1) + shift1, rope)
-        cache[0][:, :k.shape[1]].copy_(k)
-        cache[1][:, :v.shape[1]].copy_(v)
+        store(cache, 0, k, v)
 
 
 class Head(nn.Module):
