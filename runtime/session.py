@@ -24,6 +24,7 @@ from controllers.scripted import ScriptedPath
 from runtime.config import AppConfig
 from runtime.pacing import JitterBuffer, Pacer
 from runtime.present import HudState
+from runtime.probe import DepthProbe
 from runtime.rig import CameraRig
 from runtime.telemetry import Telemetry
 from runtime.ticker import FixedTicker
@@ -70,9 +71,10 @@ class Session:
         self.telemetry = telemetry or Telemetry(fps=self.fps, now=time.perf_counter)
         self.ticker = FixedTicker(cfg.runtime.loop.tick_hz, cfg.runtime.loop.max_catchup_ticks, now=self.now)
         self.source_c2w = scene.c2w.double().numpy()                                  # [N, 4, 4]
-        self.rig = CameraRig(cfg.runtime.rig, scene_scale=scene_scale(scene), source_c2ws=self.source_c2w,
-                             probe=None)
         self.clock = WorldClock(scene.num_frames, scene.fps, self.fps, cfg.runtime.clock)
+        scale = scene_scale(scene)
+        probe = DepthProbe(scene, lambda: self.clock.index, body_radius=0.5 * cfg.runtime.rig.collision_margin * scale)
+        self.rig = CameraRig(cfg.runtime.rig, scene_scale=scale, source_c2ws=self.source_c2w, probe=probe)
         self.buffer = JitterBuffer()
         self.pacer = Pacer(self.buffer, 1.0 / self.fps, cfg.runtime.pacing)
         self.refiner = refiner

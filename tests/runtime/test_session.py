@@ -135,3 +135,20 @@ def test_recording_survives_sigint(tmp_path):
     with av.open(str(out / "recording" / "video.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == len(rows)
     assert (out / "video.mp4").is_file() and (out / "telemetry.json").is_file()
+
+
+def test_walking_into_a_wall_stops_short_of_it(tmp_path):
+    """The plane scene is a wall 3 units ahead: holding W for 10 s must stop before it."""
+    pygame.display.init()
+    pygame.display.set_mode((W, H))
+    try:
+        keyboard = PygameKeyboard(load_config().controllers)
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_w, mod=0, unicode="w", scancode=26))
+        session, poses, _ = run_session(tmp_path, inputs=[keyboard], sinks=[keyboard], frames=240,
+                                        overrides=["runtime.rig.walk_speed=1.0"])
+    finally:
+        pygame.display.quit()
+    z = [c2w[2, 3] for _, c2w, _ in poses]
+    margin = session.cfg.runtime.rig.collision_margin * 3.0
+    assert z[-1] > 1.0, "the camera should have walked most of the way"
+    assert max(z) <= 3.0 - margin + 1e-6, f"walked into the wall: z reached {max(z):.3f}"
