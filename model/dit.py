@@ -207,10 +207,18 @@ class CausalWanModel(nn.Module):
         self.head = Head(cfg, **kw)
         self.set_attention(attn_backend)
 
-    def set_attention(self, backend: str) -> None:
-        """(Re)choose the attention kernel for the parameters' current device and dtype."""
+    def set_attention(self, backend: str | None = None) -> None:
+        """(Re)choose the attention kernel for the parameters' current device and dtype.
+        backend None keeps the one asked for before (at construction, or by the last call)."""
         weight = self.patch_embedding.weight
-        self.attn_backend, self._attend = select_attention(backend, device=weight.device, dtype=weight.dtype)
+        self.attn_request = backend or self.attn_request
+        self.attn_backend, self._attend = select_attention(self.attn_request, device=weight.device, dtype=weight.dtype)
+        self._attend_for = (weight.device, weight.dtype)
+
+    def attention_is_stale(self) -> bool:
+        """True after the weights moved (e.g. built on meta, loaded onto a GPU) since the kernel was chosen."""
+        weight = self.patch_embedding.weight
+        return self._attend_for != (weight.device, weight.dtype)
 
     def new_cache(self, batch: int, rows: int) -> KVCache:
         """A zeroed self-attention cache of `rows` tokens per layer, on the parameters' device and dtype."""

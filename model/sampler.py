@@ -41,6 +41,8 @@ class BlockSampler:
                  steps: Sequence[int] = DENOISING_STEPS, generator: torch.Generator | None = None,
                  rope_dtype: torch.dtype = torch.float64, compile: bool = False, compile_mode: str | None = None):
         weight = model.patch_embedding.weight
+        if model.attention_is_stale():          # e.g. built on meta, then loaded onto the GPU
+            model.set_attention()
         self.model, self.device, self.dtype, self.generator = model, weight.device, weight.dtype, generator
         self.batch, (self.h, self.w) = prompt_embeds.shape[0], latent_hw
         self.tokens_per_frame = model.cfg.tokens_per_frame(self.h, self.w)

@@ -86,6 +86,16 @@ def test_block_shapes_are_checked(dit_tiny):
         sampler.generate_block(ref[:, :2], cond20)
 
 
+def test_attention_is_rechosen_for_weights_that_moved(dit_tiny):
+    model, io = dit_tiny
+    meta = type(model)(model.cfg, device="meta", dtype=torch.float32)
+    assert meta.attention_is_stale() is False
+    meta.load_state_dict(model.state_dict(), assign=True)                       # now real CPU tensors
+    assert meta.attention_is_stale()
+    BlockSampler(meta, io["prompt_embeds"].float(), latent_hw=GRID)
+    assert not meta.attention_is_stale() and meta.attn_backend == "sdpa"
+
+
 @pytest.mark.gpu
 def test_compiled_sampler_matches_eager_on_gpu(dit_tiny):
     model, io = dit_tiny
