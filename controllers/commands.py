@@ -62,6 +62,7 @@ class AppCommand:
     toggle_hud: bool = False
     toggle_fullscreen: bool = False
     screenshot: bool = False
+    toggle_record: bool = False          # start / stop recording a camera run
     quit: bool = False
 
 

@@ -54,6 +54,7 @@ class KeyBindings:
     hud: tuple[str, ...] = ("h",)
     fullscreen: tuple[str, ...] = ("f",)
     screenshot: tuple[str, ...] = ("p",)
+    record: tuple[str, ...] = ("c",)
     quit: tuple[str, ...] = ("escape",)
 
     def __post_init__(self):

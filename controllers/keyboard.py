@@ -60,7 +60,8 @@ def commands_from_keys(state: KeyState, cfg: ControllersConfig) -> Commands:
     """The whole mapping: held keys move and look, keys that went down this tick toggle and step."""
     keys, pressed = cfg.keys, state.pressed
     app = AppCommand(toggle_hud=_hit(pressed, keys.hud), toggle_fullscreen=_hit(pressed, keys.fullscreen),
-                     screenshot=_hit(pressed, keys.screenshot), quit=_hit(pressed, keys.quit))
+                     screenshot=_hit(pressed, keys.screenshot), toggle_record=_hit(pressed, keys.record),
+                     quit=_hit(pressed, keys.quit))
     return Commands(camera=camera_from_keys(state, keys, cfg),
                     time=time_from_keys(pressed, keys, cfg.scrub_step_s), app=app)
 

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from controllers.gamepad import PygameGamepad
+from controllers.gamepad import make_gamepad
 from controllers.keyboard import PygameKeyboard
 from model.refiners import GeometryRefiner
 from runtime.commands import UserError, pick_device
@@ -70,13 +70,20 @@ def play(cfg, args) -> int:
             inputs.append(demo_walk(seconds, tick_hz))
     else:
         presenter = WindowPresenter(scene.width, scene.height, out_dir=out)
-        keyboard, pad = PygameKeyboard(cfg.controllers), PygameGamepad(cfg.controllers.gamepad, cfg.controllers.scrub_step_s)
-        inputs, sinks = [keyboard, pad], [keyboard, pad]
+        keyboard = PygameKeyboard(cfg.controllers)
+        inputs, sinks = [keyboard], [keyboard]
+    pad = make_gamepad(cfg.controllers.gamepad, cfg.controllers.scrub_step_s)
+    if pad is not None and (not headless or not hasattr(pad, "handle")):   # a pygame pad needs the window
+        inputs.append(pad)
+        sinks += [pad] if hasattr(pad, "handle") else []
     recorder = Recorder(out / "recording", fps, scene.width, scene.height) if args.record else None
+    takes = iter(range(1, 10**6))
+    new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
     max_frames = round(seconds * fps) if seconds is not None else None
     session = Session(cfg, scene, refiner, presenter, device=device, inputs=inputs, event_sinks=sinks,
                       script=script, recorder=recorder, frame_locked=headless and not args.realtime,
-                      max_frames=max_frames)
+                      max_frames=max_frames, new_recorder=new_recorder,
+                      status=[pad] if pad is not None and hasattr(pad, "status") else [])
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}, "
           f"output in {out}", file=sys.stderr)
     try:

@@ -61,9 +61,11 @@ class Session:
 
     def __init__(self, cfg: AppConfig, scene, refiner, presenter, *, device: torch.device,
                  inputs=(), event_sinks=(), script: ScriptedPath | None = None, recorder=None,
-                 frame_locked: bool = False, max_frames: int | None = None, telemetry: Telemetry | None = None):
+                 frame_locked: bool = False, max_frames: int | None = None, telemetry: Telemetry | None = None,
+                 new_recorder=None, status=()):
         self.cfg, self.scene, self.presenter, self.recorder = cfg, scene, presenter, recorder
         self.inputs, self.event_sinks, self.script = list(inputs), list(event_sinks), script
+        self.new_recorder, self.status = new_recorder, list(status)   # recorder factory; objects with .status
         self.frame_locked, self.max_frames = frame_locked, max_frames
         self.fps = cfg.runtime.loop.fps
         self.virtual = VirtualClock() if frame_locked else None
@@ -180,6 +182,12 @@ class Session:
             self.presenter.toggle_fullscreen()
         if app.screenshot and hasattr(self.presenter, "request_screenshot"):
             self.presenter.request_screenshot()
+        if app.toggle_record and self.new_recorder is not None:
+            if self.recorder is None:
+                self.recorder = self.new_recorder()
+            else:
+                self.recorder.close()
+                self.recorder = None
 
     def _discontinuity(self) -> None:
         """Scrub, jump, reset or mode change: drop buffered frames and restart the model context."""
@@ -260,7 +268,8 @@ class Session:
                 f"fps {s.get('fps') or 0:5.1f}   latency p50 {lat.get('p50', 0):4.0f} ms",
                 f"time {info.source_index:4d}/{self.scene.num_frames - 1}  {state}",
                 f"buffer {len(self.buffer):2d} frames  block {info.block_id}",
-                "rec" if self.recorder is not None else ""]
+                *[str(source.status) for source in self.status],
+                f"REC {self.recorder.frames} frames" if self.recorder is not None else "C records"]
 
 
 def scene_scale(scene) -> float:
