@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         args, extra = parser.parse_known_args(["play", *argv])
     if extra and args.command != "bench":           # bench hands its own options to benchmarks/
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.bench_args = extra
+    if args.command == "bench":                     # benchmarks/ sits beside runtime/, not inside it
+        from benchmarks.pipeline_bench import main as bench_main
+        bench_main(extra)
+        return 0
     args.config = getattr(args, "config_sub", None) or args.config
     args.overrides = [*args.overrides, *getattr(args, "overrides_sub", [])]
     from runtime import commands

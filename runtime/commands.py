@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from runtime.config import ConfigError, load_config
+from scenes.errors import SceneInputError
 
 
 class UserError(Exception):
@@ -21,7 +22,7 @@ def dispatch(args) -> int:
         handler = {"play": run_play, "build": run_build, "render": run_render,
                    "bench": run_bench, "doctor": run_doctor}[args.command]
         return handler(cfg, args)
-    except (ConfigError, UserError) as err:
+    except (ConfigError, UserError, SceneInputError) as err:      # bad input: one line, exit 2
         print(f"roam: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -44,7 +45,11 @@ def run_play(cfg, args) -> int:
 
 
 def run_build(cfg, args) -> int:
-    return not_yet("build", "Scenes and geometry")
+    """Build (or find in the cache) the Scene of args.video; print its folder on stdout."""
+    from runtime.build import build_scene_at
+    _, folder = build_scene_at(cfg, args.video, depth=args.depth, depth_file=args.depth_file, prompt=args.prompt)
+    print(folder)
+    return 0
 
 
 def run_render(cfg, args) -> int:
@@ -52,9 +57,8 @@ def run_render(cfg, args) -> int:
 
 
 def run_bench(cfg, args) -> int:
-    from benchmarks.pipeline_bench import main as bench_main
-    bench_main(args.bench_args)
-    return 0
+    """Handled by main.py, which hands its options to benchmarks/pipeline_bench.py."""
+    raise UserError("bench runs through main.py (benchmarks/pipeline_bench.py)")
 
 
 def run_doctor(cfg, args) -> int:
