@@ -26,7 +26,8 @@ def synthetic_block(T: int, H: int, W: int, device: str):
     K = torch.tensor([[0.8 * W, 0, W / 2], [0, 0.8 * W, H / 2], [0, 0, 1]])
     src = torch.eye(4).expand(T, 4, 4).clone()
     tgt = src.clone()
-    tgt[:, 0, 3] = torch.linspace(0.02, 0.3, T)                                # sideways dolly
+    tgt[:, 0, 3] = torch.linspace(0.02, 0.3, T)                                # sideways dolly,
+    tgt[:, 1, 3] = torch.linspace(-0.01, 0.03, T)                              # a little vertical
     return [x.to(device) for x in (frames, depth, K, src, tgt)]
 
 

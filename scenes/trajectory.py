@@ -118,7 +118,8 @@ def interpolate_line(keys, T: int, *, pin_ends: bool = False) -> np.ndarray:
     More than 3 keys: FITPACK's cubic *smoothing* spline with s = m (the UnivariateSpline
     default), which misses the keys by design; 3 or fewer: piecewise linear (interp1d, whose
     knot handling np.interp does not share). pin_ends (r lines only, and only for > 3 keys):
-    overwrite the first, then the last sample with the raw first and last key (T = 1: last wins)."""
+    overwrite the first, then the last sample with the raw first and last key (T = 1: last wins).
+    Bit-exact with scipy 1.15-1.17 (Fortran FITPACK); scipy 1.18's rewrite picks other knots."""
     _check_count(T)
     y = np.asarray(keys, dtype=np.float64)
     x = np.linspace(0, 1, len(y))

@@ -128,20 +128,26 @@ def test_cuda_matches_cpu(warper_golden):
     render, mask = wp.forward_warp(*(x.cuda() for x in inputs))
     assert render.is_cuda
     assert_render_close(render.cpu(), mask.cpu(), *direct(warper_golden, "out/render", "out/mask"))
-    # a full-size block: CPU and CUDA agree (float rounding can move a near-zero weight)
+    # A full-size block with generic motion. Float rounding differs between the devices, so a
+    # splat landing within rounding of an integer pixel coordinate can move a near-zero weight to
+    # a neighbour (parity README, section 4): allow a few such pixels, not more.
     g = torch.Generator().manual_seed(0)
     T, H, W = 12, 480, 832
     frames = torch.randint(0, 256, (T, H, W, 3), dtype=torch.uint8, generator=g)
-    depth = 2 + torch.rand(T, H, W, generator=g)
+    ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
+    depth = (3 + 0.002 * xs + 0.001 * ys).expand(T, H, W).clone()
     K = torch.tensor([[500.0, 0, 416], [0, 500.0, 240], [0, 0, 1]])
     src = torch.eye(4).expand(T, 4, 4).clone()
+    a = torch.linspace(0.01, 0.05, T)                       # yaw (rad) and a little motion in x, y, z
     tgt = src.clone()
-    tgt[:, 0, 3] = torch.linspace(0.01, 0.2, T)
+    tgt[:, 0, 0], tgt[:, 0, 2], tgt[:, 2, 0], tgt[:, 2, 2] = a.cos(), a.sin(), -a.sin(), a.cos()
+    tgt[:, 0, 3], tgt[:, 1, 3], tgt[:, 2, 3] = torch.linspace(0.013, 0.21, T), torch.linspace(-0.007, 0.03, T), 0.011
     r_cpu, m_cpu = render_views(frames, depth, K, src, tgt)
     r_gpu, m_gpu = render_views(frames.cuda(), depth.cuda(), K.cuda(), src.cuda(), tgt.cuda())
-    assert float((m_cpu != m_gpu.cpu()).float().mean()) < 1e-4
-    both = m_cpu & m_gpu.cpu()
-    assert int((r_cpu.int() - r_gpu.cpu().int()).abs()[both].max()) <= 2
+    assert r_gpu.is_cuda and m_gpu.is_cuda
+    assert float((m_cpu != m_gpu.cpu()).float().mean()) < 1e-5            # observed 4e-7
+    diff = (r_cpu.int() - r_gpu.cpu().int()).abs()[m_cpu & m_gpu.cpu()]
+    assert float((diff > 1).float().mean()) < 1e-3                          # observed 6e-5
 
 
 def test_blocks_with_the_video_normaliser_equal_one_batch(geometry_dir, traj_fixture):
