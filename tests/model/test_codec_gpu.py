@@ -27,6 +27,8 @@ def timed_ms(fn, repeat=5):
 @pytest.mark.parametrize("name", ["vae", "tae"])
 def test_one_block_at_480x832(name):
     torch.manual_seed(0)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
     codec = (VAECodec(WanVAE(device="cuda", dtype=torch.bfloat16).eval()) if name == "vae" else
              TAECodec(TAEHV(device="cuda", dtype=torch.float16).eval()))
     frames = torch.rand(1, 12, 3, 480, 832, device="cuda") * 2 - 1
