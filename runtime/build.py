@@ -1,0 +1,122 @@
+"""`main.py build VIDEO`: decode a video, give it depth and cameras, caption it, and store the Scene in
+the cache (cfg.scenes.cache_dir), keyed by the video's content hash and the build settings.
+
+Steps: probe and plan (bad input fails here, before any work), decode (scenes/video.py, streamed,
+every frame kept; broken data in the middle is skipped with a warning naming the frame), depth
+(scenes/depth: auto | sample | file | da3 | estimate), caption (--prompt, else Florence-2 from
+checkpoints/Florence-2-large, else an empty caption with a notice), store (atomic; a failure
+leaves nothing behind). A cached Scene is reused only when the video bytes, depth file bytes and
+every setting that shapes the result are unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import warnings
+from pathlib import Path
+
+from runtime.commands import pick_device
+from scenes.captions import CaptionError, caption_frame, florence_missing
+from scenes.depth import DepthPlan, DepthRequest, plan_depth, run_depth
+from scenes.sample import generator_hash
+from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, scene_cache_key
+from scenes.video import VideoDecodeWarning, VideoInfo, decode_video, probe_video
+
+BUILD_VERSION = 1                  # bump when the build itself changes what it produces
+REFERENCE_MAX_FRAMES = 1000        # the reference cuts videos here; roam keeps every frame
+
+
+def _say(message: str) -> None:
+    from tqdm import tqdm
+    tqdm.write(f"roam: {message}", file=sys.stderr)          # keeps progress bars intact
+
+
+def build_settings(cfg, plan: DepthPlan, prompt: str | None, florence_reason: str | None) -> dict:
+    """Everything besides the video bytes that changes the built Scene (the cache key's settings)."""
+    settings = {"builder": BUILD_VERSION, "width": cfg.scenes.width, "height": cfg.scenes.height,
+                "depth": plan.settings(), "depth_cfg": dataclasses.asdict(cfg.scenes.depth),
+                "caption": {"prompt": prompt} if prompt is not None else {"florence": florence_reason is None}}
+    if plan.mode in ("auto", "sample"):
+        settings["sample"] = {**dataclasses.asdict(cfg.scenes.sample), "generator": generator_hash()}
+    return settings
+
+
+def _decode(path: Path, width: int, height: int):
+    """decode_video with its warnings turned into one-line notices. -> frames uint8 [N, H, W, 3], fps"""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", VideoDecodeWarning)
+        frames, fps = decode_video(path, width, height)
+    for w in caught:
+        if issubclass(w.category, VideoDecodeWarning):
+            _say(f"warning: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return frames, fps
+
+
+def _caption(cfg, frames, prompt: str | None, florence_reason: str | None, device: str) -> tuple[str, str]:
+    """-> (caption, where it came from)"""
+    if prompt is not None:
+        return prompt, "--prompt"
+    if florence_reason is not None:
+        _say(f"no caption (the DiT refiner then runs with an empty prompt): {florence_reason}")
+        return "", "none"
+    model_dir = Path(cfg.model.checkpoint_dir) / "Florence-2-large"
+    try:
+        return caption_frame(frames[len(frames) // 2].numpy(), model_dir, device), "florence-2"
+    except CaptionError as err:
+        _say(f"no caption: {err}; pass --prompt TEXT")
+        return "", "none"
+
+
+def _make_scene(cfg, path: Path, info: VideoInfo, plan: DepthPlan, prompt: str | None,
+                florence_reason: str | None, progress: bool) -> Scene:
+    from tqdm import tqdm
+    device = str(pick_device(cfg.runtime.device))
+    with tqdm(total=3, desc=f"build {path.name}", unit="step", file=sys.stderr, disable=not progress) as bar:
+        bar.set_postfix_str("decode")
+        frames, fps = _decode(path, cfg.scenes.width, cfg.scenes.height)
+        n = len(frames)
+        if n > REFERENCE_MAX_FRAMES:
+            _say(f"{path}: {n} frames, more than the reference's {REFERENCE_MAX_FRAMES}; all are kept and "
+                 f"depth runs in chunks of at most {cfg.scenes.depth.chunk_frames}")
+        bar.update()
+        bar.set_postfix_str("depth")
+        req = DepthRequest(path, frames, fps, (info.width, info.height), cfg.scenes.depth)
+        result = run_depth(plan, req, cfg.scenes.sample, device, progress)
+        _say(f"depth: {result.provider} ({result.notes['reason']})")
+        bar.update()
+        bar.set_postfix_str("caption")
+        caption, caption_source = _caption(cfg, frames, prompt, florence_reason, device)
+        bar.update()
+    meta = {"source": str(path), "source_size": [info.width, info.height], "source_fps": info.fps,
+            "depth_provider": result.provider, "depth_notes": result.notes, "caption_source": caption_source}
+    if result.provider == "sample" and result.notes.get("up") is not None:
+        meta["up"] = result.notes["up"]
+    return Scene(frames=frames, depth=result.depth, K=result.K, c2w=result.c2w, fps=fps, caption=caption, meta=meta)
+
+
+def build_scene_at(cfg, video_path, *, depth: str = "auto", depth_file=None, prompt: str | None = None,
+                   progress: bool = True) -> tuple[Scene, Path]:
+    """Build (or load from the cache) the Scene of `video_path`. -> (Scene, its cache folder)
+    Raises SceneInputError subclasses (VideoError, DepthError, SceneError) with one-line messages."""
+    path = Path(video_path)
+    info = probe_video(path)
+    plan = plan_depth(depth, path, depth_file, Path(cfg.model.checkpoint_dir) / "DA3")
+    florence_reason = florence_missing(Path(cfg.model.checkpoint_dir) / "Florence-2-large") if prompt is None else None
+    key = scene_cache_key(file_content_hash(path), build_settings(cfg, plan, prompt, florence_reason))
+    cache = SceneCache(cfg.scenes.cache_dir)
+    folder = cache.path(key)
+    cached = (folder / SIDECAR_FILE).is_file()
+    scene = cache.get_or_build(key, lambda: _make_scene(cfg, path, info, plan, prompt, florence_reason, progress))
+    if cached:
+        _say(f"depth: {scene.meta.get('depth_provider')} ({scene.meta.get('depth_notes', {}).get('reason')}), cached")
+    _say(f"scene of {path} ({scene.num_frames} frames, {scene.width}x{scene.height}) "
+         f"{'loaded from' if cached else 'written to'} {folder}")
+    return scene, folder
+
+
+def build_scene(cfg, video_path, *, depth: str = "auto", depth_file=None, prompt: str | None = None,
+                progress: bool = True) -> Scene:
+    """The Scene of `video_path` (see build_scene_at)."""
+    return build_scene_at(cfg, video_path, depth=depth, depth_file=depth_file, prompt=prompt, progress=progress)[0]

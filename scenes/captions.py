@@ -1,0 +1,55 @@
+"""Captions: Florence-2-large on one frame, as the reference's Step 1 (pipeline-spec 3.1), an optional extra.
+
+Differences from the reference: the frame is the middle DECODED frame (index N // 2 of what decoded,
+not the container's count) and it is the working-size (stretched) frame; Florence's processor
+stretches every image to its own square input, so the model sees nearly the same pixels.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+TASK = "<MORE_DETAILED_CAPTION>"
+MAX_NEW_TOKENS = 1024
+
+
+class CaptionError(RuntimeError):
+    """Florence-2 is present but could not caption (broken download, incompatible transformers)."""
+
+
+def florence_missing(model_dir: Path) -> str | None:
+    """Why Florence-2 cannot run here, or None when it can be tried."""
+    if importlib.util.find_spec("transformers") is None:
+        return "the transformers package is not installed (pip install transformers)"
+    if not (Path(model_dir) / "config.json").is_file():
+        return (f"no Florence-2 weights in {model_dir}; download them with `huggingface-cli download "
+                f"microsoft/Florence-2-large --local-dir {model_dir}`, or pass --prompt TEXT")
+    return None
+
+
+def caption_frame(frame: np.ndarray, model_dir: Path, device: str = "cpu") -> str:
+    """Caption one uint8 [H, W, 3] RGB frame with the reference's settings: task <MORE_DETAILED_CAPTION>,
+    greedy, max_new_tokens 1024, use_cache False, fp16 on CUDA else fp32. -> the caption text"""
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForCausalLM, AutoProcessor
+    dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), trust_remote_code=True, torch_dtype=dtype,
+                                                     attn_implementation="eager").to(device).eval()
+        processor = AutoProcessor.from_pretrained(str(model_dir), trust_remote_code=True)
+    except (OSError, ValueError, ImportError, AttributeError, TypeError, RuntimeError) as err:
+        raise CaptionError(f"{model_dir}: cannot load Florence-2 ({type(err).__name__}: {err})") from None
+    image = Image.fromarray(np.ascontiguousarray(frame))
+    inputs = processor(text=[TASK], images=[image], return_tensors="pt").to(device)
+    with torch.inference_mode():
+        ids = model.generate(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"].to(dtype),
+                             max_new_tokens=MAX_NEW_TOKENS, do_sample=False, num_beams=1, use_cache=False)
+    text = processor.batch_decode(ids, skip_special_tokens=False)[0].replace("<pad>", "")
+    try:
+        parsed = processor.post_process_generation(text, task=TASK, image_size=image.size)
+        return str(parsed[TASK]).strip()
+    except (KeyError, ValueError, TypeError):       # the reference falls back to the raw text too
+        return text.strip()

@@ -1,0 +1,49 @@
+"""`estimate`: the weight-free depth provider, so any plain video still becomes a walkable scene.
+
+The prior is a level camera at `eye_height` above a flat ground, looking at a fronto-parallel
+backdrop `backdrop` away, with `hfov_deg` across the source width (scenes/depth/base.default_K):
+
+    row v below the horizon (v > cy):  z = min(eye_height * fy / (v - cy), backdrop)   (the ground)
+    every other row:                   z = backdrop
+
+It ignores the image content, so it is crude (measured against the exact depth of the built-in
+sample by benchmarks/depth_error.py), but it is positive and finite everywhere, has the right
+order of magnitude for eye-level footage, and gives walking plausible parallax. Poses are static
+(identity): without a depth or SfM model the camera's own motion is unknown. (pycolmap would give
+SfM poses, but its incremental mapper needs minutes of CPU per clip and its scale must still be
+tied to this prior; it is left out, see the report in .notes/.)
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from scenes.depth.base import DepthError, DepthRequest, DepthResult, default_K, static_poses
+
+
+def planar_depth(K: np.ndarray, width: int, height: int, eye_height: float, backdrop: float) -> np.ndarray:
+    """Depth of the ground-plus-backdrop prior for a level camera with intrinsics K [3, 3].
+    -> float32 [height, width], values in [eye_height * fy / (H - 1 - cy), backdrop]"""
+    fy, cy = float(K[1, 1]), float(K[1, 2])
+    v = np.arange(height, dtype=np.float64) - cy                                     # [H] rows below the horizon > 0
+    with np.errstate(divide="ignore"):
+        ground = np.where(v > 0, eye_height * fy / np.where(v > 0, v, 1.0), np.inf)
+    rows = np.minimum(ground, backdrop).astype(np.float32)                           # [H]
+    return np.repeat(rows[:, None], width, axis=1)                                   # [H, W]
+
+
+def estimate_depth(req: DepthRequest) -> DepthResult:
+    """The planar prior for every frame, default K and static poses."""
+    cfg = req.cfg
+    if not (cfg.eye_height > 0 and cfg.backdrop > cfg.eye_height and 0 < cfg.hfov_deg < 180):
+        raise DepthError(f"scenes.depth: need eye_height > 0, backdrop > eye_height and 0 < hfov_deg < 180, "
+                         f"got {cfg.eye_height}, {cfg.backdrop}, {cfg.hfov_deg}")
+    width, height = req.size
+    K = default_K(width, height, req.source_size, cfg.hfov_deg)
+    depth = torch.from_numpy(planar_depth(K, width, height, cfg.eye_height, cfg.backdrop))   # [H, W]
+    n = req.num_frames
+    notes = {"prior": "level camera over a ground plane plus a backdrop", "eye_height": cfg.eye_height,
+             "backdrop": cfg.backdrop, "hfov_deg": cfg.hfov_deg, "poses": "static"}
+    return DepthResult(depth=depth.expand(n, height, width).clone(),
+                       K=torch.from_numpy(K).expand(n, 3, 3).clone(), c2w=static_poses(n),
+                       provider="estimate", notes=notes)
