@@ -43,7 +43,7 @@ def render_views(frames_u8: Tensor, depth: Tensor, K: Tensor, src_c2w: Tensor, t
        mask [T, H, W] bool (True where any splat weight landed).
     Everything runs on frames_u8's device; nothing is synchronised to the host."""
     T, H, W = _check_shapes(frames_u8, depth, K, src_c2w, tgt_c2w)
-    colour = frames_u8.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0        # [T, 3, H, W] in [-1, 1]
+    colour = (frames_u8.to(torch.float32) / 127.5 - 1.0).permute(0, 3, 1, 2)      # [T, 3, H, W] view, [-1, 1]
     render, mask = forward_warp(colour, *_warp_inputs(depth, K, src_c2w, tgt_c2w, frames_u8.device),
                                 log_depth_max=log_depth_max)
     return to_encoder_u8(render), mask[:, 0] > 0

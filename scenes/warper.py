@@ -70,7 +70,8 @@ def forward_warp(colour: Tensor, depth: Tensor, src_w2c: Tensor, tgt_w2c: Tensor
     # the same bits (the bilinear factor is finite and >= 0) in one pass instead of two.
     w_depth = torch.exp(ell / l_max.clamp_min(LOG_DEPTH_FLOOR) * DEPTH_SHARPNESS)            # [B, N]
     w_depth = torch.where(z2 >= 0, w_depth, torch.tensor(float("inf"), device=z2.device))
-    acc = _splat(colour.to(torch.float32).reshape(B, C, H * W).transpose(1, 2), u, v, w_depth, H, W)
+    pixels = colour.to(torch.float32).permute(0, 2, 3, 1).reshape(B, H * W, C)   # [B, N, C]; free if channels-last
+    acc = _splat(pixels, u, v, w_depth, H, W)
     acc = acc.reshape(B, H + 2, W + 2, C + 1)[:, 1:-1, 1:-1].permute(0, 3, 1, 2)  # [B, C+1, H, W]
     weight = acc[:, C:]                                                            # [B, 1, H, W]
     known = weight > 0
