@@ -1,6 +1,5 @@
 """The default forward-splatting renderer against parity/geometry section 4: the direct case,
 the three end-to-end runs from the synthetic depth-stage folder, and CPU vs CUDA."""
-import json
 
 import numpy as np
 import pytest
