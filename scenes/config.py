@@ -3,6 +3,13 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class SampleConfig:
+    frames: int = 120                  # frames of the built-in sample scene (5 s at 24 fps)
+    fps: float = 24.0                  # its frame rate; the ball's motion follows real time
+    seed: int = 0                      # seed of its procedural textures and object placement
+
+
+@dataclass(frozen=True)
 class DepthConfig:
     chunk_frames: int = 1000           # most frames per depth-model pass (the reference's DA3 limit); longer videos run in chunks
     hfov_deg: float = 60.0             # horizontal field of view assumed when no provider knows the intrinsics
@@ -12,8 +19,33 @@ class DepthConfig:
 
 
 @dataclass(frozen=True)
+class FusionConfig:
+    enabled: bool = True               # geometry refiner renders the fused world state (all frames' static points + the current frame)
+    fused_conditioning_for_dit: bool = False   # EXPERIMENTAL: condition the DiT on the fused render too
+    max_points: int = 2_000_000        # memory budget of the fused static points (about 20 bytes each)
+    voxel_pixels: float = 1.0          # voxel edge in source pixel footprints (depth / fx) before budget coarsening
+    neighbour_offsets: tuple[int, ...] = (-8, -4, -2, 2, 4, 8)   # frames compared with each frame to find moving pixels
+    analysis_stride: int = 2           # the static/dynamic test runs on every n-th pixel (then upsampled)
+    depth_tolerance: float = 0.04      # relative depth difference that counts as inconsistent
+    colour_tolerance: float = 0.12     # RGB difference (0..1) beyond a 3x3 neighbourhood's range that counts as inconsistent
+    dynamic_vote: float = 0.3          # a pixel is dynamic when this share of the frames that see it disagree
+    dilate_px: int = 3                 # grow the dynamic mask by this many pixels (edges of moving things)
+    chunk_frames: int = 8              # frames processed at once while building (memory vs. speed)
+
+    def __post_init__(self):
+        if self.max_points < 1 or self.voxel_pixels <= 0 or self.analysis_stride < 1 or self.chunk_frames < 1:
+            raise ValueError("fusion: max_points, voxel_pixels, analysis_stride and chunk_frames must be positive")
+        if not self.neighbour_offsets or 0 in self.neighbour_offsets:
+            raise ValueError(f"fusion.neighbour_offsets must be non-zero frame offsets, got {list(self.neighbour_offsets)}")
+        if not (0 < self.dynamic_vote <= 1) or self.depth_tolerance <= 0 or self.colour_tolerance <= 0 or self.dilate_px < 0:
+            raise ValueError("fusion: need 0 < dynamic_vote <= 1, positive tolerances and dilate_px >= 0")
+
+
+@dataclass(frozen=True)
 class ScenesConfig:
     width: int = 832                   # working frame width in pixels (the model's resolution)
     height: int = 480                  # working frame height in pixels
     cache_dir: str = ".cache/scenes"   # where built Scenes are cached, keyed by content hash
+    sample: SampleConfig = field(default_factory=SampleConfig)   # the built-in sample scene
+    fusion: FusionConfig = field(default_factory=FusionConfig)   # the fused world state (scenes/fusion.py)
     depth: DepthConfig = field(default_factory=DepthConfig)      # depth providers of `main.py build`
