@@ -20,10 +20,11 @@ from scenes.captions import CaptionError, caption_frame, florence_missing
 from scenes.depth import DepthPlan, DepthRequest, plan_depth, run_depth
 from scenes.sample import generator_hash
 from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, scene_cache_key
-from scenes.video import VideoDecodeWarning, VideoInfo, decode_video, probe_video
+from scenes.video import VideoDecodeWarning, VideoError, VideoInfo, decode_video, probe_video
 
 BUILD_VERSION = 1                  # bump when the build itself changes what it produces
 REFERENCE_MAX_FRAMES = 1000        # the reference cuts videos here; roam keeps every frame
+BYTES_PER_PIXEL = 14               # peak build memory per working-size pixel: frames (3, twice while joined), depth (4, twice)
 
 
 def _say(message: str) -> None:
@@ -39,6 +40,27 @@ def build_settings(cfg, plan: DepthPlan, prompt: str | None, florence_reason: st
     if plan.mode in ("auto", "sample"):
         settings["sample"] = {**dataclasses.asdict(cfg.scenes.sample), "generator": generator_hash()}
     return settings
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux); None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(info: VideoInfo, width: int, height: int) -> None:
+    """Fail before decoding when the whole Scene cannot fit in memory (a Scene holds every frame)."""
+    frames = info.num_frames or round(info.duration_s * info.fps)
+    need, free = frames * width * height * BYTES_PER_PIXEL, available_memory_bytes()
+    if free is not None and need > free:
+        raise VideoError(f"{info.path}: {frames} frames at {width}x{height} need about {need / 2**30:.1f} GiB to build, "
+                         f"{free / 2**30:.1f} GiB is free; cut the video (e.g. ffmpeg -t SECONDS) or lower "
+                         "scenes.width/height")
 
 
 def _decode(path: Path, width: int, height: int):
@@ -102,6 +124,7 @@ def build_scene_at(cfg, video_path, *, depth: str = "auto", depth_file=None, pro
     Raises SceneInputError subclasses (VideoError, DepthError, SceneError) with one-line messages."""
     path = Path(video_path)
     info = probe_video(path)
+    check_memory(info, cfg.scenes.width, cfg.scenes.height)
     plan = plan_depth(depth, path, depth_file, Path(cfg.model.checkpoint_dir) / "DA3")
     florence_reason = florence_missing(Path(cfg.model.checkpoint_dir) / "Florence-2-large") if prompt is None else None
     key = scene_cache_key(file_content_hash(path), build_settings(cfg, plan, prompt, florence_reason))

@@ -109,8 +109,12 @@ def check_depth_values(depth: np.ndarray, where: str) -> None:
 
 def depth_errors(pred: torch.Tensor, truth: torch.Tensor) -> dict:
     """Standard monocular-depth errors over all pixels: AbsRel = mean |p - t| / t, RMSE = sqrt(mean (p - t)^2)
-    (in truth's unit), delta1 = share of pixels with max(p / t, t / p) < 1.25. pred, truth: [..., H, W] > 0"""
+    (in truth's unit), delta1 = share of pixels with max(p / t, t / p) < 1.25, and abs_rel_median_scaled:
+    AbsRel after scaling pred by median(truth) / median(pred) (the shape error, free of the unit).
+    pred, truth: [..., H, W] > 0"""
     p, t = pred.to(torch.float64), truth.to(torch.float64)
     ratio = torch.maximum(p / t, t / p)
+    scaled = p * (t.median() / p.median())
     return {"abs_rel": float(((p - t).abs() / t).mean()), "rmse": float(((p - t) ** 2).mean().sqrt()),
-            "delta1": float((ratio < 1.25).to(torch.float64).mean())}
+            "delta1": float((ratio < 1.25).to(torch.float64).mean()),
+            "abs_rel_median_scaled": float(((scaled - t).abs() / t).mean())}

@@ -20,7 +20,8 @@ from scenes.depth.base import DepthError, DepthRequest, DepthResult
 from scenes.depth.da3 import da3_depth, da3_missing, load_da3
 from scenes.depth.estimate import estimate_depth
 from scenes.depth.files import file_depth
-from scenes.depth.sample_match import is_sample_video, sample_depth
+from scenes.depth.sample_match import match_sample, sample_depth
+from scenes.sample import SampleRenderError
 from scenes.scene import file_content_hash
 
 PROVIDERS = ("auto", "sample", "file", "da3", "estimate")
@@ -85,13 +86,23 @@ def plan_depth(mode: str, video_path: Path, depth_file: Path | str | None = None
     return DepthPlan(mode, "estimate", f"no depth file and no DA3 ({why}); weight-free planar prior", None, None, da3_dir)
 
 
+def _auto_sample(req: DepthRequest, sample_cfg: SampleConfig, progress: bool) -> DepthResult | None:
+    """The sample's exact depth when `req` is its video; None otherwise or when no OpenGL is available
+    to check (then the video cannot be the sample's video made on this machine anyway)."""
+    try:
+        return match_sample(req, sample_cfg, progress)[0]
+    except SampleRenderError:
+        return None
+
+
 def run_depth(plan: DepthPlan, req: DepthRequest, sample_cfg: SampleConfig, device: str = "cpu",
               progress: bool = False) -> DepthResult:
     """Run the planned provider on `req`. -> DepthResult with notes['reason'] saying why it ran."""
     name, reason = plan.fallback, plan.reason
-    if plan.mode == "auto" and is_sample_video(req, sample_cfg):
-        name, reason = "sample", "the video is the built-in sample's; exact depth"
-    if name == "sample":
+    result = _auto_sample(req, sample_cfg, progress) if plan.mode == "auto" else None
+    if result is not None:
+        reason = "the video is the built-in sample's; exact depth"
+    elif name == "sample":
         result = sample_depth(req, sample_cfg, progress)
     elif name == "file":
         result = file_depth(req, plan.depth_file)
