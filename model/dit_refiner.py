@@ -44,6 +44,16 @@ class DiTRefiner:
     def frames_for_block(self, first: bool) -> int:
         return self.codec.input_frames(FRAMES_PER_BLOCK, first)
 
+    def warm_up(self, height: int, width: int, report=lambda msg: None) -> None:
+        """Run a first and a steady block on blank frames so every shape is compiled (and every
+        kernel chosen) before play starts; then forget them."""
+        for i, first in enumerate((True, False)):
+            n = self.frames_for_block(first)
+            blank = torch.zeros(n, height, width, 3, dtype=torch.uint8)
+            report(f"warm-up block {i + 1}/2 ({n} frames{', compiling' if self.sampler.compiled else ''})")
+            self.refine(RefineInput(render=blank, mask=torch.ones(n, height, width, dtype=torch.bool), source=blank))
+        self.reset()
+
     @torch.no_grad()
     def refine(self, block: RefineInput) -> torch.Tensor:
         first, self._first = self._first, False

@@ -67,6 +67,7 @@ class BlockSampler:
         self._has_previous = False
 
         self._prefill, self._denoise = model.prefill, model.forward
+        self.compiled = compile
         if compile:
             self._prefill = torch.compile(model.prefill, dynamic=False, mode=compile_mode)
             self._denoise = torch.compile(model.forward, dynamic=False, mode=compile_mode)

@@ -14,23 +14,25 @@ from controllers.scripted import ScriptedPath
 from runtime.recorder import load_recorded_poses
 from scenes.trajectory import read_keys, read_pose_json, target_c2w
 
-# (start, end) as fractions of the session, and what is held: a short walk with a look around.
+# (start, end) as fractions of one period, and what is held: a short walk with a look around.
 DEMO_WALK = (
-    (0.00, 0.30, CameraCommand(move=(0.0, 0.0, 0.6))),
-    (0.30, 0.55, CameraCommand(move=(0.4, 0.0, 0.3), look=(-0.35, 0.0))),
-    (0.55, 0.80, CameraCommand(move=(-0.5, 0.0, 0.0), look=(0.45, 0.1))),
-    (0.80, 1.00, CameraCommand(move=(0.0, 0.0, -0.5), look=(0.0, -0.1))),
+    (0.00, 0.30, CameraCommand(move=(0.0, 0.0, 0.4))),
+    (0.30, 0.55, CameraCommand(move=(0.3, 0.0, 0.2), look=(-0.3, 0.0))),
+    (0.55, 0.80, CameraCommand(move=(-0.4, 0.0, 0.0), look=(0.35, 0.1))),
+    (0.80, 1.00, CameraCommand(move=(0.0, 0.0, -0.4), look=(0.0, -0.1))),
 )
+DEMO_PERIOD_S = 8.0    # longer sessions repeat the walk (each segment change is a control event)
 
 
 class TimedInputs:
-    """Replays held commands by session time: `poll()` is called once per tick at `tick_hz`."""
+    """Replays held commands by session time, repeating every `period_s`: `poll()` is called once
+    per tick at `tick_hz`."""
 
-    def __init__(self, segments, seconds: float, tick_hz: float):
-        self.segments, self.seconds, self.tick_hz, self.tick = segments, seconds, tick_hz, 0
+    def __init__(self, segments, period_s: float, tick_hz: float):
+        self.segments, self.period_s, self.tick_hz, self.tick = segments, period_s, tick_hz, 0
 
     def poll(self) -> Commands:
-        fraction = self.tick / (self.tick_hz * self.seconds)
+        fraction = (self.tick / self.tick_hz % self.period_s) / self.period_s
         self.tick += 1
         for start, end, camera in self.segments:
             if start <= fraction < end:
@@ -39,7 +41,7 @@ class TimedInputs:
 
 
 def demo_walk(seconds: float, tick_hz: float) -> TimedInputs:
-    return TimedInputs(DEMO_WALK, seconds, tick_hz)
+    return TimedInputs(DEMO_WALK, min(seconds, DEMO_PERIOD_S), tick_hz)
 
 
 def load_script(path: str | Path, source_c2w: torch.Tensor, *, relative_to_source: bool = False,

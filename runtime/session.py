@@ -110,7 +110,8 @@ class Session:
         summary = self.telemetry.summary()
         summary.update(wall_s=wall_s, achieved_fps=self.frames_presented / wall_s if wall_s > 0 else None,
                        frame_locked=self.frame_locked, dropped_requests=self.worker.mailbox.dropped,
-                       pacer=dict(self.pacer.counts), ticks=self.tick, ticker=self.ticker.stats())
+                       pacer=dict(self.pacer.counts), ticks=self.tick, ticker=self.ticker.stats(),
+                       peak_gpu_mem_gib=peak_gpu_memory_gib(self.worker.scene.device))
         return summary
 
     def _finished(self) -> bool:
@@ -270,6 +271,10 @@ class Session:
                 f"buffer {len(self.buffer):2d} frames  block {info.block_id}",
                 *[str(source.status) for source in self.status],
                 f"REC {self.recorder.frames} frames" if self.recorder is not None else "C records"]
+
+
+def peak_gpu_memory_gib(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
 
 def scene_scale(scene) -> float:
