@@ -129,7 +129,10 @@ def da3_depth(req: DepthRequest, model, progress: bool = False) -> DepthResult:
     """Run `model` (a loaded DepthAnything3, or anything with its `inference`) on the video of `req`."""
     pw, ph = da3_process_size(*req.source_size)
     frames, _ = decode_video(req.video_path, pw, ph)                                 # [N, ph, pw, 3]
-    frames = frames[:req.num_frames].numpy()
+    if len(frames) != req.num_frames:
+        raise DepthError(f"{req.video_path}: decoded {len(frames)} frames at DA3's size but {req.num_frames} at the "
+                         "working size; re-encode the video (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
+    frames = frames.numpy()
     ranges = chunk_ranges(len(frames), req.cfg.chunk_frames)
     if len(ranges) > 1:
         print(f"roam: {len(frames)} frames: DA3 runs in {len(ranges)} chunks of at most "

@@ -294,3 +294,12 @@ def test_auto_prefers_a_depth_file_beside_the_video(tmp_path):
         plan_depth("file", video, tmp_path / "missing.npz")
     with pytest.raises(DepthError, match="only read by --depth file"):
         plan_depth("estimate", video, tmp_path / "clip.npz")
+
+
+def test_da3_without_weights_says_where_to_download_them(tmp_path, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "depth_anything_3" else real(name))
+    (tmp_path / "DA3").mkdir()
+    with pytest.raises(DepthError, match=r"no DA3 weights in .*DA3 .*config.json.*download"):
+        plan_depth("da3", tmp_path / "v.mp4", da3_dir=tmp_path / "DA3")
