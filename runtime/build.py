@@ -113,7 +113,7 @@ def _make_scene(cfg, path: Path, info: VideoInfo, plan: DepthPlan, prompt: str |
         bar.update()
     meta = {"source": str(path), "source_size": [info.width, info.height], "source_fps": info.fps,
             "depth_provider": result.provider, "depth_notes": result.notes, "caption_source": caption_source}
-    if result.provider == "sample" and result.notes.get("up") is not None:
+    if result.notes.get("up") is not None:                # gravity-up in the scene frame, where known
         meta["up"] = result.notes["up"]
     return Scene(frames=frames, depth=result.depth, K=result.K, c2w=result.c2w, fps=fps, caption=caption, meta=meta)
 

@@ -43,7 +43,8 @@ def estimate_depth(req: DepthRequest) -> DepthResult:
     depth = torch.from_numpy(planar_depth(K, width, height, cfg.eye_height, cfg.backdrop))   # [H, W]
     n = req.num_frames
     notes = {"prior": "level camera over a ground plane plus a backdrop", "eye_height": cfg.eye_height,
-             "backdrop": cfg.backdrop, "hfov_deg": cfg.hfov_deg, "poses": "static"}
+             "backdrop": cfg.backdrop, "hfov_deg": cfg.hfov_deg, "poses": "static",
+             "up": [0.0, -1.0, 0.0]}                                               # level camera: up is -y (OpenCV)
     return DepthResult(depth=depth.expand(n, height, width).clone(),
                        K=torch.from_numpy(K).expand(n, 3, 3).clone(), c2w=static_poses(n),
                        provider="estimate", notes=notes)
