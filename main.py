@@ -24,6 +24,42 @@ def add_common(p: argparse.ArgumentParser, top: bool = False) -> None:
                    help="override a config key, e.g. --set runtime.loop.fps=30 (repeatable)")
 
 
+def add_render_flags(p: argparse.ArgumentParser) -> None:
+    """The reference's run_test_pipeline.sh flags (same names and defaults) and roam's own."""
+    flag = p.add_argument
+    flag("--input_dir", required=True, help="folder of *.mp4 videos (sorted, not recursive)")
+    flag("--traj_txt_path", required=True, help="3-line trajectory file, e.g. traj/x_y_circle_cycle.txt")
+    flag("--checkpoint_path", default="checkpoints/InSpatio-World-1.3B/InSpatio-World-1.3B.safetensors",
+         help="DiT weights; its last two folders name the output subfolders")
+    flag("--config_path", dest="config_sub", default=None, help="roam's config.yaml (same as --config)")
+    flag("--da3_model_path", default="checkpoints/DA3", help="DA3 depth weights (roam reads <checkpoint root>/DA3)")
+    flag("--florence_model_path", default="checkpoints/Florence-2-large", help="caption model folder")
+    flag("--output_folder", default=None, help="default: ./output/<input_dir name>/<trajectory name>")
+    flag("--skip_step1", action="store_true", help="reuse captions from <input_dir>/new.json")
+    flag("--skip_step2", action="store_true", help="reuse cached scenes (always checked against the video)")
+    flag("--skip_step3", action="store_true", help="stop after captions and scenes")
+    flag("--relative_to_source", action="store_true", help="the camera rides on the source camera")
+    flag("--rotation_only", action="store_true", help="zero the trajectory's translation (pan/tilt)")
+    flag("--disable_adaptive_frame", action="store_true", help="keep the native frame count")
+    flag("--freeze_repeat", type=int, default=0, help="repeat the freeze frame this many extra times")
+    flag("--freeze_frame", type=int, default=None, help="frame to freeze (default: the middle one)")
+    flag("--render_backend", default="warper", help="warper (reference) | ply | gpu (roam's real-time render)")
+    flag("--use_tae", action="store_true", help="TAEHV tiny autoencoder instead of the Wan VAE")
+    flag("--tae_checkpoint_path", default="checkpoints/taehv/taew2_1.pth", help="TAEHV weights")
+    flag("--compile_dit", action="store_true", help="torch.compile the DiT")
+    flag("--step1_gpus", default="0", help="accepted for compatibility (captions run in each rank)")
+    flag("--step2_gpus", default="0", help="accepted for compatibility (scenes are built in each rank)")
+    flag("--step3_gpus", default=None, help="CUDA_VISIBLE_DEVICES for the ranks --step3_nproc starts")
+    flag("--step3_nproc", type=int, default=1, help="data-parallel ranks over the videos (torch.distributed)")
+    flag("--master_port", type=int, default=29513, help="torch.distributed port")
+    flag("--refiner", default="auto", help="auto | geometry | dit")
+    flag("--depth", default="auto", help="depth provider per video: auto | sample | file | da3 | estimate")
+    flag("--prompt", default=None, help="caption for every video instead of Florence-2 / new.json")
+    flag("--seed", type=int, default=0, help="seed of the DiT's noise")
+    flag("--device", default=None, help="auto | cpu | cuda (default: runtime.device)")
+    flag("--no_progress", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py", description="roam: turn one video into a world you walk through in real time. "
@@ -57,8 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(build)
 
     render = sub.add_parser("render", help=COMMANDS["render"], description=COMMANDS["render"])
-    render.add_argument("--input_dir", required=True)
-    render.add_argument("--traj_txt_path", required=True)
+    add_render_flags(render)
     add_common(render)
 
     bench = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"] + ". Options: "

@@ -53,7 +53,8 @@ def run_build(cfg, args) -> int:
 
 
 def run_render(cfg, args) -> int:
-    return not_yet("render", "Offline render")
+    from runtime.render_cmd import render
+    return render(cfg, args)
 
 
 def run_bench(cfg, args) -> int:
