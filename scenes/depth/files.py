@@ -47,7 +47,9 @@ def load_depth_file(path: Path, png_scale: float = 0.001) -> tuple[np.ndarray, n
     except SceneInputError as err:
         raise DepthError(str(err)) from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise DepthError(f"{path}: not a readable numpy file ({err}); save it with numpy.savez / numpy.save") from None
+        what = "depth folder" if path.is_dir() else "numpy file"
+        raise DepthError(f"{path}: not a readable {what} ({err}); save depth with numpy.savez / numpy.save "
+                         "or as same-sized PNGs") from None
     raise DepthError(f"{path}: unknown depth file type; use .npz, .npy or a folder of depth PNGs")
 
 
@@ -68,10 +70,11 @@ def _load_npz(path: Path):
     return depth, K, c2w
 
 
-def _png_mode(path: Path) -> str:
+def _png_header(path: Path) -> tuple[str, tuple[int, int]]:
+    """-> (PIL mode, (width, height)) without decoding the pixels."""
     try:
         with Image.open(path) as img:
-            return img.mode
+            return img.mode, img.size
     except (OSError, UnidentifiedImageError) as err:
         raise DepthError(f"{path}: not a readable PNG ({err})") from None
 
@@ -82,7 +85,10 @@ def _load_folder(folder: Path, png_scale: float):
     pngs = sorted((folder / "depth").glob("*.png")) or sorted(folder.glob("*.png"))
     if not pngs:
         raise DepthError(f"{folder}: no depth PNGs in it (nor in depth/); pass a folder of 16-bit or float-RGBA PNGs")
-    mode = _png_mode(pngs[0])
+    headers = [_png_header(p) for p in pngs]
+    mode, sizes = headers[0][0], {size for _, size in headers}
+    if len(sizes) != 1:
+        raise DepthError(f"{folder}: the depth PNGs differ in size ({sorted(sizes)}); give one size for all frames")
     if mode == "RGBA":
         depth = np.stack([read_float_depth_png(p) for p in pngs])
         K = read_matrix_txt(folder / "intrinsic.txt", 3) if (folder / "intrinsic.txt").is_file() else None

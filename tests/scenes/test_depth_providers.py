@@ -303,3 +303,13 @@ def test_da3_without_weights_says_where_to_download_them(tmp_path, monkeypatch):
     (tmp_path / "DA3").mkdir()
     with pytest.raises(DepthError, match=r"no DA3 weights in .*DA3 .*config.json.*download"):
         plan_depth("da3", tmp_path / "v.mp4", da3_dir=tmp_path / "DA3")
+
+
+def test_png_folders_of_mixed_sizes_or_broken_files(tmp_path):
+    Image.fromarray(np.full((36, 64), 1000, np.uint16)).save(tmp_path / "0000.png")
+    Image.fromarray(np.full((18, 32), 1000, np.uint16)).save(tmp_path / "0001.png")
+    with pytest.raises(DepthError, match="differ in size"):
+        file_depth(request(n=2), tmp_path)
+    (tmp_path / "0001.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(DepthError, match="0001.png: not a readable PNG"):
+        file_depth(request(n=2), tmp_path)
