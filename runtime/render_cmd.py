@@ -171,7 +171,12 @@ def read_captions(folder: Path) -> dict[str, str]:
 
 
 def video_settings(cfg, args, job: RenderJob, video: Path, prompt: str | None, rank, g: int) -> dict:
-    """Everything that shapes one video's outputs; a finished video with equal settings is reused."""
+    """Everything that shapes one video's outputs, as plain JSON data (a finished video whose record
+    holds equal settings is reused)."""
+    return json.loads(json.dumps(_settings(cfg, args, job, video, prompt, rank, g)))
+
+
+def _settings(cfg, args, job: RenderJob, video: Path, prompt: str | None, rank, g: int) -> dict:
     return {"record_version": RECORD_VERSION, "video": str(video.resolve()), "video_hash": file_content_hash(video),
             "global_index": g, "rank": rank.rank, "world_size": rank.world,
             "trajectory": format_keys(job.keys), "frames": dataclasses.asdict(job.frames),
