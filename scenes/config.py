@@ -24,11 +24,11 @@ class FusionConfig:
     fused_conditioning_for_dit: bool = False   # EXPERIMENTAL: condition the DiT on the fused render too
     max_points: int = 2_000_000        # memory budget of the fused static points (about 20 bytes each)
     voxel_pixels: float = 1.0          # voxel edge in source pixel footprints (depth / fx) before budget coarsening
-    neighbour_offsets: tuple[int, ...] = (-8, -4, -2, 2, 4, 8)   # frames compared with each frame to find moving pixels
+    neighbour_offsets: tuple[int, ...] = (-16, -8, -4, -2, 2, 4, 8, 16)   # frames compared with each frame to find moving pixels
     analysis_stride: int = 2           # the static/dynamic test runs on every n-th pixel (then upsampled)
     depth_tolerance: float = 0.04      # relative depth difference that counts as inconsistent
     colour_tolerance: float = 0.12     # RGB difference (0..1) beyond a 3x3 neighbourhood's range that counts as inconsistent
-    dynamic_vote: float = 0.3          # a pixel is dynamic when this share of the frames that see it disagree
+    dynamic_vote: float = 0.25         # a pixel is dynamic when this share of the frames that see it disagree
     dilate_px: int = 3                 # grow the dynamic mask by this many pixels (edges of moving things)
     chunk_frames: int = 8              # frames processed at once while building (memory vs. speed)
 

@@ -1,0 +1,237 @@
+"""A lasting world state: the video's frames fused, so novel views have far fewer holes.
+
+The reference renders output frame t from source frame t alone, so an orbit opens holes wherever
+that one frame saw nothing, even where other frames did. Here:
+- `build_world` accumulates the *static* pixels of every source frame (scenes/dynamic_mask.py finds
+  the moving ones from the video itself) as world points, merged in voxels whose edge follows the
+  pixel footprint (depth / fx, a power of two of `voxel_pixels` footprints); when the point count
+  passes `max_points` every voxel doubles in size until it fits.
+- `render_fused` renders a block exactly as `render_views` does (the current source frame, all of
+  its pixels, moving things included), then fills the holes it leaves with the fused static points
+  (bilinear splats behind a hard z-buffer), and shows them over current-frame pixels only where
+  they are clearly nearer (the current frame saw the background from elsewhere). A crack inside a
+  current-frame surface is only filled by points at that surface's depth. So fused points never
+  cover nearer current-frame surfaces, and moving things are only where they are now.
+
+Conventions: OpenCV cameras, c2w [4, 4], K [3, 3] pixels, pixel centres at integers.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from scenes.config import FusionConfig
+from scenes.dynamic_mask import dynamic_masks, project_points, unproject
+from scenes.render import DEPTH_CLIP, render_views
+from scenes.warper import project
+
+CELL_BITS = 19                    # bits per voxel coordinate in a packed key
+LEVEL_MIN, LEVEL_MAX = -32, 31    # voxel edge 2^level scene units (6 bits in the key)
+NEAR_Z = 1e-3                     # fused points nearer than this to a target camera are dropped
+SPLAT_ELEMENTS = 1 << 23          # points x frames projected at once by render (memory bound)
+CRACK_NEIGHBOURS = 6              # a hole with this many covered 8-neighbours is a crack
+SOLID_WEIGHT = 0.75               # fused splat weight that replaces a farther current pixel (not an edge)
+
+
+@dataclass(frozen=True)
+class FusedWorld:
+    """The fused static scene. xyz float32 [M, 3] world points (voxel means), rgb uint8 [M, 3],
+    weight float32 [M] (source pixels merged into each point), voxel_shift: how many times the voxels
+    were doubled to fit the budget; frames: source frames fused."""
+    xyz: Tensor
+    rgb: Tensor
+    weight: Tensor
+    voxel_shift: int
+    frames: int
+
+    @property
+    def points(self) -> int:
+        return int(self.xyz.shape[0])
+
+
+# ---------------------------------------------------------------- building
+
+def _keys(xyz: Tensor, level: Tensor) -> Tensor:
+    """Pack (level, voxel cell) into one int64 per point. xyz [M, 3], level long [M] -> long [M]."""
+    half = 1 << (CELL_BITS - 1)
+    cell = torch.floor(xyz / torch.exp2(level.to(xyz.dtype)).unsqueeze(-1)).long() + half       # [M, 3]
+    cell = cell.clamp(0, (1 << CELL_BITS) - 1)
+    return (((level - LEVEL_MIN) << (3 * CELL_BITS)) | (cell[:, 0] << (2 * CELL_BITS))
+            | (cell[:, 1] << CELL_BITS) | cell[:, 2])
+
+
+def _level_of(keys: Tensor) -> Tensor:
+    return (keys >> (3 * CELL_BITS)) + LEVEL_MIN
+
+
+def _merge(keys: Tensor, xyz: Tensor, rgb: Tensor, weight: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Weighted means of the points that share a key. keys [M], xyz [M, 3], rgb float [M, 3],
+    weight [M] -> the same for the unique keys."""
+    uniq, inv = torch.unique(keys, return_inverse=True)                             # [U], [M]
+    acc = torch.zeros(len(uniq), 7, device=xyz.device, dtype=torch.float32)        # [U, 7]
+    acc.index_add_(0, inv, torch.cat([xyz * weight[:, None], rgb * weight[:, None], weight[:, None]], 1))
+    w = acc[:, 6]
+    return uniq, acc[:, :3] / w[:, None], acc[:, 3:6] / w[:, None], w
+
+
+def _fit_budget(state: tuple, max_points: int) -> tuple[tuple, int]:
+    """Double every voxel until at most max_points remain. -> (state, doublings)"""
+    doublings = 0
+    while len(state[0]) > max_points:
+        keys, xyz, rgb, w = state
+        level = (_level_of(keys) + 1).clamp(max=LEVEL_MAX)
+        state = _merge(_keys(xyz, level), xyz, rgb, w)
+        doublings += 1
+    return state, doublings
+
+
+def _frame_points(frames_u8, depth, K, c2w, idx, static, cfg, shift) -> tuple[Tensor, Tensor, Tensor]:
+    """Static, valid-depth pixels of frames idx as (keys [P], xyz [P, 3], rgb float [P, 3])."""
+    d = depth[idx].to(torch.float32)                                                # [B, H, W]
+    xyz = unproject(d.clamp(*DEPTH_CLIP), K[idx], c2w[idx])                         # [B, H, W, 3]
+    keep = static & torch.isfinite(d) & (d > 0) & torch.isfinite(xyz).all(-1)      # [B, H, W]
+    fx = K[idx, 0, 0].to(torch.float32).reshape(-1, 1, 1)                           # [B, 1, 1]
+    footprint = d.clamp(*DEPTH_CLIP) / fx * (cfg.voxel_pixels * 2.0 ** shift)       # [B, H, W]
+    level = torch.floor(torch.log2(footprint)).long().clamp(LEVEL_MIN, LEVEL_MAX)
+    xyz, level = xyz[keep], level[keep]                                             # [P, 3], [P]
+    return _keys(xyz, level), xyz, frames_u8[idx][keep].to(torch.float32)
+
+
+def build_world(frames_u8: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, cfg: FusionConfig = FusionConfig(),
+                progress: bool = False) -> FusedWorld:
+    """Fuse a whole video's static content.
+
+    frames_u8 [N, H, W, 3] uint8, depth [N, H, W] camera z, K [N, 3, 3] or [3, 3] pixels,
+    c2w [N, 4, 4] OpenCV camera-to-world. Runs on frames_u8's device, `cfg.chunk_frames` frames
+    at a time; memory stays within max_points plus one chunk of pixels."""
+    N, H, W, _ = _check_video(frames_u8, depth, K, c2w)
+    dev = frames_u8.device
+    depth = depth.to(dev)
+    K = K.to(device=dev, dtype=torch.float32).expand(N, 3, 3)
+    c2w = c2w.to(device=dev, dtype=torch.float32)
+    empty = torch.zeros(0, 3, device=dev)
+    state, shift = (torch.zeros(0, dtype=torch.long, device=dev), empty, empty, empty[:, 0]), 0
+    starts = range(0, N, cfg.chunk_frames)
+    if progress:
+        from tqdm import tqdm
+        starts = tqdm(starts, desc="fusing the scene", unit="chunk", file=sys.stderr)
+    for a in starts:
+        idx = torch.arange(a, min(a + cfg.chunk_frames, N), device=dev)
+        static = ~dynamic_masks(frames_u8, depth, K, c2w, idx, cfg)                 # [B, H, W]
+        keys, xyz, rgb = _frame_points(frames_u8, depth, K, c2w, idx, static, cfg, shift)
+        state = _merge(torch.cat([state[0], keys]), torch.cat([state[1], xyz]), torch.cat([state[2], rgb]),
+                       torch.cat([state[3], torch.ones_like(keys, dtype=torch.float32)]))
+        state, doubled = _fit_budget(state, cfg.max_points)
+        shift += doubled
+    _, xyz, rgb, w = state
+    return FusedWorld(xyz=xyz, rgb=rgb.round().clamp(0, 255).to(torch.uint8), weight=w, voxel_shift=shift, frames=N)
+
+
+def _check_video(frames_u8, depth, K, c2w) -> tuple[int, int, int, int]:
+    if frames_u8.dtype != torch.uint8 or frames_u8.ndim != 4 or frames_u8.shape[-1] != 3:
+        raise ValueError(f"build_world: frames must be uint8 [N, H, W, 3], got {frames_u8.dtype} {tuple(frames_u8.shape)}")
+    N, H, W, _ = frames_u8.shape
+    if tuple(depth.shape) != (N, H, W) or tuple(c2w.shape) != (N, 4, 4) or tuple(K.shape) not in ((3, 3), (N, 3, 3)):
+        raise ValueError(f"build_world: need depth [{N}, {H}, {W}], c2w [{N}, 4, 4] and K [3, 3] or [{N}, 3, 3], got "
+                         f"{list(depth.shape)}, {list(c2w.shape)}, {list(K.shape)}")
+    return N, H, W, 3
+
+
+# ---------------------------------------------------------------- rendering
+
+def splat_points(world: FusedWorld, K: Tensor, tgt_w2c: Tensor, H: int, W: int, depth_tolerance: float
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+    """Render the fused points: bilinear splats onto 4 pixels each, behind a hard z-buffer (a splat
+    counts where its z <= the pixel's nearest z * (1 + depth_tolerance)).
+    K [T, 3, 3], tgt_w2c [T, 4, 4] -> rgb float [T, H, W, 3] (0..255), weight [T, H, W] (0 = nothing),
+    z [T, H, W] (nearest point's camera z, inf = nothing)."""
+    T, M = tgt_w2c.shape[0], world.points
+    group = max(1, SPLAT_ELEMENTS // max(M, 1))
+    parts = [_splat_group(world, K[a:a + group], tgt_w2c[a:a + group], H, W, depth_tolerance)
+             for a in range(0, T, group)]
+    return tuple(torch.cat(p) for p in zip(*parts))
+
+
+def _splat_group(world: FusedWorld, K: Tensor, w2c: Tensor, H: int, W: int, tol: float) -> tuple[Tensor, Tensor, Tensor]:
+    T, M = w2c.shape[0], world.points
+    u, v, z = project_points(world.xyz.expand(T, M, 3), K, w2c)                    # [T, M] each
+    ok = (z > NEAR_Z) & (u > -1) & (u < W) & (v > -1) & (v < H)                     # NaN/inf fail these
+    x = torch.where(ok, u + 1, 0.0)                                                 # +1: padded canvas
+    y = torch.where(ok, v + 1, 0.0)
+    x0, y0 = torch.floor(x), torch.floor(y)
+    fx, fy = x - x0, y - y0
+    base = torch.arange(T, device=z.device).reshape(T, 1) * ((H + 2) * (W + 2))     # [T, 1]
+    nw = base + y0.long() * (W + 2) + x0.long()                                     # [T, M]
+    cells = torch.stack([nw, nw + 1, nw + W + 2, nw + W + 3])                       # [4, T, M]
+    prox = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]) * ok  # [4, T, M]
+    zkey = torch.where(ok, z, torch.inf).expand(4, T, M)                            # [4, T, M]
+    zbuf = torch.full((T * (H + 2) * (W + 2),), torch.inf, device=z.device)
+    zbuf.scatter_reduce_(0, cells.reshape(-1), zkey.reshape(-1), reduce="amin")
+    w = prox * (zkey <= zbuf[cells] * (1 + tol))                                    # [4, T, M]
+    rgb1 = torch.cat([world.rgb.to(torch.float32), torch.ones(M, 1, device=z.device)], 1)  # [M, 4]
+    acc = torch.zeros(T * (H + 2) * (W + 2), 4, device=z.device)
+    acc.index_add_(0, cells.reshape(-1), (w.reshape(4, T, M, 1) * rgb1).reshape(-1, 4))
+    acc = acc.reshape(T, H + 2, W + 2, 4)[:, 1:-1, 1:-1]                            # [T, H, W, 4]
+    zbuf = zbuf.reshape(T, H + 2, W + 2)[:, 1:-1, 1:-1]                             # [T, H, W]
+    weight = acc[..., 3]
+    return acc[..., :3] / weight.clamp_min(1e-12).unsqueeze(-1), weight, zbuf
+
+
+def current_depth(depth: Tensor, K: Tensor, src_c2w: Tensor, tgt_c2w: Tensor) -> Tensor:
+    """Nearest camera z of the current frame's pixels in the target view, each on its nearest pixel.
+    depth [T, H, W], K [T, 3, 3], src_c2w, tgt_c2w [T, 4, 4] -> [T, H, W] (inf = nothing landed)."""
+    T, H, W = depth.shape
+    d = depth.to(torch.float32).clamp(*DEPTH_CLIP).unsqueeze(1)                     # [T, 1, H, W]
+    u, v, z = project(d, torch.linalg.inv(src_c2w), torch.linalg.inv(tgt_c2w), K)   # [T, HW] each
+    x, y = torch.round(u), torch.round(v)
+    ok = (z > 0) & (x >= 0) & (x <= W - 1) & (y >= 0) & (y <= H - 1)
+    cell = torch.arange(T, device=z.device).reshape(T, 1) * (H * W) + torch.where(ok, y * W + x, 0.0).long()
+    out = torch.full((T * H * W,), torch.inf, device=z.device)
+    out.scatter_reduce_(0, cell.reshape(-1), torch.where(ok, z, torch.inf).reshape(-1), reduce="amin")
+    return out.reshape(T, H, W)
+
+
+def fused_wins(cur_mask: Tensor, cur_z: Tensor, fused_weight: Tensor, fused_z: Tensor, depth_tolerance: float) -> Tensor:
+    """Where the fused points are shown: (1) holes of the current render (cur_mask False) that the
+    fused points reach, except cracks (>= CRACK_NEIGHBOURS covered 8-neighbours) whose fused surface
+    lies behind the current surface around them; (2) covered pixels where the fused surface is
+    clearly nearer than every current-frame surface around the pixel (the current frame saw what lies
+    behind it from elsewhere). So fused points never cover nearer current-frame surfaces.
+    cur_mask, fused_weight [T, H, W]; cur_z, fused_z [T, H, W] camera z (inf = none) -> bool [T, H, W]."""
+    reached = fused_weight > 0
+    covered = cur_mask.unsqueeze(1).to(torch.float32)                               # [T, 1, H, W]
+    neighbours = F.avg_pool2d(covered, 3, stride=1, padding=1, count_include_pad=False) * 9 - covered
+    crack = neighbours[:, 0] >= CRACK_NEIGHBOURS
+    z = cur_z.unsqueeze(1)                                                          # [T, 1, H, W]
+    farthest = F.max_pool2d(torch.where(torch.isfinite(z), z, 0.0), 3, stride=1, padding=1)[:, 0]
+    nearest = -F.max_pool2d(-z, 3, stride=1, padding=1)[:, 0]                       # [T, H, W], inf = none
+    behind = crack & (farthest > 0) & (fused_z > farthest * (1 + depth_tolerance))
+    in_front = cur_mask & (fused_weight >= SOLID_WEIGHT) & (fused_z < nearest * (1 - depth_tolerance))
+    return reached & ((~cur_mask & ~behind) | in_front)
+
+
+def render_fused(world: FusedWorld | None, frames_u8: Tensor, depth: Tensor, K: Tensor, src_c2w: Tensor,
+                 tgt_c2w: Tensor, *, log_depth_max: Tensor | float | None = None,
+                 depth_tolerance: float = FusionConfig.depth_tolerance) -> tuple[Tensor, Tensor]:
+    """render_views (same arguments, same output contract) with its holes filled from `world`.
+
+    frames_u8 [T, H, W, 3] uint8 (the block's current source frames), depth [T, H, W], K [3, 3] or
+    [T, 3, 3], src_c2w, tgt_c2w [T, 4, 4]. -> render uint8 [T, H, W, 3] (holes 0), mask bool
+    [T, H, W]. The pixels are render_views' own except where `fused_wins`; world None (or empty)
+    gives render_views exactly. Runs on frames_u8's device; no host sync."""
+    render, mask = render_views(frames_u8, depth, K, src_c2w, tgt_c2w, log_depth_max=log_depth_max)
+    if world is None or world.points == 0:
+        return render, mask
+    T, H, W, _ = frames_u8.shape
+    dev, f32 = frames_u8.device, torch.float32
+    K = K.to(device=dev, dtype=f32).expand(T, 3, 3)
+    src, tgt = src_c2w.to(device=dev, dtype=f32), tgt_c2w.to(device=dev, dtype=f32)
+    world = FusedWorld(world.xyz.to(dev), world.rgb.to(dev), world.weight.to(dev), world.voxel_shift, world.frames)
+    rgb, weight, fz = splat_points(world, K, torch.linalg.inv(tgt), H, W, depth_tolerance)
+    fill = fused_wins(mask, current_depth(depth.to(dev), K, src, tgt), weight, fz, depth_tolerance)
+    out = torch.where(fill.unsqueeze(-1), rgb.round().clamp(0, 255).to(torch.uint8), render)
+    return out, mask | fill
