@@ -18,6 +18,7 @@ from pathlib import Path
 from runtime.commands import pick_device
 from scenes.captions import CaptionError, caption_frame, florence_missing
 from scenes.depth import DepthPlan, DepthRequest, plan_depth, run_depth
+from scenes.depth.sfm import sfm_missing
 from scenes.sample import generator_hash
 from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, scene_cache_key
 from scenes.video import VideoDecodeWarning, VideoError, VideoInfo, decode_video, probe_video
@@ -37,6 +38,8 @@ def build_settings(cfg, plan: DepthPlan, prompt: str | None, florence_reason: st
     settings = {"builder": BUILD_VERSION, "width": cfg.scenes.width, "height": cfg.scenes.height,
                 "depth": plan.settings(), "depth_cfg": dataclasses.asdict(cfg.scenes.depth),
                 "caption": {"prompt": prompt} if prompt is not None else {"florence": florence_reason is None}}
+    if cfg.scenes.depth.sfm_poses:
+        settings["sfm_available"] = sfm_missing() is None
     if plan.mode in ("auto", "sample"):
         settings["sample"] = {**dataclasses.asdict(cfg.scenes.sample), "generator": generator_hash()}
     return settings

@@ -16,6 +16,9 @@ class DepthConfig:
     eye_height: float = 1.6            # estimate: camera height above the assumed ground plane (metres)
     backdrop: float = 30.0             # estimate: depth of the far backdrop plane behind the ground (metres)
     png_scale: float = 0.001           # file: depth units per code of 16-bit PNGs that have no scale.txt (mm -> m)
+    sfm_poses: bool = False            # estimate: EXPERIMENTAL camera motion by pycolmap SfM (pip install pycolmap); scale unreliable
+    sfm_max_frames: int = 200          # estimate: most frames SfM sees (evenly spaced; the others are interpolated)
+    sfm_max_width: int = 480           # estimate: frames are downscaled to at most this width for SfM (speed)
 
 
 @dataclass(frozen=True)

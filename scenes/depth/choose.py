@@ -109,6 +109,6 @@ def run_depth(plan: DepthPlan, req: DepthRequest, sample_cfg: SampleConfig, devi
     elif name == "da3":
         result = da3_depth(req, load_da3(plan.da3_dir, device), progress)
     else:
-        result = estimate_depth(req)
+        result = estimate_depth(req, progress)
     result.notes["reason"] = reason
     return result.check(req.num_frames, *req.size)

@@ -8,17 +8,19 @@ backdrop `backdrop` away, with `hfov_deg` across the source width (scenes/depth/
 
 It ignores the image content, so it is crude (measured against the exact depth of the built-in
 sample by benchmarks/depth_error.py), but it is positive and finite everywhere, has the right
-order of magnitude for eye-level footage, and gives walking plausible parallax. Poses are static
-(identity): without a depth or SfM model the camera's own motion is unknown. (pycolmap would give
-SfM poses, but its incremental mapper needs minutes of CPU per clip and its scale must still be
-tied to this prior; it is left out, see the report in .notes/.)
+order of magnitude for eye-level footage, and gives walking plausible parallax. Camera motion comes
+from pycolmap structure-from-motion when it is installed (scenes/depth/sfm.py, scaled to this
+prior); otherwise, or when SfM fails, the poses are static (identity).
 """
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import torch
 
 from scenes.depth.base import DepthError, DepthRequest, DepthResult, default_K, static_poses
+from scenes.depth.sfm import sfm_missing, sfm_poses
 
 
 def planar_depth(K: np.ndarray, width: int, height: int, eye_height: float, backdrop: float) -> np.ndarray:
@@ -32,19 +34,28 @@ def planar_depth(K: np.ndarray, width: int, height: int, eye_height: float, back
     return np.repeat(rows[:, None], width, axis=1)                                   # [H, W]
 
 
-def estimate_depth(req: DepthRequest) -> DepthResult:
-    """The planar prior for every frame, default K and static poses."""
+def estimate_depth(req: DepthRequest, progress: bool = False) -> DepthResult:
+    """The planar prior for every frame and default K; camera motion from SfM (scenes/depth/sfm.py)
+    when pycolmap is installed and scenes.depth.sfm_poses is on, else static poses."""
     cfg = req.cfg
     if not (cfg.eye_height > 0 and cfg.backdrop > cfg.eye_height and 0 < cfg.hfov_deg < 180):
         raise DepthError(f"scenes.depth: need eye_height > 0, backdrop > eye_height and 0 < hfov_deg < 180, "
                          f"got {cfg.eye_height}, {cfg.backdrop}, {cfg.hfov_deg}")
     width, height = req.size
     K = default_K(width, height, req.source_size, cfg.hfov_deg)
-    depth = torch.from_numpy(planar_depth(K, width, height, cfg.eye_height, cfg.backdrop))   # [H, W]
+    prior = planar_depth(K, width, height, cfg.eye_height, cfg.backdrop)             # [H, W]
     n = req.num_frames
+    c2w, poses = static_poses(n), "static (scenes.depth.sfm_poses is off)"
+    if cfg.sfm_poses and (why := sfm_missing()):
+        poses = f"static ({why})"
+    elif cfg.sfm_poses:
+        if progress:
+            print(f"roam: estimating camera motion with pycolmap on {min(n, cfg.sfm_max_frames)} frames",
+                  file=sys.stderr)
+        found, poses = sfm_poses(req.frames.numpy(), K, prior, cfg.sfm_max_frames, cfg.sfm_max_width)
+        c2w = c2w if found is None else torch.as_tensor(found, dtype=torch.float32)
     notes = {"prior": "level camera over a ground plane plus a backdrop", "eye_height": cfg.eye_height,
-             "backdrop": cfg.backdrop, "hfov_deg": cfg.hfov_deg, "poses": "static",
+             "backdrop": cfg.backdrop, "hfov_deg": cfg.hfov_deg, "poses": poses,
              "up": [0.0, -1.0, 0.0]}                                               # level camera: up is -y (OpenCV)
-    return DepthResult(depth=depth.expand(n, height, width).clone(),
-                       K=torch.from_numpy(K).expand(n, 3, 3).clone(), c2w=static_poses(n),
-                       provider="estimate", notes=notes)
+    return DepthResult(depth=torch.from_numpy(prior).expand(n, height, width).clone(),
+                       K=torch.from_numpy(K).expand(n, 3, 3).clone(), c2w=c2w, provider="estimate", notes=notes)

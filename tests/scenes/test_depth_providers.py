@@ -313,3 +313,34 @@ def test_png_folders_of_mixed_sizes_or_broken_files(tmp_path):
     (tmp_path / "0001.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(DepthError, match="0001.png: not a readable PNG"):
         file_depth(request(n=2), tmp_path)
+
+
+# ---------------------------------------------------------------- experimental SfM poses for estimate
+
+def test_sfm_pose_interpolation_holds_ends_and_slerps_between():
+    from scenes.depth.sfm import _interpolate
+    a, b = np.eye(4), np.eye(4)
+    b[:3, :3] = Rotation.from_euler("y", 30, degrees=True).as_matrix()
+    b[:3, 3] = [3.0, 0, 0]
+    out = _interpolate(np.array([2, 5]), np.stack([a, b]), 8)
+    np.testing.assert_allclose(out[:3], np.stack([a] * 3), atol=1e-12)
+    np.testing.assert_allclose(out[5:], np.stack([b] * 3), atol=1e-12)
+    np.testing.assert_allclose(out[3, :3, 3], [1.0, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(Rotation.from_matrix(out[4, :3, :3]).as_euler("xyz", degrees=True)[1], 20, atol=1e-9)
+
+
+def test_estimate_says_why_its_poses_are_static(monkeypatch):
+    assert "sfm_poses is off" in estimate_depth(request()).notes["poses"]
+    monkeypatch.setattr("scenes.depth.sfm.importlib.util.find_spec", lambda name: None)
+    assert "pycolmap is not installed" in estimate_depth(request(sfm_poses=True)).notes["poses"]
+
+
+def test_sfm_finds_the_direction_of_the_sample_camera():
+    pytest.importorskip("pycolmap")
+    truth = build_sample_scene(SampleConfig(frames=12), 416, 240)
+    res = estimate_depth(request(n=12, width=416, height=240, source=(416, 240), frames=truth.frames, sfm_poses=True))
+    assert res.notes["poses"].startswith("sfm"), res.notes["poses"]
+    move, true_move = res.c2w[-1, :3, 3].numpy(), truth.c2w[-1, :3, 3].numpy()
+    assert move @ true_move / np.linalg.norm(move) / np.linalg.norm(true_move) > 0.95
+    rel = res.c2w[-1, :3, :3].numpy() @ truth.c2w[-1, :3, :3].numpy().T
+    assert np.degrees(np.linalg.norm(Rotation.from_matrix(rel).as_rotvec())) < 3.0
