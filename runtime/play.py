@@ -55,6 +55,7 @@ def output_dir(cfg, out: str | None) -> Path:
 
 
 def play(cfg, args) -> int:
+    started = time.perf_counter()
     device = pick_device(cfg.runtime.device)
     scene = load_play_scene(cfg, args.scene)
     refiner = make_refiner(cfg, device, scene)
@@ -92,8 +93,10 @@ def play(cfg, args) -> int:
           f"output in {out}", file=sys.stderr)
     try:
         summary = session.run()
+        if session.first_present_s is not None:
+            summary["time_to_first_frame_s"] = session.first_present_s - started
         keys = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms", "control_to_photon_ms",
-                "late_frames", "pacer", "peak_gpu_mem_gib")
+                "late_frames", "pacer", "peak_gpu_mem_gib", "time_to_first_frame_s")
         print(json.dumps({k: summary.get(k) for k in keys}))
     finally:                   # also on Ctrl-C: the video and recording are already finalized
         out.mkdir(parents=True, exist_ok=True)

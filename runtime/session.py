@@ -87,11 +87,14 @@ class Session:
         self.tick = 0
         self.frames_presented = 0
         self.quit = False
+        self.first_present_s: float | None = None  # perf_counter time of the first presented frame
         self._next_block = 0
         self._in_flight = 0            # frames requested and not yet arrived
         self._restart = True           # the next block starts a fresh model context
         self._script_pos = 0
         self._last: FrameInfo | None = None
+        self._submitted: dict[int, float] = {}     # block id -> submit time
+        self._make_s: list[float] = []             # how long the last blocks took, submit to arrival
 
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> dict:
@@ -195,11 +198,22 @@ class Session:
         self._restart = True
 
     # ---- planning and generation ------------------------------------------------------------
-    def _low_water(self) -> int:
-        return self.refiner.frames_for_block(False) + self.cfg.runtime.pacing.target_buffer_frames
+    def _plan_due(self) -> bool:
+        """Frame locked: keep one block ahead. Real time: just in time, one block at a time: plan when
+        the buffered frames last only `plan_margin_s` longer than recent blocks took to make, so
+        each block carries the freshest camera input (control-to-photon latency)."""
+        if self.worker.mailbox.pending:
+            return False
+        if self.frame_locked:
+            low_water = self.refiner.frames_for_block(False) + self.cfg.runtime.pacing.target_buffer_frames
+            return len(self.buffer) + self._in_flight < low_water
+        if self._in_flight > 0:
+            return False
+        make_s = max(self._make_s) if self._make_s else float("inf")
+        return len(self.buffer) / self.fps <= make_s + self.cfg.runtime.pacing.plan_margin_s
 
     def _plan(self) -> None:
-        if self.worker.mailbox.pending or len(self.buffer) + self._in_flight >= self._low_water():
+        if not self._plan_due():
             return
         if self.script is not None and self._script_pos >= len(self.script) and not self.script.loop:
             return
@@ -214,6 +228,7 @@ class Session:
         self.telemetry.mark(request.block_id, "input", request.input_sampled_s, tick=self.tick)
         self.telemetry.mark(request.block_id, "request", request.issued_s)
         self.worker.submit(request)
+        self._submitted[request.block_id] = time.perf_counter()
         self._next_block += 1
         self._in_flight += len(indices)
         self._restart = False
@@ -243,6 +258,7 @@ class Session:
     def _accept(self, block: Block) -> None:
         req = block.request
         self._in_flight -= len(req.source_indices)
+        self._make_s = (self._make_s + [time.perf_counter() - self._submitted.pop(req.block_id)])[-8:]
         offset = len(req.source_indices) - len(block.frames)      # a short block keeps its last frames
         for i, frame in enumerate(block.frames):
             j = offset + i
@@ -252,7 +268,10 @@ class Session:
     def _present(self, frame: torch.Tensor, info: FrameInfo) -> None:
         self.hud.lines = self._hud_lines(info)
         self.presenter.present(frame, self.hud)
-        self.telemetry.present(info.block_id, time.perf_counter())
+        now = time.perf_counter()
+        self.telemetry.present(info.block_id, now)
+        if self.first_present_s is None:
+            self.first_present_s = now
         if self.recorder is not None:
             self.recorder.log_frame(frame, info.source_index, info.c2w)
         self.frames_presented += 1
