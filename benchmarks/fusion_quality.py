@@ -6,9 +6,10 @@ scored against its exact renders from the target cameras.
 
 For each trajectory (targets = scenes.trajectory.target_c2w over the sample's source poses, both
 anchored at the first camera as the reference's default and riding along with the source camera
-as --relative_to_source) and each output frame t: ground truth = render_sample_view(target t, time t). Renders go in 12-frame
-blocks, as the generation worker does. Reported: hole fraction, PSNR on each render's valid pixels,
-PSNR on all pixels after push-pull hole filling (the geometry refiner), the share of the moving
+as --relative_to_source) and each output frame t: ground truth = render_sample_view(target t,
+time t). Renders go in 12-frame blocks, as the generation worker does (timed per block). Reported: hole fraction, PSNR on each render's valid pixels,
+PSNR on all pixels after push-pull hole filling (the geometry refiner), the share of target pixels
+that no source frame sees at all (holes no fusion can fill), the share of the moving
 ball's visible pixels that come from the current source frame, and fused points inside the ball's
 swept volume (ghosts; must be 0).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +27,7 @@ import torch
 
 from model.refiners import push_pull_fill
 from scenes.config import FusionConfig, SampleConfig
-from scenes.dynamic_mask import dynamic_debug_image, dynamic_masks, unproject
+from scenes.dynamic_mask import dynamic_debug_image, dynamic_masks, project_points, unproject
 from scenes.fusion import FusedWorld, build_world, render_fused
 from scenes.render import render_views
 from scenes.sample import SampleRenderer, ball_center, ball_radius, build_sample_scene
@@ -68,6 +70,22 @@ def ball_pixels(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor, fps: fl
     return (pts - centres[:, None, None]).norm(dim=-1) < ball_radius() * 1.02
 
 
+def unseen(scene, tgt: torch.Tensor, gt_depth: torch.Tensor, stride: int = 4) -> float:
+    """Share of the target pixels (every stride-th row and column) whose true surface no source frame
+    sees (camera z within 3 %): holes that no fusion of the video can fill."""
+    N, H, W = scene.depth.shape
+    K_all, w2c = scene.K.to(torch.float32), torch.linalg.inv(scene.c2w.to(torch.float32))   # [N, 3, 3], [N, 4, 4]
+    seen = []
+    for t in range(len(tgt)):
+        pts = unproject(gt_depth[t:t + 1], scene.K[t:t + 1], tgt[t:t + 1])[0, ::stride, ::stride].reshape(1, -1, 3)
+        u, v, z = project_points(pts.expand(N, -1, 3), K_all, w2c)                  # [N, P] each
+        x, y = torch.round(u).long(), torch.round(v).long()
+        inside = (z > 0) & (x >= 0) & (x < W) & (y >= 0) & (y < H)
+        d = scene.depth[torch.arange(N)[:, None], y.clamp(0, H - 1), x.clamp(0, W - 1)]   # [N, P]
+        seen.append((inside & ((d - z).abs() < 0.03 * z)).any(0))                   # [P]
+    return 1 - float(torch.cat(seen).float().mean())
+
+
 def ghost_points(world: FusedWorld, frames: int, fps: float) -> int:
     """Fused points inside the ball (0.9 of its radius) at any of the video's times."""
     centres = torch.tensor(np.stack([ball_center(t / fps) for t in range(frames)]), dtype=torch.float32)
@@ -75,12 +93,20 @@ def ghost_points(world: FusedWorld, frames: int, fps: float) -> int:
     return int(sum(int(((xyz - c).norm(dim=-1) < 0.9 * ball_radius()).sum()) for c in centres))
 
 
-def render_blocks(world, scene, tgt, device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Per-frame and fused renders of the whole video in BLOCK-frame blocks, on the CPU."""
+def render_blocks(world, scene, tgt, device, timings: dict | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per-frame and fused renders of the whole video in BLOCK-frame blocks, on the CPU; the seconds
+    each block took are appended to timings[renderer name] when given."""
     out = {"per-frame": ([], []), "fused": ([], [])}
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     for a in range(0, len(tgt), BLOCK):
         args = [x[a:a + BLOCK].to(device) for x in (scene.frames, scene.depth, scene.K, scene.c2w, tgt)]
-        for name, (r, m) in (("per-frame", render_views(*args)), ("fused", render_fused(world, *args))):
+        for name, fn in (("per-frame", lambda: render_views(*args)), ("fused", lambda: render_fused(world, *args))):
+            sync()
+            t0 = time.perf_counter()
+            r, m = fn()
+            sync()
+            if timings is not None:
+                timings.setdefault(name, []).append(time.perf_counter() - t0)
             out[name][0].append(r.cpu())
             out[name][1].append(m.cpu())
     return {k: (torch.cat(r), torch.cat(m)) for k, (r, m) in out.items()}
@@ -131,15 +157,16 @@ def run(width: int, height: int, frames: int, device: str, fusion: FusionConfig,
     world = build_world(scene.frames.to(device), scene.depth.to(device), scene.K.to(device), scene.c2w.to(device),
                         fusion)
     results = {"build_s": time.perf_counter() - t0, "points": world.points, "voxel_shift": world.voxel_shift,
-               "ghost_points": ghost_points(world, frames, cfg.fps), "trajectories": {}}
+               "ghost_points": ghost_points(world, frames, cfg.fps), "trajectories": {}, "block_s": {}}
     rows = []
     for path, ride_along in ((p, r) for p in TRAJECTORIES for r in (False, True)):
         tgt = target_c2w(read_keys(path), scene.c2w, relative_to_source=ride_along)  # [N, 4, 4]
         gt_rgb, gt_depth = ground_truth(scene, tgt, cfg)
         ball = ball_pixels(gt_depth, scene.K, tgt, cfg.fps)
-        renders = render_blocks(world, scene, tgt, device)
+        renders = render_blocks(world, scene, tgt, device, results["block_s"])
         name = f"{Path(path).stem} ({'ride-along' if ride_along else 'anchored'})"
         results["trajectories"][name] = score(renders, gt_rgb, ball)
+        results["trajectories"][name]["unseen"] = unseen(scene, tgt, gt_depth)
         holes = 1 - renders["per-frame"][1].float().mean((1, 2))
         if not ride_along:
             rows.append(panel(scene, world, tgt, int(holes.argmax()), fusion, device))
@@ -151,11 +178,14 @@ def run(width: int, height: int, frames: int, device: str, fusion: FusionConfig,
 def print_table(results: dict) -> None:
     print(f"fused points {results['points']} (voxel doublings {results['voxel_shift']}), "
           f"build {results['build_s']:.1f} s, ghost points in the ball's path: {results['ghost_points']}")
+    print("render ms per 12-frame block (median, after the first): " + ", ".join(
+        f"{k} {1000 * statistics.median(v[1:] or v):.1f}" for k, v in results["block_s"].items()))
     print("| trajectory | render | holes | PSNR valid (dB) | PSNR on per-frame valid (dB) | PSNR filled (dB) | ball px kept from current frame "
           "| ball px filled from static points |")
     print("|---|---|---|---|---|---|---|---|")
     for traj, rows in results["trajectories"].items():
-        for name, r in rows.items():
+        print(f"| {traj} | never seen by any source frame | {100 * rows['unseen']:.2f} % | | | | | |")
+        for name, r in ((k, v) for k, v in rows.items() if k != "unseen"):
             print(f"| {traj} | {name} | {100 * r['holes']:.2f} % | {r['psnr_valid']:.2f} | {r['psnr_common']:.2f} | {r['psnr_filled']:.2f} "
                   f"| {100 * r['ball_from_current']:.1f} % | {100 * r['ball_filled']:.1f} % |")
 
