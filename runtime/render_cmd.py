@@ -43,6 +43,8 @@ def render(cfg, args) -> int:
     if nproc < 1:
         raise UserError(f"--step3_nproc {nproc}: expected an integer >= 1")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        make_job(configure(cfg, args), args)            # bad flags fail here, once, before any rank starts
+        list_videos(Path(args.input_dir))
         if args.step3_gpus is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = args.step3_gpus
         codes = render_dist.spawn(render_rank, nproc, int(args.master_port), (cfg, args))
@@ -225,6 +227,7 @@ def run_one(cfg, args, job: RenderJob, video: Path, g: int, rank, device, captio
     except Exception as err:          # one bad video must not stop the others: report it, go on
         message = f"{type(err).__name__}: {err}".splitlines()[0]
         _say(f"{video.name}: failed, skipped: {message}")
+        record_path.unlink(missing_ok=True)             # outputs of an earlier run no longer count as done
         return {"video": str(video), "global_index": g, "rank": rank.rank, "status": "failed", "error": message,
                 "wall_s": time.perf_counter() - t0}
     record = {"video": str(video), "global_index": g, "rank": rank.rank, "status": "ok", "settings": settings,

@@ -222,3 +222,38 @@ def test_two_gloo_ranks_split_the_folder_once_each(tmp_path):
     assert run_json["world_size"] == 2
     assert sorted(Path(v["video"]).name for v in run_json["videos"]) == ["v0.mp4", "v1.mp4", "v2.mp4"]
     assert [v["rank"] for v in run_json["videos"]] == [0, 1, 0]
+
+
+@pytest.mark.parametrize("backend", ["ply", "gpu"], ids=["ply_backend", "realtime_backend"])
+def test_other_render_backends_give_the_same_frame_program(tmp_path, backend):
+    make_video(tmp_path / "in", "clip", n=12, seed=5)
+    assert run(tmp_path, tmp_path / "in", CIRCLE, "--disable_adaptive_frame", "--render_backend", backend) == 0
+    out = tmp_path / "out" / VERSION_0
+    assert counts(out, 0) == {"pred": 12, "source": 12, "render": 12, "mask": 12}
+    with av.open(str(out / "0-mask_video_rank0.mp4")) as container:
+        mask = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert 0.5 < (mask > 127).mean() <= 1.0           # most of the slanted plane stays in view
+
+
+def test_block_renders_share_the_whole_videos_depth_normaliser():
+    """The engine renders in blocks; with the reference rules every block equals the same frames of
+    the reference's one-batch render of the whole native video."""
+    from runtime.worker import SceneTensors
+    from scenes.render import reference_K, render_views
+    from scenes.scene import Scene
+    n, g = 20, torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 255, (n, 24, 40, 3), generator=g, dtype=torch.uint8)
+    depth = 1.0 + 4 * torch.rand(n, 24, 40, generator=g)
+    depth[7, :3] = 50.0                                                                # one far band sets the max
+    K = torch.tensor([[30.0, 0, 20.0], [0, 30.0, 12.0], [0, 0, 1]]).expand(n, 3, 3).clone()
+    scene = Scene(frames=frames, depth=depth, K=K, c2w=torch.eye(4).expand(n, 4, 4).clone(), fps=24.0)
+    tgt = torch.eye(4).repeat(n, 1, 1)
+    tgt[:, 0, 3] = torch.linspace(-0.3, 0.3, n)
+    reference = render_outputs.ReferenceRender(SceneTensors(scene, torch.device("cpu")), "warper")
+    reference.set_video(range(n), tgt)
+    blocks = [reference.render(tuple(range(s, min(s + 12, n))), tgt[s:s + 12].numpy()) for s in (0, 12)]
+    whole, whole_mask = render_views(frames, depth, reference_K(K[0], 40, 24), scene.c2w, tgt)
+    assert torch.equal(torch.cat([b[0] for b in blocks]), whole)
+    assert torch.equal(torch.cat([b[1] for b in blocks]), whole_mask)
+    alone = render_views(frames[12:], depth[12:], reference_K(K[0], 40, 24), scene.c2w[12:], tgt[12:])[0]
+    assert not torch.equal(alone, whole[12:])                                          # the normaliser matters
