@@ -257,3 +257,46 @@ def test_block_renders_share_the_whole_videos_depth_normaliser():
     assert torch.equal(torch.cat([b[1] for b in blocks]), whole_mask)
     alone = render_views(frames[12:], depth[12:], reference_K(K[0], 40, 24), scene.c2w[12:], tgt[12:])[0]
     assert not torch.equal(alone, whole[12:])                                          # the normaliser matters
+
+
+class BlockRefiner:
+    """Frame bookkeeping of the DiT refiner without its weights: `first` frames in the first block
+    (9 for the Wan VAE, 12 for the TAE), 12 after; the TAE's first block returns 3 frames fewer."""
+    name = "dit"
+
+    def __init__(self, first: int):
+        self.first, self.blocks = first, 0
+
+    def reset(self) -> None:
+        self.blocks = 0
+
+    def frames_for_block(self, first: bool) -> int:
+        return self.first if first else 12
+
+    def refine(self, block):
+        trim = 3 if self.blocks == 0 and self.first == 12 else 0
+        self.blocks += 1
+        return block.render[trim:].cpu()
+
+
+@pytest.mark.parametrize("first,script_frames", [(9, 45), (12, 48)], ids=["wan_vae", "tae"])
+def test_block_refiner_predicts_4L_minus_3_frames_and_conditioning_keeps_T(tmp_path, monkeypatch, first,
+                                                                           script_frames):
+    """T = 45: L = 12, L' = 12, so 4L' - 3 = 45 predicted frames; the TAE's script is 4L' = 48
+    frames, padded with the last frame, the VAE's 9 + 3 * 12 = 45."""
+    import runtime.render_cmd as render_cmd
+    monkeypatch.setattr(render_cmd, "refiner_factory", lambda choice: lambda cfg, device, scene: BlockRefiner(first))
+    make_video(tmp_path / "in", "clip", n=45, seed=6)
+    assert run(tmp_path, tmp_path / "in", CIRCLE, "--disable_adaptive_frame") == 0
+    out = tmp_path / "out" / VERSION_0
+    assert counts(out, 0) == {"pred": 45, "source": 45, "render": 45, "mask": 45}
+    result = json.loads((out / "0-run_rank0.json").read_text())["result"]
+    assert result["refiner"] == "dit" and result["script_frames"] == script_frames and result["note"] is None
+
+
+def test_block_refiner_drops_the_trailing_partial_block(tmp_path, monkeypatch):
+    import runtime.render_cmd as render_cmd
+    monkeypatch.setattr(render_cmd, "refiner_factory", lambda choice: lambda cfg, device, scene: BlockRefiner(9))
+    make_video(tmp_path / "in", "clip", n=24, seed=7)
+    assert run(tmp_path, tmp_path / "in", CIRCLE, "--disable_adaptive_frame") == 0
+    assert counts(tmp_path / "out" / VERSION_0, 0) == {"pred": 21, "source": 24, "render": 24, "mask": 24}
