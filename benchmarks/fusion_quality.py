@@ -27,7 +27,7 @@ import torch
 
 from model.refiners import push_pull_fill
 from scenes.config import FusionConfig, SampleConfig
-from scenes.dynamic_mask import dynamic_debug_image, dynamic_masks, project_points, unproject
+from scenes.dynamic_mask import dynamic_debug_image, project_points, unproject
 from scenes.fusion import FusedWorld, build_world, render_fused
 from scenes.render import render_views
 from scenes.sample import SampleRenderer, ball_center, ball_radius, build_sample_scene
@@ -100,7 +100,9 @@ def render_blocks(world, scene, tgt, device, timings: dict | None = None) -> dic
     sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     for a in range(0, len(tgt), BLOCK):
         args = [x[a:a + BLOCK].to(device) for x in (scene.frames, scene.depth, scene.K, scene.c2w, tgt)]
-        for name, fn in (("per-frame", lambda: render_views(*args)), ("fused", lambda: render_fused(world, *args))):
+        idx = torch.arange(a, a + len(args[0]), device=device)
+        for name, fn in (("per-frame", lambda: render_views(*args)),
+                         ("fused", lambda: render_fused(world, *args, indices=idx))):
             sync()
             t0 = time.perf_counter()
             r, m = fn()
@@ -131,12 +133,12 @@ def score(renders, gt_rgb, ball) -> dict[str, dict[str, float]]:
     return rows
 
 
-def panel(scene, world, tgt, t: int, cfg: FusionConfig, device) -> np.ndarray:
+def panel(scene, world, tgt, t: int, device) -> np.ndarray:
     """[per-frame | fused | static/dynamic view of source frame t] at half size, uint8 [h, 3w, 3]."""
     args = [x[t:t + 1].to(device) for x in (scene.frames, scene.depth, scene.K, scene.c2w, tgt)]
-    dyn = dynamic_masks(scene.frames.to(device), scene.depth.to(device), scene.K.to(device), scene.c2w.to(device),
-                        torch.tensor([t], device=device), cfg)
-    imgs = [render_views(*args)[0], render_fused(world, *args)[0], dynamic_debug_image(args[0], dyn)]
+    idx = torch.tensor([t], device=device)
+    dyn = world.dynamic(idx, *scene.frames.shape[1:3])                              # [1, H, W]
+    imgs = [render_views(*args)[0], render_fused(world, *args, indices=idx)[0], dynamic_debug_image(args[0], dyn)]
     small = [torch.nn.functional.avg_pool2d(i.cpu().permute(0, 3, 1, 2).float(), 2)[0].permute(1, 2, 0) for i in imgs]
     return torch.cat(small, 1).round().to(torch.uint8).numpy()
 
@@ -169,7 +171,7 @@ def run(width: int, height: int, frames: int, device: str, fusion: FusionConfig,
         results["trajectories"][name]["unseen"] = unseen(scene, tgt, gt_depth)
         holes = 1 - renders["per-frame"][1].float().mean((1, 2))
         if not ride_along:
-            rows.append(panel(scene, world, tgt, int(holes.argmax()), fusion, device))
+            rows.append(panel(scene, world, tgt, int(holes.argmax()), device))
     if png:
         write_png(png, rows)
     return results

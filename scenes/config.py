@@ -33,6 +33,7 @@ class FusionConfig:
     colour_tolerance: float = 0.12     # RGB difference (0..1) beyond a 3x3 neighbourhood's range that counts as inconsistent
     dynamic_vote: float = 0.25         # a pixel is dynamic when this share of the frames that see it disagree
     dilate_px: int = 3                 # grow the dynamic mask by this many pixels (edges of moving things)
+    protect_px: int = 12               # fused points behind a moving thing fill no hole within this many pixels of it
     chunk_frames: int = 8              # frames processed at once while building (memory vs. speed)
 
     def __post_init__(self):
@@ -40,8 +41,9 @@ class FusionConfig:
             raise ValueError("fusion: max_points, voxel_pixels, analysis_stride and chunk_frames must be positive")
         if not self.neighbour_offsets or 0 in self.neighbour_offsets:
             raise ValueError(f"fusion.neighbour_offsets must be non-zero frame offsets, got {list(self.neighbour_offsets)}")
-        if not (0 < self.dynamic_vote <= 1) or self.depth_tolerance <= 0 or self.colour_tolerance <= 0 or self.dilate_px < 0:
-            raise ValueError("fusion: need 0 < dynamic_vote <= 1, positive tolerances and dilate_px >= 0")
+        if not (0 < self.dynamic_vote <= 1) or self.depth_tolerance <= 0 or self.colour_tolerance <= 0 or min(
+                self.dilate_px, self.protect_px) < 0:
+            raise ValueError("fusion: need 0 < dynamic_vote <= 1, positive tolerances and dilate_px, protect_px >= 0")
 
 
 @dataclass(frozen=True)

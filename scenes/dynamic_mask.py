@@ -96,14 +96,11 @@ def _clean(dynamic: Tensor, dilate_px: int) -> Tensor:
     return d[:, 0] > 0
 
 
-def dynamic_masks(frames_u8: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, indices: Tensor,
-                  cfg: FusionConfig = FusionConfig()) -> Tensor:
-    """Which pixels of the frames `indices` belong to moving things.
-
-    frames_u8 [N, H, W, 3] uint8 (the whole video), depth [N, H, W] camera z, K [N, 3, 3] or [3, 3],
-    c2w [N, 4, 4]; indices [B] long. -> bool [B, H, W], True = dynamic. A frame with no neighbour
-    that sees any of its pixels is all static. Runs on frames_u8's device."""
-    N, H, W, _ = frames_u8.shape
+def raw_dynamic(frames_u8: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, indices: Tensor,
+                cfg: FusionConfig = FusionConfig()) -> Tensor:
+    """The dynamic test at every `analysis_stride`-th pixel, before cleaning (see dynamic_masks for
+    the arguments). -> bool [B, ceil(H / s), ceil(W / s)]"""
+    N = frames_u8.shape[0]
     s, dev = cfg.analysis_stride, frames_u8.device
     colour = frames_u8[:, ::s, ::s].permute(0, 3, 1, 2).to(torch.float32) / 255.0   # [N, 3, h, w]
     d = depth[:, ::s, ::s].to(device=dev, dtype=torch.float32)                      # [N, h, w]
@@ -118,9 +115,25 @@ def dynamic_masks(frames_u8: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, indi
     bad, seen = pair_evidence(colour, d, Ks, c2w, i, j.clamp(0, N - 1), cfg)        # [B*O, h, w] each
     bad = (bad & real[:, None, None]).reshape(len(idx), len(offsets), *bad.shape[1:]).sum(1)
     seen = (seen & real[:, None, None]).reshape(len(idx), len(offsets), *seen.shape[1:]).sum(1)
-    dynamic = (bad > 0) & (bad >= cfg.dynamic_vote * seen)                          # [B, h, w]
-    full = dynamic.repeat_interleave(s, 1).repeat_interleave(s, 2)[:, :H, :W]       # [B, H, W]
-    return _clean(full, cfg.dilate_px)
+    return (bad > 0) & (bad >= cfg.dynamic_vote * seen)                             # [B, h, w]
+
+
+def expand_dynamic(raw: Tensor, H: int, W: int, stride: int, dilate_px: int) -> Tensor:
+    """raw_dynamic's bool [B, h, w] -> the cleaned, dilated full-size mask bool [B, H, W]."""
+    full = raw.repeat_interleave(stride, 1).repeat_interleave(stride, 2)[:, :H, :W]  # [B, H, W]
+    return _clean(full, dilate_px)
+
+
+def dynamic_masks(frames_u8: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, indices: Tensor,
+                  cfg: FusionConfig = FusionConfig()) -> Tensor:
+    """Which pixels of the frames `indices` belong to moving things.
+
+    frames_u8 [N, H, W, 3] uint8 (the whole video), depth [N, H, W] camera z, K [N, 3, 3] or [3, 3],
+    c2w [N, 4, 4]; indices [B] long. -> bool [B, H, W], True = dynamic. A frame with no neighbour
+    that sees any of its pixels is all static. Runs on frames_u8's device."""
+    _, H, W, _ = frames_u8.shape
+    raw = raw_dynamic(frames_u8, depth, K, c2w, indices, cfg)
+    return expand_dynamic(raw, H, W, cfg.analysis_stride, cfg.dilate_px)
 
 
 def dynamic_debug_image(frames_u8: Tensor, dynamic: Tensor) -> Tensor:

@@ -18,14 +18,14 @@ Conventions: OpenCV cameras, c2w [4, 4], K [3, 3] pixels, pixel centres at integ
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from scenes.config import FusionConfig
-from scenes.dynamic_mask import dynamic_masks, project_points, unproject
+from scenes.dynamic_mask import expand_dynamic, project_points, raw_dynamic, unproject
 from scenes.render import DEPTH_CLIP, render_views
 from scenes.warper import project
 
@@ -41,12 +41,26 @@ SOLID_WEIGHT = 0.75               # fused splat weight that replaces a farther c
 class FusedWorld:
     """The fused static scene. xyz float32 [M, 3] world points (voxel means), rgb uint8 [M, 3],
     weight float32 [M] (source pixels merged into each point), voxel_shift: how many times the voxels
-    were doubled to fit the budget; frames: source frames fused."""
+    were doubled to fit the budget; frames: source frames fused; dynamic_bits uint8 [N, ceil(h w / 8)]:
+    each frame's raw dynamic mask at the analysis stride, bit-packed (mask_hw = (h, w)); cfg: the
+    settings it was built with."""
     xyz: Tensor
     rgb: Tensor
     weight: Tensor
     voxel_shift: int
     frames: int
+    dynamic_bits: Tensor
+    mask_hw: tuple[int, int]
+    cfg: FusionConfig
+
+    def to(self, device) -> "FusedWorld":
+        return replace(self, xyz=self.xyz.to(device), rgb=self.rgb.to(device), weight=self.weight.to(device),
+                       dynamic_bits=self.dynamic_bits.to(device))
+
+    def dynamic(self, indices: Tensor, H: int, W: int) -> Tensor:
+        """The cleaned dynamic masks of source frames `indices` [T] -> bool [T, H, W]."""
+        raw = unpack_bits(self.dynamic_bits[indices.to(self.dynamic_bits.device)], *self.mask_hw)
+        return expand_dynamic(raw, H, W, self.cfg.analysis_stride, self.cfg.dilate_px)
 
     @property
     def points(self) -> int:
@@ -54,6 +68,19 @@ class FusedWorld:
 
 
 # ---------------------------------------------------------------- building
+
+def pack_bits(mask: Tensor) -> Tensor:
+    """bool [B, h, w] -> uint8 [B, ceil(h w / 8)], 8 pixels a byte (lowest bit first)."""
+    flat = mask.reshape(mask.shape[0], -1).to(torch.uint8)                          # [B, hw]
+    flat = F.pad(flat, (0, (-flat.shape[1]) % 8)).reshape(mask.shape[0], -1, 8)    # [B, bytes, 8]
+    return (flat << torch.arange(8, device=mask.device, dtype=torch.uint8)).sum(-1).to(torch.uint8)
+
+
+def unpack_bits(bits: Tensor, h: int, w: int) -> Tensor:
+    """pack_bits' inverse: uint8 [B, bytes] -> bool [B, h, w]."""
+    flags = (bits.unsqueeze(-1) >> torch.arange(8, device=bits.device, dtype=torch.uint8)) & 1   # [B, bytes, 8]
+    return flags.reshape(bits.shape[0], -1)[:, :h * w].reshape(-1, h, w) > 0
+
 
 def _keys(xyz: Tensor, level: Tensor) -> Tensor:
     """Pack (level, voxel cell) into one int64 per point. xyz [M, 3], level long [M] -> long [M]."""
@@ -119,16 +146,20 @@ def build_world(frames_u8: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, cfg: F
     if progress:
         from tqdm import tqdm
         starts = tqdm(starts, desc="fusing the scene", unit="chunk", file=sys.stderr)
+    bits = []
     for a in starts:
         idx = torch.arange(a, min(a + cfg.chunk_frames, N), device=dev)
-        static = ~dynamic_masks(frames_u8, depth, K, c2w, idx, cfg)                 # [B, H, W]
+        raw = raw_dynamic(frames_u8, depth, K, c2w, idx, cfg)                       # [B, h, w]
+        bits.append(pack_bits(raw))
+        static = ~expand_dynamic(raw, H, W, cfg.analysis_stride, cfg.dilate_px)    # [B, H, W]
         keys, xyz, rgb = _frame_points(frames_u8, depth, K, c2w, idx, static, cfg, shift)
         state = _merge(torch.cat([state[0], keys]), torch.cat([state[1], xyz]), torch.cat([state[2], rgb]),
                        torch.cat([state[3], torch.ones_like(keys, dtype=torch.float32)]))
         state, doubled = _fit_budget(state, cfg.max_points)
         shift += doubled
     _, xyz, rgb, w = state
-    return FusedWorld(xyz=xyz, rgb=rgb.round().clamp(0, 255).to(torch.uint8), weight=w, voxel_shift=shift, frames=N)
+    return FusedWorld(xyz=xyz, rgb=rgb.round().clamp(0, 255).to(torch.uint8), weight=w, voxel_shift=shift, frames=N,
+                      dynamic_bits=torch.cat(bits), mask_hw=tuple(raw.shape[1:]), cfg=cfg)
 
 
 def _check_video(frames_u8, depth, K, c2w) -> tuple[int, int, int, int]:
@@ -181,57 +212,74 @@ def _splat_group(world: FusedWorld, K: Tensor, w2c: Tensor, H: int, W: int, tol:
     return acc[..., :3] / weight.clamp_min(1e-12).unsqueeze(-1), weight, zbuf
 
 
-def current_depth(depth: Tensor, K: Tensor, src_c2w: Tensor, tgt_c2w: Tensor) -> Tensor:
-    """Nearest camera z of the current frame's pixels in the target view, each on its nearest pixel.
+def current_depth(depth: Tensor, K: Tensor, src_c2w: Tensor, tgt_c2w: Tensor, only: Tensor | None = None) -> Tensor:
+    """Nearest camera z of the current frame's pixels (those where `only` [T, H, W] is True, default
+    all) in the target view, each on its nearest pixel.
     depth [T, H, W], K [T, 3, 3], src_c2w, tgt_c2w [T, 4, 4] -> [T, H, W] (inf = nothing landed)."""
     T, H, W = depth.shape
     d = depth.to(torch.float32).clamp(*DEPTH_CLIP).unsqueeze(1)                     # [T, 1, H, W]
     u, v, z = project(d, torch.linalg.inv(src_c2w), torch.linalg.inv(tgt_c2w), K)   # [T, HW] each
     x, y = torch.round(u), torch.round(v)
     ok = (z > 0) & (x >= 0) & (x <= W - 1) & (y >= 0) & (y <= H - 1)
+    if only is not None:
+        ok = ok & only.reshape(T, H * W)
     cell = torch.arange(T, device=z.device).reshape(T, 1) * (H * W) + torch.where(ok, y * W + x, 0.0).long()
     out = torch.full((T * H * W,), torch.inf, device=z.device)
     out.scatter_reduce_(0, cell.reshape(-1), torch.where(ok, z, torch.inf).reshape(-1), reduce="amin")
     return out.reshape(T, H, W)
 
 
-def fused_wins(cur_mask: Tensor, cur_z: Tensor, fused_weight: Tensor, fused_z: Tensor, depth_tolerance: float) -> Tensor:
+def _min_pool(z: Tensor, radius: int) -> Tensor:
+    """Min of [T, H, W] over a (2 radius + 1)^2 window -> [T, H, W]."""
+    return -F.max_pool2d(-z.unsqueeze(1), 2 * radius + 1, stride=1, padding=radius)[:, 0]
+
+
+def fused_wins(cur_mask: Tensor, cur_z: Tensor, fused_weight: Tensor, fused_z: Tensor, moving_z: Tensor,
+               depth_tolerance: float) -> Tensor:
     """Where the fused points are shown: (1) holes of the current render (cur_mask False) that the
     fused points reach, except cracks (>= CRACK_NEIGHBOURS covered 8-neighbours) whose fused surface
-    lies behind the current surface around them; (2) covered pixels where the fused surface is
+    lies behind the current surface around them, and except where it lies behind a nearby moving thing
+    (`moving_z`: the current frame's moving pixels' z, spread over the protected radius), whose unseen
+    side it would otherwise paint with background; (2) covered pixels where the fused surface is
     clearly nearer than every current-frame surface around the pixel (the current frame saw what lies
     behind it from elsewhere). So fused points never cover nearer current-frame surfaces.
-    cur_mask, fused_weight [T, H, W]; cur_z, fused_z [T, H, W] camera z (inf = none) -> bool [T, H, W]."""
+    All [T, H, W]: cur_mask bool, fused_weight, camera z (inf = none) -> bool [T, H, W]."""
     reached = fused_weight > 0
     covered = cur_mask.unsqueeze(1).to(torch.float32)                               # [T, 1, H, W]
     neighbours = F.avg_pool2d(covered, 3, stride=1, padding=1, count_include_pad=False) * 9 - covered
     crack = neighbours[:, 0] >= CRACK_NEIGHBOURS
     z = cur_z.unsqueeze(1)                                                          # [T, 1, H, W]
     farthest = F.max_pool2d(torch.where(torch.isfinite(z), z, 0.0), 3, stride=1, padding=1)[:, 0]
-    nearest = -F.max_pool2d(-z, 3, stride=1, padding=1)[:, 0]                       # [T, H, W], inf = none
+    nearest = _min_pool(cur_z, 1)                                                   # [T, H, W], inf = none
     behind = crack & (farthest > 0) & (fused_z > farthest * (1 + depth_tolerance))
+    behind_moving = fused_z > moving_z * (1 + depth_tolerance)
     in_front = cur_mask & (fused_weight >= SOLID_WEIGHT) & (fused_z < nearest * (1 - depth_tolerance))
-    return reached & ((~cur_mask & ~behind) | in_front)
+    return reached & ((~cur_mask & ~behind & ~behind_moving) | in_front)
 
 
 def render_fused(world: FusedWorld | None, frames_u8: Tensor, depth: Tensor, K: Tensor, src_c2w: Tensor,
-                 tgt_c2w: Tensor, *, log_depth_max: Tensor | float | None = None,
-                 depth_tolerance: float = FusionConfig.depth_tolerance) -> tuple[Tensor, Tensor]:
+                 tgt_c2w: Tensor, *, indices: Tensor | None = None,
+                 log_depth_max: Tensor | float | None = None) -> tuple[Tensor, Tensor]:
     """render_views (same arguments, same output contract) with its holes filled from `world`.
 
     frames_u8 [T, H, W, 3] uint8 (the block's current source frames), depth [T, H, W], K [3, 3] or
-    [T, 3, 3], src_c2w, tgt_c2w [T, 4, 4]. -> render uint8 [T, H, W, 3] (holes 0), mask bool
-    [T, H, W]. The pixels are render_views' own except where `fused_wins`; world None (or empty)
-    gives render_views exactly. Runs on frames_u8's device; no host sync."""
+    [T, 3, 3], src_c2w, tgt_c2w [T, 4, 4]; indices [T] long: the source frame index of each (their
+    moving pixels are protected; None = no protection). -> render uint8 [T, H, W, 3] (holes 0), mask
+    bool [T, H, W]. The pixels are render_views' own except where `fused_wins`; world None (or
+    empty) gives render_views exactly. Runs on frames_u8's device; no host sync."""
     render, mask = render_views(frames_u8, depth, K, src_c2w, tgt_c2w, log_depth_max=log_depth_max)
     if world is None or world.points == 0:
         return render, mask
     T, H, W, _ = frames_u8.shape
-    dev, f32 = frames_u8.device, torch.float32
+    dev, f32, tol = frames_u8.device, torch.float32, world.cfg.depth_tolerance
     K = K.to(device=dev, dtype=f32).expand(T, 3, 3)
-    src, tgt = src_c2w.to(device=dev, dtype=f32), tgt_c2w.to(device=dev, dtype=f32)
-    world = FusedWorld(world.xyz.to(dev), world.rgb.to(dev), world.weight.to(dev), world.voxel_shift, world.frames)
-    rgb, weight, fz = splat_points(world, K, torch.linalg.inv(tgt), H, W, depth_tolerance)
-    fill = fused_wins(mask, current_depth(depth.to(dev), K, src, tgt), weight, fz, depth_tolerance)
+    src, tgt, depth = src_c2w.to(device=dev, dtype=f32), tgt_c2w.to(device=dev, dtype=f32), depth.to(dev)
+    world = world.to(dev)
+    rgb, weight, fz = splat_points(world, K, torch.linalg.inv(tgt), H, W, tol)
+    moving_z = torch.full_like(fz, torch.inf)
+    if indices is not None and world.cfg.protect_px > 0:
+        moving = current_depth(depth, K, src, tgt, only=world.dynamic(indices, H, W))   # [T, H, W]
+        moving_z = _min_pool(moving, world.cfg.protect_px)
+    fill = fused_wins(mask, current_depth(depth, K, src, tgt), weight, fz, moving_z, tol)
     out = torch.where(fill.unsqueeze(-1), rgb.round().clamp(0, 255).to(torch.uint8), render)
     return out, mask | fill

@@ -31,8 +31,8 @@ def world(scene):
 
 
 # (trajectory, largest fused/per-frame hole ratio). The orbit looks at ground no source frame ever
-# saw (measured: 23 % of its pixels; holes 40 % -> 22 %), so only its fillable holes can halve.
-CASES = [(TRAJECTORIES[0], 0.6), (TRAJECTORIES[1], 0.2)]
+# saw (measured: 23 % of its pixels; holes 40 % -> 24 %), so only its fillable holes can halve.
+CASES = [(TRAJECTORIES[0], 0.65), (TRAJECTORIES[1], 0.3)]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=["orbit", "dolly"])
@@ -63,6 +63,7 @@ def test_valid_pixels_are_no_worse_and_filled_frames_better(scored):
 def test_the_ball_comes_from_the_current_frame(scored, world):
     rows, *_ = scored
     assert rows["fused"]["ball_from_current"] >= 0.98, rows
+    assert rows["fused"]["ball_filled"] <= 0.06, rows             # its unseen side stays mostly open
     assert ghost_points(world, CFG.frames, CFG.fps) == 0
 
 
@@ -89,7 +90,7 @@ def test_memory_budget_is_respected(scene, world):
     assert float(small.weight.sum()) == pytest.approx(float(world.weight.sum()))   # every static pixel merged
 
 
-def test_dynamic_mask_finds_the_ball_and_little_else(scene):
+def test_dynamic_mask_finds_the_ball_and_little_else(scene, world):
     idx = torch.arange(CFG.frames)
     dynamic = dynamic_masks(scene.frames, scene.depth, scene.K, scene.c2w, idx, FUSION)
     centres = torch.tensor([list(ball_center(t / CFG.fps)) for t in range(CFG.frames)], dtype=torch.float32)
@@ -97,6 +98,7 @@ def test_dynamic_mask_finds_the_ball_and_little_else(scene):
     ball = (pts - centres[:, None, None]).norm(dim=-1) < ball_radius() * 1.02
     assert float((dynamic & ball).sum()) == float(ball.sum()) > 0
     assert float((dynamic & ~ball).float().mean()) < 0.05
+    assert torch.equal(world.dynamic(idx, H, W), dynamic)                           # stored bit-packed
     debug = dynamic_debug_image(scene.frames, dynamic)
     assert debug.shape == scene.frames.shape and debug.dtype == torch.uint8
     red = debug[..., 0].float() - debug[..., 1].float()
@@ -116,9 +118,9 @@ def test_bad_config_and_inputs_fail_clearly(scene):
 def test_cuda_matches_cpu(scene, world):
     tgt = target_c2w(read_keys(TRAJECTORIES[0]), scene.c2w)[:12]
     args = [x[:12] for x in (scene.frames, scene.depth, scene.K, scene.c2w)] + [tgt]
-    r_cpu, m_cpu = render_fused(world, *args)
+    r_cpu, m_cpu = render_fused(world, *args, indices=torch.arange(12))
     gpu_world = build_world(*[x.cuda() for x in (scene.frames, scene.depth, scene.K, scene.c2w)], FUSION)
-    r_gpu, m_gpu = render_fused(gpu_world, *[x.cuda() for x in args])
+    r_gpu, m_gpu = render_fused(gpu_world, *[x.cuda() for x in args], indices=torch.arange(12).cuda())
     assert abs(gpu_world.points - world.points) <= 0.01 * world.points
     assert float((m_gpu.cpu() != m_cpu).float().mean()) < 0.01
     both = m_gpu.cpu() & m_cpu
