@@ -96,8 +96,18 @@ class PacingConfig:
 
 
 @dataclass(frozen=True)
+class KioskConfig:
+    """`play --kiosk` (runtime/kiosk.py)."""
+    idle_timeout_s: float = 30.0       # no input for this long: reset the scene and play the attract run
+    attract_run: str = ""              # recorded run folder whose inputs.jsonl loops in attract mode ("" = demo walk)
+    admin_quit: tuple[str, ...] = ("left ctrl", "left alt", "q")  # only this key combination quits
+    max_worker_restarts: int = 100     # watchdog: restart a crashed generation worker up to this often
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
+    kiosk: KioskConfig = field(default_factory=KioskConfig)
     rig: RigConfig = field(default_factory=RigConfig)
     clock: ClockConfig = field(default_factory=ClockConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)

@@ -12,7 +12,8 @@ from model.refiners import GeometryRefiner
 from runtime.commands import UserError, pick_device
 from runtime.present import HeadlessPresenter, WindowPresenter, has_display
 from runtime.recorder import Recorder
-from runtime.scripts import demo_walk, load_script
+from runtime.kiosk import KioskInputs, LoopedInputLog
+from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
 from runtime.session import Session
 from scenes.scene import load_sample_scene, load_scene
 
@@ -48,6 +49,17 @@ def make_refiner(cfg, device, scene=None):
     return GeometryRefiner()
 
 
+def kiosk_inputs(cfg, live, sinks, seconds):
+    """Live controllers behind the kiosk rules; attract mode plays a recorded run or the demo walk."""
+    kiosk = cfg.runtime.kiosk
+    attract = LoopedInputLog(Path(kiosk.attract_run) / "inputs.jsonl") if kiosk.attract_run else \
+        demo_walk(seconds or DEMO_PERIOD_S, cfg.runtime.loop.tick_hz)
+    keyboard = next((s for s in sinks if isinstance(s, PygameKeyboard)), None)
+    held = (lambda: keyboard.state().held) if keyboard is not None else frozenset
+    return KioskInputs([i for i in live if i is not None], attract, idle_timeout_s=kiosk.idle_timeout_s,
+                       tick_hz=cfg.runtime.loop.tick_hz, admin_quit=kiosk.admin_quit, held_keys=held)
+
+
 def output_dir(cfg, out: str | None) -> Path:
     if out:
         return Path(out)
@@ -71,24 +83,28 @@ def play(cfg, args) -> int:
     inputs, sinks = [], []
     if headless:
         presenter = HeadlessPresenter(out, fps, scene.width, scene.height)
-        if script is None:
+        if script is None and not args.kiosk:
             inputs.append(demo_walk(seconds, tick_hz))
     else:
-        presenter = WindowPresenter(scene.width, scene.height, out_dir=out)
+        presenter = WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk)
         keyboard = PygameKeyboard(cfg.controllers)
         inputs, sinks = [keyboard], [keyboard]
     pad = make_gamepad(cfg.controllers.gamepad, cfg.controllers.scrub_step_s)
     if pad is not None and (not headless or not hasattr(pad, "handle")):   # a pygame pad needs the window
         inputs.append(pad)
         sinks += [pad] if hasattr(pad, "handle") else []
+    status = [pad] if pad is not None and hasattr(pad, "status") else []
+    if args.kiosk:
+        inputs = [kiosk_inputs(cfg, inputs, sinks, seconds)]
+        status.append(inputs[0])
     recorder = Recorder(out / "recording", fps, scene.width, scene.height) if args.record else None
     takes = iter(range(1, 10**6))
     new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
     max_frames = round(seconds * fps) if seconds is not None else None
     session = Session(cfg, scene, refiner, presenter, device=device, inputs=inputs, event_sinks=sinks,
                       script=script, recorder=recorder, frame_locked=headless and not args.realtime,
-                      max_frames=max_frames, new_recorder=new_recorder,
-                      status=[pad] if pad is not None and hasattr(pad, "status") else [])
+                      max_frames=max_frames, new_recorder=new_recorder, status=status,
+                      max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0)
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}, "
           f"output in {out}", file=sys.stderr)
     try:

@@ -48,7 +48,8 @@ class HeadlessPresenter:
         self.out_dir, self.fps, self.sheet_tiles = Path(out_dir), fps, sheet_tiles
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.writer = VideoWriter(self.out_dir / "video.mp4", fps=fps, width=width, height=height)
-        self._sheet: list[tuple[float, np.ndarray]] = []
+        self._sheet: list[tuple[float, np.ndarray]] = []   # every `_stride`-th frame, at most 2 x tiles
+        self._stride = 1
         self.frames_presented = 0
 
     def events(self) -> list:
@@ -60,7 +61,10 @@ class HeadlessPresenter:
         """frame: uint8 [H, W, 3]."""
         array = frame.numpy()
         self.writer.write(array)
-        self._sheet.append((self.frames_presented / self.fps, array))
+        if self.frames_presented % self._stride == 0:
+            self._sheet.append((self.frames_presented / self.fps, array.copy()))
+            if len(self._sheet) >= 2 * self.sheet_tiles:     # bounded however long the session runs
+                self._sheet, self._stride = self._sheet[::2], self._stride * 2
         self.frames_presented += 1
 
     def close(self) -> None:
@@ -80,13 +84,17 @@ class WindowPresenter:
     """A pygame window with a moderngl context: the frame goes to a texture drawn on a full-screen quad,
     the HUD is text rendered by pygame into a second, blended texture."""
 
-    def __init__(self, width: int, height: int, title: str = "roam", out_dir: Path | None = None):
+    def __init__(self, width: int, height: int, title: str = "roam", out_dir: Path | None = None,
+                 fullscreen: bool = False):
         import moderngl
         import pygame
         pygame.init()
         pygame.display.set_caption(title)
-        self.pygame, self.size, self.fullscreen = pygame, (width, height), False
-        self.surface = pygame.display.set_mode(self.size, pygame.OPENGL | pygame.DOUBLEBUF | pygame.RESIZABLE)
+        self.pygame, self.size, self.fullscreen = pygame, (width, height), fullscreen
+        flags = pygame.OPENGL | pygame.DOUBLEBUF | (pygame.FULLSCREEN if fullscreen else pygame.RESIZABLE)
+        self.surface = pygame.display.set_mode(self.size, flags)
+        if fullscreen:
+            pygame.mouse.set_visible(False)
         self.ctx = moderngl.create_context()
         self.ctx.enable(moderngl.BLEND)
         self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA

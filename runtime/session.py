@@ -62,7 +62,7 @@ class Session:
     def __init__(self, cfg: AppConfig, scene, refiner, presenter, *, device: torch.device,
                  inputs=(), event_sinks=(), script: ScriptedPath | None = None, recorder=None,
                  frame_locked: bool = False, max_frames: int | None = None, telemetry: Telemetry | None = None,
-                 new_recorder=None, status=()):
+                 new_recorder=None, status=(), max_worker_restarts: int = 0):
         self.cfg, self.scene, self.presenter, self.recorder = cfg, scene, presenter, recorder
         self.inputs, self.event_sinks, self.script = list(inputs), list(event_sinks), script
         self.new_recorder, self.status = new_recorder, list(status)   # recorder factory; objects with .status
@@ -83,6 +83,7 @@ class Session:
         self._done: queue.Queue[Block] = queue.Queue()
         self.worker = GenerationWorker(SceneTensors(scene, device), refiner, self._done.put,
                                        mark=lambda block, stage: self.telemetry.mark(block, stage))
+        self.max_worker_restarts, self.worker_restarts = max_worker_restarts, 0
         self.hud = HudState(visible=True)
         self.tick = 0
         self.frames_presented = 0
@@ -113,6 +114,7 @@ class Session:
         summary = self.telemetry.summary()
         summary.update(wall_s=wall_s, achieved_fps=self.frames_presented / wall_s if wall_s > 0 else None,
                        frame_locked=self.frame_locked, dropped_requests=self.worker.mailbox.dropped,
+                       worker_restarts=self.worker_restarts,
                        pacer=dict(self.pacer.counts), ticks=self.tick, ticker=self.ticker.stats(),
                        peak_gpu_mem_gib=peak_gpu_memory_gib(self.worker.scene.device))
         return summary
@@ -121,9 +123,20 @@ class Session:
         if self.quit or (self.max_frames is not None and self.frames_presented >= self.max_frames):
             return True
         if self.worker.error is not None:
-            raise RuntimeError(f"generation worker failed: {self.worker.error}") from self.worker.error
+            if self.worker_restarts >= self.max_worker_restarts:
+                raise RuntimeError(f"generation worker failed: {self.worker.error}") from self.worker.error
+            self._restart_worker()
         script_over = self.script is not None and self.script.done and self._script_pos >= len(self.script)
         return script_over and self._in_flight == 0 and len(self.buffer) == 0
+
+    def _restart_worker(self) -> None:
+        """Watchdog (kiosk): replace a crashed worker, drop what it had in flight, start a fresh context."""
+        log.warning("generation worker crashed (%s); restarting it", self.worker.error)
+        self.worker = GenerationWorker(self.worker.scene, self.refiner, self._done.put, mark=self.worker._mark)
+        self.worker.start()
+        self._in_flight, self._restart = 0, True
+        self._submitted.clear()
+        self.worker_restarts += 1
 
     def _iterate(self) -> None:
         self._pump_events()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections import deque
 import os
 import threading
 import time
@@ -40,13 +41,17 @@ def _percentiles(values) -> dict:
 
 
 class Telemetry:
-    def __init__(self, fps: float | None = None, now: Callable[[], float] = time.perf_counter):
+    def __init__(self, fps: float | None = None, now: Callable[[], float] = time.perf_counter,
+                 history_frames: int = 20000):
+        """history_frames: how many recent frames (and their blocks and control events) are kept,
+        so a kiosk running for days keeps a bounded record."""
         self.fps, self._now = fps, now
+        self._max_blocks = max(1, history_frames // 9)
         self.t0 = now()
         self._lock = threading.Lock()
         self._blocks: dict[int, dict] = {}          # block -> {"tick": int | None, stage: t, ...}
-        self._presents: list[tuple[float, int]] = []   # (t, block) per presented frame
-        self._changes: list[tuple[int, float]] = []    # (tick, t) where the camera command changed
+        self._presents: deque[tuple[float, int]] = deque(maxlen=history_frames)   # (t, block) per frame
+        self._changes: deque[tuple[int, float]] = deque(maxlen=history_frames)    # (tick, t) of camera changes
         self._last_cam: CameraCommand | None = None
 
     def mark(self, block: int, stage: str, t: float | None = None, *, tick: int | None = None) -> None:
@@ -57,6 +62,8 @@ class Telemetry:
         t = self._now() if t is None else t
         with self._lock:
             rec = self._blocks.setdefault(block, {"tick": None})
+            if len(self._blocks) > self._max_blocks:
+                self._blocks.pop(next(iter(self._blocks)))          # the oldest block
             rec.setdefault(stage, t)                # the first mark wins (present: the first frame)
             if tick is not None:
                 rec["tick"] = tick
