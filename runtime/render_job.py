@@ -70,8 +70,12 @@ def render_video(cfg, job: RenderJob, scene, plan: RenderPlan, paths: dict[str, 
     t_load = time.perf_counter() - t0
     bar = _bar(job, expected, f"render {Path(scene.meta.get('source', '')).name}", rank)
     presenter = PredictionPresenter(paths["pred"], scene.width, scene.height, bar)
-    writers = ConditioningWriters({k: paths[k] for k in ("source", "render", "mask")}, scene.width, scene.height,
-                                  plan.frames)
+    try:
+        writers = ConditioningWriters({k: paths[k] for k in ("source", "render", "mask")}, scene.width,
+                                      scene.height, plan.frames)
+    except BaseException:
+        presenter.abort()
+        raise
     try:
         session = Session(cfg, scene, refiner, presenter, device=device, script=script, frame_locked=True,
                           max_frames=expected)      # the session's script end test never fires for window()

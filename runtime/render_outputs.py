@@ -78,10 +78,14 @@ class ConditioningWriters:
     """The source, render and mask videos of one output, fed block by block (first `limit` frames)."""
 
     def __init__(self, paths: dict[str, Path], width: int, height: int, limit: int):
-        self.limit, self.written = limit, 0
-        self.writers = {name: VideoWriter(path, fps=OUTPUT_FPS, width=width, height=height,
-                                          crf=MASK_CRF if name == "mask" else REFERENCE_CRF)
-                        for name, path in paths.items()}
+        self.limit, self.written, self.writers = limit, 0, {}
+        try:
+            for name, path in paths.items():
+                self.writers[name] = VideoWriter(path, fps=OUTPUT_FPS, width=width, height=height,
+                                                 crf=MASK_CRF if name == "mask" else REFERENCE_CRF)
+        except BaseException:
+            self.abort()
+            raise
 
     def __call__(self, render: torch.Tensor, mask: torch.Tensor, source: torch.Tensor) -> None:
         """render, source uint8 [t, H, W, 3]; mask bool [t, H, W] (any device)."""
