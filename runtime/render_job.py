@@ -20,6 +20,7 @@ from runtime.render_outputs import ConditioningWriters, PredictionPresenter, Ref
 from runtime.render_plan import (FrameSettings, RenderPlan, block_script_length, check_dit_length, plan_frames,
                                  pred_frames, script_indices)
 from runtime.session import Session
+from runtime.worker import SceneTensors
 from scenes.trajectory import TrajectoryKeys
 
 TRAILING_CHUNK = 12          # frames rendered per call for the conditioning frames past the prediction
@@ -77,12 +78,11 @@ def render_video(cfg, job: RenderJob, scene, plan: RenderPlan, paths: dict[str, 
         presenter.abort()
         raise
     try:
-        session = Session(cfg, scene, refiner, presenter, device=device, script=script, frame_locked=True,
-                          max_frames=expected)      # the session's script end test never fires for window()
-        reference = ReferenceRender(session.worker.scene, job.backend, tap=writers)
+        reference = ReferenceRender(SceneTensors(scene, device), job.backend, tap=writers)
         if job.backend == "warper":
             reference.set_video(plan.native_source, plan.native_c2w)
-        session.worker.scene = reference
+        session = Session(cfg, scene, refiner, presenter, device=device, script=script, frame_locked=True,
+                          max_frames=expected, scene_tensors=reference)
         t1 = time.perf_counter()
         summary = session.run()
         t_engine = time.perf_counter() - t1

@@ -62,7 +62,7 @@ class Session:
     def __init__(self, cfg: AppConfig, scene, refiner, presenter, *, device: torch.device,
                  inputs=(), event_sinks=(), script: ScriptedPath | None = None, recorder=None,
                  frame_locked: bool = False, max_frames: int | None = None, telemetry: Telemetry | None = None,
-                 new_recorder=None, status=(), max_worker_restarts: int = 0):
+                 new_recorder=None, status=(), max_worker_restarts: int = 0, scene_tensors=None):
         self.cfg, self.scene, self.presenter, self.recorder = cfg, scene, presenter, recorder
         self.inputs, self.event_sinks, self.script = list(inputs), list(event_sinks), script
         self.new_recorder, self.status = new_recorder, list(status)   # recorder factory; objects with .status
@@ -81,7 +81,8 @@ class Session:
         self.pacer = Pacer(self.buffer, 1.0 / self.fps, cfg.runtime.pacing)
         self.refiner = refiner
         self._done: queue.Queue[Block] = queue.Queue()
-        self.worker = GenerationWorker(SceneTensors(scene, device), refiner, self._done.put,
+        tensors = scene_tensors if scene_tensors is not None else SceneTensors(scene, device)
+        self.worker = GenerationWorker(tensors, refiner, self._done.put,
                                        mark=lambda block, stage: self.telemetry.mark(block, stage))
         self.max_worker_restarts, self.worker_restarts = max_worker_restarts, 0
         self.hud = HudState(visible=True)
@@ -126,8 +127,10 @@ class Session:
             if self.worker_restarts >= self.max_worker_restarts:
                 raise RuntimeError(f"generation worker failed: {self.worker.error}") from self.worker.error
             self._restart_worker()
-        script_over = self.script is not None and self.script.done and self._script_pos >= len(self.script)
-        return script_over and self._in_flight == 0 and len(self.buffer) == 0
+        return self._script_over() and self._in_flight == 0 and len(self.buffer) == 0
+
+    def _script_over(self) -> bool:
+        return self.script is not None and not self.script.loop and self._script_pos >= len(self.script)
 
     def _restart_worker(self) -> None:
         """Watchdog (kiosk): replace a crashed worker, drop what it had in flight, start a fresh context."""
@@ -162,7 +165,7 @@ class Session:
         self.virtual.t = self.frames_presented / self.fps
 
     def _draining(self) -> bool:
-        return self.script is not None and self.script.done and self._in_flight == 0
+        return self._script_over() and self._in_flight == 0
 
     def _sleep(self) -> None:
         now = time.perf_counter()
@@ -228,7 +231,7 @@ class Session:
     def _plan(self) -> None:
         if not self._plan_due():
             return
-        if self.script is not None and self._script_pos >= len(self.script) and not self.script.loop:
+        if self._script_over():
             return
         n = self.refiner.frames_for_block(self._restart)
         poses, indices, discontinuity = self._next_frames(n)
@@ -248,11 +251,10 @@ class Session:
 
     def _next_frames(self, n: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """Poses [n, 4, 4] and source indices [n] of the next n frames, and whether source time jumps."""
-        if self.script is not None:
+        if self.script is not None:          # a script is one continuous take, as in the reference
             poses, indices = self.script.window(self._script_pos, n)
             self._script_pos += len(indices)
-            jumps = np.abs(np.diff(indices)) > max(2, int(np.ceil(self.clock.rate * 4))) if len(indices) > 1 else []
-            return poses, indices, bool(np.any(jumps))
+            return poses, indices, False
         frames = [self.clock.advance() for _ in range(n)]
         indices = np.array([f.index for f in frames])
         ride = self.source_c2w[indices] if self.cfg.runtime.rig.ride_along else None
