@@ -191,25 +191,30 @@ def _splat_group(world: FusedWorld, K: Tensor, w2c: Tensor, H: int, W: int, tol:
     T, M = w2c.shape[0], world.points
     u, v, z = project_points(world.xyz.expand(T, M, 3), K, w2c)                    # [T, M] each
     ok = (z > NEAR_Z) & (u > -1) & (u < W) & (v > -1) & (v < H)                     # NaN/inf fail these
-    x = torch.where(ok, u + 1, 0.0)                                                 # +1: padded canvas
-    y = torch.where(ok, v + 1, 0.0)
-    x0, y0 = torch.floor(x), torch.floor(y)
-    fx, fy = x - x0, y - y0
-    base = torch.arange(T, device=z.device).reshape(T, 1) * ((H + 2) * (W + 2))     # [T, 1]
-    nw = base + y0.long() * (W + 2) + x0.long()                                     # [T, M]
-    cells = torch.stack([nw, nw + 1, nw + W + 2, nw + W + 3])                       # [4, T, M]
-    prox = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]) * ok  # [4, T, M]
-    zkey = torch.where(ok, z, torch.inf).expand(4, T, M)                            # [4, T, M]
+    frame = torch.arange(T, device=z.device).reshape(T, 1).expand(T, M)            # [T, M]
+    point = torch.arange(M, device=z.device).reshape(1, M).expand(T, M)            # [T, M]
+    if z.device.type == "cpu":          # keep only visible pairs; on a GPU this would wait for the host
+        u, v, z, frame, point = u[ok], v[ok], z[ok], frame[ok], point[ok]          # [P] each
+    else:
+        u, v = torch.where(ok, u, -0.5), torch.where(ok, v, -0.5)                  # lands on the cropped border
+        z = torch.where(ok, z, torch.inf)
+        u, v, z, frame, point = u.reshape(-1), v.reshape(-1), z.reshape(-1), frame.reshape(-1), point.reshape(-1)
+    x0, y0 = torch.floor(u + 1), torch.floor(v + 1)                                 # +1: padded canvas
+    fx, fy = u + 1 - x0, v + 1 - y0
+    nw = frame * ((H + 2) * (W + 2)) + y0.long() * (W + 2) + x0.long()             # [P]
+    cells = torch.stack([nw, nw + 1, nw + W + 2, nw + W + 3]).reshape(-1)          # [4P]
+    prox = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]).reshape(-1)  # [4P]
+    zkey = z.repeat(4)                                                              # [4P]
     zbuf = torch.full((T * (H + 2) * (W + 2),), torch.inf, device=z.device)
-    zbuf.scatter_reduce_(0, cells.reshape(-1), zkey.reshape(-1), reduce="amin")
-    w = prox * (zkey <= zbuf[cells] * (1 + tol))                                    # [4, T, M]
-    rgb1 = torch.cat([world.rgb.to(torch.float32), torch.ones(M, 1, device=z.device)], 1)  # [M, 4]
-    acc = torch.zeros(T * (H + 2) * (W + 2), 4, device=z.device)
-    acc.index_add_(0, cells.reshape(-1), (w.reshape(4, T, M, 1) * rgb1).reshape(-1, 4))
-    acc = acc.reshape(T, H + 2, W + 2, 4)[:, 1:-1, 1:-1]                            # [T, H, W, 4]
-    zbuf = zbuf.reshape(T, H + 2, W + 2)[:, 1:-1, 1:-1]                             # [T, H, W]
-    weight = acc[..., 3]
-    return acc[..., :3] / weight.clamp_min(1e-12).unsqueeze(-1), weight, zbuf
+    zbuf.scatter_reduce_(0, cells, zkey, reduce="amin")
+    w = prox * (zkey <= zbuf.index_select(0, cells) * (1 + tol))                    # [4P]
+    rgb = world.rgb.to(torch.float32).index_select(0, point).repeat(4, 1)           # [4P, 3]
+    acc = [torch.zeros_like(zbuf).scatter_add_(0, cells, w * rgb[:, c]) for c in range(3)]
+    weight = torch.zeros_like(zbuf).scatter_add_(0, cells, w)
+    def crop(flat: Tensor) -> Tensor:                                               # [T, H, W]
+        return flat.reshape(T, H + 2, W + 2)[:, 1:-1, 1:-1]
+    colour = torch.stack([crop(a) for a in acc], -1) / crop(weight).clamp_min(1e-12).unsqueeze(-1)  # [T, H, W, 3]
+    return colour, crop(weight), crop(zbuf)
 
 
 def current_depth(depth: Tensor, K: Tensor, src_c2w: Tensor, tgt_c2w: Tensor, only: Tensor | None = None) -> Tensor:
