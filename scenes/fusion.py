@@ -174,36 +174,38 @@ def _check_video(frames_u8, depth, K, c2w) -> tuple[int, int, int, int]:
 
 # ---------------------------------------------------------------- rendering
 
-def splat_points(world: FusedWorld, K: Tensor, tgt_w2c: Tensor, H: int, W: int, depth_tolerance: float
-                 ) -> tuple[Tensor, Tensor, Tensor]:
+def splat_points(world: FusedWorld, K: Tensor, tgt_w2c: Tensor, H: int, W: int, depth_tolerance: float,
+                 compact: bool | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Render the fused points: bilinear splats onto 4 pixels each, behind a hard z-buffer (a splat
     counts where its z <= the pixel's nearest z * (1 + depth_tolerance)).
     K [T, 3, 3], tgt_w2c [T, 4, 4] -> rgb float [T, H, W, 3] (0..255), weight [T, H, W] (0 = nothing),
-    z [T, H, W] (nearest point's camera z, inf = nothing)."""
+    z [T, H, W] (nearest point's camera z, inf = nothing). compact: drop the points outside each view
+    before splatting (faster, but waits for the host); None = on the CPU only."""
     T, M = tgt_w2c.shape[0], world.points
     group = max(1, SPLAT_ELEMENTS // max(M, 1))
-    parts = [_splat_group(world, K[a:a + group], tgt_w2c[a:a + group], H, W, depth_tolerance)
+    compact = world.xyz.device.type == "cpu" if compact is None else compact
+    parts = [_splat_group(world, K[a:a + group], tgt_w2c[a:a + group], H, W, depth_tolerance, compact)
              for a in range(0, T, group)]
     return tuple(torch.cat(p) for p in zip(*parts))
 
 
-def _splat_group(world: FusedWorld, K: Tensor, w2c: Tensor, H: int, W: int, tol: float) -> tuple[Tensor, Tensor, Tensor]:
+def _splat_group(world: FusedWorld, K: Tensor, w2c: Tensor, H: int, W: int, tol: float,
+                 compact: bool) -> tuple[Tensor, Tensor, Tensor]:
     T, M = w2c.shape[0], world.points
     u, v, z = project_points(world.xyz.expand(T, M, 3), K, w2c)                    # [T, M] each
     ok = (z > NEAR_Z) & (u > -1) & (u < W) & (v > -1) & (v < H)                     # NaN/inf fail these
     frame = torch.arange(T, device=z.device).reshape(T, 1).expand(T, M)            # [T, M]
     point = torch.arange(M, device=z.device).reshape(1, M).expand(T, M)            # [T, M]
-    if z.device.type == "cpu":          # keep only visible pairs; on a GPU this would wait for the host
-        u, v, z, frame, point = u[ok], v[ok], z[ok], frame[ok], point[ok]          # [P] each
-    else:
-        u, v = torch.where(ok, u, -0.5), torch.where(ok, v, -0.5)                  # lands on the cropped border
-        z = torch.where(ok, z, torch.inf)
-        u, v, z, frame, point = u.reshape(-1), v.reshape(-1), z.reshape(-1), frame.reshape(-1), point.reshape(-1)
+    if compact:                         # keep only the visible pairs
+        u, v, z, frame, point, ok = u[ok], v[ok], z[ok], frame[ok], point[ok], ok[ok]   # [P] each
+    else:                               # invisible pairs: weight 0, z inf, on a valid cell
+        u, v, z = torch.where(ok, u, 0.0), torch.where(ok, v, 0.0), torch.where(ok, z, torch.inf)
+        u, v, z, frame, point, ok = (x.reshape(-1) for x in (u, v, z, frame, point, ok))
     x0, y0 = torch.floor(u + 1), torch.floor(v + 1)                                 # +1: padded canvas
     fx, fy = u + 1 - x0, v + 1 - y0
     nw = frame * ((H + 2) * (W + 2)) + y0.long() * (W + 2) + x0.long()             # [P]
     cells = torch.stack([nw, nw + 1, nw + W + 2, nw + W + 3]).reshape(-1)          # [4P]
-    prox = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]).reshape(-1)  # [4P]
+    prox = (torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]) * ok).reshape(-1)  # [4P]
     zkey = z.repeat(4)                                                              # [4P]
     zbuf = torch.full((T * (H + 2) * (W + 2),), torch.inf, device=z.device)
     zbuf.scatter_reduce_(0, cells, zkey, reduce="amin")

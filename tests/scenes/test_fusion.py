@@ -10,7 +10,7 @@ from benchmarks.fusion_quality import (TRAJECTORIES, ball_pixels, ghost_points, 
                                        score, unseen)
 from scenes.config import FusionConfig, SampleConfig
 from scenes.dynamic_mask import dynamic_debug_image, dynamic_masks, unproject
-from scenes.fusion import build_world, render_fused
+from scenes.fusion import build_world, render_fused, splat_points
 from scenes.render import render_views
 from scenes.sample import ball_center, ball_radius, build_sample_scene
 from scenes.trajectory import read_keys, target_c2w
@@ -112,6 +112,17 @@ def test_bad_config_and_inputs_fail_clearly(scene):
         replace(FusionConfig(), max_points=0)
     with pytest.raises(ValueError, match="uint8"):
         build_world(scene.frames.float(), scene.depth, scene.K, scene.c2w, FUSION)
+
+
+def test_the_gpu_splat_path_matches_the_cpu_path(scene, world):
+    """The GPU keeps every point (no host sync), the CPU drops invisible ones first: same image."""
+    tgt = target_c2w(read_keys(TRAJECTORIES[0]), scene.c2w)[:4]
+    w2c = torch.linalg.inv(tgt)
+    kept = splat_points(world, scene.K[:4], w2c, H, W, FUSION.depth_tolerance, compact=True)
+    full = splat_points(world, scene.K[:4], w2c, H, W, FUSION.depth_tolerance, compact=False)
+    for a, b in zip(kept, full):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-3)
+    assert float((kept[1] > 0).float().mean()) > 0.5
 
 
 @pytest.mark.gpu
