@@ -7,11 +7,11 @@ scored against its exact renders from the target cameras.
 For each trajectory (targets = scenes.trajectory.target_c2w over the sample's source poses, both
 anchored at the first camera as the reference's default and riding along with the source camera
 as --relative_to_source) and each output frame t: ground truth = render_sample_view(target t,
-time t). Renders go in 12-frame blocks, as the generation worker does (timed per block). Reported: hole fraction, PSNR on each render's valid pixels,
-PSNR on all pixels after push-pull hole filling (the geometry refiner), the share of target pixels
-that no source frame sees at all (holes no fusion can fill), the share of the moving
-ball's visible pixels that come from the current source frame, and fused points inside the ball's
-swept volume (ghosts; must be 0).
+time t). Renders go in 12-frame blocks, as the generation worker does (timed per block).
+Reported: hole fraction, PSNR on each render's valid pixels and on the per-frame render's valid
+pixels, PSNR on all pixels after push-pull hole filling (the geometry refiner), the share of target
+pixels that no source frame sees at all (holes no fusion can fill), how the moving ball's pixels
+are made, and fused points inside the ball's swept volume (ghosts; must be 0).
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def ghost_points(world: FusedWorld, frames: int, fps: float) -> int:
     return int(sum(int(((xyz - c).norm(dim=-1) < 0.9 * ball_radius()).sum()) for c in centres))
 
 
-def render_blocks(world, scene, tgt, device, timings: dict | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def render_blocks(world, scene, tgt, device, timings: dict | None = None) -> dict[str, tuple]:
     """Per-frame and fused renders of the whole video in BLOCK-frame blocks, on the CPU; the seconds
     each block took are appended to timings[renderer name] when given."""
     out = {"per-frame": ([], []), "fused": ([], [])}
@@ -116,8 +116,8 @@ def render_blocks(world, scene, tgt, device, timings: dict | None = None) -> dic
 
 def score(renders, gt_rgb, ball) -> dict[str, dict[str, float]]:
     """Metrics of each render. "psnr_valid": on the render's own valid pixels; "psnr_common": on the
-    per-frame render's valid pixels (the same pixels for both). "ball_from_current": the share of the ball's true pixels covered by the
-    current frame's splat that keep that splat (the per-frame render's pixel); "ball_filled": the
+    per-frame render's valid pixels (the same pixels for both). "ball_from_current": the share of
+    the ball's true pixels covered by the current frame's splat that keep that splat (the per-frame render's pixel); "ball_filled": the
     share of the ball's true pixels that the current frame leaves open and the render fills (from
     static points: the side of the ball the source frame never saw)."""
     rows = {}
@@ -182,14 +182,14 @@ def print_table(results: dict) -> None:
           f"build {results['build_s']:.1f} s, ghost points in the ball's path: {results['ghost_points']}")
     print("render ms per 12-frame block (median, after the first): " + ", ".join(
         f"{k} {1000 * statistics.median(v[1:] or v):.1f}" for k, v in results["block_s"].items()))
-    print("| trajectory | render | holes | PSNR valid (dB) | PSNR on per-frame valid (dB) | PSNR filled (dB) | ball px kept from current frame "
-          "| ball px filled from static points |")
+    print("| trajectory | render | holes | PSNR valid (dB) | PSNR on per-frame valid (dB) | PSNR filled (dB) "
+          "| ball px kept from current frame | ball px filled from static points |")
     print("|---|---|---|---|---|---|---|---|")
     for traj, rows in results["trajectories"].items():
         print(f"| {traj} | never seen by any source frame | {100 * rows['unseen']:.2f} % | | | | | |")
         for name, r in ((k, v) for k, v in rows.items() if k != "unseen"):
-            print(f"| {traj} | {name} | {100 * r['holes']:.2f} % | {r['psnr_valid']:.2f} | {r['psnr_common']:.2f} | {r['psnr_filled']:.2f} "
-                  f"| {100 * r['ball_from_current']:.1f} % | {100 * r['ball_filled']:.1f} % |")
+            print(f"| {traj} | {name} | {100 * r['holes']:.2f} % | {r['psnr_valid']:.2f} | {r['psnr_common']:.2f} "
+                  f"| {r['psnr_filled']:.2f} | {100 * r['ball_from_current']:.1f} % | {100 * r['ball_filled']:.1f} % |")
 
 
 def main() -> None:
@@ -205,8 +205,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     with torch.inference_mode():
-        results = run(args.width, args.height, args.frames, args.device,
-                      replace(FusionConfig(), max_points=args.max_points, analysis_stride=args.analysis_stride), args.png)
+        fusion = replace(FusionConfig(), max_points=args.max_points, analysis_stride=args.analysis_stride)
+        results = run(args.width, args.height, args.frames, args.device, fusion, args.png)
     print_table(results)
 
 
