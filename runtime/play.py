@@ -15,6 +15,8 @@ from runtime.recorder import Recorder
 from runtime.kiosk import KioskInputs, LoopedInputLog
 from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
 from runtime.session import Session
+from runtime.worker import SceneTensors
+from runtime.world_cache import load_or_build_world
 from scenes.scene import load_sample_scene, load_scene
 
 
@@ -47,6 +49,15 @@ def make_refiner(cfg, device, scene=None):
         raise UserError(f"runtime.refiner=dit: {reason}")
     print(f"roam: geometry refiner (no weights needed): {reason}", file=sys.stderr)
     return GeometryRefiner()
+
+
+def fused_world(cfg, scene, refiner, device):
+    """The fused world state when the config asks for it: by default for the geometry refiner; for
+    the DiT only with the experimental `fused_conditioning_for_dit` (it was trained on per-frame renders)."""
+    fusion = cfg.scenes.fusion
+    if not (fusion.enabled if refiner.name == "geometry" else fusion.fused_conditioning_for_dit):
+        return None
+    return load_or_build_world(scene, fusion, cfg.scenes.cache_dir, device)
 
 
 def kiosk_inputs(cfg, live, sinks, seconds):
@@ -101,7 +112,9 @@ def play(cfg, args) -> int:
     takes = iter(range(1, 10**6))
     new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
     max_frames = round(seconds * fps) if seconds is not None else None
+    tensors = SceneTensors(scene, device, fused_world(cfg, scene, refiner, device))
     session = Session(cfg, scene, refiner, presenter, device=device, inputs=inputs, event_sinks=sinks,
+                      scene_tensors=tensors,
                       script=script, recorder=recorder, frame_locked=headless and not args.realtime,
                       max_frames=max_frames, new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0)

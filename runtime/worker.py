@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from model.refiners import RefineInput, Refiner
+from scenes.fusion import render_fused
 from scenes.render import render_views
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,15 @@ class LatestMailbox:
 
 
 class SceneTensors:
-    """The scene's source frames, depth and cameras, moved once to the worker's device."""
+    """The scene's source frames, depth and cameras, moved once to the worker's device, and
+    optionally the fused world state (scenes/fusion.py) that fills the per-frame render's holes."""
 
-    def __init__(self, scene, device: torch.device):
+    def __init__(self, scene, device: torch.device, world=None):
         self.frames = scene.frames.to(device)                           # [N, H, W, 3] uint8
         self.depth = scene.depth.to(device)                             # [N, H, W] float32
         self.K = scene.K.to(device)                                     # [N, 3, 3]
         self.c2w = scene.c2w.to(device)                                 # [N, 4, 4]
+        self.world = world.to(device) if world is not None else None
         self.device = device
 
     def render(self, indices: tuple[int, ...], target_c2w: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -93,7 +96,11 @@ class SceneTensors:
         idx = torch.as_tensor(indices, device=self.device, dtype=torch.long)
         tgt = torch.as_tensor(target_c2w, device=self.device, dtype=torch.float32)   # [T, 4, 4]
         source = self.frames[idx]
-        render, mask = render_views(source, self.depth[idx], self.K[idx], self.c2w[idx], tgt)
+        if self.world is not None:
+            render, mask = render_fused(self.world, source, self.depth[idx], self.K[idx], self.c2w[idx], tgt,
+                                        indices=idx)
+        else:
+            render, mask = render_views(source, self.depth[idx], self.K[idx], self.c2w[idx], tgt)
         return render, mask, source
 
 

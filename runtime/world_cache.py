@@ -1,0 +1,53 @@
+"""The fused world state of a scene, built once and cached beside the Scenes
+(cache_dir/fused/<key>.safetensors), keyed by the scene's pixels and depth and the fusion settings."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from scenes.fusion import FusedWorld, build_world
+
+
+def world_key(scene, fusion_cfg) -> str:
+    h = hashlib.sha256()
+    for t in (scene.frames, scene.depth, scene.K, scene.c2w):
+        h.update(t.contiguous().numpy().tobytes())
+    h.update(json.dumps(dataclasses.asdict(fusion_cfg), sort_keys=True).encode())
+    return h.hexdigest()[:32]
+
+
+def load_or_build_world(scene, fusion_cfg, cache_dir: Path | str, device) -> FusedWorld:
+    path = Path(cache_dir) / "fused" / f"{world_key(scene, fusion_cfg)}.safetensors"
+    if path.is_file():
+        try:
+            tensors = load_file(path)
+            meta = json.loads(tensors.pop("meta").numpy().tobytes().decode()) if "meta" in tensors else None
+            return FusedWorld(**tensors, voxel_shift=meta["voxel_shift"], frames=meta["frames"],
+                              mask_hw=tuple(meta["mask_hw"]), cfg=fusion_cfg)
+        except (SafetensorError, OSError, KeyError, TypeError, ValueError, json.JSONDecodeError):
+            print(f"roam: fused world cache {path} is unreadable; rebuilding it", file=sys.stderr)
+    t0 = time.perf_counter()
+    world = build_world(scene.frames.to(device), scene.depth, scene.K, scene.c2w, fusion_cfg, progress=True)
+    print(f"roam: fused {scene.num_frames} frames into {world.points} points in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr)
+    _save(world, path)
+    return world
+
+
+def _save(world: FusedWorld, path: Path) -> None:
+    import torch
+    meta = json.dumps({"voxel_shift": world.voxel_shift, "frames": world.frames, "mask_hw": list(world.mask_hw)})
+    tensors = {"xyz": world.xyz, "rgb": world.rgb, "weight": world.weight, "dynamic_bits": world.dynamic_bits,
+               "meta": torch.frombuffer(bytearray(meta.encode()), dtype=torch.uint8)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, path)
