@@ -109,9 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(token in COMMANDS for token in argv) and not {"-h", "--help"} & set(argv):
+        argv = ["play", *argv]                      # play is the default command
     args, extra = parser.parse_known_args(argv)
-    if args.command is None:
-        args, extra = parser.parse_known_args(["play", *argv])
     if extra and args.command != "bench":           # bench hands its own options to benchmarks/
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "bench":                     # benchmarks/ sits beside runtime/, not inside it
