@@ -134,19 +134,12 @@ def _note_weight_paths(cfg, args) -> None:
 
 
 def refiner_factory(choice: str):
-    """(cfg, device, scene) -> Refiner: geometry, dit (weights must verify), or auto (dit when they do)."""
+    """(cfg, device, scene) -> Refiner: geometry, dit (weights must verify), or auto (dit when they do);
+    the same choice `play` makes, with --refiner in place of runtime.refiner."""
     def make(cfg, device, scene):
-        from model.refiners import GeometryRefiner
-        if choice == "geometry":
-            return GeometryRefiner()
-        from model.dit_refiner import dit_refiner_or_reason
-        refiner, reason = dit_refiner_or_reason(cfg.model, device, scene)
-        if refiner is not None:
-            return refiner
-        if choice == "dit":
-            raise UserError(f"--refiner dit: {reason}")
-        _say(f"geometry refiner (no weights needed): {reason}")
-        return GeometryRefiner()
+        from runtime.play import make_refiner
+        return make_refiner(dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, refiner=choice)),
+                            device, scene)
     return make
 
 
