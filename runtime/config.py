@@ -34,10 +34,10 @@ class LoopConfig:
 
 @dataclass(frozen=True)
 class RigConfig:
-    """CameraRig (runtime/rig.py). Distances are in units of the scene scale (median depth)."""
+    """CameraRig (runtime/rig.py). Distances are in units of the scene scale (20th-percentile depth of the first frame)."""
     mode: str = "walk"                 # walk | fly | orbit | tripod at start (Tab cycles)
-    walk_speed: float = 0.6            # scene scales per second at full stick / held key
-    fly_speed: float = 0.8             # scene scales per second in fly mode
+    walk_speed: float = 0.3            # scene scales per second at full stick / held key
+    fly_speed: float = 0.5             # scene scales per second in fly mode
     run_multiplier: float = 3.0        # speed factor while run (Shift / left stick press) is held
     accel_rate: float = 10.0           # 1/s: how fast velocity reaches the held-input speed
     damping_rate: float = 6.0          # 1/s: how fast velocity dies away after release (inertia)

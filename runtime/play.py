@@ -77,27 +77,12 @@ def output_dir(cfg, out: str | None) -> Path:
     return Path(cfg.runtime.out_dir) / time.strftime("play-%Y%m%d-%H%M%S")
 
 
-def play(cfg, args) -> int:
-    started = time.perf_counter()
-    device = pick_device(cfg.runtime.device)
-    scene = load_play_scene(cfg, args.scene)
-    refiner = make_refiner(cfg, device, scene)
-    if hasattr(refiner, "warm_up"):
-        t0 = time.perf_counter()
-        refiner.warm_up(scene.height, scene.width, report=lambda msg: print(f"roam: {msg}", file=sys.stderr))
-        print(f"roam: warm-up done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    headless = args.headless or not has_display()
-    out = output_dir(cfg, args.out)
-    fps, tick_hz = cfg.runtime.loop.fps, cfg.runtime.loop.tick_hz
-    seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
-    script = load_script(args.script, scene.c2w) if args.script else None
+def controllers_for(cfg, args, headless: bool, seconds, script):
+    """(inputs polled each tick, window event sinks, HUD status sources) for this session."""
     inputs, sinks = [], []
-    if headless:
-        presenter = HeadlessPresenter(out, fps, scene.width, scene.height)
-        if script is None and not args.kiosk:
-            inputs.append(demo_walk(seconds, tick_hz))
-    else:
-        presenter = WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk)
+    if headless and script is None and not args.kiosk:
+        inputs.append(demo_walk(seconds, cfg.runtime.loop.tick_hz))
+    if not headless:
         keyboard = PygameKeyboard(cfg.controllers)
         inputs, sinks = [keyboard], [keyboard]
     pad = make_gamepad(cfg.controllers.gamepad, cfg.controllers.scrub_step_s)
@@ -108,15 +93,37 @@ def play(cfg, args) -> int:
     if args.kiosk:
         inputs = [kiosk_inputs(cfg, inputs, sinks, seconds)]
         status.append(inputs[0])
-    recorder = Recorder(out / "recording", fps, scene.width, scene.height) if args.record else None
+    return inputs, sinks, status
+
+
+def warm_up(refiner, scene) -> None:
+    if hasattr(refiner, "warm_up"):
+        t0 = time.perf_counter()
+        refiner.warm_up(scene.height, scene.width, report=lambda msg: print(f"roam: {msg}", file=sys.stderr))
+        print(f"roam: warm-up done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def play(cfg, args) -> int:
+    started = time.perf_counter()
+    device = pick_device(cfg.runtime.device)
+    scene = load_play_scene(cfg, args.scene)
+    refiner = make_refiner(cfg, device, scene)
+    warm_up(refiner, scene)
+    headless = args.headless or not has_display()
+    out, fps = output_dir(cfg, args.out), cfg.runtime.loop.fps
+    seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
+    script = load_script(args.script, scene.c2w) if args.script else None
+    presenter = HeadlessPresenter(out, fps, scene.width, scene.height) if headless else \
+        WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk)
+    inputs, sinks, status = controllers_for(cfg, args, headless, seconds, script)
     takes = iter(range(1, 10**6))
     new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
-    max_frames = round(seconds * fps) if seconds is not None else None
-    tensors = SceneTensors(scene, device, fused_world(cfg, scene, refiner, device))
     session = Session(cfg, scene, refiner, presenter, device=device, inputs=inputs, event_sinks=sinks,
-                      scene_tensors=tensors,
-                      script=script, recorder=recorder, frame_locked=headless and not args.realtime,
-                      max_frames=max_frames, new_recorder=new_recorder, status=status,
+                      scene_tensors=SceneTensors(scene, device, fused_world(cfg, scene, refiner, device)),
+                      script=script, frame_locked=headless and not args.realtime,
+                      recorder=Recorder(out / "recording", fps, scene.width, scene.height) if args.record else None,
+                      max_frames=round(seconds * fps) if seconds is not None else None,
+                      new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0)
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}, "
           f"output in {out}", file=sys.stderr)

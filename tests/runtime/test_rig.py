@@ -126,7 +126,7 @@ def test_walk_keeps_the_eye_height_and_fly_does_not():
     src = np.tile(np.eye(4), (5, 1, 1))
     src[:, 1, 3] = [0.0, 0.1, 0.2, 0.2, 0.3]                    # median camera y: 0.2
     assert estimate_eye_y(src, src[0]) == pytest.approx(0.2)
-    rig = CameraRig(RigConfig(mode="fly"), scene_scale=1.0, source_c2ws=src)
+    rig = CameraRig(RigConfig(mode="fly", walk_speed=0.6), scene_scale=1.0, source_c2ws=src)
     hold(rig, CameraCommand(move=(0.0, -1.0, 0.0)), 1.0)        # fly up
     assert rig.c2w()[1, 3] < -0.3
     rig.set_mode("walk")
