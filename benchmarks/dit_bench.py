@@ -78,6 +78,18 @@ def float32_first_block(model: CausalWanModel, inputs: dict, grid: tuple[int, in
     return sampler.generate_block(inputs["ref"][0], inputs["cond"][0], inputs["noise0"]).float()
 
 
+def compare_with_eager(model: CausalWanModel, inputs: dict, grid: tuple[int, int], args, outputs: list) -> list[float]:
+    """||out - eager|| / ||eager|| per block, against the uncompiled bf16 path with float64 RoPE and the
+    same weights, inputs and noise (the generator is re-seeded identically)."""
+    eager = BlockSampler(model, inputs["prompt"], latent_hw=grid, rope_dtype=torch.float64,
+                         generator=torch.Generator(inputs["prompt"].device).manual_seed(args.seed))
+    diffs = []
+    for b, out in enumerate(outputs):
+        ref = eager.generate_block(inputs["ref"][b], inputs["cond"][b], inputs["noise0"] if b == 0 else None).float()
+        diffs.append(((out.float() - ref).norm() / ref.norm()).item())
+    return diffs
+
+
 def run(args: argparse.Namespace) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg, grid = (DiTConfig.tiny(), TINY_GRID) if args.tiny else (DiTConfig(), FULL_GRID)
@@ -94,12 +106,13 @@ def run(args: argparse.Namespace) -> dict:
                            rope_dtype=ROPE_DTYPES[args.rope], compile=args.compile, compile_mode=args.compile_mode)
     timer = BlockTimer(device)
     timer.mark()
+    outputs = []
     for b in range(args.blocks):
-        x0 = sampler.generate_block(inputs["ref"][b], inputs["cond"][b], inputs["noise0"] if b == 0 else None)
+        outputs.append(sampler.generate_block(inputs["ref"][b], inputs["cond"][b], inputs["noise0"] if b == 0 else None))
         timer.mark()
-        if b == 0:
-            first = x0
+    first = outputs[0]
     block_ms = timer.elapsed_ms()
+    per_block = compare_with_eager(model, inputs, grid, args, outputs) if args.compare_eager else None
     steady = block_ms[2:] or block_ms[-1:]
     median_ms = statistics.median(steady)
     return {
@@ -110,6 +123,7 @@ def run(args: argparse.Namespace) -> dict:
         "fps": PIXEL_FRAMES_PER_BLOCK / (median_ms / 1000),
         "peak_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "rel_diff_bf16_vs_fp32": ((first.float() - reference).norm() / reference.norm()).item(),
+        "rel_diff_vs_eager_bf16_per_block": per_block,
     }
 
 
@@ -120,6 +134,8 @@ def print_table(r: dict) -> None:
     for i, ms in enumerate(r["block_ms"]):
         print(f"{i:>5} {ms:9.1f}")
     peak = "n/a" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.2f} GiB"
+    if r.get("rel_diff_vs_eager_bf16_per_block"):
+        print("rel. diff vs eager bf16 per block:", " ".join(f"{d:.1e}" for d in r["rel_diff_vs_eager_bf16_per_block"]))
     print(f"median steady-state block {r['median_block_ms']:.1f} ms -> {r['fps']:.1f} fps | peak memory {peak} | "
           f"bf16 vs fp32 first block rel diff {r['rel_diff_bf16_vs_fp32']:.2e}")
 
@@ -133,6 +149,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--attn", choices=BACKENDS, default="auto", help="attention kernel (model/attention.py)")
     p.add_argument("--rope", choices=sorted(ROPE_DTYPES), default="fp64", help="RoPE arithmetic")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compare-eager", action="store_true",
+                   help="also report each block's relative difference from the uncompiled bf16 float64-RoPE path")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
     if args.blocks < 1:
