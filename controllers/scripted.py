@@ -28,9 +28,11 @@ class ScriptedFrame:
 
 class ScriptedPath:
     """Replays `c2ws` [T, 4, 4] and `source_indices` [T] one per presented frame.
-    With `loop` it starts again after the last frame (kiosk attract mode); else it is `done`."""
+    With `loop` it starts again after the last frame (kiosk attract mode); else it is `done`.
+    `restarts`: frame positions where the original run restarted the model context (a recorded
+    run's blocks.jsonl), so a replay restarts at the same frames."""
 
-    def __init__(self, c2ws, source_indices, loop: bool = False):
+    def __init__(self, c2ws, source_indices, loop: bool = False, restarts=()):
         c2ws = np.asarray(c2ws, dtype=np.float64)                        # [T, 4, 4]
         idx = np.asarray(source_indices)                                  # [T]
         if c2ws.ndim != 3 or c2ws.shape[1:] != (4, 4) or len(c2ws) == 0:
@@ -41,6 +43,7 @@ class ScriptedPath:
         if not np.isfinite(c2ws).all():
             raise ValueError("scripted path: poses contain NaN or inf")
         self.c2ws, self.source_indices, self.loop = c2ws, idx.astype(np.int64), loop
+        self.restarts = frozenset(int(r) for r in restarts)
         self._next = 0
 
     def __len__(self) -> int:

@@ -5,6 +5,9 @@ OUT/recording/
   inputs.jsonl   one line per tick: the tick index and the commands of that tick
   poses.jsonl    one line per presented frame: frame index, source index, c2w (flushed as written)
   poses.json     the same as one JSON document, written (atomically) when the recording closes
+  blocks.jsonl   one line per generation request: block id, whether it restarted the model context,
+                 its source indices and camera poses (every requested frame, also those a refiner
+                 does not show, e.g. the DiT's first block); replaying these reproduces the blocks
   video.mp4      the presented frames (H.264; finalized on close, also on SIGINT)
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Recorder:
         self.fps = fps
         self._inputs = open(self.folder / "inputs.jsonl", "w", buffering=1)
         self._poses = open(self.folder / "poses.jsonl", "w", buffering=1)
+        self._blocks = open(self.folder / "blocks.jsonl", "w", buffering=1)
         self._video = VideoWriter(self.folder / "video.mp4", fps=fps, width=width, height=height)
         self.frames = 0
         self.closed = False
@@ -41,6 +45,12 @@ class Recorder:
     def log_tick(self, tick: int, commands: dict) -> None:
         """commands: plain JSON-able data of one tick (see controllers.commands.to_dict)."""
         self._inputs.write(json.dumps({"tick": tick, **commands}) + "\n")
+
+    def log_block(self, block_id: int, restart: bool, source_indices, c2w: np.ndarray) -> None:
+        """One generation request: source indices [T] and target poses [T, 4, 4]."""
+        row = {"block": int(block_id), "restart": bool(restart), "source_indices": [int(i) for i in source_indices],
+               "c2w": np.asarray(c2w, dtype=np.float64).tolist()}
+        self._blocks.write(json.dumps(row) + "\n")
 
     def log_frame(self, frame: torch.Tensor, source_index: int, c2w: np.ndarray) -> None:
         """frame: uint8 [H, W, 3]; c2w: [4, 4] OpenCV camera-to-world."""
@@ -56,6 +66,7 @@ class Recorder:
         self.closed = True
         self._inputs.close()
         self._poses.close()
+        self._blocks.close()
         self._video.finalize()
         rows = read_pose_log(self.folder / "poses.jsonl")
         doc = {"fps": self.fps, "convention": "OpenCV c2w (+x right, +y down, +z forward)",
@@ -72,6 +83,23 @@ def read_pose_log(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             break
     return rows
+
+
+def load_recorded_blocks(folder: Path) -> tuple[np.ndarray, list[int], list[int]] | None:
+    """A recorded run's requests -> (c2w [T, 4, 4], source indices [T], restart frame positions), or
+    None when the run has no blocks.jsonl or it does not start with a restart (recording toggled on
+    mid-session: then only the presented poses can be replayed)."""
+    path = Path(folder) / "blocks.jsonl"
+    rows = read_pose_log(path) if path.is_file() else []
+    if not rows or not rows[0]["restart"]:
+        return None
+    c2w, indices, restarts = [], [], []
+    for row in rows:
+        if row["restart"]:
+            restarts.append(len(indices))
+        c2w += row["c2w"]
+        indices += row["source_indices"]
+    return np.array(c2w, dtype=np.float64), indices, restarts
 
 
 def load_recorded_poses(folder: Path) -> tuple[np.ndarray, list[int], float]:

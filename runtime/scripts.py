@@ -11,7 +11,7 @@ import torch
 
 from controllers.commands import CameraCommand, Commands
 from controllers.scripted import ScriptedPath
-from runtime.recorder import load_recorded_poses
+from runtime.recorder import load_recorded_blocks, load_recorded_poses
 from scenes.trajectory import read_keys, read_pose_json, target_c2w
 
 # (start, end) as fractions of one period, and what is held: a short walk with a look around.
@@ -52,6 +52,9 @@ def load_script(path: str | Path, source_c2w: torch.Tensor, *, relative_to_sourc
     renderer does; `frames` resamples it to another length, cycling the source)."""
     path = Path(path)
     if path.is_dir():
+        if (blocks := load_recorded_blocks(path)) is not None:       # the exact requests, restarts included
+            c2w, indices, restarts = blocks
+            return ScriptedPath(c2w, np.array(indices) % len(source_c2w), restarts=restarts)
         c2w, indices, _ = load_recorded_poses(path)
         return ScriptedPath(c2w, np.array(indices) % len(source_c2w))
     if not path.is_file():

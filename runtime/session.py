@@ -235,6 +235,8 @@ class Session:
             return
         if self._script_over():
             return
+        if self.script is not None and self._script_pos in self.script.restarts:
+            self._restart = True                         # the recorded run restarted here
         n = self.refiner.frames_for_block(self._restart)
         poses, indices, discontinuity = self._next_frames(n)
         if len(indices) == 0:
@@ -246,6 +248,8 @@ class Session:
         self.telemetry.mark(request.block_id, "input", request.input_sampled_s, tick=self.tick)
         self.telemetry.mark(request.block_id, "request", request.issued_s)
         self.worker.submit(request)
+        if self.recorder is not None:
+            self.recorder.log_block(request.block_id, request.restart, request.source_indices, request.target_c2w)
         self._submitted[request.block_id] = time.perf_counter()
         self._next_block += 1
         self._in_flight += len(indices)
