@@ -33,6 +33,31 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+class TextureUploader:
+    """Streams uint8 RGB frames into a texture through a ring of pixel buffer objects: each frame is
+    copied into a freshly orphaned PBO and the texture update reads from it, so the driver copies to
+    the GPU asynchronously instead of stalling the presenter on a synchronous upload."""
+
+    def __init__(self, ctx, size: tuple[int, int], ring: int = 3):
+        w, h = size
+        self.ctx, self.size = ctx, size
+        self.texture = ctx.texture(size, 3)
+        self.pbos = [ctx.buffer(reserve=w * h * 3, dynamic=True) for _ in range(ring)]
+        self._next = 0
+
+    def upload(self, frame: np.ndarray) -> None:
+        """frame: uint8 [H, W, 3], rows top to bottom (the quad's uv flips y)."""
+        pbo = self.pbos[self._next]
+        self._next = (self._next + 1) % len(self.pbos)
+        pbo.orphan()
+        pbo.write(np.ascontiguousarray(frame).tobytes())
+        self.texture.write(pbo, alignment=1)
+
+    def release(self) -> None:
+        for obj in (*self.pbos, self.texture):
+            obj.release()
+
+
 @dataclass
 class HudState:
     """What the HUD shows; the session updates it every frame."""
@@ -101,7 +126,7 @@ class WindowPresenter:
         self.program = self.ctx.program(vertex_shader=QUAD_VS, fragment_shader=QUAD_FS)
         quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")
         self.vao = self.ctx.vertex_array(self.program, [(self.ctx.buffer(quad.tobytes()), "2f", "in_pos")])
-        self.frame_tex = self.ctx.texture(self.size, 3)
+        self.frames = TextureUploader(self.ctx, self.size)
         self.hud_tex = self.ctx.texture(self.size, 4)
         self.font = pygame.font.SysFont("monospace", 16, bold=True)
         self.frames_presented = 0
@@ -120,13 +145,13 @@ class WindowPresenter:
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """frame: uint8 [H, W, 3] (CPU). Uploads, draws the frame and the HUD, swaps."""
         h, w = frame.shape[:2]
-        if (w, h) != self.frame_tex.size:
-            self.frame_tex.release()
-            self.frame_tex = self.ctx.texture((w, h), 3)
-        self.frame_tex.write(frame.contiguous().numpy().tobytes())
+        if (w, h) != self.frames.size:
+            self.frames.release()
+            self.frames = TextureUploader(self.ctx, (w, h))
+        self.frames.upload(frame.numpy())
         self.ctx.viewport = (0, 0, *self.pygame.display.get_window_size())
         self.ctx.clear(0.0, 0.0, 0.0)
-        self.frame_tex.use(0)
+        self.frames.texture.use(0)
         self.vao.render(mode=4 + 1)          # TRIANGLE_STRIP
         if hud.visible and hud.lines:
             self._draw_hud(hud.lines)
