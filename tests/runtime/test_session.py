@@ -1,5 +1,6 @@
 """The engine end to end on a small synthetic scene: keyboard events move the camera, the clock
 drives source indices, recordings replay exactly, and the CLI writes a decodable video."""
+import contextlib
 import json
 import os
 import signal
@@ -53,15 +54,23 @@ def run_session(tmp_path, inputs=(), sinks=(), script=None, record=False, frames
     return session, poses, summary
 
 
-def test_a_held_w_key_event_walks_the_camera_forward(tmp_path):
+@contextlib.contextmanager
+def keys_down(*keys):
+    """A dummy-driver pygame display with KEYDOWN events posted for `keys`; yields the keyboard."""
     pygame.display.init()
     pygame.display.set_mode((W, H))
     try:
         keyboard = PygameKeyboard(load_config().controllers)
-        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_w, mod=0, unicode="w", scancode=26))
-        _, poses, _ = run_session(tmp_path, inputs=[keyboard], sinks=[keyboard])
+        for key in keys:
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0, unicode="", scancode=0))
+        yield keyboard
     finally:
         pygame.display.quit()
+
+
+def test_a_held_w_key_event_walks_the_camera_forward(tmp_path):
+    with keys_down(pygame.K_w) as keyboard:
+        _, poses, _ = run_session(tmp_path, inputs=[keyboard], sinks=[keyboard])
     z = [c2w[2, 3] for _, c2w, _ in poses]
     assert z[-1] > z[0] + 0.05, f"camera did not move forward: z {z[0]:.3f} -> {z[-1]:.3f}"
     assert np.all(np.diff(z) >= -1e-9), "walking forward never moves the camera back"
@@ -78,15 +87,8 @@ def test_without_input_the_camera_stays_and_time_plays(tmp_path):
 
 
 def test_recorded_run_replays_the_same_poses_indices_and_frames(tmp_path):
-    pygame.display.init()
-    pygame.display.set_mode((W, H))
-    try:
-        keyboard = PygameKeyboard(load_config().controllers)
-        for key in (pygame.K_w, pygame.K_d):
-            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0, unicode="", scancode=0))
+    with keys_down(pygame.K_w, pygame.K_d) as keyboard:
         _, first, _ = run_session(tmp_path / "a", inputs=[keyboard], sinks=[keyboard], record=True)
-    finally:
-        pygame.display.quit()
     run_dir = tmp_path / "a" / "out" / "recording"
     c2w, indices, fps = load_recorded_poses(run_dir)
     assert len(indices) == 24 and fps == 24.0
@@ -139,15 +141,9 @@ def test_recording_survives_sigint(tmp_path):
 
 def test_walking_into_a_wall_stops_short_of_it(tmp_path):
     """The plane scene is a wall 3 units ahead: holding W for 10 s must stop before it."""
-    pygame.display.init()
-    pygame.display.set_mode((W, H))
-    try:
-        keyboard = PygameKeyboard(load_config().controllers)
-        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_w, mod=0, unicode="w", scancode=26))
+    with keys_down(pygame.K_w) as keyboard:
         session, poses, _ = run_session(tmp_path, inputs=[keyboard], sinks=[keyboard], frames=240,
                                         overrides=["runtime.rig.walk_speed=1.0"])
-    finally:
-        pygame.display.quit()
     z = [c2w[2, 3] for _, c2w, _ in poses]
     margin = session.cfg.runtime.rig.collision_margin * 3.0
     assert z[-1] > 1.0, "the camera should have walked most of the way"
