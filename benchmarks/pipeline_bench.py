@@ -53,7 +53,7 @@ def orbit_poses(n: int, start: int) -> np.ndarray:
 def run(args: argparse.Namespace) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     H, W = (64, 96) if args.tiny else (480, 832)
-    cfg = ModelConfig(use_tae=not args.vae, compile=args.compile, seed=0)
+    cfg = ModelConfig(use_tae=not args.vae, compile=args.compile, seed=0, rope=args.rope)
     refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=DiTConfig.tiny() if args.tiny else DiTConfig())
     if args.attn != "auto":
         refiner.sampler.model.set_attention(args.attn)
@@ -84,7 +84,7 @@ def summarise(args, marks: dict, frames: list[int], device, refiner) -> dict:
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__, "codec": refiner.codec.name, "attention": refiner.sampler.model.attn_backend,
-        "compile": args.compile, "blocks": args.blocks, "steady_blocks": len(steady),
+        "compile": args.compile, "rope": args.rope, "blocks": args.blocks, "steady_blocks": len(steady),
         "stage_ms": per_stage, "block_ms": block_ms, "frames_per_block": frames_per_block,
         "fps": frames_per_block / (block_ms / 1000),
         "all_block_ms": [1000 * (marks[k]["decode"] - marks[k]["start"]) for k in sorted(marks)],
@@ -130,6 +130,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vae", action="store_true", help="the Wan VAE instead of the tiny autoencoder")
     p.add_argument("--compile", action="store_true", help="torch.compile the DiT passes")
     p.add_argument("--attn", default="auto", help="attention backend (model/attention.py)")
+    p.add_argument("--rope", choices=("float64", "float32"), default="float64", help="RoPE arithmetic")
     p.add_argument("--tiny", action="store_true", help="tiny DiT at 64x96 (CPU smoke run)")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--plot", type=Path, nargs="?", const=Path("bench.png"), help="write a PNG chart")

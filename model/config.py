@@ -11,5 +11,12 @@ class ModelConfig:
     use_tae: bool = True               # TAEHV tiny autoencoder instead of the Wan VAE in play
     dtype: str = "bfloat16"            # bfloat16 | float32 for the DiT on GPU
     compile: bool = False              # torch.compile the DiT passes (static shapes; slow first start)
+    rope: str = "float64"              # RoPE arithmetic: float64 (the reference's, bitwise) | float32 (faster, ~1 bf16 ulp on 2e-5 of elements)
+
+    def __post_init__(self):
+        if self.rope not in ("float64", "float32"):
+            raise ValueError(f"rope: {self.rope!r} is not float64 or float32")
+        if self.dtype not in ("bfloat16", "float32"):
+            raise ValueError(f"dtype: {self.dtype!r} is not bfloat16 or float32")
     seed: int = 0                      # seed of the DiT's noise generator (same seed, same frames)
     random_weights: bool = False       # benchmarks only: full-size DiT and codec with random weights (output is noise)

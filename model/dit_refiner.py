@@ -120,6 +120,7 @@ def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
     device = model.patch_embedding.weight.device
     prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)
     sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=cfg.compile,
+                           rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
                            generator=torch.Generator(device).manual_seed(cfg.seed))
     return DiTRefiner(sampler, codec)
 
