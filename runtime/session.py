@@ -299,7 +299,7 @@ class Session:
         self._last = info
 
     def _hud_lines(self, info: FrameInfo) -> list[str]:
-        s = self.telemetry.summary() if self.frames_presented % 12 == 0 else None
+        s = self.telemetry.summary() if self.frames_presented % 48 == 0 else None   # HUD stats every 2 s
         if s is not None:
             self._hud_stats = s
         s = getattr(self, "_hud_stats", {}) or {}
