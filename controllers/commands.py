@@ -99,7 +99,7 @@ def _plain(value):
 def commands_from_dict(raw: dict) -> Commands:
     """Inverse of `Commands.to_dict`; unknown sections or fields are errors (ValueError)."""
     parts = {"camera": CameraCommand, "time": TimeCommand, "app": AppCommand}
-    if not isinstance(raw, dict) or (unknown := raw.keys() - parts.keys()):
+    if not isinstance(raw, dict) or raw.keys() - parts.keys():
         raise ValueError(f"commands: expected a mapping with some of {sorted(parts)}, got {raw!r}")
     kwargs = {}
     for name, cls in parts.items():

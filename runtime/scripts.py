@@ -3,7 +3,6 @@ through the same rig a person drives) and `--script` sources (trajectory files, 
 recorded runs) turned into a ScriptedPath of per-frame poses and source indices."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

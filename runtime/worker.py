@@ -8,7 +8,6 @@ records a timestamp for every stage.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from dataclasses import dataclass
 from typing import Callable

@@ -66,7 +66,7 @@ def pair_evidence(colour: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, i: Tens
     """Does frame j confirm frame i's pixels? colour [N, 3, H, W] in [0, 1], depth [N, H, W],
     K [N, 3, 3], c2w [N, 4, 4]; i, j [B] frame indices (pairs).
     -> inconsistent, evidence: bool [B, H, W] (inconsistent implies evidence)."""
-    B, (N, _, H, W) = i.shape[0], colour.shape
+    B, (_, _, H, W) = i.shape[0], colour.shape
     pts = unproject(depth[i], K[i], c2w[i]).reshape(B, H * W, 3)                    # [B, HW, 3]
     u, v, z = project_points(pts, K[j].to(torch.float32), torch.linalg.inv(c2w[j].to(torch.float32)))
     inside = (z > 0) & (u > -0.5) & (u < W - 0.5) & (v > -0.5) & (v < H - 0.5)     # [B, HW]
