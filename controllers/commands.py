@@ -106,7 +106,8 @@ def commands_from_dict(raw: dict) -> Commands:
         fields = raw.get(name, {})
         known = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(fields, dict) or (unknown := fields.keys() - known):
-            raise ValueError(f"commands.{name}: unknown fields in {fields!r}; expected some of {sorted(known)}")
+            raise ValueError(f"commands.{name}: unknown fields {sorted(unknown) if isinstance(fields, dict) else fields!r}; "
+                             f"expected some of {sorted(known)}")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
         try:
             kwargs[name] = cls(**values)
