@@ -13,7 +13,6 @@ import argparse
 import json
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> dict:
     scene = synthetic_scene(120, H, W, str(device))
     marks: dict[int, dict[str, float]] = {}
     worker = GenerationWorker(SceneTensors(scene, device), refiner, on_block=lambda b: None,
-                              mark=lambda block, stage: marks.setdefault(block, {}).setdefault(stage, time.perf_counter()))
+                              mark=lambda block, stage, t: marks.setdefault(block, {}).setdefault(stage, t))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     frames, start = [], 0

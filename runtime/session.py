@@ -83,7 +83,7 @@ class Session:
         self._done: queue.Queue[Block] = queue.Queue()
         tensors = scene_tensors if scene_tensors is not None else SceneTensors(scene, device)
         self.worker = GenerationWorker(tensors, refiner, self._done.put,
-                                       mark=lambda block, stage: self.telemetry.mark(block, stage))
+                                       mark=self.telemetry.mark)
         self.max_worker_restarts, self.worker_restarts = max_worker_restarts, 0
         self.hud = HudState(visible=True)
         self.tick = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -107,10 +108,11 @@ class GenerationWorker:
     """Owns the refiner; turns requests into blocks on its own thread.
 
     `on_block` is called from the worker thread with each finished Block; it must only enqueue.
+    `mark(block_id, stage, t)` receives each stage's time (telemetry) once the block is done.
     A failure inside a block is logged and reported through `error` (the watchdog restarts)."""
 
     def __init__(self, scene_tensors: SceneTensors, refiner: Refiner, on_block: Callable[[Block], None],
-                 mark: Callable[[int, str], None] = lambda block, stage: None):
+                 mark: Callable[[int, str, float], None] = lambda block, stage, t: None):
         self.scene, self.refiner, self.on_block, self._mark = scene_tensors, refiner, on_block, mark
         self.mailbox = LatestMailbox()
         self.error: BaseException | None = None
@@ -143,18 +145,41 @@ class GenerationWorker:
 
     def run_block(self, request: BlockRequest) -> Block:
         """Render, refine and copy one block to the CPU; synchronous (also used by tests)."""
-        def mark(stage: str) -> None:
-            if self.scene.device.type == "cuda":        # worker thread only: the tick never waits on this
-                torch.cuda.synchronize(self.scene.device)
-            self._mark(request.block_id, stage)
-
-        mark("start")
+        clock = StageClock(self.scene.device)
         if request.restart:
             self.refiner.reset()
         render, mask, source = self.scene.render(request.source_indices, request.target_c2w)
-        mark("render")
-        frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source, mark=mark))
-        frames = frames.cpu()
-        mark("decode")
+        clock.mark("render")
+        frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source, mark=clock.mark))
+        frames = frames.cpu()                   # the block's one wait for the device
+        clock.mark("decode")
+        for stage, t in clock.times():
+            self._mark(request.block_id, stage, t)
         self.blocks_done += 1
         return Block(request=request, frames=frames)
+
+
+class StageClock:
+    """Stage times of one block without stalling the device: on CUDA each stage records an event,
+    turned into host time once the block is on the host (the block starts on an idle device, since
+    the previous one ended with its copy to the host); on the CPU the host clock is read directly."""
+
+    def __init__(self, device: torch.device):
+        self.cuda, self.t0 = device.type == "cuda", time.perf_counter()
+        self.marks: list[tuple[str, object]] = [("start", self.t0)]
+        if self.cuda:
+            self.origin = torch.cuda.Event(enable_timing=True)
+            self.origin.record()
+
+    def mark(self, stage: str) -> None:
+        if not self.cuda:
+            self.marks.append((stage, time.perf_counter()))
+            return
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        self.marks.append((stage, event))
+
+    def times(self) -> list[tuple[str, float]]:
+        """(stage, host seconds) for every mark; on CUDA only after the block's work has finished."""
+        return [(stage, t if isinstance(t, float) else self.t0 + self.origin.elapsed_time(t) / 1000)
+                for stage, t in self.marks]
