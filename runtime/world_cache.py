@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -17,9 +18,14 @@ from scenes.fusion import FusedWorld, build_world
 
 
 def world_key(scene, fusion_cfg) -> str:
+    """The scene's stored content hash (computed when it was saved or loaded) and the fusion settings;
+    a scene that was never stored is hashed here."""
     h = hashlib.sha256()
-    for t in (scene.frames, scene.depth, scene.K, scene.c2w):
-        h.update(t.contiguous().numpy().tobytes())
+    if scene.content_hash:
+        h.update(scene.content_hash.encode())
+    else:
+        for t in (scene.frames, scene.depth, scene.K, scene.c2w):
+            h.update(t.contiguous().numpy().tobytes())
     h.update(json.dumps(dataclasses.asdict(fusion_cfg), sort_keys=True).encode())
     return h.hexdigest()[:32]
 
@@ -43,7 +49,6 @@ def load_or_build_world(scene, fusion_cfg, cache_dir: Path | str, device) -> Fus
 
 
 def _save(world: FusedWorld, path: Path) -> None:
-    import torch
     meta = json.dumps({"voxel_shift": world.voxel_shift, "frames": world.frames, "mask_hw": list(world.mask_hw)})
     tensors = {"xyz": world.xyz, "rgb": world.rgb, "weight": world.weight, "dynamic_bits": world.dynamic_bits,
                "meta": torch.frombuffer(bytearray(meta.encode()), dtype=torch.uint8)}

@@ -54,7 +54,8 @@ class Scene:
     K: float32 [N, 3, 3] pixel intrinsics, pixel centres at integer coordinates (OpenCV).
     c2w: float32 [N, 4, 4] camera-to-world, OpenCV camera axes (+x right, +y down, +z forward).
     prompt_embeds: optional bf16 [S, D] or [1, S, D] umT5 output for `caption` (D = 4096).
-    meta: JSON-serialisable; by convention `source` (input path) and `settings` (build settings)."""
+    meta: JSON-serialisable; by convention `source` (input path) and `settings` (build settings).
+    content_hash: sha256 of the stored tensor file ("" until the scene is saved or loaded)."""
     frames: torch.Tensor
     depth: torch.Tensor
     K: torch.Tensor
@@ -63,6 +64,7 @@ class Scene:
     caption: str = ""
     prompt_embeds: torch.Tensor | None = None
     meta: dict = field(default_factory=dict)
+    content_hash: str = ""
 
     @property
     def num_frames(self) -> int:
@@ -175,6 +177,7 @@ def save_scene(scene: Scene, folder: Path | str) -> Path:
         tmp_sidecar.write_text(json.dumps(sidecar, indent=2))
         os.replace(tmp_tensors, folder / TENSOR_FILE)
         os.replace(tmp_sidecar, folder / SIDECAR_FILE)
+        scene.content_hash = sidecar["content_hash"]
     finally:
         for tmp in (tmp_tensors, tmp_sidecar):
             tmp.unlink(missing_ok=True)
@@ -237,7 +240,7 @@ def load_scene(folder: Path | str, verify_hash: bool = True) -> Scene:
         raise SceneError(f"{path}: missing tensors {sorted(missing)}")
     scene = Scene(frames=tensors["frames"], depth=tensors["depth"], K=tensors["K"], c2w=tensors["c2w"],
                   fps=sidecar["fps"], caption=sidecar["caption"], prompt_embeds=tensors.get("prompt_embeds"),
-                  meta=sidecar["meta"])
+                  meta=sidecar["meta"], content_hash=sidecar["content_hash"])
     validate_scene(scene, str(path))
     return scene
 
