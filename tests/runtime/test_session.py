@@ -192,3 +192,16 @@ def test_a_recorded_dit_run_with_a_scrub_replays_the_same_frames(tmp_path):
     assert restarts[0] and any(restarts[1:]), f"the scrub should restart the model context: {restarts}"
     replay = run(tmp_path / "b", script=load_script(tmp_path / "a" / "recording", scene.c2w))
     assert len(replay) >= len(first) and all(torch.equal(a, b) for a, b in zip(first, replay))
+
+
+def test_depth_probe_measures_the_distance_to_the_wall_and_keeps_few_frames():
+    from runtime.probe import DepthProbe
+    scene = plane_scene()
+    index = [0]
+    probe = DepthProbe(scene, lambda: index[0], body_radius=0.2, keep=3)
+    ahead, behind = np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, -1.0])
+    assert probe(np.eye(4), ahead) == pytest.approx(3.0)
+    assert probe(np.eye(4), behind) == float("inf")
+    for index[0] in range(N):
+        probe(np.eye(4), ahead)
+    assert len(probe._points) == 3
