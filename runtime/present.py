@@ -100,10 +100,6 @@ class HeadlessPresenter:
             write_contact_sheet(np.stack([f for _, f in picked]), [t for t, _ in picked],
                                 self.out_dir / "contact_sheet.png", tile_width=416)
 
-    def abort(self) -> None:
-        """Finish what was written so far (Ctrl-C): the video stays playable."""
-        self.close()
-
 
 class WindowPresenter:
     """A pygame window with a moderngl context: the frame goes to a texture drawn on a full-screen quad,
@@ -189,5 +185,3 @@ class WindowPresenter:
 
     def close(self) -> None:
         self.pygame.display.quit()
-
-    abort = close

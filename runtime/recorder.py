@@ -2,7 +2,7 @@
 nothing already recorded.
 
 OUT/recording/
-  inputs.jsonl   one line per tick: the tick index and the commands of that tick
+  inputs.jsonl   one line per tick that had input: the tick index and its commands (idle ticks are left out)
   poses.jsonl    one line per presented frame: frame index, source index, c2w (flushed as written)
   poses.json     the same as one JSON document, written (atomically) when the recording closes
   blocks.jsonl   one line per generation request: block id, whether it restarted the model context,

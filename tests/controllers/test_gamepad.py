@@ -52,22 +52,7 @@ class FakeJoystick:
         return "Fake Pad"
 
 
-@pytest.fixture
-def pg():
-    pygame = pytest.importorskip("pygame")
-    pygame.display.init()
-    pygame.event.clear()
-    yield pygame
-    pygame.display.quit()
-
-
-def pump(pg, *handlers):
-    for event in pg.event.get():
-        for h in handlers:
-            h.handle(event)
-
-
-def test_pygame_events_move_the_rig_and_survive_unplug(pg):
+def test_pygame_events_move_the_rig_and_survive_unplug(pg, pump):
     pad, kb = PygameGamepad(CFG, open_joystick=FakeJoystick), PygameKeyboard(ControllersConfig())
     rig = CameraRig(RigConfig(mode="fly"), scene_scale=1.0)
     assert pad.status == NO_PAD

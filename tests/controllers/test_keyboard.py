@@ -53,22 +53,7 @@ def test_bindings_come_from_config():
     assert c.camera.move == (0.0, 0.0, 1.0) and c.time.toggle_pause and not c.app.screenshot
 
 
-@pytest.fixture
-def pg():
-    pygame = pytest.importorskip("pygame")
-    pygame.display.init()
-    pygame.event.clear()
-    yield pygame
-    pygame.display.quit()
-
-
-def pump(pg, *handlers):
-    for event in pg.event.get():
-        for h in handlers:
-            h.handle(event)
-
-
-def test_pygame_events_reach_commands_and_move_the_rig(pg):
+def test_pygame_events_reach_commands_and_move_the_rig(pg, pump):
     kb = PygameKeyboard(CFG)
     rig = CameraRig(RigConfig(mode="fly"), scene_scale=2.0)
     pg.event.post(pg.event.Event(pg.KEYDOWN, key=pg.K_w, mod=0, unicode="w", scancode=0))
@@ -86,7 +71,7 @@ def test_pygame_events_reach_commands_and_move_the_rig(pg):
     assert kb.poll().camera.move == (0.0, 0.0, 0.0)
 
 
-def test_pygame_mouse_drag_and_focus_loss(pg):
+def test_pygame_mouse_drag_and_focus_loss(pg, pump):
     kb = PygameKeyboard(CFG)
     pg.event.post(pg.event.Event(pg.MOUSEMOTION, rel=(50, 0), pos=(0, 0), buttons=(0, 0, 0)))   # not dragging
     pg.event.post(pg.event.Event(pg.MOUSEBUTTONDOWN, button=1, pos=(0, 0)))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.makers import FakeDA3, write_audio_only_mp4
 from runtime.build import build_scene, build_scene_at
 from runtime.config import load_config
 from scenes.depth import DepthError
@@ -102,20 +103,6 @@ def test_no_prompt_and_no_florence_gives_an_empty_caption_with_a_notice(tmp_path
     assert "Florence-2" in capsys.readouterr().err
 
 
-class FakeDA3:
-    """Stands in for DepthAnything3.inference: constant depth, centred K, a camera sliding along +x."""
-
-    def __init__(self):
-        self.batches = []
-
-    def inference(self, images, use_ray_pose=False):
-        n, (h, w) = len(images), images[0].shape[:2]
-        self.batches.append((n, h, w))
-        w2c = np.tile(np.eye(4)[:3], (n, 1, 1))
-        w2c[:, 0, 3] = -0.1 * np.arange(n)
-        K = np.tile(np.array([[300.0, 0, w / 2], [0, 300.0, h / 2], [0, 0, 1]]), (n, 1, 1))
-        return type("Prediction", (), {"depth": np.full((n, h, w), 3.0, np.float32), "intrinsics": K,
-                                       "extrinsics": w2c})
 
 
 def test_long_videos_run_depth_in_chunks_and_keep_every_frame(tmp_path, monkeypatch, capsys):
@@ -150,19 +137,6 @@ def test_cli_build_prints_the_scene_folder_and_fails_in_one_line(tmp_path, capsy
 
 # ---------------------------------------------------------------- bad input
 
-def _audio_only(path):
-    container = av.open(str(path), "w")
-    stream = container.add_stream("aac", rate=44100)
-    for i in range(10):
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = 44100, i * 1024
-        for p in stream.encode(frame):
-            container.mux(p)
-    for p in stream.encode():
-        container.mux(p)
-    container.close()
-
-
 @pytest.mark.parametrize("case, message", [
     ("missing", "no such file"), ("text", "not a video"), ("zero", "no video frames|zero decodable"),
     ("audio", "audio only"), ("folder", "not a file"),
@@ -174,7 +148,7 @@ def test_unreadable_videos_fail_in_one_line_and_write_nothing(tmp_path, case, me
     elif case == "zero":
         write_video(path, np.zeros((0, 36, 64, 3), np.uint8))
     elif case == "audio":
-        _audio_only(path)
+        write_audio_only_mp4(path)
     elif case == "folder":
         path.mkdir()
     with pytest.raises(VideoError, match=message) as err:

@@ -10,6 +10,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
+from tests.makers import FakeDA3
 from scenes.config import DepthConfig, SampleConfig
 from scenes.depth import DepthError, DepthRequest, plan_depth, run_depth
 from scenes.depth.base import default_K, depth_errors, resize_depth_nearest, scale_K
@@ -241,21 +242,6 @@ def test_chunks_share_one_frame_and_chain_back_together():
     np.testing.assert_allclose(c2w, truth_c2w, atol=1e-9)
 
 
-class FakeDA3:
-    """Stands in for DepthAnything3: depth 2 + frame mean, K with the principal point at the centre,
-    a camera sliding along +x by 0.1 per frame (w2c), and a record of the batch sizes it saw."""
-
-    def __init__(self):
-        self.batches = []
-
-    def inference(self, images, use_ray_pose=False):
-        n, (h, w) = len(images), images[0].shape[:2]
-        self.batches.append((n, h, w))
-        w2c = np.tile(np.eye(4)[:3], (n, 1, 1))
-        w2c[:, 0, 3] = -0.1 * np.arange(n)
-        K = np.tile(np.array([[300.0, 0, w / 2], [0, 300.0, h / 2], [0, 0, 1]]), (n, 1, 1))
-        depth = np.stack([np.full((h, w), 2.0 + im.mean() / 255) for im in images]).astype(np.float32)
-        return type("Prediction", (), {"depth": depth, "intrinsics": K, "extrinsics": w2c})
 
 
 def test_da3_adapter_runs_chunks_and_scales_to_the_working_size(tmp_path):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.makers import write_audio_only_mp4
 from scenes.video import (VideoDecodeWarning, VideoError, VideoWriter, decode_video, probe_video, resize_frames,
                           write_contact_sheet)
 
@@ -158,16 +159,7 @@ def test_zero_frame_videos(tmp_path):
 
 def test_audio_only_mp4(tmp_path):
     path = tmp_path / "audio.mp4"
-    container = av.open(str(path), "w")
-    stream = container.add_stream("aac", rate=44100)
-    for i in range(20):
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = 44100, i * 1024
-        for p in stream.encode(frame):
-            container.mux(p)
-    for p in stream.encode():
-        container.mux(p)
-    container.close()
+    write_audio_only_mp4(path, frames=20)
     with pytest.raises(VideoError, match="audio only"):
         decode_video(path)
 
