@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -127,6 +128,7 @@ def play(cfg, args) -> int:
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0)
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}, "
           f"output in {out}", file=sys.stderr)
+    interrupted = stop_on_sigint(session)
     try:
         summary = session.run()
         if session.first_present_s is not None:
@@ -135,7 +137,24 @@ def play(cfg, args) -> int:
                 "late_frames", "pacer", "peak_gpu_mem_gib", "time_to_first_frame_s")
         print(json.dumps({k: summary.get(k) for k in keys}))
     finally:                   # also on Ctrl-C: the video and recording are already finalized
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         out.mkdir(parents=True, exist_ok=True)
         session.telemetry.write_json(out / "telemetry.json")
         print(f"roam: wrote {out}", file=sys.stderr)
-    return 0
+    if interrupted:
+        print("roam: interrupted", file=sys.stderr)
+    return 130 if interrupted else 0
+
+
+def stop_on_sigint(session) -> list:
+    """The first Ctrl-C ends the session at the next loop step, so the video, the recording and the
+    telemetry are finished whole; a second one stops at once. -> a list that is non-empty once asked."""
+    asked = []
+
+    def handler(signum, frame):
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(signum)
+        session.quit = True
+    signal.signal(signal.SIGINT, handler)
+    return asked

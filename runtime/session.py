@@ -158,7 +158,7 @@ class Session:
 
     def _present_locked(self) -> None:
         while len(self.buffer) == 0 and (self._in_flight > 0 or self.worker.mailbox.pending):
-            if self.worker.error is not None:      # let _finished() restart it or raise
+            if self.worker.error is not None or self.quit:   # let _finished() restart it, raise or stop
                 return
             self._collect(wait=True)
         if len(self.buffer) == 0:

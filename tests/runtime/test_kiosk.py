@@ -2,7 +2,6 @@
 crashed worker, and a long session whose memory does not grow."""
 import resource
 
-import numpy as np
 import torch
 
 from controllers.commands import AppCommand, CameraCommand, Commands

@@ -2,7 +2,6 @@
 drives source indices, recordings replay exactly, and the CLI writes a decodable video."""
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
