@@ -61,7 +61,7 @@ class Session:
 
     def __init__(self, cfg: AppConfig, scene, refiner, presenter, *, device: torch.device,
                  inputs=(), event_sinks=(), script: ScriptedPath | None = None, recorder=None,
-                 frame_locked: bool = False, max_frames: int | None = None, telemetry: Telemetry | None = None,
+                 frame_locked: bool = False, max_frames: int | None = None,
                  new_recorder=None, status=(), max_worker_restarts: int = 0, scene_tensors=None):
         self.cfg, self.scene, self.presenter, self.recorder = cfg, scene, presenter, recorder
         self.inputs, self.event_sinks, self.script = list(inputs), list(event_sinks), script
@@ -70,7 +70,7 @@ class Session:
         self.fps = cfg.runtime.loop.fps
         self.virtual = VirtualClock() if frame_locked else None
         self.now = self.virtual if frame_locked else time.perf_counter
-        self.telemetry = telemetry or Telemetry(fps=self.fps, now=time.perf_counter)
+        self.telemetry = Telemetry(fps=self.fps, now=time.perf_counter)
         self.ticker = FixedTicker(cfg.runtime.loop.tick_hz, cfg.runtime.loop.max_catchup_ticks, now=self.now)
         self.source_c2w = scene.c2w.double().numpy()                                  # [N, 4, 4]
         self.clock = WorldClock(scene.num_frames, scene.fps, self.fps, cfg.runtime.clock)
@@ -94,7 +94,6 @@ class Session:
         self._in_flight = 0            # frames requested and not yet arrived
         self._restart = True           # the next block starts a fresh model context
         self._script_pos = 0
-        self._last: FrameInfo | None = None
         self._submitted: dict[int, float] = {}     # block id -> submit time
         self._make_s: list[float] = []             # how long the last blocks took, submit to arrival
 
@@ -189,7 +188,7 @@ class Session:
         self._apply_app(cmds)
         self.clock.apply(cmds.time)
         if cmds.camera.reset or cmds.camera.mode is not None or cmds.camera.cycle_mode:
-            self._discontinuity()
+            self._restart = True        # the camera jumps: the next block starts a fresh model context
         self.rig.step(cmds.camera, 1.0 / self.cfg.runtime.loop.tick_hz, self.source_c2w[self.clock.index])
         self.telemetry.camera_command(self.tick, cmds.camera)
         self.tick += 1
@@ -210,10 +209,6 @@ class Session:
             else:
                 self.recorder.close()
                 self.recorder = None
-
-    def _discontinuity(self) -> None:
-        """Scrub, jump, reset or mode change: drop buffered frames and restart the model context."""
-        self._restart = True
 
     # ---- planning and generation ------------------------------------------------------------
     def _plan_due(self) -> bool:
@@ -296,7 +291,6 @@ class Session:
         if self.recorder is not None:
             self.recorder.log_frame(frame, info.source_index, info.c2w)
         self.frames_presented += 1
-        self._last = info
 
     def _hud_lines(self, info: FrameInfo) -> list[str]:
         s = self.telemetry.summary() if self.frames_presented % 48 == 0 else None   # HUD stats every 2 s
