@@ -13,19 +13,13 @@ OUT/recording/
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from scenes.atomic import write_atomic
 from scenes.video import VideoWriter
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class Recorder:
@@ -71,7 +65,7 @@ class Recorder:
         rows = read_pose_log(self.folder / "poses.jsonl")
         doc = {"fps": self.fps, "convention": "OpenCV c2w (+x right, +y down, +z forward)",
                "frames": rows}
-        _atomic_write_text(self.folder / "poses.json", json.dumps(doc))
+        write_atomic(self.folder / "poses.json", json.dumps(doc).encode())
 
 
 def read_pose_log(path: Path) -> list[dict]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import bisect
 import json
 from collections import deque
-import os
 import threading
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from controllers.commands import CameraCommand
+from scenes.atomic import write_atomic
 
 STAGES = ("input", "request", "start", "render", "encode", "dit", "decode", "present")
 
@@ -142,7 +142,4 @@ class Telemetry:
 
     def write_json(self, path: Path | str) -> None:
         """Write everything (times relative to the start) to `path`, via a temporary name."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.to_dict(), indent=1).encode())

@@ -5,15 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
+from scenes.atomic import write_atomic
 from scenes.fusion import FusedWorld, build_world
 
 
@@ -34,8 +33,9 @@ def load_or_build_world(scene, fusion_cfg, cache_dir: Path | str, device) -> Fus
     path = Path(cache_dir) / "fused" / f"{world_key(scene, fusion_cfg)}.safetensors"
     if path.is_file():
         try:
-            tensors = load_file(path)
-            meta = json.loads(tensors.pop("meta").numpy().tobytes().decode()) if "meta" in tensors else None
+            with safe_open(str(path), "pt") as f:
+                meta = json.loads(f.metadata()["world"])
+                tensors = {name: f.get_tensor(name) for name in ("xyz", "rgb", "weight", "dynamic_bits")}
             return FusedWorld(**tensors, voxel_shift=meta["voxel_shift"], frames=meta["frames"],
                               mask_hw=tuple(meta["mask_hw"]), cfg=fusion_cfg)
         except (SafetensorError, OSError, KeyError, TypeError, ValueError, json.JSONDecodeError):
@@ -50,9 +50,6 @@ def load_or_build_world(scene, fusion_cfg, cache_dir: Path | str, device) -> Fus
 
 def _save(world: FusedWorld, path: Path) -> None:
     meta = json.dumps({"voxel_shift": world.voxel_shift, "frames": world.frames, "mask_hw": list(world.mask_hw)})
-    tensors = {"xyz": world.xyz, "rgb": world.rgb, "weight": world.weight, "dynamic_bits": world.dynamic_bits,
-               "meta": torch.frombuffer(bytearray(meta.encode()), dtype=torch.uint8)}
+    tensors = {"xyz": world.xyz, "rgb": world.rgb, "weight": world.weight, "dynamic_bits": world.dynamic_bits}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
+    write_atomic(path, save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata={"world": meta}))
