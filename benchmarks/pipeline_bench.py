@@ -27,7 +27,7 @@ from scenes.scene import Scene
 STAGES = ("render", "encode", "dit", "decode")
 
 
-def synthetic_scene(n: int, height: int, width: int, device: str) -> Scene:
+def synthetic_scene(n: int, height: int, width: int) -> Scene:
     """A textured slanted plane seen by a slowly panning camera (content does not change the cost)."""
     g = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 255, (n, height, width, 3), generator=g, dtype=torch.uint8)
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> dict:
     refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=DiTConfig.tiny() if args.tiny else DiTConfig())
     if args.attn != "auto":
         refiner.sampler.model.set_attention(args.attn)
-    scene = synthetic_scene(120, H, W, str(device))
+    scene = synthetic_scene(120, H, W)
     marks: dict[int, dict[str, float]] = {}
     worker = GenerationWorker(SceneTensors(scene, device), refiner, on_block=lambda b: None,
                               mark=lambda block, stage, t: marks.setdefault(block, {}).setdefault(stage, t))
