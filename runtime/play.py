@@ -115,7 +115,7 @@ def play(cfg, args) -> int:
     seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
     script = load_script(args.script, scene.c2w) if args.script else None
     presenter = HeadlessPresenter(out, fps, scene.width, scene.height) if headless else \
-        WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk)
+        WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk, device=device)
     inputs, sinks, status = controllers_for(cfg, args, headless, seconds, script)
     takes = iter(range(1, 10**6))
     new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
@@ -126,7 +126,8 @@ def play(cfg, args) -> int:
                       max_frames=round(seconds * fps) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0)
-    print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}, "
+    print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}"
+          f"{', frames by CUDA-OpenGL interop' if presenter.accepts_device_frames else ''}, "
           f"output in {out}", file=sys.stderr)
     interrupted = stop_on_sigint(session)
     try:

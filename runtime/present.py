@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from runtime.gl_interop import CudaTextureUploader, make_uploader
 from scenes.video import VideoWriter, write_contact_sheet
 
 QUAD_VS = """
@@ -33,31 +34,6 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-class TextureUploader:
-    """Streams uint8 RGB frames into a texture through a ring of pixel buffer objects: each frame is
-    copied into a freshly orphaned PBO and the texture update reads from it, so the driver copies to
-    the GPU asynchronously instead of stalling the presenter on a synchronous upload."""
-
-    def __init__(self, ctx, size: tuple[int, int], ring: int = 3):
-        w, h = size
-        self.ctx, self.size = ctx, size
-        self.texture = ctx.texture(size, 3)
-        self.pbos = [ctx.buffer(reserve=w * h * 3, dynamic=True) for _ in range(ring)]
-        self._next = 0
-
-    def upload(self, frame: np.ndarray) -> None:
-        """frame: uint8 [H, W, 3], rows top to bottom (the quad's uv flips y)."""
-        pbo = self.pbos[self._next]
-        self._next = (self._next + 1) % len(self.pbos)
-        pbo.orphan()
-        pbo.write(np.ascontiguousarray(frame).tobytes())
-        self.texture.write(pbo, alignment=1)
-
-    def release(self) -> None:
-        for obj in (*self.pbos, self.texture):
-            obj.release()
-
-
 @dataclass
 class HudState:
     """What the HUD shows; the session updates it every frame."""
@@ -68,6 +44,7 @@ class HudState:
 class HeadlessPresenter:
     """Writes every presented frame to OUT/video.mp4 (H.264, atomic) and keeps a few for the
     contact sheet (OUT/contact_sheet.png, a grid of frames with their timestamps)."""
+    accepts_device_frames = False     # encodes from host memory: the worker copies frames to the host
 
     def __init__(self, out_dir: Path, fps: float, width: int, height: int, sheet_tiles: int = 12):
         self.out_dir, self.fps, self.sheet_tiles = Path(out_dir), fps, sheet_tiles
@@ -84,7 +61,7 @@ class HeadlessPresenter:
 
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """frame: uint8 [H, W, 3]."""
-        array = frame.numpy()
+        array = frame.cpu().numpy()
         self.writer.write(array)
         if self.frames_presented % self._stride == 0:
             self._sheet.append((self.frames_presented / self.fps, array.copy()))
@@ -103,10 +80,11 @@ class HeadlessPresenter:
 
 class WindowPresenter:
     """A pygame window with a moderngl context: the frame goes to a texture drawn on a full-screen quad,
-    the HUD is text rendered by pygame into a second, blended texture."""
+    the HUD is text rendered by pygame into a second, blended texture. With a CUDA `device` the frames
+    reach the texture through CUDA-OpenGL interop when it works here (see `accepts_device_frames`)."""
 
     def __init__(self, width: int, height: int, title: str = "roam", out_dir: Path | None = None,
-                 fullscreen: bool = False):
+                 fullscreen: bool = False, device: torch.device | str = "cpu"):
         import moderngl
         import pygame
         pygame.init()
@@ -122,13 +100,18 @@ class WindowPresenter:
         self.program = self.ctx.program(vertex_shader=QUAD_VS, fragment_shader=QUAD_FS)
         quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")
         self.vao = self.ctx.vertex_array(self.program, [(self.ctx.buffer(quad.tobytes()), "2f", "in_pos")])
-        self.frames = TextureUploader(self.ctx, self.size)
+        self.frames = make_uploader(self.ctx, self.size, device)
         self.hud_tex = self.ctx.texture(self.size, 4)
         self.font = pygame.font.SysFont("monospace", 16, bold=True)
         self.frames_presented = 0
         self.out_dir = Path(out_dir) if out_dir is not None else Path(".")
         self._screenshot_wanted = False
         self.screenshots: list[Path] = []
+
+    @property
+    def accepts_device_frames(self) -> bool:
+        """True when frames can stay on the GPU: they are uploaded by CUDA-OpenGL interop."""
+        return isinstance(self.frames, CudaTextureUploader)
 
     def events(self) -> list:
         """Pending window events (keyboard, mouse, pads, close), for the controllers."""
@@ -139,12 +122,13 @@ class WindowPresenter:
         self._screenshot_wanted = True
 
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
-        """frame: uint8 [H, W, 3] (CPU). Uploads, draws the frame and the HUD, swaps."""
+        """frame: uint8 [H, W, 3] on the host or the GPU. Uploads, draws the frame and the HUD, swaps."""
         h, w = frame.shape[:2]
         if (w, h) != self.frames.size:
+            device = self.frames.device if self.accepts_device_frames else "cpu"
             self.frames.release()
-            self.frames = TextureUploader(self.ctx, (w, h))
-        self.frames.upload(frame.numpy())
+            self.frames = make_uploader(self.ctx, (w, h), device)
+        self.frames.upload(frame)
         self.ctx.viewport = (0, 0, *self.pygame.display.get_window_size())
         self.ctx.clear(0.0, 0.0, 0.0)
         self.frames.texture.use(0)

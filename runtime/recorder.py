@@ -47,8 +47,8 @@ class Recorder:
         self._blocks.write(json.dumps(row) + "\n")
 
     def log_frame(self, frame: torch.Tensor, source_index: int, c2w: np.ndarray) -> None:
-        """frame: uint8 [H, W, 3]; c2w: [4, 4] OpenCV camera-to-world."""
-        self._video.write(frame.numpy())
+        """frame: uint8 [H, W, 3] (host or GPU); c2w: [4, 4] OpenCV camera-to-world."""
+        self._video.write(frame.cpu().numpy())
         row = {"frame": self.frames, "source_index": int(source_index),
                "c2w": np.asarray(c2w, dtype=np.float64).tolist()}
         self._poses.write(json.dumps(row) + "\n")

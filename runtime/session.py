@@ -82,8 +82,8 @@ class Session:
         self.refiner = refiner
         self._done: queue.Queue[Block] = queue.Queue()
         tensors = scene_tensors if scene_tensors is not None else SceneTensors(scene, device)
-        self.worker = GenerationWorker(tensors, refiner, self._done.put,
-                                       mark=self.telemetry.mark)
+        self.worker = GenerationWorker(tensors, refiner, self._done.put, mark=self.telemetry.mark,
+                                       keep_on_device=getattr(presenter, "accepts_device_frames", False))
         self.max_worker_restarts, self.worker_restarts = max_worker_restarts, 0
         self.hud = HudState(visible=True)
         self.tick = 0
@@ -134,7 +134,8 @@ class Session:
     def _restart_worker(self) -> None:
         """Watchdog (kiosk): replace a crashed worker, drop what it had in flight, start a fresh context."""
         log.warning("generation worker crashed (%s); restarting it", self.worker.error)
-        self.worker = GenerationWorker(self.worker.scene, self.refiner, self._done.put, mark=self.worker._mark)
+        self.worker = GenerationWorker(self.worker.scene, self.refiner, self._done.put, mark=self.worker._mark,
+                                       keep_on_device=self.worker.keep_on_device)
         self.worker.start()
         self._in_flight, self._restart = 0, True
         self._submitted.clear()

@@ -38,8 +38,9 @@ class BlockRequest:
 
 @dataclass
 class Block:
-    """A finished block: frames uint8 [T', H, W, 3] on the CPU. The frames are the LAST T' of the
-    request's frames (a refiner may return fewer, e.g. the DiT's first block)."""
+    """A finished block: frames uint8 [T', H, W, 3] on the CPU, or finished on the worker's device when
+    the worker keeps them there. The frames are the LAST T' of the request's frames (a refiner may
+    return fewer, e.g. the DiT's first block)."""
     request: BlockRequest
     frames: torch.Tensor
 
@@ -109,11 +110,15 @@ class GenerationWorker:
 
     `on_block` is called from the worker thread with each finished Block; it must only enqueue.
     `mark(block_id, stage, t)` receives each stage's time (telemetry) once the block is done.
-    A failure inside a block is logged and reported through `error` (the watchdog restarts)."""
+    A failure inside a block is logged and reported through `error` (the watchdog restarts).
+    `keep_on_device`: hand out frames where the refiner made them (the presenter uploads CUDA frames
+    by CUDA-OpenGL interop) instead of copying them to the CPU."""
 
     def __init__(self, scene_tensors: SceneTensors, refiner: Refiner, on_block: Callable[[Block], None],
-                 mark: Callable[[int, str, float], None] = lambda block, stage, t: None):
+                 mark: Callable[[int, str, float], None] = lambda block, stage, t: None,
+                 keep_on_device: bool = False):
         self.scene, self.refiner, self.on_block, self._mark = scene_tensors, refiner, on_block, mark
+        self.keep_on_device = keep_on_device
         self.mailbox = LatestMailbox()
         self.error: BaseException | None = None
         self.blocks_done = 0
@@ -144,15 +149,20 @@ class GenerationWorker:
                 return
 
     def run_block(self, request: BlockRequest) -> Block:
-        """Render, refine and copy one block to the CPU; synchronous (also used by tests)."""
+        """Render, refine and copy one block to the CPU (or keep it on the device, finished);
+        synchronous (also used by tests)."""
         clock = StageClock(self.scene.device)
         if request.restart:
             self.refiner.reset()
         render, mask, source = self.scene.render(request.source_indices, request.target_c2w)
         clock.mark("render")
         frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source, mark=clock.mark))
-        frames = frames.cpu()                   # the block's one wait for the device
-        clock.mark("decode")
+        if self.keep_on_device:
+            clock.mark("decode")
+            clock.wait()                        # the block's one wait: its frames are finished
+        else:
+            frames = frames.cpu()               # the block's one wait for the device
+            clock.mark("decode")
         for stage, t in clock.times():
             self._mark(request.block_id, stage, t)
         self.blocks_done += 1
@@ -161,8 +171,9 @@ class GenerationWorker:
 
 class StageClock:
     """Stage times of one block without stalling the device: on CUDA each stage records an event,
-    turned into host time once the block is on the host (the block starts on an idle device, since
-    the previous one ended with its copy to the host); on the CPU the host clock is read directly."""
+    turned into host time once the block's work has finished (the block starts on an idle device,
+    since the previous one ended with its copy to the host or `wait`); on the CPU the host clock is
+    read directly."""
 
     def __init__(self, device: torch.device):
         self.cuda, self.t0 = device.type == "cuda", time.perf_counter()
@@ -178,6 +189,11 @@ class StageClock:
         event = torch.cuda.Event(enable_timing=True)
         event.record()
         self.marks.append((stage, event))
+
+    def wait(self) -> None:
+        """Wait until the device has finished everything up to the last mark."""
+        if self.cuda:
+            self.marks[-1][1].synchronize()
 
     def times(self) -> list[tuple[str, float]]:
         """(stage, host seconds) for every mark; on CUDA only after the block's work has finished."""

@@ -3,7 +3,7 @@ import moderngl
 import numpy as np
 import pytest
 
-from runtime.present import TextureUploader
+from runtime.gl_interop import TextureUploader
 
 
 @pytest.mark.parametrize("size", [(80, 48), (17, 9)])       # odd widths need byte alignment
