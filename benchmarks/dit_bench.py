@@ -1,6 +1,7 @@
 """Speed of the causal DiT at full size with random weights (cost does not depend on weight values).
 
-    python3 -m benchmarks.dit_bench [--blocks 8] [--compile] [--attn auto] [--rope fp64] [--json OUT.json]
+    python3 -m benchmarks.dit_bench [--blocks 8] [--compile [--compile-scope blocks]] [--fp8] [--attn auto]
+                                    [--rope fp64] [--compare-eager] [--profile] [--json OUT.json]
     python3 -m benchmarks.dit_bench --tiny --blocks 2      # CPU smoke run (tests/benchmarks)
 
 Runs N blocks through BlockSampler at the 480x832 latent grid (60x104) in bf16 with random latents,
@@ -8,9 +9,13 @@ conditioning and prompt, and reports per-block times (CUDA events, read after th
 steady-state block time (blocks from the third on: blocks 0 and 1 are the first of their shapes and
 pay warm-up and compilation), fps = 12 / block time, peak GPU memory, and ||a - b|| / ||b|| between
 the first block's bf16 output a and a float32 run b with the same weights, inputs and noise
-(TF32 off, SDPA attention, float64 RoPE).
+(TF32 off, SDPA attention, float64 RoPE). The model runs as the runtime runs it
+(`prepare_for_inference`: fused q/k/v, FP8 linears with --fp8) unless --unfused.
+--profile runs one more steady block under torch.profiler and prints GPU time per kernel class
+(matmul, attention, other) and the top kernels.
 """
 import argparse
+import copy
 import json
 import logging
 import statistics
@@ -21,7 +26,7 @@ from pathlib import Path
 import torch
 
 from model.attention import BACKENDS
-from model.dit import CausalWanModel, DiTConfig
+from model.dit import FP8_LAYERS, CausalWanModel, DiTConfig
 from model.sampler import COND_CHANNELS, FRAMES_PER_BLOCK, LATENT_CHANNELS, BlockSampler
 
 FULL_GRID = (60, 104)           # latent grid of 480 x 832 pixels
@@ -79,8 +84,8 @@ def float32_first_block(model: CausalWanModel, inputs: dict, grid: tuple[int, in
 
 
 def compare_with_eager(model: CausalWanModel, inputs: dict, grid: tuple[int, int], args, outputs: list) -> list[float]:
-    """||out - eager|| / ||eager|| per block, against the uncompiled bf16 path with float64 RoPE and the
-    same weights, inputs and noise (the generator is re-seeded identically)."""
+    """||out - eager|| / ||eager|| per block, against the uncompiled, unfused bf16 path with float64 RoPE
+    and the same weights, inputs and noise (the generator is re-seeded identically)."""
     eager = BlockSampler(model, inputs["prompt"], latent_hw=grid, rope_dtype=torch.float64,
                          generator=torch.Generator(inputs["prompt"].device).manual_seed(args.seed))
     diffs = []
@@ -99,20 +104,29 @@ def run(args: argparse.Namespace) -> dict:
     reference = float32_first_block(model, inputs, grid)
 
     model.to(torch.bfloat16).set_attention(args.attn)
+    baseline = copy.deepcopy(model) if args.compare_eager else None     # the reference's structure, bf16, eager
+    if not args.unfused:
+        model.prepare_for_inference(fp8=args.fp8, fp8_layers=args.fp8_layers.split(","))
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     sampler = BlockSampler(model, inputs["prompt"], latent_hw=grid, generator=torch.Generator(device).manual_seed(args.seed),
-                           rope_dtype=ROPE_DTYPES[args.rope], compile=args.compile, compile_mode=args.compile_mode)
+                           rope_dtype=ROPE_DTYPES[args.rope], compile=args.compile, compile_mode=args.compile_mode,
+                           compile_scope=args.compile_scope)
     timer = BlockTimer(device)
     timer.mark()
-    outputs = []
+    outputs, started = [], time.perf_counter()
     for b in range(args.blocks):
         outputs.append(sampler.generate_block(inputs["ref"][b], inputs["cond"][b], inputs["noise0"] if b == 0 else None))
         timer.mark()
+        if b == 1:                       # both shapes seen: compilation (if any) is done
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            warm_s = time.perf_counter() - started
     first = outputs[0]
     block_ms = timer.elapsed_ms()
-    per_block = compare_with_eager(model, inputs, grid, args, outputs) if args.compare_eager else None
+    profile = profile_block(sampler, inputs) if args.profile and device.type == "cuda" else None
+    per_block = compare_with_eager(baseline, inputs, grid, args, outputs) if args.compare_eager else None
     steady = block_ms[2:] or block_ms[-1:]
     median_ms = statistics.median(steady)
     return {
@@ -123,19 +137,53 @@ def run(args: argparse.Namespace) -> dict:
         "fps": PIXEL_FRAMES_PER_BLOCK / (median_ms / 1000),
         "peak_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "rel_diff_bf16_vs_fp32": ((first.float() - reference).norm() / reference.norm()).item(),
-        "rel_diff_vs_eager_bf16_per_block": per_block,
+        "rel_diff_vs_eager_bf16_per_block": per_block, "fp8": args.fp8 and args.fp8_layers, "fused_qkv": not args.unfused,
+        "compile_scope": args.compile_scope if args.compile else None,
+        "first_two_blocks_s": warm_s if args.blocks > 1 else None, "profile": profile,
     }
+
+
+KERNEL_CLASSES = (("attention", ("fmha", "flash", "attention", "cudnn", "sdpa")),
+                  ("matmul", ("gemm", "nvjet", "cutlass", "xmma", "sm90_", "scaled_mm", "matmul")))
+
+
+def kernel_class(name: str) -> str:
+    low = name.lower()
+    return next((cls for cls, keys in KERNEL_CLASSES if any(k in low for k in keys)), "other")
+
+
+def profile_block(sampler: BlockSampler, inputs: dict, top: int = 15) -> dict:
+    """GPU time of one steady block by kernel class, and its top kernels (ms)."""
+    from torch.profiler import ProfilerActivity, profile
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        sampler.generate_block(inputs["ref"][-1], inputs["cond"][-1])
+        torch.cuda.synchronize()
+    kernels = [(e.key, e.self_device_time_total / 1000, e.count) for e in prof.key_averages()
+               if e.self_device_time_total > 0]
+    classes: dict[str, float] = {}
+    for name, ms, _ in kernels:
+        classes[kernel_class(name)] = classes.get(kernel_class(name), 0.0) + ms
+    kernels.sort(key=lambda k: -k[1])
+    return {"class_ms": classes, "top": [{"kernel": n[:110], "ms": ms, "calls": c} for n, ms, c in kernels[:top]]}
 
 
 def print_table(r: dict) -> None:
     print(f"\nDiT {'tiny' if r['config']['num_layers'] < 30 else '1.3B'} on {r['device']} | attention "
-          f"{r['attn_backend']} | compile {r['compile']} | RoPE {r['rope']} | grid {r['latent_grid']}")
+          f"{r['attn_backend']} | compile {r['compile_scope'] or False} | fp8 {r['fp8']} | fused qkv {r['fused_qkv']} | "
+          f"RoPE {r['rope']} | grid {r['latent_grid']}")
     print("block   ms")
     for i, ms in enumerate(r["block_ms"]):
         print(f"{i:>5} {ms:9.1f}")
     peak = "n/a" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.2f} GiB"
     if r.get("rel_diff_vs_eager_bf16_per_block"):
         print("rel. diff vs eager bf16 per block:", " ".join(f"{d:.1e}" for d in r["rel_diff_vs_eager_bf16_per_block"]))
+    if r.get("first_two_blocks_s") is not None:
+        print(f"first two blocks (compilation included): {r['first_two_blocks_s']:.1f} s")
+    if r.get("profile"):
+        print("GPU ms per kernel class:", ", ".join(f"{k} {v:.1f}" for k, v in r["profile"]["class_ms"].items()))
+        for k in r["profile"]["top"]:
+            print(f"  {k['ms']:8.2f} ms {k['calls']:5d}x  {k['kernel']}")
     print(f"median steady-state block {r['median_block_ms']:.1f} ms -> {r['fps']:.1f} fps | peak memory {peak} | "
           f"bf16 vs fp32 first block rel diff {r['rel_diff_bf16_vs_fp32']:.2e}")
 
@@ -146,6 +194,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--blocks", type=int, default=8, help="blocks to generate (12 pixel frames each)")
     p.add_argument("--compile", action="store_true", help="torch.compile the context and denoising passes")
     p.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
+    p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks",
+                   help="compile one shared transformer block, or whole passes")
+    p.add_argument("--fp8", action="store_true", help="FP8 matmuls in the blocks' linear layers (model/fp8.py)")
+    p.add_argument("--fp8-layers", default=",".join(FP8_LAYERS), help="with --fp8: which linear layers of a block")
+    p.add_argument("--unfused", action="store_true", help="keep separate q/k/v projections (A/B of the fusion)")
+    p.add_argument("--profile", action="store_true", help="profile one extra steady block (CUDA only)")
     p.add_argument("--attn", choices=BACKENDS, default="auto", help="attention kernel (model/attention.py)")
     p.add_argument("--rope", choices=sorted(ROPE_DTYPES), default="fp64", help="RoPE arithmetic")
     p.add_argument("--seed", type=int, default=0)

@@ -2,7 +2,7 @@
 source), DiT (context pass + 4 steps), decode, copy to the host. Full-size DiT and codec with random
 weights (cost does not depend on weight values) on a synthetic 480x832 scene.
 
-    python3 main.py bench [--blocks 10] [--vae] [--compile] [--attn auto] [--json OUT] [--plot OUT.png]
+    python3 main.py bench [--blocks 10] [--vae] [--compile] [--fp8] [--rope float32] [--attn auto] [--json OUT] [--plot OUT.png]
 
 Stage times come from the generation worker's own marks (each a device synchronise on the worker
 thread), so they are the times the runtime sees. fps = frames per block / median block time.
@@ -52,7 +52,8 @@ def orbit_poses(n: int, start: int) -> np.ndarray:
 def run(args: argparse.Namespace) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     H, W = (64, 96) if args.tiny else (480, 832)
-    cfg = ModelConfig(use_tae=not args.vae, compile=args.compile, seed=0, rope=args.rope)
+    cfg = ModelConfig(use_tae=not args.vae, compile=args.compile, compile_scope=args.compile_scope, fp8=args.fp8,
+                      seed=0, rope=args.rope)
     refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=DiTConfig.tiny() if args.tiny else DiTConfig())
     if args.attn != "auto":
         refiner.sampler.model.set_attention(args.attn)
@@ -83,7 +84,7 @@ def summarise(args, marks: dict, frames: list[int], device, refiner) -> dict:
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__, "codec": refiner.codec.name, "attention": refiner.sampler.model.attn_backend,
-        "compile": args.compile, "rope": args.rope, "blocks": args.blocks, "steady_blocks": len(steady),
+        "compile": args.compile and args.compile_scope, "fp8": args.fp8, "rope": args.rope, "blocks": args.blocks, "steady_blocks": len(steady),
         "stage_ms": per_stage, "block_ms": block_ms, "frames_per_block": frames_per_block,
         "fps": frames_per_block / (block_ms / 1000),
         "all_block_ms": [1000 * (marks[k]["decode"] - marks[k]["start"]) for k in sorted(marks)],
@@ -93,7 +94,7 @@ def summarise(args, marks: dict, frames: list[int], device, refiner) -> dict:
 
 def print_table(r: dict) -> None:
     print(f"\nroam pipeline on {r['device']} | torch {r['torch']} | codec {r['codec']} | attention {r['attention']}"
-          f" | compile {r['compile']} | median of {r['steady_blocks']} steady blocks")
+          f" | compile {r['compile']} | fp8 {r['fp8']} | RoPE {r['rope']} | median of {r['steady_blocks']} steady blocks")
     print(f"{'stage':<10}{'ms':>10}")
     for stage, ms in r["stage_ms"].items():
         print(f"{stage:<10}{ms:>10.1f}")
@@ -128,8 +129,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="blocks excluded from the medians")
     p.add_argument("--vae", action="store_true", help="the Wan VAE instead of the tiny autoencoder")
     p.add_argument("--compile", action="store_true", help="torch.compile the DiT passes")
+    p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks", help="see config.yaml model.compile_scope")
+    p.add_argument("--fp8", action="store_true", help="FP8 matmuls in the DiT (config.yaml model.fp8)")
     p.add_argument("--attn", default="auto", help="attention backend (model/attention.py)")
-    p.add_argument("--rope", choices=("float64", "float32"), default="float64", help="RoPE arithmetic")
+    p.add_argument("--rope", choices=("float64", "float32"), default="float32", help="RoPE arithmetic")
     p.add_argument("--tiny", action="store_true", help="tiny DiT at 64x96 (CPU smoke run)")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--plot", type=Path, nargs="?", const=Path("bench.png"), help="write a PNG chart")

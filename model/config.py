@@ -10,12 +10,17 @@ class ModelConfig:
     checkpoint_dir: str = "checkpoints"  # root of the weight folders (layout in checkpoints/README.md)
     use_tae: bool = True               # TAEHV tiny autoencoder instead of the Wan VAE in play
     dtype: str = "bfloat16"            # bfloat16 | float32 for the DiT on GPU
-    compile: bool = False              # torch.compile the DiT passes (static shapes; slow first start)
-    rope: str = "float64"              # RoPE arithmetic: float64 (the reference's, bitwise) | float32 (faster, ~1 bf16 ulp on 2e-5 of elements)
+    compile: bool = True               # torch.compile the DiT on a GPU (static shapes; slow first start, cached after)
+    compile_scope: str = "blocks"      # blocks: one transformer block compiled, shared by all layers | passes: whole passes
+    compile_cache_dir: str = ".cache/compile"  # torch.compile's kernel cache (TORCHINDUCTOR_CACHE_DIR), reused across runs
+    fp8: bool = False                  # FP8 matmuls in the DiT's linear layers (Hopper/Ada; faster, less exact)
+    rope: str = "float32"              # RoPE arithmetic: float64 (the reference's, bitwise) | float32 (faster, ~1 bf16 ulp on 2e-5 of elements)
 
     def __post_init__(self):
         if self.rope not in ("float64", "float32"):
             raise ValueError(f"rope: {self.rope!r} is not float64 or float32")
+        if self.compile_scope not in ("blocks", "passes"):
+            raise ValueError(f"compile_scope: {self.compile_scope!r} is not blocks or passes")
         if self.dtype not in ("bfloat16", "float32"):
             raise ValueError(f"dtype: {self.dtype!r} is not bfloat16 or float32")
     seed: int = 0                      # seed of the DiT's noise generator (same seed, same frames)

@@ -10,6 +10,7 @@ Latents cross the boundary as [B, F, C, h, w]; tokens are ordered frame, then ro
 """
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -21,6 +22,7 @@ from model.kv_cache import KVCache
 from model.rope import apply_rope
 
 Rope = tuple[Tensor, Tensor]  # (cos, sin), each [L, Dh / 2], from model.rope.token_table
+FP8_LAYERS = ("self_attn.qkv", "self_attn.o", "cross_attn.q", "cross_attn.o", "ffn.0", "ffn.2")  # candidates
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,17 @@ def store(cache: tuple[Tensor, Tensor], start: int, k: Tensor, v: Tensor) -> Non
     cache[1][:, start:start + v.shape[1]].copy_(v)
 
 
+def feed_forward(ffn: nn.Sequential, x: Tensor) -> Tensor:
+    """ffn(x) = down(gelu_tanh(up(x))). On CUDA the bias and the tanh GELU run in the up matmul's
+    cuBLASLt epilogue (one kernel, one rounding instead of two); elsewhere, and for FP8 layers, as
+    written (the CPU's `_addmm_activation` uses the erf GELU, not Wan's tanh one)."""
+    up, _, down = ffn
+    if not (x.is_cuda and type(up) is nn.Linear):
+        return ffn(x)
+    h = torch._addmm_activation(up.bias, x.reshape(-1, x.shape[-1]), up.weight.t(), use_gelu=True)
+    return down(h.view(*x.shape[:-1], -1))
+
+
 class RMSNorm(nn.Module):
     """WanRMSNorm: statistics in float32 over the whole width, rounded, then scaled."""
     def __init__(self, dim: int, eps: float, **kw):
@@ -98,7 +111,9 @@ class SelfAttention(nn.Module):
     kv_size = (a, b), the reference's contract:
       b < 0  write keys/values of the current L tokens into cache rows [a, a + L); attend to them only
       b = 0  attend to the current tokens only; the cache is untouched
-      b > 0  attend to cache rows [a, a + b) followed by the current tokens; the cache is untouched
+      b > 0  attend to cache rows [a, a + b) followed by the current tokens; rows [a, a + b) are
+             untouched. When the cache has room, the current keys/values are written to rows
+             [a + b, a + b + L) so attention reads one contiguous span instead of a concatenation.
     """
     def __init__(self, cfg: DiTConfig, **kw):
         super().__init__()
@@ -106,19 +121,39 @@ class SelfAttention(nn.Module):
         self.q, self.k, self.v, self.o = (nn.Linear(cfg.dim, cfg.dim, **kw) for _ in range(4))
         self.norm_q, self.norm_k = RMSNorm(cfg.dim, cfg.eps, **kw), RMSNorm(cfg.dim, cfg.eps, **kw)
 
+    def fuse_qkv(self) -> None:
+        """Replace q, k, v by one projection `qkv` ([3D, D] weight, one matmul instead of three).
+        For inference after the weights are loaded; the state dict then has `qkv.*` keys instead."""
+        if hasattr(self, "qkv"):
+            return
+        q, k, v = self.q, self.k, self.v
+        fused = nn.Linear(q.in_features, 3 * q.out_features, device=q.weight.device, dtype=q.weight.dtype)
+        with torch.no_grad():
+            fused.weight.copy_(torch.cat([q.weight, k.weight, v.weight]))
+            fused.bias.copy_(torch.cat([q.bias, k.bias, v.bias]))
+        del self.q, self.k, self.v
+        self.qkv = fused
+
     def project(self, x: Tensor, rope: Rope) -> tuple[Tensor, Tensor, Tensor]:
         """x: [B, L, D] -> q, k, v [B, L, Nh, Dh], q and k normed and rotated."""
         heads = (self.num_heads, -1)
-        q = apply_rope(self.norm_q(self.q(x)).unflatten(2, heads), *rope)      # [B, L, Nh, Dh]
-        k = apply_rope(self.norm_k(self.k(x)).unflatten(2, heads), *rope)      # [B, L, Nh, Dh]
-        return q, k, self.v(x).unflatten(2, heads)
+        if hasattr(self, "qkv"):
+            q, k, v = self.qkv(x).chunk(3, dim=-1)                              # [B, L, D] each
+        else:
+            q, k, v = self.q(x), self.k(x), self.v(x)
+        q = apply_rope(self.norm_q(q).unflatten(2, heads), *rope)               # [B, L, Nh, Dh]
+        k = apply_rope(self.norm_k(k).unflatten(2, heads), *rope)               # [B, L, Nh, Dh]
+        return q, k, v.unflatten(2, heads)
 
     def forward(self, x: Tensor, cache: tuple[Tensor, Tensor], kv_size: tuple[int, int], rope: Rope,
                 attend: AttentionFn) -> Tensor:
         q, k, v = self.project(x, rope)
-        (cache_k, cache_v), (a, b) = cache, kv_size
+        (cache_k, cache_v), (a, b), L = cache, kv_size, x.shape[1]
         if b < 0:
             store(cache, a, k, v)
+        elif b > 0 and cache_k.shape[1] >= a + b + L:
+            store(cache, a + b, k, v)
+            k, v = cache_k[:, a:a + b + L], cache_v[:, a:a + b + L]             # [B, b + L, Nh, Dh]
         elif b > 0:
             k = torch.cat([cache_k[:, a:a + b], k], dim=1)                      # [B, b + L, Nh, Dh]
             v = torch.cat([cache_v[:, a:a + b], v], dim=1)
@@ -163,7 +198,7 @@ class Block(nn.Module):
         y = self.self_attn(self.norm1(x) * (1 + scale1) + shift1, cache, kv_size, rope, attend)
         x = x + y * gate1
         x = x + self.cross_attn(self.norm3(x), text_kv, attend)
-        y = self.ffn(self.norm2(x) * (1 + scale2) + shift2)
+        y = feed_forward(self.ffn, self.norm2(x) * (1 + scale2) + shift2)
         return x + y * gate2
 
     def write_kv(self, x: Tensor, e0: Tensor, cache: tuple[Tensor, Tensor], rope: Rope) -> None:
@@ -220,6 +255,16 @@ class CausalWanModel(nn.Module):
         weight = self.patch_embedding.weight
         return self._attend_for != (weight.device, weight.dtype)
 
+    def prepare_for_inference(self, *, fp8: bool = False, fp8_layers: Sequence[str] = FP8_LAYERS) -> None:
+        """One-way speed-ups after the weights are loaded and placed: fused q/k/v projections, and
+        with fp8 the blocks' `fp8_layers` as FP8 matmuls (model/fp8.py; Ada, Hopper or newer)."""
+        for block in self.blocks:
+            block.self_attn.fuse_qkv()
+        if fp8:
+            from model.fp8 import to_fp8
+            for block in self.blocks:
+                to_fp8(block, names=tuple(fp8_layers))
+
     def new_cache(self, batch: int, rows: int) -> KVCache:
         """A zeroed self-attention cache of `rows` tokens per layer, on the parameters' device and dtype."""
         w, cfg = self.patch_embedding.weight, self.cfg
@@ -257,22 +302,24 @@ class CausalWanModel(nn.Module):
         return y.permute(0, 1, 6, 2, 4, 3, 5).reshape(B, -1, self.cfg.out_dim, h, w)
 
     def forward(self, x: Tensor, timestep: Tensor, text_kv: KVCache, cache: KVCache,
-                kv_size: tuple[int, int], rope: Rope) -> Tensor:
+                kv_size: tuple[int, int], rope: Rope, blocks: Sequence[nn.Module] | None = None) -> Tensor:
         """One DiT pass. x: [B, F, 36, h, w] (latent | mask | render; context frames carry zeros in
         16..35); timestep: [B] (0 for context); text_kv: `encode_text`; kv_size: see SelfAttention;
-        rope: token table at this pass's offset -> flow [B, F, 16, h, w]"""
+        rope: token table at this pass's offset; blocks: stand-ins for self.blocks (compiled ones)
+        -> flow [B, F, 16, h, w]"""
         tokens = self.embed(x)                                                  # [B, L, D]
         e, e0 = self.embed_time(timestep, tokens.dtype)
-        for i, block in enumerate(self.blocks):
+        for i, block in enumerate(blocks or self.blocks):
             tokens = block(tokens, e0, text_kv.layer(i), cache.layer(i), kv_size, rope, self._attend)
         return self.unpatchify(self.head(tokens, e), *x.shape[-2:])
 
-    def prefill(self, x: Tensor, timestep: Tensor, text_kv: KVCache, cache: KVCache, rope: Rope) -> None:
+    def prefill(self, x: Tensor, timestep: Tensor, text_kv: KVCache, cache: KVCache, rope: Rope,
+                blocks: Sequence[nn.Module] | None = None) -> None:
         """The context pass, forward(..., kv_size=(0, -1)), minus the work whose output the pipeline
         discards (the last block's attention, cross-attention and FFN, and the head): writes the same
         cache rows [0, L) of every layer and returns nothing."""
         tokens = self.embed(x)
         _, e0 = self.embed_time(timestep, tokens.dtype)
-        for i, block in enumerate(self.blocks[:-1]):
+        for i, block in enumerate((blocks or self.blocks)[:-1]):
             tokens = block(tokens, e0, text_kv.layer(i), cache.layer(i), (0, -1), rope, self._attend)
         self.blocks[-1].write_kv(tokens, e0, cache.layer(len(self.blocks) - 1), rope)

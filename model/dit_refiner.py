@@ -10,6 +10,7 @@ frame 0 repeated, so with the TAE the mask lags its block by 3 frames, as in the
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -118,11 +119,23 @@ def random_dit_refiner(cfg, device, latent_hw: tuple[int, int], seed: int = 0,
 
 def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
     device = model.patch_embedding.weight.device
+    model.prepare_for_inference(fp8=cfg.fp8)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True     # the codec's convolutions have fixed shapes: pick the fastest once
+    if cfg.compile:
+        use_compile_cache(cfg.compile_cache_dir)
     prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)
-    sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=cfg.compile,
+    sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=cfg.compile and device.type == "cuda",
+                           compile_scope=cfg.compile_scope,
                            rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
                            generator=torch.Generator(device).manual_seed(cfg.seed))
     return DiTRefiner(sampler, codec)
+
+
+def use_compile_cache(path: str) -> None:
+    """Point torch.compile's on-disk kernel cache at `path` (kept across runs and reboots, unlike its
+    /tmp default) unless TORCHINDUCTOR_CACHE_DIR is already set."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(path).resolve()))
 
 
 def dit_refiner_or_reason(cfg, device, scene=None):

@@ -34,12 +34,16 @@ class BlockSampler:
     noise: None draws from `generator`; a tensor [steps, B, 3, 16, h, w] injects it (index 0 is the
     initial x_T, index k the fresh noise that re-noises to step k's sigma), for parity and replay.
     rope_dtype float64 is the reference's arithmetic; float32 is faster and off by ~5e-7 before rounding.
-    compile: torch.compile the context and denoising passes (static shapes: 2 graphs each).
+    compile: torch.compile with static shapes. compile_scope "blocks" compiles the transformer block
+    once and shares it across the 30 layers (4 graphs: context and denoising, first and steady
+    block; quick to compile, see benchmarks/dit_bench.py); "passes" compiles each whole pass.
+    The KV cache has room for the denoising tokens after the context rows (see SelfAttention).
     """
 
     def __init__(self, model: CausalWanModel, prompt_embeds: Tensor, *, latent_hw: tuple[int, int] = (60, 104),
                  steps: Sequence[int] = DENOISING_STEPS, generator: torch.Generator | None = None,
-                 rope_dtype: torch.dtype = torch.float64, compile: bool = False, compile_mode: str | None = None):
+                 rope_dtype: torch.dtype = torch.float64, compile: bool = False, compile_mode: str | None = None,
+                 compile_scope: str = "blocks"):
         weight = model.patch_embedding.weight
         if model.attention_is_stale():          # e.g. built on meta, then loaded onto the GPU
             model.set_attention()
@@ -47,7 +51,7 @@ class BlockSampler:
         self.batch, (self.h, self.w) = prompt_embeds.shape[0], latent_hw
         self.tokens_per_frame = model.cfg.tokens_per_frame(self.h, self.w)
         n, grid = FRAMES_PER_BLOCK, model.cfg.grid(self.h, self.w)
-        self.cache = model.new_cache(self.batch, 2 * n * self.tokens_per_frame)
+        self.cache = model.new_cache(self.batch, 3 * n * self.tokens_per_frame)   # context 2n | noisy n
         self.set_prompt(prompt_embeds)
 
         schedule = FlowMatchSchedule.create()
@@ -66,11 +70,15 @@ class BlockSampler:
         self._noise = torch.empty(len(timesteps), self.batch, n, LATENT_CHANNELS, self.h, self.w, **buf)
         self._has_previous = False
 
-        self._prefill, self._denoise = model.prefill, model.forward
+        self._prefill, self._denoise, self._blocks = model.prefill, model.forward, None
         self.compiled = compile
-        if compile:
+        if compile and compile_scope == "blocks":
+            self._blocks = [torch.compile(block, dynamic=False, mode=compile_mode) for block in model.blocks]
+        elif compile and compile_scope == "passes":
             self._prefill = torch.compile(model.prefill, dynamic=False, mode=compile_mode)
             self._denoise = torch.compile(model.forward, dynamic=False, mode=compile_mode)
+        elif compile:
+            raise ValueError(f"compile_scope {compile_scope!r}: expected 'blocks' or 'passes'")
 
     @torch.no_grad()
     def set_prompt(self, prompt_embeds: Tensor) -> None:
@@ -101,13 +109,13 @@ class BlockSampler:
         if trace is not None:
             trace["context"] = context.clone()
         self._prefill(context, self._t_context, self.text_kv, self.cache,
-                      (self._rope_context[0][:rows], self._rope_context[1][:rows]))
+                      (self._rope_context[0][:rows], self._rope_context[1][:rows]), blocks=self._blocks)
         noise = self._noise.normal_(generator=self.generator) if noise is None else noise.to(self.device, self.dtype)
         self._x[:, :, C:].copy_(cond20)
         x = noise[0]
         for k, (t, sigma) in enumerate(zip(self._timesteps, self._sigmas)):
             self._x[:, :, :C].copy_(x)
-            flow = self._denoise(self._x, t, self.text_kv, self.cache, (0, rows), self._rope_noisy)
+            flow = self._denoise(self._x, t, self.text_kv, self.cache, (0, rows), self._rope_noisy, blocks=self._blocks)
             x0 = flow_to_x0(flow, x, sigma)
             if trace is not None:
                 trace.update({f"s{k}.xt": x.clone(), f"s{k}.flow": flow, f"s{k}.x0": x0})

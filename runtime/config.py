@@ -88,7 +88,7 @@ class PacingConfig:
     deadband_s: float = 0.010          # present a frame up to this early rather than one refresh late
     max_late_frames: float = 0.5       # later than this (in frame periods): re-anchor, never burst to catch up
     max_buffer_frames: int = 48        # more buffered than this: drop the oldest (caps latency)
-    plan_margin_s: float = 0.12        # real time: plan a block when the buffer holds only this much more than a block takes
+    plan_margin_s: float = 0.06        # real time: plan a block when the buffer holds only this much more than a block takes
 
     def __post_init__(self):
         if self.target_buffer_frames < 1 or self.max_buffer_frames < self.target_buffer_frames:

@@ -108,8 +108,11 @@ def play(cfg, args) -> int:
     started = time.perf_counter()
     device = pick_device(cfg.runtime.device)
     scene = load_play_scene(cfg, args.scene)
+    t_scene = time.perf_counter()
     refiner = make_refiner(cfg, device, scene)
+    t_model = time.perf_counter()
     warm_up(refiner, scene)
+    t_warm = time.perf_counter()
     headless = args.headless or not has_display()
     out, fps = output_dir(cfg, args.out), cfg.runtime.loop.fps
     seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
@@ -126,6 +129,9 @@ def play(cfg, args) -> int:
                       max_frames=round(seconds * fps) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0)
+    print(f"roam: ready in {time.perf_counter() - started:.1f} s (scene {t_scene - started:.1f} s, model "
+          f"{t_model - t_scene:.1f} s, warm-up {t_warm - t_model:.1f} s, world and session "
+          f"{time.perf_counter() - t_warm:.1f} s)", file=sys.stderr)
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}"
           f"{', frames by CUDA-OpenGL interop' if presenter.accepts_device_frames else ''}, "
           f"output in {out}", file=sys.stderr)

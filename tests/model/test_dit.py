@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from model.dit import CausalWanModel, DiTConfig, timestep_sinusoid
+from model.kv_cache import KVCache
 from model.rope import base_table, token_table
 from model.scheduler import FlowMatchSchedule
 
@@ -78,7 +79,10 @@ def test_kv_size_contract(dit_tiny):
     y = io["ctx6.in"][:, 3:]                                                    # other tokens
     read = model(y, t, text_kv, cache, (0, 3 * TPF), r)                         # cache rows ++ current
     assert err(read, model(y, t, text_kv, cache, (0, 0), r)) > 1e-3
-    assert torch.equal(cache.k, snapshot[0]) and torch.equal(cache.v, snapshot[1])
+    rows = slice(0, 3 * TPF)                                                    # the rows read stay as they were
+    assert torch.equal(cache.k[:, :, rows], snapshot[0][:, :, rows]) and torch.equal(cache.v[:, :, rows], snapshot[1][:, :, rows])
+    exact = KVCache(cache.k[:, :, rows].clone(), cache.v[:, :, rows].clone())  # no room after the rows: concatenation
+    assert torch.equal(model(y, t, text_kv, exact, (0, 3 * TPF), r), read)
     model(x, t, text_kv, cache, (3 * TPF, -1), r)                               # write at offset a
     assert torch.equal(cache.k[:, :, 3 * TPF:], cache.k[:, :, :3 * TPF])
 
@@ -118,3 +122,29 @@ def test_full_size_layout_matches_the_checkpoint(parity_dir):
     assert shapes == {k["name"]: k["shape"] for k in upstream["keys"]}
     assert len(shapes) == 825 and not list(model.buffers())
     assert sum(p.numel() for p in model.parameters()) == 1_419_119_680
+
+
+@torch.no_grad()
+def test_fused_qkv_gives_the_same_pass():
+    """prepare_for_inference fuses q/k/v into one matmul; in float32 on the CPU the pass is unchanged."""
+    torch.manual_seed(0)
+    model = CausalWanModel(DiTConfig.tiny(), dtype=torch.float32).eval()
+    x, t, r = torch.randn(1, 3, 36, 8, 12), torch.zeros(1, dtype=torch.int64), rope(3, 0)
+    text_kv = model.encode_text(torch.randn(1, 7, 4096))
+    before = model(x, t, text_kv, model.new_cache(1, 3 * TPF), (0, -1), r)
+    model.prepare_for_inference()
+    model.prepare_for_inference()                                               # idempotent
+    assert not hasattr(model.blocks[0].self_attn, "q") and model.blocks[0].self_attn.qkv.out_features == 3 * 256
+    after = model(x, t, text_kv, model.new_cache(1, 3 * TPF), (0, -1), r)
+    assert err(after, before) <= 1e-6
+
+
+@pytest.mark.gpu
+@torch.no_grad()
+def test_feed_forward_fused_gelu_matches_the_module_on_cuda():
+    """The cuBLASLt bias+GELU epilogue is the tanh GELU of Wan's FFN, within bf16 rounding."""
+    from model.dit import feed_forward
+    torch.manual_seed(0)
+    ffn = CausalWanModel(DiTConfig.tiny(), device="cuda", dtype=torch.bfloat16).blocks[0].ffn
+    x = torch.randn(1, 300, 256, device="cuda", dtype=torch.bfloat16)
+    assert err(feed_forward(ffn, x), ffn(x)) < 1e-2

@@ -100,7 +100,8 @@ def test_recorder_and_headless_presenter_take_device_frames(tmp_path):
 def test_worker_hands_out_finished_device_frames():
     frames, marks = block(worker(True, "cuda"))
     plain, _ = block(worker(False, "cuda"))
-    assert frames.is_cuda and torch.equal(frames.cpu(), plain)
+    # the CUDA splat sums with float atomics, so two renders may differ by one level in rare pixels
+    assert frames.is_cuda and (frames.cpu().int() - plain.int()).abs().max() <= 1
     assert [t for _, t in marks] == sorted(t for _, t in marks)
 
 
