@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> dict:
         torch.cuda.reset_peak_memory_stats()
     sampler = BlockSampler(model, inputs["prompt"], latent_hw=grid, generator=torch.Generator(device).manual_seed(args.seed),
                            rope_dtype=ROPE_DTYPES[args.rope], compile=args.compile, compile_mode=args.compile_mode,
-                           compile_scope=args.compile_scope)
+                           compile_scope=args.compile_scope, cuda_graphs=args.cuda_graphs)
     timer = BlockTimer(device)
     timer.mark()
     outputs, started = [], time.perf_counter()
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> dict:
         "peak_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "rel_diff_bf16_vs_fp32": ((first.float() - reference).norm() / reference.norm()).item(),
         "rel_diff_vs_eager_bf16_per_block": per_block, "fp8": args.fp8 and args.fp8_layers, "fused_qkv": not args.unfused,
-        "compile_scope": args.compile_scope if args.compile else None,
+        "compile_scope": args.compile_scope if args.compile else None, "cuda_graphs": args.cuda_graphs,
         "first_two_blocks_s": warm_s if args.blocks > 1 else None, "profile": profile,
     }
 
@@ -170,7 +170,7 @@ def profile_block(sampler: BlockSampler, inputs: dict, top: int = 15) -> dict:
 
 def print_table(r: dict) -> None:
     print(f"\nDiT {'tiny' if r['config']['num_layers'] < 30 else '1.3B'} on {r['device']} | attention "
-          f"{r['attn_backend']} | compile {r['compile_scope'] or False} | fp8 {r['fp8']} | fused qkv {r['fused_qkv']} | "
+          f"{r['attn_backend']} | compile {r['compile_scope'] or False} | CUDA graphs {r['cuda_graphs']} | fp8 {r['fp8']} | fused qkv {r['fused_qkv']} | "
           f"RoPE {r['rope']} | grid {r['latent_grid']}")
     print("block   ms")
     for i, ms in enumerate(r["block_ms"]):
@@ -196,6 +196,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks",
                    help="compile one shared transformer block, or whole passes")
+    p.add_argument("--cuda-graphs", action="store_true", help="replay each pass as a CUDA graph (model/cuda_graphs.py)")
     p.add_argument("--fp8", action="store_true", help="FP8 matmuls in the blocks' linear layers (model/fp8.py)")
     p.add_argument("--fp8-layers", default=",".join(FP8_LAYERS), help="with --fp8: which linear layers of a block")
     p.add_argument("--unfused", action="store_true", help="keep separate q/k/v projections (A/B of the fusion)")

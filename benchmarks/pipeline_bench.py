@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     H, W = (64, 96) if args.tiny else (480, 832)
     cfg = ModelConfig(use_tae=not args.vae, compile=args.compile, compile_scope=args.compile_scope, fp8=args.fp8,
+                      cuda_graphs=not args.no_cuda_graphs,
                       seed=0, rope=args.rope)
     refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=DiTConfig.tiny() if args.tiny else DiTConfig())
     if args.attn != "auto":
@@ -84,7 +85,7 @@ def summarise(args, marks: dict, frames: list[int], device, refiner) -> dict:
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__, "codec": refiner.codec.name, "attention": refiner.sampler.model.attn_backend,
-        "compile": args.compile and args.compile_scope, "fp8": args.fp8, "rope": args.rope, "blocks": args.blocks, "steady_blocks": len(steady),
+        "compile": args.compile and args.compile_scope, "fp8": args.fp8, "cuda_graphs": not args.no_cuda_graphs, "rope": args.rope, "blocks": args.blocks, "steady_blocks": len(steady),
         "stage_ms": per_stage, "block_ms": block_ms, "frames_per_block": frames_per_block,
         "fps": frames_per_block / (block_ms / 1000),
         "all_block_ms": [1000 * (marks[k]["decode"] - marks[k]["start"]) for k in sorted(marks)],
@@ -94,7 +95,7 @@ def summarise(args, marks: dict, frames: list[int], device, refiner) -> dict:
 
 def print_table(r: dict) -> None:
     print(f"\nroam pipeline on {r['device']} | torch {r['torch']} | codec {r['codec']} | attention {r['attention']}"
-          f" | compile {r['compile']} | fp8 {r['fp8']} | RoPE {r['rope']} | median of {r['steady_blocks']} steady blocks")
+          f" | compile {r['compile']} | CUDA graphs {r['cuda_graphs']} | fp8 {r['fp8']} | RoPE {r['rope']} | median of {r['steady_blocks']} steady blocks")
     print(f"{'stage':<10}{'ms':>10}")
     for stage, ms in r["stage_ms"].items():
         print(f"{stage:<10}{ms:>10.1f}")
@@ -130,6 +131,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vae", action="store_true", help="the Wan VAE instead of the tiny autoencoder")
     p.add_argument("--compile", action="store_true", help="torch.compile the DiT passes")
     p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks", help="see config.yaml model.compile_scope")
+    p.add_argument("--no-cuda-graphs", action="store_true", help="run the DiT passes without CUDA graphs")
     p.add_argument("--fp8", action="store_true", help="FP8 matmuls in the DiT (config.yaml model.fp8)")
     p.add_argument("--attn", default="auto", help="attention backend (model/attention.py)")
     p.add_argument("--rope", choices=("float64", "float32"), default="float32", help="RoPE arithmetic")

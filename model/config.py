@@ -13,6 +13,7 @@ class ModelConfig:
     compile: bool = True               # torch.compile the DiT on a GPU (static shapes; slow first start, cached after)
     compile_scope: str = "blocks"      # blocks: one transformer block compiled, shared by all layers | passes: whole passes
     compile_cache_dir: str = ".cache/compile"  # torch.compile's kernel cache (TORCHINDUCTOR_CACHE_DIR), reused across runs
+    cuda_graphs: bool = True           # replay each DiT pass as one CUDA graph (GPU only; no launch gaps)
     fp8: bool = False                  # FP8 matmuls in the DiT's linear layers (Hopper/Ada; faster, less exact)
     rope: str = "float32"              # RoPE arithmetic: float64 (the reference's, bitwise) | float32 (faster, ~1 bf16 ulp on 2e-5 of elements)
 

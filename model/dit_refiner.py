@@ -126,7 +126,7 @@ def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
         use_compile_cache(cfg.compile_cache_dir)
     prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)
     sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=cfg.compile and device.type == "cuda",
-                           compile_scope=cfg.compile_scope,
+                           compile_scope=cfg.compile_scope, cuda_graphs=cfg.cuda_graphs,
                            rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
                            generator=torch.Generator(device).manual_seed(cfg.seed))
     return DiTRefiner(sampler, codec)

@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from model.cuda_graphs import GraphCache
 from model.dit import CausalWanModel
 from model.rope import base_table, token_table
 from model.scheduler import DENOISING_STEPS, FlowMatchSchedule, add_noise, flow_to_x0
@@ -38,12 +39,14 @@ class BlockSampler:
     once and shares it across the 30 layers (4 graphs: context and denoising, first and steady
     block; quick to compile, see benchmarks/dit_bench.py); "passes" compiles each whole pass.
     The KV cache has room for the denoising tokens after the context rows (see SelfAttention).
+    cuda_graphs: replay each pass as a CUDA graph (model/cuda_graphs.py; CUDA only, 4 graphs), which
+    is why the prompt, the timestep and the inputs live in static buffers.
     """
 
     def __init__(self, model: CausalWanModel, prompt_embeds: Tensor, *, latent_hw: tuple[int, int] = (60, 104),
                  steps: Sequence[int] = DENOISING_STEPS, generator: torch.Generator | None = None,
                  rope_dtype: torch.dtype = torch.float64, compile: bool = False, compile_mode: str | None = None,
-                 compile_scope: str = "blocks"):
+                 compile_scope: str = "blocks", cuda_graphs: bool = False):
         weight = model.patch_embedding.weight
         if model.attention_is_stale():          # e.g. built on meta, then loaded onto the GPU
             model.set_attention()
@@ -59,6 +62,7 @@ class BlockSampler:
         self._sigmas = [schedule.sigma(t) for t in timesteps]
         self._timesteps = [torch.full((self.batch,), t, dtype=torch.float32, device=self.device) for t in timesteps]
         self._t_context = torch.zeros(self.batch, dtype=torch.int64, device=self.device)
+        self._t = torch.zeros(self.batch, dtype=torch.float32, device=self.device)      # this step's timestep
 
         base = base_table(model.cfg.head_dim)
         self._rope_context = token_table(base, 2 * n, *grid, offset=0, device=self.device, dtype=rope_dtype)
@@ -79,13 +83,19 @@ class BlockSampler:
             self._denoise = torch.compile(model.forward, dynamic=False, mode=compile_mode)
         elif compile:
             raise ValueError(f"compile_scope {compile_scope!r}: expected 'blocks' or 'passes'")
+        self._graphs = GraphCache(cuda_graphs and self.device.type == "cuda")
 
     @torch.no_grad()
     def set_prompt(self, prompt_embeds: Tensor) -> None:
         """prompt_embeds: [B, S, 4096] umT5 output. Text K/V are computed here, once per prompt."""
         if prompt_embeds.shape[0] != self.batch:
             raise ValueError(f"prompt batch {prompt_embeds.shape[0]} != sampler batch {self.batch}")
-        self.text_kv = self.model.encode_text(prompt_embeds.to(self.device))
+        text_kv = self.model.encode_text(prompt_embeds.to(self.device))
+        if getattr(self, "text_kv", None) is None:
+            self.text_kv = text_kv
+        else:                                   # in place: captured CUDA graphs read these buffers
+            self.text_kv.k.copy_(text_kv.k)
+            self.text_kv.v.copy_(text_kv.v)
 
     def reset(self) -> None:
         """Discontinuity: the next block is conditioned on its source frames only. Cache rows past
@@ -108,17 +118,19 @@ class BlockSampler:
         context = self._context[:, :frames]
         if trace is not None:
             trace["context"] = context.clone()
-        self._prefill(context, self._t_context, self.text_kv, self.cache,
-                      (self._rope_context[0][:rows], self._rope_context[1][:rows]), blocks=self._blocks)
+        self._graphs(("context", rows), self._prefill, context, self._t_context, self.text_kv, self.cache,
+                     (self._rope_context[0][:rows], self._rope_context[1][:rows]), blocks=self._blocks)
         noise = self._noise.normal_(generator=self.generator) if noise is None else noise.to(self.device, self.dtype)
         self._x[:, :, C:].copy_(cond20)
         x = noise[0]
         for k, (t, sigma) in enumerate(zip(self._timesteps, self._sigmas)):
             self._x[:, :, :C].copy_(x)
-            flow = self._denoise(self._x, t, self.text_kv, self.cache, (0, rows), self._rope_noisy, blocks=self._blocks)
+            self._t.copy_(t)
+            flow = self._graphs(("denoise", rows), self._denoise, self._x, self._t, self.text_kv, self.cache, (0, rows),
+                                self._rope_noisy, blocks=self._blocks)
             x0 = flow_to_x0(flow, x, sigma)
             if trace is not None:
-                trace.update({f"s{k}.xt": x.clone(), f"s{k}.flow": flow, f"s{k}.x0": x0})
+                trace.update({f"s{k}.xt": x.clone(), f"s{k}.flow": flow.clone(), f"s{k}.x0": x0})
             if k + 1 < len(self._sigmas):
                 x = add_noise(x0, noise[k + 1], self._sigmas[k + 1])
         self._context[:, n:, :C].copy_(x0)
