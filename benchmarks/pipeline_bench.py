@@ -2,7 +2,7 @@
 source), DiT (context pass + 4 steps), decode, copy to the host. Full-size DiT and codec with random
 weights (cost does not depend on weight values) on a synthetic 480x832 scene.
 
-    python3 main.py bench [--blocks 10] [--vae] [--compile] [--fp8] [--rope float32] [--attn auto] [--json OUT] [--plot OUT.png]
+    python3 main.py bench [--blocks 10] [--vae] [--no-compile] [--no-cuda-graphs] [--fp8] [--rope float32] [--attn auto] [--json OUT] [--plot OUT.png]
 
 Stage times come from the generation worker's own marks (each a device synchronise on the worker
 thread), so they are the times the runtime sees. fps = frames per block / median block time.
@@ -52,7 +52,7 @@ def orbit_poses(n: int, start: int) -> np.ndarray:
 def run(args: argparse.Namespace) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     H, W = (64, 96) if args.tiny else (480, 832)
-    cfg = ModelConfig(use_tae=not args.vae, compile=args.compile, compile_scope=args.compile_scope, fp8=args.fp8,
+    cfg = ModelConfig(use_tae=not args.vae, compile=not args.no_compile, compile_scope=args.compile_scope, fp8=args.fp8,
                       cuda_graphs=not args.no_cuda_graphs,
                       seed=0, rope=args.rope)
     refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=DiTConfig.tiny() if args.tiny else DiTConfig())
@@ -85,7 +85,7 @@ def summarise(args, marks: dict, frames: list[int], device, refiner) -> dict:
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__, "codec": refiner.codec.name, "attention": refiner.sampler.model.attn_backend,
-        "compile": args.compile and args.compile_scope, "fp8": args.fp8, "cuda_graphs": not args.no_cuda_graphs, "rope": args.rope, "blocks": args.blocks, "steady_blocks": len(steady),
+        "compile": not args.no_compile and args.compile_scope, "fp8": args.fp8, "cuda_graphs": not args.no_cuda_graphs, "rope": args.rope, "blocks": args.blocks, "steady_blocks": len(steady),
         "stage_ms": per_stage, "block_ms": block_ms, "frames_per_block": frames_per_block,
         "fps": frames_per_block / (block_ms / 1000),
         "all_block_ms": [1000 * (marks[k]["decode"] - marks[k]["start"]) for k in sorted(marks)],
@@ -129,7 +129,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--blocks", type=int, default=10, help="blocks to run (the first --warmup are not counted)")
     p.add_argument("--warmup", type=int, default=2, help="blocks excluded from the medians")
     p.add_argument("--vae", action="store_true", help="the Wan VAE instead of the tiny autoencoder")
-    p.add_argument("--compile", action="store_true", help="torch.compile the DiT passes")
+    p.add_argument("--no-compile", action="store_true", help="run the DiT eager (the default compiles, as play does)")
     p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks", help="see config.yaml model.compile_scope")
     p.add_argument("--no-cuda-graphs", action="store_true", help="run the DiT passes without CUDA graphs")
     p.add_argument("--fp8", action="store_true", help="FP8 matmuls in the DiT (config.yaml model.fp8)")

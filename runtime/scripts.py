@@ -20,7 +20,10 @@ DEMO_WALK = (
     (0.55, 0.80, CameraCommand(move=(-0.4, 0.0, 0.0), look=(0.35, 0.1))),
     (0.80, 1.00, CameraCommand(move=(0.0, 0.0, -0.4), look=(0.0, -0.1))),
 )
-DEMO_PERIOD_S = 8.0    # longer sessions repeat the walk (each segment change is a control event)
+# Longer sessions repeat the walk; each segment change is a control event. The period is no multiple
+# of a block's 0.5 s, so over a session the events fall at every phase of the block schedule and the
+# control-to-photon figures sample the whole range instead of one lucky or unlucky phase.
+DEMO_PERIOD_S = 8.37
 
 
 class TimedInputs:

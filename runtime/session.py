@@ -224,7 +224,10 @@ class Session:
         if self._in_flight > 0:
             return False
         make_s = max(self._make_s) if self._make_s else float("inf")
-        return len(self.buffer) / self.fps <= make_s + self.cfg.runtime.pacing.plan_margin_s
+        lead_s = len(self.buffer) / self.fps                 # until the buffered frames run out, ...
+        if self.pacer.next_due_s is not None:                # ... counted from the next frame's slot
+            lead_s += max(0.0, self.pacer.next_due_s - time.perf_counter())
+        return lead_s <= make_s + self.cfg.runtime.pacing.plan_margin_s
 
     def _plan(self) -> None:
         if not self._plan_due():
