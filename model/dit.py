@@ -22,7 +22,11 @@ from model.kv_cache import KVCache
 from model.rope import apply_rope
 
 Rope = tuple[Tensor, Tensor]  # (cos, sin), each [L, Dh / 2], from model.rope.token_table
-FP8_LAYERS = ("self_attn.qkv", "self_attn.o", "cross_attn.q", "cross_attn.o", "ffn.0", "ffn.2")  # candidates
+# Linear layers of a block that run in FP8 with model.fp8. Measured per layer on an H100
+# (benchmarks/kernel_bench.py, dit_bench --fp8-layers): only the up-projection pays; its input
+# quantization fuses into the LayerNorm kernel, while the 1536-wide projections are slower in FP8 and
+# quantizing the 8960-wide GELU output costs more than its matmul saves.
+FP8_LAYERS = ("ffn.0",)
 
 
 @dataclass(frozen=True)

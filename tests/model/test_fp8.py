@@ -32,10 +32,10 @@ def test_fp8_linear_is_close_to_the_bf16_linear_but_not_identical():
 
 def test_to_fp8_replaces_the_named_layers_and_refuses_to_move():
     model = CausalWanModel(DiTConfig.tiny(), dtype=torch.float32)
-    model.prepare_for_inference(fp8=True)
+    model.prepare_for_inference(fp8=True, fp8_layers=("ffn.0", "self_attn.qkv"))
     block = model.blocks[0]
     assert isinstance(block.ffn[0], Fp8Linear) and isinstance(block.self_attn.qkv, Fp8Linear)
-    assert isinstance(block.cross_attn.k, nn.Linear)          # text keys: once per prompt, left alone
+    assert isinstance(block.ffn[2], nn.Linear) and isinstance(block.cross_attn.k, nn.Linear)
     with pytest.raises(RuntimeError, match="cannot be moved"):
         model.to(torch.bfloat16)
     with pytest.raises(TypeError, match="not nn.Linear"):
