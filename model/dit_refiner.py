@@ -1,7 +1,8 @@
 """DiTRefiner: the InSpatio-World model as a Refiner, streaming block by block.
 
 Per block (3 latent frames): encode the source frames and the point-cloud render with the latent
-codec (each through its own streaming encoder state), turn the validity mask into the 4-channel mask
+codec (each through its own streaming encoder state; source latents of a block seen before with the
+same history come from model/source_cache.py, exactly), turn the validity mask into the 4-channel mask
 latent, run the DiT block (context pass + 4 denoising steps, model/sampler.py), and decode the block's
 x0 with the streaming decoder. Frame grouping follows the codec: the Wan VAE takes 9 frames for the
 first block and 12 after, the TAE 12 always; the decoder yields 9 frames for the first block, 12 after.
@@ -21,6 +22,7 @@ from model.latent_codec import LatentCodec, TAECodec, load_codec
 from model.mask import mask_to_latent
 from model.refiners import RefineInput
 from model.sampler import FRAMES_PER_BLOCK, BlockSampler
+from model.source_cache import SourceLatentCache
 
 MASK_LAG = 3          # frames of the previous block the reference's mask grouping reaches back
 
@@ -28,10 +30,11 @@ MASK_LAG = 3          # frames of the previous block the reference's mask groupi
 class DiTRefiner:
     name = "dit"
 
-    def __init__(self, sampler: BlockSampler, codec: LatentCodec):
+    def __init__(self, sampler: BlockSampler, codec: LatentCodec, source_cache: int = 0):
         self.sampler, self.codec = sampler, codec
         self.device, self.dtype = sampler.device, sampler.dtype
         self._source, self._render, self._decoder = codec.stream(), codec.stream(), codec.stream()
+        self.source_cache = SourceLatentCache(source_cache)    # blocks of source latents (one scene's indices)
         self._mask_lag = MASK_LAG if isinstance(codec, TAECodec) else 0
         self.reset()
 
@@ -39,6 +42,7 @@ class DiTRefiner:
         self.sampler.reset()
         for stream in (self._source, self._render, self._decoder):
             stream.reset()
+        self.source_cache.reset()
         self._mask_tail: torch.Tensor | None = None
         self._first = True
 
@@ -60,7 +64,7 @@ class DiTRefiner:
         first, self._first = self._first, False
         source = to_signed(block.source, self.device)                       # [1, T, 3, H, W]
         render = to_signed(block.render, self.device)                       # [1, T, 3, H, W]
-        ref_latent = self._source.encode(source)                            # [1, 3, 16, h, w]
+        ref_latent = self.source_cache.encode(self._source, source, block.source_indices)   # [1, 3, 16, h, w]
         render_latent = self._render.encode(render)                         # [1, 3, 16, h, w]
         mask_latent = self._mask_latent(block.mask, first)                  # [1, 3, 4, h, w]
         block.mark("encode")
@@ -129,7 +133,7 @@ def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
                            compile_scope=cfg.compile_scope, cuda_graphs=cfg.cuda_graphs,
                            rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
                            generator=torch.Generator(device).manual_seed(cfg.seed))
-    return DiTRefiner(sampler, codec)
+    return DiTRefiner(sampler, codec, source_cache=cfg.source_latent_cache)
 
 
 def use_compile_cache(path: str) -> None:

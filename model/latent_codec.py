@@ -34,6 +34,13 @@ class CodecStream:
     def reset(self) -> None:
         self.inner.reset()
 
+    def encoder_state(self) -> dict:
+        """Snapshot of the encoder's carried state (model/source_cache.py restores it on a hit)."""
+        return self.inner.encoder_state()
+
+    def set_encoder_state(self, state: dict) -> None:
+        self.inner.set_encoder_state(state)
+
     def encode(self, frames: Tensor) -> Tensor:
         """frames [B, T, 3, H, W] in [-1, 1]; T = codec.input_frames(F, first_block)."""
         return self.inner.encode(self.codec.to_input(frames)).to(self.codec.latent_dtype)

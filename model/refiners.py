@@ -16,11 +16,14 @@ class RefineInput:
     """One block of conditioning, all on the refiner's device.
     render: uint8 [T, H, W, 3] (holes 0)   mask: bool [T, H, W] (True = valid)
     source: uint8 [T, H, W, 3], the time-aligned source frames.
-    mark: called with a stage name ("encode", "dit", "decode") when that stage is done (telemetry)."""
+    mark: called with a stage name ("encode", "dit", "decode") when that stage is done (telemetry).
+    source_indices: the scene frame index of each source frame (len T), where `source` is those frames
+    of the one scene the refiner serves; lets the DiT reuse source latents (None: no reuse)."""
     render: torch.Tensor
     mask: torch.Tensor
     source: torch.Tensor
     mark: Callable[[str], None] = lambda stage: None
+    source_indices: tuple[int, ...] | None = None
 
 
 class Refiner(Protocol):

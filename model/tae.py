@@ -188,6 +188,14 @@ class TAEStream:
         self.decoder_memory: dict[int, Tensor] = {}
         self.frames_decoded = 0
 
+    def encoder_state(self) -> dict[int, Tensor]:
+        """A snapshot of the encoder memory. encode() replaces entries with fresh tensors and never
+        writes into them, so a shallow copy of the dict is a full snapshot."""
+        return dict(self.encoder_memory)
+
+    def set_encoder_state(self, state: dict[int, Tensor]) -> None:
+        self.encoder_memory = dict(state)
+
     @torch.no_grad()
     def encode(self, frames: Tensor) -> Tensor:
         """frames: [B, T, 3, H, W] in [0, 1], T a multiple of 4 -> latents [B, T/4, C, h, w]."""

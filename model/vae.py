@@ -316,6 +316,15 @@ class WanVAEStream:
         self.encoder_cache: Cache = {}
         self.decoder_cache: Cache = {}
 
+    def encoder_state(self) -> Cache:
+        """A snapshot of the encoder cache (empty: the next encode is a stream's first). Every step
+        replaces its entry with a fresh clone and never writes into it, so a shallow copy is a full
+        snapshot."""
+        return dict(self.encoder_cache)
+
+    def set_encoder_state(self, state: Cache) -> None:
+        self.encoder_cache = dict(state)
+
     @torch.no_grad()
     def encode(self, frames: Tensor) -> Tensor:
         """frames: [B, T, 3, H, W] in [-1, 1] -> normalised latents [B, F, z, h, w] (the VAE's dtype).

@@ -115,6 +115,7 @@ class Session:
         summary.update(wall_s=wall_s, achieved_fps=self.frames_presented / wall_s if wall_s > 0 else None,
                        frame_locked=self.frame_locked, dropped_requests=self.worker.mailbox.dropped,
                        worker_restarts=self.worker_restarts,
+                       source_latent_cache=self.refiner.source_cache.stats() if hasattr(self.refiner, "source_cache") else None,
                        pacer=dict(self.pacer.counts), ticks=self.tick, ticker=self.ticker.stats(),
                        peak_gpu_mem_gib=peak_gpu_memory_gib(self.worker.scene.device))
         return summary

@@ -156,7 +156,8 @@ class GenerationWorker:
             self.refiner.reset()
         render, mask, source = self.scene.render(request.source_indices, request.target_c2w)
         clock.mark("render")
-        frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source, mark=clock.mark))
+        frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source, mark=clock.mark,
+                                                 source_indices=tuple(request.source_indices)))
         if self.keep_on_device:
             clock.mark("decode")
             clock.wait()                        # the block's one wait: its frames are finished
