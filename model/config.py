@@ -16,7 +16,7 @@ class ModelConfig:
     cuda_graphs: bool = True           # replay each DiT pass as one CUDA graph (GPU only; no launch gaps)
     fp8: bool = False                  # FP8 matmuls in the DiT's linear layers (Hopper/Ada; faster, less exact)
     rope: str = "float32"              # RoPE arithmetic: float64 (the reference's, bitwise) | float32 (faster, ~1 bf16 ulp on 2e-5 of elements)
-    source_latent_cache: int = 16      # blocks of source latents kept for exact reuse on pauses and replays (0: off)
+    source_latent_cache_mb: float = 1024  # GPU memory for exact reuse of source latents on pauses and replays (0: off)
 
     def __post_init__(self):
         if self.rope not in ("float64", "float32"):
@@ -25,7 +25,7 @@ class ModelConfig:
             raise ValueError(f"compile_scope: {self.compile_scope!r} is not blocks or passes")
         if self.dtype not in ("bfloat16", "float32"):
             raise ValueError(f"dtype: {self.dtype!r} is not bfloat16 or float32")
-        if self.source_latent_cache < 0:
-            raise ValueError(f"source_latent_cache: {self.source_latent_cache} < 0; use 0 to switch it off")
+        if self.source_latent_cache_mb < 0:
+            raise ValueError(f"source_latent_cache_mb: {self.source_latent_cache_mb} < 0; use 0 to switch it off")
     seed: int = 0                      # seed of the DiT's noise generator (same seed, same frames)
     random_weights: bool = False       # benchmarks only: full-size DiT and codec with random weights (output is noise)

@@ -30,11 +30,12 @@ MASK_LAG = 3          # frames of the previous block the reference's mask groupi
 class DiTRefiner:
     name = "dit"
 
-    def __init__(self, sampler: BlockSampler, codec: LatentCodec, source_cache: int = 0):
+    def __init__(self, sampler: BlockSampler, codec: LatentCodec, source_cache_mb: float = 0):
         self.sampler, self.codec = sampler, codec
         self.device, self.dtype = sampler.device, sampler.dtype
         self._source, self._render, self._decoder = codec.stream(), codec.stream(), codec.stream()
-        self.source_cache = SourceLatentCache(source_cache)    # blocks of source latents (one scene's indices)
+        # source latents of one scene's indices, bounded by memory (an entry is ~50 MB with the TAE, ~1.1 GB with the VAE)
+        self.source_cache = SourceLatentCache(capacity=1 << 30, max_bytes=int(source_cache_mb * 2**20))
         self._mask_lag = MASK_LAG if isinstance(codec, TAECodec) else 0
         self.reset()
 
@@ -133,7 +134,7 @@ def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
                            compile_scope=cfg.compile_scope, cuda_graphs=cfg.cuda_graphs,
                            rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
                            generator=torch.Generator(device).manual_seed(cfg.seed))
-    return DiTRefiner(sampler, codec, source_cache=cfg.source_latent_cache)
+    return DiTRefiner(sampler, codec, source_cache_mb=cfg.source_latent_cache_mb)
 
 
 def use_compile_cache(path: str) -> None:

@@ -35,12 +35,13 @@ class _Entry:
 
 
 class SourceLatentCache:
-    """LRU cache of `capacity` blocks of source latents (0: off, every block is encoded)."""
+    """LRU cache of at most `capacity` blocks of source latents and `max_bytes` of latents and stored
+    encoder states (0 for either: off, every block is encoded)."""
 
-    def __init__(self, capacity: int):
-        if capacity < 0:
-            raise ValueError(f"source latent cache: capacity {capacity} < 0; use 0 to switch it off")
-        self.capacity = capacity
+    def __init__(self, capacity: int, max_bytes: int | None = None):
+        if capacity < 0 or (max_bytes is not None and max_bytes < 0):
+            raise ValueError(f"source latent cache: capacity {capacity} / {max_bytes} bytes < 0; use 0 to switch it off")
+        self.capacity, self.max_bytes, self.bytes = capacity, max_bytes, 0
         self._entries: OrderedDict[tuple[int, tuple[int, ...]], _Entry] = OrderedDict()
         self._ids = itertools.count(ROOT + 1)
         self.hits = self.misses = 0
@@ -56,13 +57,14 @@ class SourceLatentCache:
     def clear(self) -> None:
         """Forget every entry (the frames behind the indices changed)."""
         self._entries.clear()
+        self.bytes = 0
         self.reset()
 
     def encode(self, stream, frames: Tensor, indices: tuple[int, ...] | None) -> Tensor:
         """stream.encode(frames) for frames [1, T, 3, H, W] = the source frames `indices` (len T),
         or the stored latents and encoder state of an identical earlier block. indices None: encode,
         uncached, and leave the history unknown (a fresh id nothing is stored under yet)."""
-        if indices is None or self.capacity == 0:
+        if indices is None or self.capacity == 0 or self.max_bytes == 0:
             self._history, self._last = next(self._ids), None
             return stream.encode(frames)
         key = (self._history, tuple(int(i) for i in indices))
@@ -77,15 +79,28 @@ class SourceLatentCache:
             after = stream.encoder_state()
             fixed = key[1] == self._last and len(set(key[1])) == 1 and same_state(before, after)
             entry = _Entry(latent, after, self._history if fixed else next(self._ids))
-            self._entries[key] = entry
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+            self._store(key, entry)
             self.misses += 1
         self._history, self._last = entry.history_after, key[1]
         return entry.latent
 
+    def _store(self, key, entry: _Entry) -> None:
+        """Keep `entry` unless it alone exceeds the byte budget; evict the least recently used to fit."""
+        size = entry_bytes(entry)
+        if self.max_bytes is not None and size > self.max_bytes:
+            return
+        self._entries[key] = entry
+        self.bytes += size
+        while len(self._entries) > self.capacity or (self.max_bytes is not None and self.bytes > self.max_bytes):
+            self.bytes -= entry_bytes(self._entries.popitem(last=False)[1])
+
     def stats(self) -> dict:
-        return {"hits": self.hits, "misses": self.misses, "entries": len(self)}
+        return {"hits": self.hits, "misses": self.misses, "entries": len(self), "mib": round(self.bytes / 2**20, 1)}
+
+
+def entry_bytes(entry: _Entry) -> int:
+    """Device memory an entry holds: its latents and its encoder state tensors."""
+    return entry.latent.nbytes + sum(t.nbytes for t in entry.state.values())
 
 
 def same_state(a: dict, b: dict) -> bool:

@@ -140,8 +140,8 @@ def test_vae_encoder_state_round_trip_includes_the_first_block(vae_codec):
 
 
 def test_dit_refiner_gives_the_same_frames_with_the_cache_on_and_off():
-    def refiner(capacity):
-        cfg = ModelConfig(use_tae=True, seed=3, source_latent_cache=capacity)
+    def refiner(capacity):                                    # MiB
+        cfg = ModelConfig(use_tae=True, seed=3, source_latent_cache_mb=capacity)
         return random_dit_refiner(cfg, "cpu", (H // 8, W // 8), seed=1, dit_cfg=DiTConfig.tiny())
 
     def block(t, seed):
@@ -152,9 +152,22 @@ def test_dit_refiner_gives_the_same_frames_with_the_cache_on_and_off():
 
     seq = [run(0), run(1), *[frozen(23)] * 5, None, run(0), run(1), frozen(23)]   # 1 pause hit, 3 replay hits
     outputs = {}
-    for capacity in (0, 8):
+    for capacity in (0, 64):
         r = refiner(capacity)
         outputs[capacity] = [r.reset() if t is None else r.refine(block(t, i)) for i, t in enumerate(seq)]
         hits = r.source_cache.hits
     assert hits >= 4, "the pause and the replay should hit"
-    assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(outputs[0], outputs[8]))
+    assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(outputs[0], outputs[64]))
+
+
+def test_the_byte_budget_bounds_the_memory_held(tae_codec):
+    one = SourceLatentCache(8)
+    cached(tae_codec, one, [run(0)])
+    size = one.bytes
+    assert size > 0
+    cache = SourceLatentCache(100, max_bytes=2 * size)
+    cached(tae_codec, cache, [run(i % 4) for i in range(10)])
+    assert len(cache) == 2 and cache.bytes == 2 * size
+    small = SourceLatentCache(100, max_bytes=size - 1)              # one block does not fit: nothing kept
+    cached(tae_codec, small, [run(0), None, run(0)])
+    assert (small.hits, len(small), small.bytes) == (0, 0, 0)
