@@ -72,8 +72,8 @@ class HeadlessPresenter:
     def close(self) -> None:
         self.writer.finalize()
         if self._sheet:
-            step = max(1, len(self._sheet) // self.sheet_tiles)
-            picked = self._sheet[::step][: self.sheet_tiles]
+            keep = np.unique(np.linspace(0, len(self._sheet) - 1, self.sheet_tiles).round().astype(int))
+            picked = [self._sheet[i] for i in keep]          # evenly over the whole session, last frame included
             write_contact_sheet(np.stack([f for _, f in picked]), [t for t, _ in picked],
                                 self.out_dir / "contact_sheet.png", tile_width=416)
 

@@ -204,3 +204,17 @@ def test_depth_probe_measures_the_distance_to_the_wall_and_keeps_few_frames():
     for index[0] in range(N):
         probe(np.eye(4), ahead)
     assert len(probe._points) == 3
+
+
+def test_contact_sheet_spans_the_whole_session(tmp_path):
+    """However long the session, the sheet's tiles run from its start to its end (frame i is painted
+    grey level i, so the last tile's colour says which frame it shows)."""
+    from PIL import Image
+    presenter = HeadlessPresenter(tmp_path, 24, 64, 48, sheet_tiles=12)
+    for i in range(200):
+        presenter.present(torch.full((48, 64, 3), i, dtype=torch.uint8), None)
+    presenter.close()
+    sheet = np.asarray(Image.open(tmp_path / "contact_sheet.png").convert("L"))
+    rows, cols, tile_h = 3, 4, sheet.shape[0] // 3
+    last = sheet[(rows - 1) * tile_h + tile_h // 2, (cols - 1) * sheet.shape[1] // cols + sheet.shape[1] // (2 * cols)]
+    assert last >= 180, f"the last tile shows frame ~{last} of 200"
