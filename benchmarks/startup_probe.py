@@ -1,0 +1,46 @@
+"""Where the "model" stage of play's start-up goes on a GPU, in a fresh process (random weights):
+
+    python3 -m benchmarks.startup_probe
+
+Times CUDA initialisation, importing torch.compile's machinery, building the full-size DiT, filling
+it with random weights, and then the whole random DiT refiner (TAE, prompt K/V, KV cache, samplers).
+Imports happen inside `main` on purpose: their cost is what is measured.
+"""
+import importlib
+import time
+
+
+def main() -> dict:
+    t0 = time.perf_counter()
+    import torch
+    if not torch.cuda.is_available():
+        raise SystemExit("startup_probe needs a CUDA GPU")
+    torch.zeros(1, device="cuda")
+    torch.cuda.synchronize()
+    t1 = time.perf_counter()
+    importlib.import_module("torch._inductor.compile_fx")
+    t2 = time.perf_counter()
+    from model.config import ModelConfig
+    from model.dit import CausalWanModel, DiTConfig
+    from model.dit_refiner import random_dit_refiner
+    model = CausalWanModel(DiTConfig(), device="cuda", dtype=torch.bfloat16)
+    torch.cuda.synchronize()
+    t3 = time.perf_counter()
+    g = torch.Generator("cuda").manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.02, generator=g)
+    torch.cuda.synchronize()
+    t4 = time.perf_counter()
+    del model
+    random_dit_refiner(ModelConfig(), torch.device("cuda"), (60, 104))
+    torch.cuda.synchronize()
+    t5 = time.perf_counter()
+    times = {"cuda init": t1 - t0, "import torch.compile": t2 - t1, "DiT construct": t3 - t2,
+             "random init": t4 - t3, "whole random DiT refiner": t5 - t4}
+    print(" | ".join(f"{k} {v:.2f} s" for k, v in times.items()))
+    return times
+
+
+if __name__ == "__main__":
+    main()
