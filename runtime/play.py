@@ -1,9 +1,11 @@
 """`main.py play`: compose a session from the config and the command line, run it, write its files."""
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +21,22 @@ from runtime.session import Session
 from runtime.worker import SceneTensors
 from runtime.world_cache import load_or_build_world
 from scenes.scene import load_sample_scene, load_scene
+
+
+def preload_compiler(cfg, device) -> threading.Thread | None:
+    """With the DiT asked for and compiled on a GPU: start CUDA and import torch.compile's machinery on
+    a thread while the scene loads (in a fresh process on the H100 they took 5 s and 10 s,
+    benchmarks/startup_probe.py), instead of one after the other before the first frame."""
+    if not (device.type == "cuda" and cfg.model.compile and cfg.runtime.refiner == "dit"):
+        return None
+
+    def load() -> None:
+        import torch
+        torch.zeros(1, device=device)
+        importlib.import_module("torch._inductor.compile_fx")
+    thread = threading.Thread(target=load, name="preload-compiler", daemon=True)
+    thread.start()
+    return thread
 
 
 def load_play_scene(cfg, name: str | None):
@@ -107,7 +125,10 @@ def warm_up(refiner, scene) -> None:
 def play(cfg, args) -> int:
     started = time.perf_counter()
     device = pick_device(cfg.runtime.device)
+    preload = preload_compiler(cfg, device)
     scene = load_play_scene(cfg, args.scene)
+    if preload is not None:
+        preload.join()
     t_scene = time.perf_counter()
     refiner = make_refiner(cfg, device, scene)
     t_model = time.perf_counter()
@@ -129,7 +150,8 @@ def play(cfg, args) -> int:
                       max_frames=round(seconds * fps) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0)
-    print(f"roam: ready in {time.perf_counter() - started:.1f} s (scene {t_scene - started:.1f} s, model "
+    print(f"roam: ready in {time.perf_counter() - started:.1f} s (scene{' and compiler' if preload else ''} "
+          f"{t_scene - started:.1f} s, model "
           f"{t_model - t_scene:.1f} s, warm-up {t_warm - t_model:.1f} s, world and session "
           f"{time.perf_counter() - t_warm:.1f} s)", file=sys.stderr)
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}"
