@@ -61,6 +61,12 @@ def make_refiner(cfg, device, scene=None):
     if choice == "geometry":
         return GeometryRefiner()
     from model.dit_refiner import dit_refiner_or_reason
+    from model.fp8 import check_fp8_support
+    if cfg.model.fp8:
+        try:
+            check_fp8_support(device)
+        except ValueError as err:
+            raise UserError(str(err)) from None
     refiner, reason = dit_refiner_or_reason(cfg.model, device, scene)
     if refiner is not None:
         return refiner
