@@ -134,6 +134,8 @@ def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
                            compile_scope=cfg.compile_scope, cuda_graphs=cfg.cuda_graphs,
                            rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
                            generator=torch.Generator(device).manual_seed(cfg.seed))
+    if cfg.compile and cfg.compile_codec and device.type == "cuda" and isinstance(codec, TAECodec):
+        codec.compile_streams()
     return DiTRefiner(sampler, codec, source_cache_mb=cfg.source_latent_cache_mb)
 
 

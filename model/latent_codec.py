@@ -21,7 +21,7 @@ from torch import Tensor
 
 from model import checkpoint
 from model.config import ModelConfig
-from model.tae import TAEHV, TAEConfig, TAEStream
+from model.tae import TAEHV, TAEConfig, TAEStream, run_layers
 from model.vae import VAEConfig, WanVAE, WanVAEStream
 
 
@@ -93,7 +93,13 @@ class TAECodec(LatentCodec):
 
     def __init__(self, net: TAEHV, latent_dtype: torch.dtype = torch.bfloat16):
         super().__init__(net, latent_dtype)
-        self.new_stream = lambda: TAEStream(net)
+        self._run = run_layers
+        self.new_stream = lambda: TAEStream(net, self._run)
+
+    def compile_streams(self) -> None:
+        """Streams made from now on run the encoder and decoder through torch.compile (static shapes:
+        a first and a steady block each)."""
+        self._run = torch.compile(run_layers, dynamic=False)
 
     def to_input(self, frames: Tensor) -> Tensor:
         """[-1, 1] -> [0, 1] as inference_causal_test.py does before the TAE encoder."""

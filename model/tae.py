@@ -179,8 +179,9 @@ class TAEStream:
 
     Memory cost: one frame per MemBlock (the parallel work inside a block is O(block length))."""
 
-    def __init__(self, tae: TAEHV):
-        self.tae = tae
+    def __init__(self, tae: TAEHV, run=run_layers):
+        """run: `run_layers` or a compiled version of it (TAECodec.compile_streams)."""
+        self.tae, self.run = tae, run
         self.reset()
 
     def reset(self) -> None:
@@ -206,14 +207,14 @@ class TAEStream:
         x = frames.to(p.device, p.dtype)
         if cfg.patch_size > 1:
             x = F.pixel_unshuffle(x.flatten(0, 1), cfg.patch_size).unflatten(0, x.shape[:2])
-        return run_layers(self.tae.encoder, x, self.encoder_memory)
+        return self.run(self.tae.encoder, x, self.encoder_memory)
 
     @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
         """latents: [B, F, C, h, w] -> frames [B, T, 3, H, W] in [0, 1] (the TAE's dtype); the
         stream's first 3 frames are start-up frames and never returned."""
         p = next(self.tae.parameters())
-        x = run_layers(self.tae.decoder, latents.to(p.device, p.dtype), self.decoder_memory)
+        x = self.run(self.tae.decoder, latents.to(p.device, p.dtype), self.decoder_memory)
         trim = max(0, self.tae.cfg.frames_to_trim - self.frames_decoded)
         self.frames_decoded += x.shape[1]
         x = self.tae.postprocess(x.flatten(0, 1)).unflatten(0, x.shape[:2])   # [B, T, 3, H, W]
