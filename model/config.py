@@ -11,7 +11,7 @@ class ModelConfig:
     use_tae: bool = True               # TAEHV tiny autoencoder instead of the Wan VAE in play
     dtype: str = "bfloat16"            # bfloat16 | float32 for the DiT on GPU
     compile: bool = True               # torch.compile the DiT on a GPU (static shapes; slow first start, cached after)
-    compile_codec: bool = False        # also torch.compile the tiny autoencoder's encoder and decoder (GPU)
+    compile_codec: bool = True         # also torch.compile the tiny autoencoder's encoder and decoder (GPU)
     compile_scope: str = "blocks"      # blocks: one transformer block compiled, shared by all layers | passes: whole passes
     compile_cache_dir: str = ".cache/compile"  # torch.compile's kernel cache (TORCHINDUCTOR_CACHE_DIR), reused across runs
     cuda_graphs: bool = True           # replay each DiT pass as one CUDA graph (GPU only; no launch gaps)

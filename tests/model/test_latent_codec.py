@@ -72,3 +72,18 @@ def test_load_codec_follows_use_tae(tmp_path):
     assert isinstance(tae, TAECodec) and torch.equal(tae.net.decoder[22].bias, tae_sd["decoder.22.bias"].float())
     with pytest.raises(ck.CheckpointError, match="madebyollin/taehv"):
         load_codec(ModelConfig(checkpoint_dir=str(tmp_path / "none"), use_tae=True), device="cpu")
+
+
+def test_compiled_tae_streams_match_the_plain_ones():
+    """compile_streams runs the same encoder and decoder through torch.compile: same numbers, first
+    and steady block (the two shapes play compiles)."""
+    codec = TAECodec(TAEHV(TAEConfig()).eval(), latent_dtype=torch.float32)
+    plain = codec.stream()
+    codec.compile_streams()
+    compiled = codec.stream()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        frames = torch.rand(1, 8, 3, 32, 48, generator=g) * 2 - 1
+        a, b = plain.encode(frames), compiled.encode(frames)
+        assert torch.allclose(a, b, atol=1e-4)
+        assert torch.allclose(plain.decode(a), compiled.decode(a), atol=1e-4)
