@@ -2,7 +2,7 @@
 source), DiT (context pass + 4 steps), decode, copy to the host. Full-size DiT and codec with random
 weights (cost does not depend on weight values) on a synthetic 480x832 scene.
 
-    python3 main.py bench [--blocks 10] [--vae] [--no-compile] [--no-cuda-graphs] [--fp8] [--rope float32] [--attn auto] [--json OUT] [--plot OUT.png]
+    python3 main.py bench [--blocks 10] [--vae] [--no-compile] [--no-compile-codec] [--no-cuda-graphs] [--fp8] [--rope float32] [--attn auto] [--json OUT] [--plot OUT.png]
 
 Stage times come from the generation worker's own marks (each a device synchronise on the worker
 thread), so they are the times the runtime sees. fps = frames per block / median block time.
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     H, W = (64, 96) if args.tiny else (480, 832)
     cfg = ModelConfig(use_tae=not args.vae, compile=not args.no_compile, compile_scope=args.compile_scope, fp8=args.fp8,
-                      cuda_graphs=not args.no_cuda_graphs, compile_codec=args.compile_codec,
+                      cuda_graphs=not args.no_cuda_graphs, compile_codec=not args.no_compile_codec,
                       seed=0, rope=args.rope)
     refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=DiTConfig.tiny() if args.tiny else DiTConfig())
     if args.attn != "auto":
@@ -131,7 +131,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vae", action="store_true", help="the Wan VAE instead of the tiny autoencoder")
     p.add_argument("--no-compile", action="store_true", help="run the DiT eager (the default compiles, as play does)")
     p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks", help="see config.yaml model.compile_scope")
-    p.add_argument("--compile-codec", action="store_true", help="also compile the TAE (config.yaml model.compile_codec)")
+    p.add_argument("--no-compile-codec", action="store_true", help="run the TAE eager (play compiles it: model.compile_codec)")
     p.add_argument("--no-cuda-graphs", action="store_true", help="run the DiT passes without CUDA graphs")
     p.add_argument("--fp8", action="store_true", help="FP8 matmuls in the DiT (config.yaml model.fp8)")
     p.add_argument("--attn", default="auto", help="attention backend (model/attention.py)")
