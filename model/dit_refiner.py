@@ -11,6 +11,7 @@ frame 0 repeated, so with the TAE the mask lags its block by 3 frames, as in the
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from model.refiners import RefineInput
 from model.sampler import FRAMES_PER_BLOCK, BlockSampler
 from model.source_cache import SourceLatentCache
 
+log = logging.getLogger(__name__)
 MASK_LAG = 3          # frames of the previous block the reference's mask grouping reaches back
 
 
@@ -127,16 +129,30 @@ def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
     model.prepare_for_inference(fp8=cfg.fp8)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True     # the codec's convolutions have fixed shapes: pick the fastest once
-    if cfg.compile:
+    compile = cfg.compile and can_compile(device)
+    if compile:
         use_compile_cache(cfg.compile_cache_dir)
     prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)
-    sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=cfg.compile and device.type == "cuda",
+    sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=compile,
                            compile_scope=cfg.compile_scope, cuda_graphs=cfg.cuda_graphs,
                            rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
                            generator=torch.Generator(device).manual_seed(cfg.seed))
-    if cfg.compile and cfg.compile_codec and device.type == "cuda" and isinstance(codec, TAECodec):
+    if compile and cfg.compile_codec and isinstance(codec, TAECodec):
         codec.compile_streams()
     return DiTRefiner(sampler, codec, source_cache_mb=cfg.source_latent_cache_mb)
+
+
+def can_compile(device: torch.device) -> bool:
+    """torch.compile runs on a CUDA device with Triton (missing e.g. on Windows builds); without it
+    the DiT runs eager, with a warning, instead of failing at warm-up."""
+    if device.type != "cuda":
+        return False
+    from torch.utils._triton import has_triton
+    if not has_triton():
+        log.warning("model.compile: Triton is not installed, so the DiT runs eager (slower); "
+                    "pip install triton, or set model.compile=false to silence this")
+        return False
+    return True
 
 
 def use_compile_cache(path: str) -> None:

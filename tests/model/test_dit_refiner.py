@@ -50,3 +50,12 @@ def test_tae_mask_latents_follow_the_reference_grouping_of_the_whole_video():
     whole = mask_to_latent(masks.float()[None] * 2 - 1, first_block=True)        # [1, 6, 4, h, w]
     got = torch.cat([r._mask_latent(masks[:12], True), r._mask_latent(masks[12:], False)], dim=1)
     assert torch.equal(got, whole[:, :6])
+
+
+def test_compile_only_where_it_can_run():
+    """No compile on the CPU; on CUDA only with Triton (else eager with a warning)."""
+    from model.dit_refiner import can_compile
+    from torch.utils._triton import has_triton
+    assert can_compile(torch.device("cpu")) is False
+    if torch.cuda.is_available():
+        assert can_compile(torch.device("cuda")) is has_triton()
