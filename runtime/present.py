@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from runtime.gl_interop import CudaTextureUploader, make_uploader
-from scenes.video import VideoWriter, write_contact_sheet
+from scenes.video import BackgroundVideoWriter, write_contact_sheet
 
 QUAD_VS = """
 #version 330
@@ -49,7 +49,7 @@ class HeadlessPresenter:
     def __init__(self, out_dir: Path, fps: float, width: int, height: int, sheet_tiles: int = 12):
         self.out_dir, self.fps, self.sheet_tiles = Path(out_dir), fps, sheet_tiles
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.writer = VideoWriter(self.out_dir / "video.mp4", fps=fps, width=width, height=height)
+        self.writer = BackgroundVideoWriter(self.out_dir / "video.mp4", fps=fps, width=width, height=height)
         self._sheet: list[tuple[float, np.ndarray]] = []   # every `_stride`-th frame, at most 2 x tiles
         self._stride = 1
         self.frames_presented = 0

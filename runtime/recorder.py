@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from scenes.atomic import write_atomic
-from scenes.video import VideoWriter
+from scenes.video import BackgroundVideoWriter
 
 
 class Recorder:
@@ -32,7 +32,7 @@ class Recorder:
         self._inputs = open(self.folder / "inputs.jsonl", "w", buffering=1)
         self._poses = open(self.folder / "poses.jsonl", "w", buffering=1)
         self._blocks = open(self.folder / "blocks.jsonl", "w", buffering=1)
-        self._video = VideoWriter(self.folder / "video.mp4", fps=fps, width=width, height=height)
+        self._video = BackgroundVideoWriter(self.folder / "video.mp4", fps=fps, width=width, height=height)
         self.frames = 0
         self.closed = False
 

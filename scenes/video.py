@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import queue
 import threading
 import uuid
 import warnings
@@ -289,6 +290,64 @@ class VideoWriter:
             self.finalize()
         else:
             self.abort()
+
+
+class BackgroundVideoWriter:
+    """A VideoWriter whose H.264 encoding runs on its own thread, so a real-time loop never waits for
+    the encoder (on the 2-core development machine one 832x480 write took 7.6 ms at p50 and up to
+    68 ms; at 24 fps a frame has 41.7 ms). `write` checks and copies the frame into a queue of at most
+    `max_queued` frames, blocking only when the encoder falls that far behind; `finalize` drains the
+    queue, then finalizes as VideoWriter does (atomic rename). An encoder error surfaces at the next
+    write or at finalize."""
+
+    def __init__(self, path: Path | str, fps: float = 24.0, width: int = 832, height: int = 480,
+                 max_queued: int = 48, **options):
+        self._writer = VideoWriter(path, fps, width, height, **options)
+        self.path, self.width, self.height = self._writer.path, self._writer.width, self._writer.height
+        self.num_frames = 0
+        self._queue: queue.Queue = queue.Queue(max_queued)
+        self._error: Exception | None = None
+        self._lock = threading.Lock()
+        self._done = False
+        self._thread = threading.Thread(target=self._encode, name=f"video-writer {self.path.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def closed(self) -> bool:
+        return self._done
+
+    def _encode(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write(frame)
+                except Exception as err:            # kept for the caller's next write or finalize
+                    self._error = err
+
+    def write(self, frame) -> None:
+        """Queue one frame: uint8 [H, W, 3] RGB (numpy or torch, H x W as constructed)."""
+        if self._error is not None:
+            raise self._error
+        arr = frame.detach().cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
+        if arr.dtype != np.uint8 or arr.shape != (self.height, self.width, 3):
+            raise VideoError(f"{self.path}: expected a uint8 frame of shape {[self.height, self.width, 3]}, "
+                             f"got {arr.dtype} {list(arr.shape)}")
+        if self._done:
+            raise VideoError(f"{self.path}: write after the writer was finalized")
+        self._queue.put(arr.copy())                 # the caller may reuse its buffer
+        self.num_frames += 1
+
+    def finalize(self) -> Path | None:
+        """Encode what is queued, then VideoWriter.finalize; idempotent."""
+        with self._lock:
+            if not self._done:
+                self._done = True
+                self._queue.put(None)
+                self._thread.join()
+            if self._error is not None:
+                self._writer.abort()
+                raise VideoError(f"{self.path}: encoding failed ({self._error})") from self._error
+            return self._writer.finalize()
 
 
 # ---------------------------------------------------------------- contact sheets

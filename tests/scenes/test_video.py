@@ -238,3 +238,24 @@ def test_contact_sheet(tmp_path):
 def test_resize_frames_is_identity_at_the_same_size():
     frames = torch.from_numpy(gradient_frames(n=2))
     assert resize_frames(frames, 64, 48) is frames
+
+
+def test_background_writer_encodes_every_frame_in_order_off_the_calling_thread(tmp_path):
+    """write() only queues a copy (the caller may reuse its buffer); finalize() drains the queue and
+    renames atomically; bad frames fail at once."""
+    from scenes.video import BackgroundVideoWriter
+    path = tmp_path / "bg.mp4"
+    writer = BackgroundVideoWriter(path, fps=24, width=64, height=48, max_queued=2)
+    buffer = np.zeros((48, 64, 3), np.uint8)
+    for i in range(30):
+        buffer[:] = i * 8                                   # reused buffer: the queue must hold copies
+        writer.write(buffer)
+    with pytest.raises(VideoError, match="uint8 frame of shape"):
+        writer.write(np.zeros((10, 10, 3), np.uint8))
+    assert not path.exists()                                # only the hidden temporary file so far
+    assert writer.finalize() == path and writer.finalize() == path
+    with av.open(str(path)) as container:
+        means = [f.to_ndarray(format="rgb24").mean() for f in container.decode(video=0)]
+    assert len(means) == 30 and np.all(np.diff(means) > 4)  # every frame, in order
+    with pytest.raises(VideoError, match="after the writer was finalized"):
+        writer.write(buffer)
