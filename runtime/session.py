@@ -305,7 +305,8 @@ class Session:
         lat = s.get("control_to_photon_ms", {})
         state = "paused" if self.clock.paused else f"{self.clock.speed:g}x {'rev' if self.clock.direction < 0 else 'fwd'}"
         return [f"roam  {self.refiner.name} refiner  {self.rig.mode} mode",
-                f"fps {s.get('fps') or 0:5.1f}   latency p50 " + (f"{lat['p50']:4.0f} ms" if "p50" in lat else "  -- ms"),
+                (f"fps {s['fps']:5.1f}" if s.get("fps") else "fps    --") + "   latency p50 "
+                + (f"{lat['p50']:4.0f} ms" if "p50" in lat else "  -- ms"),
                 f"time {info.source_index:4d}/{self.scene.num_frames - 1}  {state}",
                 f"buffer {len(self.buffer):2d} frames  block {info.block_id}",
                 *[str(source.status) for source in self.status],
