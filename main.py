@@ -124,5 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     return commands.dispatch(args)
 
 
+def exit_process(code: int) -> None:
+    """Exit with `code`. A generation worker still inside a torch op (stopped mid-block when the
+    session ended) would make Python's shutdown abort ("terminate called without an active
+    exception", exit 134), so with such a thread alive the process ends without that shutdown; every
+    output is finished and flushed by then."""
+    import logging
+    import os
+    import threading
+    if threading.active_count() == 1:
+        sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
