@@ -1,6 +1,40 @@
 """Things several tests make: real media files and stand-ins for parts that cannot run here."""
+from fractions import Fraction
+from pathlib import Path
+
 import av
 import numpy as np
+
+
+def write_test_video(path, frames, fps=24, *, codec="libx264", pix_fmt="yuv420p", rotation=None, fmt=None,
+                     container_options=None, stream_options=None, pts=None, mutate=None) -> Path:
+    """Frames uint8 [n, h, w, 3] written with PyAV directly (not through roam's VideoWriter), so tests
+    can make the files roam must cope with: pts per frame in 1/1000 s (variable frame rate), a display
+    rotation, another container, and `mutate(packet) -> packet | None` to corrupt or drop packets."""
+    container = av.open(str(path), "w", format=fmt, options=container_options or {})
+    stream = container.add_stream(codec, rate=fps)
+    stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+    stream.options = {"g": "4", "preset": "ultrafast", **(stream_options or {})}
+    if rotation is not None:
+        stream.set_display_rotation(rotation)
+    if pts is not None:
+        stream.codec_context.time_base = Fraction(1, 1000)
+    packets = []
+    for i, f in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+        frame.pts = i if pts is None else pts[i]
+        if pts is not None:
+            frame.time_base = Fraction(1, 1000)
+        packets += stream.encode(frame)
+    packets += stream.encode()
+    if not len(frames):
+        container.start_encoding()
+    for p in packets:
+        p = mutate(p) if mutate else p
+        if p is not None:
+            container.mux(p)
+    container.close()
+    return Path(path)
 
 
 def write_audio_only_mp4(path, frames: int = 10) -> None:

@@ -2,7 +2,6 @@
 key, chunked depth for long videos, and the bad-input list (one-line errors, nothing written)."""
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.makers import FakeDA3, write_audio_only_mp4
+from tests.makers import FakeDA3, write_audio_only_mp4, write_test_video
 from runtime.build import build_scene, build_scene_at
 from runtime.config import load_config
 from scenes.depth import DepthError
@@ -34,32 +33,6 @@ def frames_of(n=12, h=36, w=64, seed=0) -> np.ndarray:
     return np.clip(np.stack(out), 0, 255).astype(np.uint8)
 
 
-def write_video(path, frames, fps=24, pix_fmt="yuv420p", pts=None, mutate=None, options=None):
-    """H.264 with PyAV. pts: per-frame timestamps in 1/1000 s (variable frame rate); mutate(packet)."""
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-    stream.options = {"g": "4", "preset": "ultrafast", **(options or {})}
-    if pts is not None:
-        stream.codec_context.time_base = Fraction(1, 1000)
-    packets = []
-    for i, f in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(f, format="rgb24")
-        frame.pts = i if pts is None else pts[i]
-        if pts is not None:
-            frame.time_base = Fraction(1, 1000)
-        packets += stream.encode(frame)
-    packets += stream.encode()
-    if not len(frames):
-        container.start_encoding()
-    for p in packets:
-        p = mutate(p) if mutate else p
-        if p is not None:
-            container.mux(p)
-    container.close()
-    return Path(path)
-
-
 def nothing_written(tmp_path) -> bool:
     cache = tmp_path / "cache"
     return not cache.exists() or not any(cache.iterdir())
@@ -68,7 +41,7 @@ def nothing_written(tmp_path) -> bool:
 # ---------------------------------------------------------------- end to end
 
 def test_build_writes_a_scene_and_reuses_it(tmp_path, capsys):
-    video = write_video(tmp_path / "clip.mp4", frames_of())
+    video = write_test_video(tmp_path / "clip.mp4", frames_of())
     cfg = make_cfg(tmp_path)
     scene, folder = build_scene_at(cfg, video, depth="estimate", prompt="a test clip", progress=False)
     assert scene.frames.shape == (12, H, W, 3) and scene.depth.shape == (12, H, W) and scene.fps == 24.0
@@ -79,12 +52,12 @@ def test_build_writes_a_scene_and_reuses_it(tmp_path, capsys):
     again, folder2 = build_scene_at(cfg, video, depth="estimate", prompt="a test clip", progress=False)
     assert folder2 == folder and "loaded from" in capsys.readouterr().err
     assert build_scene_at(cfg, video, depth="estimate", prompt="other", progress=False)[1] != folder
-    write_video(video, frames_of(seed=5))                                             # new bytes: a stale key
+    write_test_video(video, frames_of(seed=5))                                             # new bytes: a stale key
     assert build_scene_at(cfg, video, depth="estimate", prompt="a test clip", progress=False)[1] != folder
 
 
 def test_auto_uses_the_npz_beside_the_video_and_its_bytes_key_the_cache(tmp_path, capsys):
-    video = write_video(tmp_path / "clip.mp4", frames_of(n=6))
+    video = write_test_video(tmp_path / "clip.mp4", frames_of(n=6))
     depth = np.linspace(1, 5, 6 * 36 * 64, dtype=np.float32).reshape(6, 36, 64)
     np.savez(tmp_path / "clip.npz", depth=depth)
     cfg = make_cfg(tmp_path)
@@ -97,7 +70,7 @@ def test_auto_uses_the_npz_beside_the_video_and_its_bytes_key_the_cache(tmp_path
 
 
 def test_no_prompt_and_no_florence_gives_an_empty_caption_with_a_notice(tmp_path, capsys):
-    video = write_video(tmp_path / "clip.mp4", frames_of(n=3))
+    video = write_test_video(tmp_path / "clip.mp4", frames_of(n=3))
     scene = build_scene(make_cfg(tmp_path), video, depth="estimate", progress=False)
     assert scene.caption == "" and scene.meta["caption_source"] == "none"
     assert "Florence-2" in capsys.readouterr().err
@@ -110,7 +83,7 @@ def test_long_videos_run_depth_in_chunks_and_keep_every_frame(tmp_path, monkeypa
     monkeypatch.setattr("scenes.depth.choose.da3_missing", lambda model_dir: None)
     monkeypatch.setattr("scenes.depth.choose.load_da3", lambda model_dir, device: model)
     monkeypatch.setattr("runtime.build.REFERENCE_MAX_FRAMES", 8)
-    video = write_video(tmp_path / "long.mp4", frames_of(n=10))
+    video = write_test_video(tmp_path / "long.mp4", frames_of(n=10))
     scene = build_scene(make_cfg(tmp_path, "scenes.depth.chunk_frames=4"), video, depth="da3", prompt="", progress=False)
     assert scene.num_frames == 10 and [b[0] for b in model.batches] == [4, 4, 4]
     err = capsys.readouterr().err
@@ -118,7 +91,7 @@ def test_long_videos_run_depth_in_chunks_and_keep_every_frame(tmp_path, monkeypa
 
 
 def test_cli_build_prints_the_scene_folder_and_fails_in_one_line(tmp_path, capsys):
-    video = write_video(tmp_path / "clip.mp4", frames_of(n=4))
+    video = write_test_video(tmp_path / "clip.mp4", frames_of(n=4))
     sets = ["--set", f"scenes.width={W}", "--set", f"scenes.height={H}", "--set", f"scenes.cache_dir={tmp_path / 'c'}",
             "--set", f"model.checkpoint_dir={tmp_path / 'ckpt'}"]
     ok = subprocess.run([sys.executable, "main.py", "build", str(video), "--depth", "estimate", "--prompt", "hi", *sets],
@@ -146,7 +119,7 @@ def test_unreadable_videos_fail_in_one_line_and_write_nothing(tmp_path, case, me
     if case == "text":
         path.write_text("hello, not a video\n")
     elif case == "zero":
-        write_video(path, np.zeros((0, 36, 64, 3), np.uint8))
+        write_test_video(path, np.zeros((0, 36, 64, 3), np.uint8))
     elif case == "audio":
         write_audio_only_mp4(path)
     elif case == "folder":
@@ -165,7 +138,7 @@ def test_unreadable_videos_fail_in_one_line_and_write_nothing(tmp_path, case, me
     (lambda d: -d, "<= 0"),
 ])
 def test_bad_depth_files_fail_in_one_line_and_write_nothing(tmp_path, mutate, message):
-    video = write_video(tmp_path / "clip.mp4", frames_of(n=6))
+    video = write_test_video(tmp_path / "clip.mp4", frames_of(n=6))
     depth = np.linspace(1, 5, 6 * 36 * 64, dtype=np.float32).reshape(6, 36, 64)
     np.savez(tmp_path / "d.npz", depth=mutate(depth))
     with pytest.raises(DepthError, match=message) as err:
@@ -182,7 +155,7 @@ def test_corrupt_middle_keeps_the_good_frames_and_names_the_frame(tmp_path, caps
             bad.pts, bad.dts, bad.time_base, bad.stream = packet.pts, packet.dts, packet.time_base, packet.stream
             return bad
         return packet
-    video = write_video(tmp_path / "mid.mp4", frames_of(n=16), mutate=corrupt)
+    video = write_test_video(tmp_path / "mid.mp4", frames_of(n=16), mutate=corrupt)
     scene = build_scene(make_cfg(tmp_path), video, depth="estimate", prompt="", progress=False)
     assert 8 <= scene.num_frames < 16
     warning = [l for l in capsys.readouterr().err.splitlines() if l.startswith("roam: warning:")]
@@ -191,20 +164,20 @@ def test_corrupt_middle_keeps_the_good_frames_and_names_the_frame(tmp_path, caps
 
 def test_odd_sizes_large_frames_and_variable_frame_rate(tmp_path):
     cfg = make_cfg(tmp_path)
-    odd = write_video(tmp_path / "odd.mp4", np.random.default_rng(0).integers(0, 256, (4, 9, 17, 3), np.uint8),
-                      pix_fmt="yuv444p")
+    odd = write_test_video(tmp_path / "odd.mp4", np.random.default_rng(0).integers(0, 256, (4, 9, 17, 3), np.uint8),
+                           pix_fmt="yuv444p")
     scene = build_scene(cfg, odd, depth="estimate", prompt="", progress=False)
     assert scene.frames.shape == (4, H, W, 3) and scene.meta["source_size"] == [17, 9]
-    big = write_video(tmp_path / "big.mp4", np.repeat(frames_of(n=2, h=54, w=96), 40, axis=1).repeat(40, axis=2))
+    big = write_test_video(tmp_path / "big.mp4", np.repeat(frames_of(n=2, h=54, w=96), 40, axis=1).repeat(40, axis=2))
     scene = build_scene(cfg, big, depth="estimate", prompt="", progress=False)
     assert scene.frames.shape == (2, H, W, 3) and scene.meta["source_size"] == [3840, 2160]
-    vfr = write_video(tmp_path / "vfr.mp4", frames_of(n=8), pts=[0, 40, 50, 120, 130, 200, 290, 300])
+    vfr = write_test_video(tmp_path / "vfr.mp4", frames_of(n=8), pts=[0, 40, 50, 120, 130, 200, 290, 300])
     scene = build_scene(cfg, vfr, depth="estimate", prompt="", progress=False)
     assert scene.num_frames == 8 and 0 < scene.fps < 1000
 
 
 def test_a_video_too_long_for_memory_fails_before_decoding(tmp_path, monkeypatch):
-    video = write_video(tmp_path / "clip.mp4", frames_of(n=6))
+    video = write_test_video(tmp_path / "clip.mp4", frames_of(n=6))
     monkeypatch.setattr("runtime.build.available_memory_bytes", lambda: 6 * W * H * 10)
     with pytest.raises(VideoError, match=r"6 frames at 48x32 need about .* GiB to build.*cut the video"):
         build_scene(make_cfg(tmp_path), video, depth="estimate", prompt="", progress=False)
@@ -214,6 +187,6 @@ def test_a_video_too_long_for_memory_fails_before_decoding(tmp_path, monkeypatch
 def test_a_broken_florence_download_gives_a_notice_and_an_empty_caption(tmp_path, capsys):
     (tmp_path / "ckpt" / "Florence-2-large").mkdir(parents=True)
     (tmp_path / "ckpt" / "Florence-2-large" / "config.json").write_text("{}")
-    video = write_video(tmp_path / "clip.mp4", frames_of(n=3))
+    video = write_test_video(tmp_path / "clip.mp4", frames_of(n=3))
     scene = build_scene(make_cfg(tmp_path), video, depth="estimate", progress=False)
     assert scene.caption == "" and "cannot load Florence-2" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.makers import write_audio_only_mp4
+from tests.makers import write_audio_only_mp4, write_test_video as write_raw
 from scenes.video import (VideoDecodeWarning, VideoError, VideoWriter, decode_video, probe_video, resize_frames,
                           write_contact_sheet)
 
@@ -26,29 +26,6 @@ def gradient_frames(n=12, h=48, w=64) -> np.ndarray:
     return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
 
 
-def write_raw(path, frames, fps=24, codec="libx264", pix_fmt="yuv420p", rotation=None, fmt=None, mutate=None,
-              options=None):
-    """Write frames with PyAV directly (not through VideoWriter). `mutate(packet) -> packet | None`."""
-    container = av.open(str(path), "w", format=fmt, options=options or {})
-    stream = container.add_stream(codec, rate=fps)
-    stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-    stream.options = {"g": "4"}
-    if rotation is not None:
-        stream.set_display_rotation(rotation)
-    packets = []
-    for i, f in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(f, format="rgb24")
-        frame.pts = i
-        packets += stream.encode(frame)
-    packets += stream.encode()
-    if not len(frames):
-        container.start_encoding()
-    for p in packets:
-        p = mutate(p) if mutate else p
-        if p is not None:
-            container.mux(p)
-    container.close()
-    return path
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -178,7 +155,7 @@ def test_corrupt_packets_in_the_middle_are_skipped_with_a_warning(tmp_path):
 
 
 def test_truncated_file_keeps_the_good_frames(tmp_path):
-    path = write_raw(tmp_path / "fs.mp4", gradient_frames(n=20), options={"movflags": "faststart"})
+    path = write_raw(tmp_path / "fs.mp4", gradient_frames(n=20), container_options={"movflags": "faststart"})
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
     with pytest.warns(VideoDecodeWarning, match=r"decoded \d+ of the 20 frames"):
