@@ -148,7 +148,11 @@ KERNEL_CLASSES = (("attention", ("fmha", "flash", "attention", "cudnn", "sdpa"))
 
 
 def kernel_class(name: str) -> str:
+    """Inductor's own kernels (triton_*) are fused element-wise work even when named after the op they
+    feed, e.g. triton_poi_fused__scaled_dot_product_cudnn_attention_... or ..._scaled_mm_..."""
     low = name.lower()
+    if low.startswith("triton"):
+        return "other"
     return next((cls for cls, keys in KERNEL_CLASSES if any(k in low for k in keys)), "other")
 
 

@@ -23,3 +23,11 @@ def test_compare_eager_reports_every_block_and_is_zero_for_the_same_path():
     other = main(["--tiny", "--blocks", "2", "--compare-eager", "--seed", "3", "--rope", "fp32"])
     assert len(other["rel_diff_vs_eager_bf16_per_block"]) == 2
     assert all(0 <= d < 0.02 for d in other["rel_diff_vs_eager_bf16_per_block"])
+
+
+def test_profile_classes_inductor_kernels_as_other_whatever_op_they_are_named_after():
+    from benchmarks.dit_bench import kernel_class
+    assert kernel_class("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7") == "attention"
+    assert kernel_class("nvjet_sm90_tst_192x192_64x4_1x1_h_bz_coopB_gelubias_TNN") == "matmul"
+    assert kernel_class("triton_poi_fused__scaled_dot_product_cudnn_attention__to_copy_transpose_view_3") == "other"
+    assert kernel_class("triton_red_fused__scaled_mm__to_copy_abs_amax_clamp_div_gelu_t_view_8") == "other"
