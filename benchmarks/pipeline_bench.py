@@ -4,8 +4,8 @@ weights (cost does not depend on weight values) on a synthetic 480x832 scene.
 
     python3 main.py bench [--blocks 10] [--vae] [--no-compile] [--no-compile-codec] [--no-cuda-graphs] [--fp8] [--rope float32] [--attn auto] [--json OUT] [--plot OUT.png]
 
-Stage times come from the generation worker's own marks (each a device synchronise on the worker
-thread), so they are the times the runtime sees. fps = frames per block / median block time.
+Stage times come from the generation worker's own marks (CUDA events, read once the block is done),
+so they are the times the runtime sees. fps = frames per block / median block time.
 """
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ def to_fp8(module: nn.Module, names: tuple[str, ...]) -> None:
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
-        linear = getattr(parent, child) if not child.isdigit() else parent[int(child)]
+        linear = module.get_submodule(name)
         if isinstance(linear, Fp8Linear):
             continue
         if not isinstance(linear, nn.Linear):
