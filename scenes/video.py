@@ -195,6 +195,16 @@ def decode_video(path: Path | str, width: int = 832, height: int = 480,
 
 # ---------------------------------------------------------------- writing
 
+def checked_frame(frame, path: Path, height: int, width: int) -> np.ndarray:
+    """A frame to encode (numpy or torch, any device) as a uint8 [height, width, 3] array, or a
+    VideoError naming the file and the shape it got."""
+    arr = frame.detach().cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
+    if arr.dtype != np.uint8 or arr.shape != (height, width, 3):
+        raise VideoError(f"{path}: expected a uint8 frame of shape {[height, width, 3]}, "
+                         f"got {arr.dtype} {list(arr.shape)}")
+    return arr
+
+
 class VideoWriter:
     """H.264 (libx264, yuv420p) writer that never leaves a half-written file under the real name.
 
@@ -231,10 +241,7 @@ class VideoWriter:
 
     def write(self, frame) -> None:
         """Append one frame: uint8 [H, W, 3] RGB (numpy or torch, H x W as constructed)."""
-        arr = frame.detach().cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
-        if arr.dtype != np.uint8 or arr.shape != (self.height, self.width, 3):
-            raise VideoError(f"{self.path}: expected a uint8 frame of shape {[self.height, self.width, 3]}, "
-                             f"got {arr.dtype} {list(arr.shape)}")
+        arr = checked_frame(frame, self.path, self.height, self.width)
         if self.width % 2 or self.height % 2:
             arr = np.pad(arr, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
@@ -328,10 +335,7 @@ class BackgroundVideoWriter:
         """Queue one frame: uint8 [H, W, 3] RGB (numpy or torch, H x W as constructed)."""
         if self._error is not None:
             raise self._error
-        arr = frame.detach().cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
-        if arr.dtype != np.uint8 or arr.shape != (self.height, self.width, 3):
-            raise VideoError(f"{self.path}: expected a uint8 frame of shape {[self.height, self.width, 3]}, "
-                             f"got {arr.dtype} {list(arr.shape)}")
+        arr = checked_frame(frame, self.path, self.height, self.width)
         if self._done:
             raise VideoError(f"{self.path}: write after the writer was finalized")
         self._queue.put(arr.copy())                 # the caller may reuse its buffer
