@@ -6,6 +6,10 @@ weights (cost does not depend on weight values) on a synthetic 480x832 scene.
 
 Stage times come from the generation worker's own marks (CUDA events, read once the block is done),
 so they are the times the runtime sees. fps = frames per block / median block time.
+
+Every other steady block is first prepared as real-time play does while the worker waits for the
+next request (runtime/worker.py PrepareHint: source encode and context pass ahead); its time after
+the request is what a camera change waits for (control-to-photon), not the throughput.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import argparse
 import json
 import platform
 import statistics
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +26,7 @@ import torch
 from model.config import ModelConfig
 from model.dit import DiTConfig
 from model.dit_refiner import random_dit_refiner
-from runtime.worker import BlockRequest, GenerationWorker, SceneTensors
+from runtime.worker import BlockRequest, GenerationWorker, PrepareHint, SceneTensors
 from scenes.scene import Scene
 
 STAGES = ("render", "encode", "dit", "decode")
@@ -64,24 +69,39 @@ def run(args: argparse.Namespace) -> dict:
                               mark=lambda block, stage, t: marks.setdefault(block, {}).setdefault(stage, t))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    frames, start = [], 0
+    frames, prepare_ms, start = [], {}, 0
     for b in range(args.blocks):
         n = refiner.frames_for_block(b == 0)
-        req = BlockRequest(b, tuple((start + i) % scene.num_frames for i in range(n)), orbit_poses(n, start),
-                           restart=b == 0, input_sampled_s=0.0, command_tick=0)
-        frames.append(worker.run_block(req).frames.shape[0])
+        indices = tuple((start + i) % scene.num_frames for i in range(n))
+        if b % 2 and b >= args.warmup:                  # as play's idle worker does before the request
+            t0 = time.perf_counter()
+            worker.run_hint(PrepareHint(b, indices))    # waits for the device
+            prepare_ms[b] = 1000 * (time.perf_counter() - t0)
+        req = BlockRequest(b, indices, orbit_poses(n, start), restart=b == 0, input_sampled_s=0.0, command_tick=0)
+        block = worker.run_block(req)
+        if (b in prepare_ms) != block.prepared:
+            raise RuntimeError(f"block {b}: prepared {block.prepared}, expected {b in prepare_ms}")
+        frames.append(block.frames.shape[0])
         start += n
-    return summarise(args, marks, frames, device, refiner)
+    return summarise(args, marks, frames, prepare_ms, device, refiner)
 
 
-def summarise(args, marks: dict, frames: list[int], device, refiner) -> dict:
-    steady = [b for b in marks if b >= args.warmup] or list(marks)
-    per_stage = {}
+def stage_medians(marks: dict, blocks: list[int]) -> tuple[dict[str, float], float]:
+    """Median ms of each stage and of the whole block (start to decoded) over `blocks`."""
     order = ("start",) + STAGES
-    for a, b in zip(order, order[1:]):
-        per_stage[b] = statistics.median(1000 * (marks[k][b] - marks[k][a]) for k in steady)
-    block_ms = statistics.median(1000 * (marks[k]["decode"] - marks[k]["start"]) for k in steady)
+    per_stage = {b: statistics.median(1000 * (marks[k][b] - marks[k][a]) for k in blocks) for a, b in zip(order, order[1:])}
+    return per_stage, statistics.median(1000 * (marks[k]["decode"] - marks[k]["start"]) for k in blocks)
+
+
+def summarise(args, marks: dict, frames: list[int], prepare_ms: dict[int, float], device, refiner) -> dict:
+    steady = [b for b in marks if b >= args.warmup and b not in prepare_ms] or [b for b in marks if b not in prepare_ms]
+    per_stage, block_ms = stage_medians(marks, steady)
     frames_per_block = statistics.median(frames[k] for k in steady)
+    prepared = None
+    if prepare_ms:
+        stages, request_ms = stage_medians(marks, list(prepare_ms))
+        prepared = {"blocks": len(prepare_ms), "stage_ms": stages, "request_ms": request_ms,
+                    "prepare_ms": statistics.median(prepare_ms.values())}
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__, "codec": refiner.codec.name, "attention": refiner.sampler.model.attn_backend,
@@ -89,6 +109,7 @@ def summarise(args, marks: dict, frames: list[int], device, refiner) -> dict:
         "stage_ms": per_stage, "block_ms": block_ms, "frames_per_block": frames_per_block,
         "fps": frames_per_block / (block_ms / 1000),
         "all_block_ms": [1000 * (marks[k]["decode"] - marks[k]["start"]) for k in sorted(marks)],
+        "prepared": prepared,
         "peak_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     }
 
@@ -96,12 +117,16 @@ def summarise(args, marks: dict, frames: list[int], device, refiner) -> dict:
 def print_table(r: dict) -> None:
     print(f"\nroam pipeline on {r['device']} | torch {r['torch']} | codec {r['codec']} | attention {r['attention']}"
           f" | compile {r['compile']} | CUDA graphs {r['cuda_graphs']} | fp8 {r['fp8']} | RoPE {r['rope']} | median of {r['steady_blocks']} steady blocks")
-    print(f"{'stage':<10}{'ms':>10}")
+    prep = r["prepared"]
+    print(f"{'stage':<10}{'ms':>10}" + (f"{'prepared ahead':>18}" if prep else ""))
     for stage, ms in r["stage_ms"].items():
-        print(f"{stage:<10}{ms:>10.1f}")
+        print(f"{stage:<10}{ms:>10.1f}" + (f"{prep['stage_ms'][stage]:>18.1f}" if prep else ""))
     mem = "n/a" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.2f} GiB"
-    print(f"{'block':<10}{r['block_ms']:>10.1f}   -> {r['fps']:.1f} fps ({r['frames_per_block']:g} frames/block), "
-          f"peak GPU memory {mem}")
+    print(f"{'block':<10}{r['block_ms']:>10.1f}" + (f"{prep['request_ms']:>18.1f}" if prep else "")
+          + f"   -> {r['fps']:.1f} fps ({r['frames_per_block']:g} frames/block), peak GPU memory {mem}")
+    if prep:
+        print(f"prepared ahead: source encode and context pass, {prep['prepare_ms']:.1f} ms while the worker waits "
+              f"for the request; a camera change waits {prep['request_ms']:.1f} ms for its block ({prep['blocks']} blocks)")
 
 
 def plot(r: dict, path: Path) -> None:

@@ -4,7 +4,10 @@ Per block (3 latent frames): encode the source frames and the point-cloud render
 codec (each through its own streaming encoder state; source latents of a block seen before with the
 same history come from model/source_cache.py, exactly), turn the validity mask into the 4-channel mask
 latent, run the DiT block (context pass + 4 denoising steps, model/sampler.py), and decode the block's
-x0 with the streaming decoder. Frame grouping follows the codec: the Wan VAE takes 9 frames for the
+x0 with the streaming decoder. The source encode and the context pass do not depend on the camera:
+`prepare` runs them for the block the world clock predicts, while the GPU would otherwise wait for
+the next request, and `refine` then skips them (a block with other source frames rewinds and runs
+them itself). This takes them off the control-to-photon path. Frame grouping follows the codec: the Wan VAE takes 9 frames for the
 first block and 12 after, the TAE 12 always; the decoder yields 9 frames for the first block, 12 after.
 The mask latent always uses the reference's (Wan VAE) grouping, latent i = mask frames 4i-3 .. 4i with
 frame 0 repeated, so with the TAE the mask lags its block by 3 frames, as in the reference.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -48,6 +52,7 @@ class DiTRefiner:
         self.source_cache.reset()
         self._mask_tail: torch.Tensor | None = None
         self._first = True
+        self._prepared: Prepared | None = None
 
     def frames_for_block(self, first: bool) -> int:
         return self.codec.input_frames(FRAMES_PER_BLOCK, first)
@@ -63,16 +68,50 @@ class DiTRefiner:
         self.reset()
 
     @torch.no_grad()
+    def prepare(self, source: torch.Tensor, source_indices: tuple[int, ...]) -> None:
+        """Encode the next block's source frames (uint8 [T, H, W, 3], scene frames `source_indices`)
+        and run its context pass now, before its camera is known. A block that starts a new context
+        cannot be prepared (the call does nothing); a new call replaces an unused preparation."""
+        if self._first:
+            return
+        self._rewind()
+        rewind_to = (self._source.encoder_state(), self.source_cache.position())
+        indices = tuple(int(i) for i in source_indices)
+        ref_latent = self.source_cache.encode(self._source, to_signed(source, self.device), indices)
+        self.sampler.prefill(ref_latent.to(self.dtype))
+        self._prepared = Prepared(indices, *rewind_to)
+
+    def is_prepared(self, source_indices: tuple[int, ...] | None) -> bool:
+        """Whether the next refine() of a block with these source frames skips the prepared work."""
+        return self._prepared is not None and source_indices is not None \
+            and self._prepared.indices == tuple(int(i) for i in source_indices)
+
+    def _rewind(self) -> None:
+        """Undo an unused preparation: the source encoder state and the cache's history go back (the
+        context pass needs no undo: the next prefill rewrites its rows)."""
+        if self._prepared is not None:
+            self._source.set_encoder_state(self._prepared.encoder_state)
+            self.source_cache.rewind(self._prepared.cache_position)
+            self._prepared = None
+
+    @torch.no_grad()
     def refine(self, block: RefineInput) -> torch.Tensor:
         first, self._first = self._first, False
-        source = to_signed(block.source, self.device)                       # [1, T, 3, H, W]
+        prepared = self.is_prepared(block.source_indices)
+        if prepared:
+            self._prepared = None
+        else:
+            self._rewind()
+            source = to_signed(block.source, self.device)                   # [1, T, 3, H, W]
+            ref_latent = self.source_cache.encode(self._source, source, block.source_indices)   # [1, 3, 16, h, w]
         render = to_signed(block.render, self.device)                       # [1, T, 3, H, W]
-        ref_latent = self.source_cache.encode(self._source, source, block.source_indices)   # [1, 3, 16, h, w]
         render_latent = self._render.encode(render)                         # [1, 3, 16, h, w]
         mask_latent = self._mask_latent(block.mask, first)                  # [1, 3, 4, h, w]
         block.mark("encode")
         cond = torch.cat([mask_latent.to(render_latent.dtype), render_latent], dim=2)   # [1, 3, 20, h, w]
-        x0 = self.sampler.generate_block(ref_latent.to(self.dtype), cond.to(self.dtype))
+        if not prepared:
+            self.sampler.prefill(ref_latent.to(self.dtype))
+        x0 = self.sampler.denoise(cond.to(self.dtype))                      # [1, 3, 16, h, w]
         block.mark("dit")
         video = self._decoder.decode(x0)                                    # [1, T', 3, H, W] in [0, 1]
         return (video[0] * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()   # [T', H, W, 3]
@@ -86,6 +125,14 @@ class DiTRefiner:
         self._mask_tail = signed[:, -self._mask_lag:]
         seq = torch.cat([tail, signed], dim=1)[:, :4 * FRAMES_PER_BLOCK]       # [1, 12, H, W]
         return mask_to_latent(seq, first_block=False)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A block prepared ahead: its source indices, and where to rewind the source stream if unused."""
+    indices: tuple[int, ...]
+    encoder_state: dict
+    cache_position: tuple
 
 
 def to_signed(frames_u8: torch.Tensor, device) -> torch.Tensor:

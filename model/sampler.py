@@ -30,6 +30,7 @@ class BlockSampler:
         sampler = BlockSampler(model, prompt_embeds, latent_hw=(60, 104), generator=g)
         for ref, cond20 in blocks:                  # [B, 3, 16, h, w], [B, 3, 20, h, w]
             x0 = sampler.generate_block(ref, cond20)  # [B, 3, 16, h, w] in the model's dtype
+                                                    # = prefill(ref), then denoise(cond20)
         sampler.reset()                             # after a scrub or jump: no previous block
 
     noise: None draws from `generator`; a tensor [steps, B, 3, 16, h, w] injects it (index 0 is the
@@ -73,6 +74,7 @@ class BlockSampler:
         self._x = torch.zeros(self.batch, n, model.cfg.in_dim, self.h, self.w, **buf)            # [B, 3, 36, h, w]
         self._noise = torch.empty(len(timesteps), self.batch, n, LATENT_CHANNELS, self.h, self.w, **buf)
         self._has_previous = False
+        self._prefilled_rows: int | None = None    # KV rows the current block's prefill wrote
 
         self._prefill, self._denoise, self._blocks = model.prefill, model.forward, None
         self.compiled = compile
@@ -100,7 +102,7 @@ class BlockSampler:
     def reset(self) -> None:
         """Discontinuity: the next block is conditioned on its source frames only. Cache rows past
         what the next context pass writes are never read, so the cache needs no clearing."""
-        self._has_previous = False
+        self._has_previous, self._prefilled_rows = False, None
 
     @torch.no_grad()
     def generate_block(self, ref_latent: Tensor, cond20: Tensor, noise: Tensor | None = None,
@@ -109,9 +111,16 @@ class BlockSampler:
         [B, 3, 20, h, w] mask | render latents; noise: see the class doc. trace, if given, receives
         the context input and every step's xt, flow and x0 (debugging and parity only).
         -> x0 [B, 3, 16, h, w] in the model's dtype."""
+        self.prefill(ref_latent, trace)
+        return self.denoise(cond20, noise, trace)
+
+    @torch.no_grad()
+    def prefill(self, ref_latent: Tensor, trace: dict | None = None) -> None:
+        """The block's context pass. It needs the block's source latents and the previous block's x0,
+        but not the camera (the render), so a runtime can run it before the camera is known. Running
+        it again with other source latents replaces the first run; denoise() uses the last one."""
         n, C = FRAMES_PER_BLOCK, LATENT_CHANNELS
         self._check(ref_latent, LATENT_CHANNELS, "ref_latent")
-        self._check(cond20, COND_CHANNELS, "cond20")
         frames = 2 * n if self._has_previous else n
         rows = frames * self.tokens_per_frame
         self._context[:, :n, :C].copy_(ref_latent)
@@ -120,6 +129,16 @@ class BlockSampler:
             trace["context"] = context.clone()
         self._graphs(("context", rows), self._prefill, context, self._t_context, self.text_kv, self.cache,
                      (self._rope_context[0][:rows], self._rope_context[1][:rows]), blocks=self._blocks)
+        self._prefilled_rows = rows
+
+    @torch.no_grad()
+    def denoise(self, cond20: Tensor, noise: Tensor | None = None, trace: dict | None = None) -> Tensor:
+        """The block's 4 denoising passes after its prefill(). cond20 [B, 3, 20, h, w]; noise: see the
+        class doc. -> x0 [B, 3, 16, h, w] in the model's dtype."""
+        n, C, rows = FRAMES_PER_BLOCK, LATENT_CHANNELS, self._prefilled_rows
+        if rows is None:
+            raise RuntimeError("BlockSampler.denoise: call prefill() for this block first")
+        self._check(cond20, COND_CHANNELS, "cond20")
         noise = self._noise.normal_(generator=self.generator) if noise is None else noise.to(self.device, self.dtype)
         self._x[:, :, C:].copy_(cond20)
         x = noise[0]
@@ -134,7 +153,7 @@ class BlockSampler:
             if k + 1 < len(self._sigmas):
                 x = add_noise(x0, noise[k + 1], self._sigmas[k + 1])
         self._context[:, n:, :C].copy_(x0)
-        self._has_previous = True
+        self._has_previous, self._prefilled_rows = True, None
         return x0
 
     def _check(self, t: Tensor, channels: int, name: str) -> None:

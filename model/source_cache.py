@@ -54,6 +54,14 @@ class SourceLatentCache:
         """The stream was reset: back to ROOT. Entries stay (a replay from a reset hits them)."""
         self._history, self._last = ROOT, None
 
+    def position(self) -> tuple[int, tuple[int, ...] | None]:
+        """Where the cache stands in the stream's history; rewind(position) goes back there (with
+        the stream's encoder state restored by the caller, e.g. after a speculative encode)."""
+        return self._history, self._last
+
+    def rewind(self, position: tuple[int, tuple[int, ...] | None]) -> None:
+        self._history, self._last = position
+
     def clear(self) -> None:
         """Forget every entry (the frames behind the indices changed)."""
         self._entries.clear()

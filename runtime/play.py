@@ -169,7 +169,7 @@ def play(cfg, args) -> int:
         if session.first_present_s is not None:
             summary["time_to_first_frame_s"] = session.first_present_s - started
         keys = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms", "control_to_photon_ms",
-                "late_frames", "pacer", "peak_gpu_mem_gib", "time_to_first_frame_s")
+                "late_frames", "pacer", "prepared_blocks", "peak_gpu_mem_gib", "time_to_first_frame_s")
         print(json.dumps({k: summary.get(k) for k in keys}))
     finally:                   # also on Ctrl-C: the video and recording are already finalized
         signal.signal(signal.SIGINT, signal.default_int_handler)

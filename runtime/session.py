@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from controllers.commands import Commands, merge
+from controllers.commands import Commands, TimeCommand, merge
 from controllers.scripted import ScriptedPath
 from runtime.config import AppConfig
 from runtime.pacing import JitterBuffer, Pacer
@@ -28,7 +28,7 @@ from runtime.probe import DepthProbe
 from runtime.rig import CameraRig
 from runtime.telemetry import Telemetry
 from runtime.ticker import FixedTicker
-from runtime.worker import Block, BlockRequest, GenerationWorker, SceneTensors
+from runtime.worker import Block, BlockRequest, GenerationWorker, PrepareHint, SceneTensors
 from runtime.world_clock import WorldClock
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,10 @@ class Session:
         self._restart = True           # the next block starts a fresh model context
         self._script_pos = 0
         self._submitted: dict[int, float] = {}     # block id -> submit time
-        self._make_s: list[float] = []             # how long the last blocks took, submit to arrival
+        self._make_s: dict[bool, list[float]] = {False: [], True: []}   # recent blocks' submit-to-arrival
+        #                                            times, apart for blocks prepared ahead (True) or not
+        self._hint: tuple[int, ...] | None = None  # source frames last hinted for the next block
+        self.prepared_blocks = 0
 
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> dict:
@@ -114,7 +117,7 @@ class Session:
         summary = self.telemetry.summary()
         summary.update(wall_s=wall_s, achieved_fps=self.frames_presented / wall_s if wall_s > 0 else None,
                        frame_locked=self.frame_locked, dropped_requests=self.worker.mailbox.dropped,
-                       worker_restarts=self.worker_restarts,
+                       worker_restarts=self.worker_restarts, prepared_blocks=self.prepared_blocks,
                        source_latent_cache=self.refiner.source_cache.stats() if hasattr(self.refiner, "source_cache") else None,
                        pacer=dict(self.pacer.counts), ticks=self.tick, ticker=self.ticker.stats(),
                        peak_gpu_mem_gib=peak_gpu_memory_gib(self.worker.scene.device))
@@ -138,7 +141,7 @@ class Session:
         self.worker = GenerationWorker(self.worker.scene, self.refiner, self._done.put, mark=self.worker._mark,
                                        keep_on_device=self.worker.keep_on_device)
         self.worker.start()
-        self._in_flight, self._restart = 0, True
+        self._in_flight, self._restart, self._hint = 0, True, None
         self._submitted.clear()
         self.worker_restarts += 1
 
@@ -189,6 +192,8 @@ class Session:
             self.recorder.log_tick(self.tick, cmds.to_dict())
         self._apply_app(cmds)
         self.clock.apply(cmds.time)
+        if cmds.time != TimeCommand():
+            self._send_hint()           # source time changed: prepare the frames the next block will show
         if cmds.camera.reset or cmds.camera.mode is not None or cmds.camera.cycle_mode:
             self._restart = True        # the camera jumps: the next block starts a fresh model context
         self.rig.step(cmds.camera, 1.0 / self.cfg.runtime.loop.tick_hz, self.source_c2w[self.clock.index])
@@ -216,7 +221,9 @@ class Session:
     def _plan_due(self) -> bool:
         """Frame locked: keep one block ahead. Real time: just in time, one block at a time: plan when
         the buffered frames last only `plan_margin_s` longer than recent blocks took to make, so
-        each block carries the freshest camera input (control-to-photon latency)."""
+        each block carries the freshest camera input (control-to-photon latency). A block the worker
+        prepared ahead takes less time after its request, so it is planned later, from the make
+        times of prepared blocks."""
         if self.worker.mailbox.pending:
             return False
         if self.frame_locked:
@@ -224,7 +231,9 @@ class Session:
             return len(self.buffer) + self._in_flight < low_water
         if self._in_flight > 0:
             return False
-        make_s = max(self._make_s) if self._make_s else float("inf")
+        prepared = self._hint is not None and not self._restart
+        history = self._make_s[True] if prepared and self._make_s[True] else self._make_s[False]
+        make_s = max(history) if history else float("inf")
         lead_s = len(self.buffer) / self.fps                 # until the buffered frames run out, ...
         if self.pacer.next_due_s is not None:                # ... counted from the next frame's slot
             lead_s += max(0.0, self.pacer.next_due_s - time.perf_counter())
@@ -254,6 +263,25 @@ class Session:
         self._next_block += 1
         self._in_flight += len(indices)
         self._restart = False
+        self._send_hint()
+
+    def _send_hint(self) -> None:
+        """Tell the worker which source frames the next block will show if nothing changes, so it runs
+        the block's camera-independent work while it waits (real time only: a frame-locked session
+        keeps a request waiting, so its worker never idles)."""
+        if self.frame_locked or not self.worker.can_prepare:
+            return
+        n = self.refiner.frames_for_block(False)
+        if self.script is not None:
+            indices = tuple(int(i) for i in self.script.window(self._script_pos, n)[1])
+            continues = self._script_pos not in self.script.restarts
+        else:
+            frames = self.clock.peek_frames(n)
+            indices, continues = tuple(f.index for f in frames), not any(f.discontinuity for f in frames)
+        hint = indices if continues and len(indices) == n else None
+        if hint is not None and hint != self._hint:
+            self.worker.prepare(PrepareHint(self._next_block, hint))
+        self._hint = hint
 
     def _next_frames(self, n: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """Poses [n, 4, 4] and source indices [n] of the next n frames, and whether source time jumps."""
@@ -279,7 +307,9 @@ class Session:
     def _accept(self, block: Block) -> None:
         req = block.request
         self._in_flight -= len(req.source_indices)
-        self._make_s = (self._make_s + [time.perf_counter() - self._submitted.pop(req.block_id)])[-8:]
+        history = self._make_s[block.prepared]
+        self._make_s[block.prepared] = (history + [time.perf_counter() - self._submitted.pop(req.block_id)])[-8:]
+        self.prepared_blocks += block.prepared
         offset = len(req.source_indices) - len(block.frames)      # a short block keeps its last frames
         for i, frame in enumerate(block.frames):
             j = offset + i

@@ -4,6 +4,11 @@ The tick thread hands it `BlockRequest`s through a latest-wins mailbox of depth 
 replaces one not yet started, which is counted as dropped); it answers with finished `Block`s.
 The worker renders the point cloud for the block's camera poses, asks the refiner for frames and
 records a timestamp for every stage.
+
+While no request waits, the worker runs a `PrepareHint`: the source frames the next block will
+most likely show. A refiner with `prepare(source, indices)` and `is_prepared(indices)` (the DiT)
+does the block's camera-independent work then, so the request, which comes as late as possible to
+carry the freshest camera input, finds less to do.
 """
 from __future__ import annotations
 
@@ -36,21 +41,31 @@ class BlockRequest:
     issued_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class PrepareHint:
+    """The source frames block `block_id` will show if no time command comes first."""
+    block_id: int
+    source_indices: tuple[int, ...]
+
+
 @dataclass
 class Block:
     """A finished block: frames uint8 [T', H, W, 3] on the CPU, or finished on the worker's device when
     the worker keeps them there. The frames are the LAST T' of the request's frames (a refiner may
-    return fewer, e.g. the DiT's first block)."""
+    return fewer, e.g. the DiT's first block). prepared: its camera-independent work was done ahead."""
     request: BlockRequest
     frames: torch.Tensor
+    prepared: bool = False
 
 
 class LatestMailbox:
-    """Queue of depth 1 where the newest request wins; `dropped` counts replaced requests."""
+    """Queue of depth 1 where the newest request wins; `dropped` counts replaced requests. It also
+    holds the newest PrepareHint, handed out only when no request waits."""
 
     def __init__(self):
         self._cond = threading.Condition()
         self._item: BlockRequest | None = None
+        self._hint: PrepareHint | None = None
         self._closed = False
         self.dropped = 0
 
@@ -61,11 +76,22 @@ class LatestMailbox:
             self._item = item
             self._cond.notify()
 
-    def take(self, timeout: float | None = None) -> BlockRequest | None:
-        """The pending request, waiting up to `timeout`; None when closed or timed out."""
+    def hint(self, hint: PrepareHint) -> None:
         with self._cond:
-            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
-            item, self._item = self._item, None
+            self._hint = hint
+            self._cond.notify()
+
+    def take(self, timeout: float | None = None) -> BlockRequest | PrepareHint | None:
+        """The pending request, else the pending hint, waiting up to `timeout`; None when closed or
+        timed out."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is not None or self._hint is not None or self._closed, timeout)
+            if self._closed:
+                return None
+            if self._item is not None:
+                item, self._item = self._item, None
+            else:
+                item, self._hint = self._hint, None
             return item
 
     def close(self) -> None:
@@ -96,7 +122,7 @@ class SceneTensors:
         Returns render uint8 [T, H, W, 3], mask bool [T, H, W], source uint8 [T, H, W, 3]."""
         idx = torch.as_tensor(indices, device=self.device, dtype=torch.long)
         tgt = torch.as_tensor(target_c2w, device=self.device, dtype=torch.float32)   # [T, 4, 4]
-        source = self.frames[idx]
+        source = self.frames[idx]                                       # [T, H, W, 3]
         if self.world is not None:
             render, mask = render_fused(self.world, source, self.depth[idx], self.K[idx], self.c2w[idx], tgt,
                                         indices=idx)
@@ -122,6 +148,8 @@ class GenerationWorker:
         self.mailbox = LatestMailbox()
         self.error: BaseException | None = None
         self.blocks_done = 0
+        self.can_prepare = hasattr(refiner, "prepare")
+        self._next_block = 0               # hints for blocks already requested are stale
         self._thread = threading.Thread(target=self._run, name="generation", daemon=True)
 
     def start(self) -> "GenerationWorker":
@@ -130,6 +158,11 @@ class GenerationWorker:
 
     def submit(self, request: BlockRequest) -> None:
         self.mailbox.put(request)
+
+    def prepare(self, hint: PrepareHint) -> None:
+        """Ask for the camera-independent work of a coming block (no-op for refiners without it)."""
+        if self.can_prepare:
+            self.mailbox.hint(hint)
 
     def stop(self, timeout: float = 10.0) -> None:
         self.mailbox.close()
@@ -140,20 +173,33 @@ class GenerationWorker:
         return self._thread.is_alive()
 
     def _run(self) -> None:
-        while (request := self.mailbox.take()) is not None:
+        while (item := self.mailbox.take()) is not None:
             try:
-                self.on_block(self.run_block(request))
+                if isinstance(item, PrepareHint):
+                    self.run_hint(item)
+                else:
+                    self.on_block(self.run_block(item))
             except Exception as err:           # reported to the session, which decides what to do
-                log.exception("generation worker failed on block %d", request.block_id)
+                log.exception("generation worker failed on block %d", item.block_id)
                 self.error = err
                 return
+
+    def run_hint(self, hint: PrepareHint) -> None:
+        """Prepare the hinted block unless it was already requested; synchronous."""
+        if hint.block_id >= self._next_block:
+            idx = torch.as_tensor(hint.source_indices, device=self.scene.device, dtype=torch.long)
+            self.refiner.prepare(self.scene.frames[idx], hint.source_indices)
+            if self.scene.device.type == "cuda":     # a block starts on an idle device (StageClock)
+                torch.cuda.synchronize(self.scene.device)
 
     def run_block(self, request: BlockRequest) -> Block:
         """Render, refine and copy one block to the CPU (or keep it on the device, finished);
         synchronous (also used by tests)."""
         clock = StageClock(self.scene.device)
+        self._next_block = request.block_id + 1
         if request.restart:
             self.refiner.reset()
+        prepared = self.can_prepare and self.refiner.is_prepared(request.source_indices)
         render, mask, source = self.scene.render(request.source_indices, request.target_c2w)
         clock.mark("render")
         frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source, mark=clock.mark,
@@ -167,7 +213,7 @@ class GenerationWorker:
         for stage, t in clock.times():
             self._mark(request.block_id, stage, t)
         self.blocks_done += 1
-        return Block(request=request, frames=frames)
+        return Block(request=request, frames=frames, prepared=prepared)
 
 
 class StageClock:

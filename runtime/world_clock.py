@@ -82,10 +82,14 @@ class WorldClock:
     def peek(self, n: int) -> list[int]:
         """Source indices of the next n presented frames under the current state (held
         playback: a pause repeats); nothing changes. For filling a block request."""
+        return [frame.index for frame in self.peek_frames(n)]
+
+    def peek_frames(self, n: int) -> list[ClockFrame]:
+        """The next n ClockFrames under the current state; nothing changes."""
         state, out = self._s, []
         for _ in range(n):
             state, frame = self._advance(state)
-            out.append(frame.index)
+            out.append(frame)
         return out
 
     def _advance(self, s: _State) -> tuple[_State, ClockFrame]:

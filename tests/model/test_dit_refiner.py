@@ -7,6 +7,7 @@ from model.dit import DiTConfig
 from model.dit_refiner import random_dit_refiner
 from model.mask import mask_to_latent
 from model.refiners import RefineInput
+from model.source_cache import same_state
 
 H, W = 64, 96
 
@@ -59,3 +60,47 @@ def test_compile_only_where_it_can_run():
     assert can_compile(torch.device("cpu")) is False
     if torch.cuda.is_available():
         assert can_compile(torch.device("cuda")) is has_triton()
+
+
+def scene_blocks(count: int, seed: int = 0) -> tuple[torch.Tensor, list[RefineInput]]:
+    """Source frames [24, H, W, 3] and `count` blocks playing them in order (indices 0..11, 12..23, 0..)."""
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.randint(0, 255, (24, H, W, 3), generator=g, dtype=torch.uint8)
+    blocks = []
+    for b in range(count):
+        idx = tuple((12 * b + i) % 24 for i in range(12))
+        render = torch.randint(0, 255, (12, H, W, 3), generator=g, dtype=torch.uint8)
+        blocks.append(RefineInput(render=render, mask=torch.rand(12, H, W, generator=g) > 0.3,
+                                  source=frames[list(idx)], source_indices=idx))
+    return frames, blocks
+
+
+def test_prepared_blocks_are_the_plain_blocks_bit_for_bit():
+    """prepare() runs the source encode and context pass ahead; a right guess is used, a wrong one is
+    rewound (encoder state and source cache history) and redone, and the frames never change."""
+    frames, blocks = scene_blocks(4)
+    r_plain = refiner(True, seed=3)
+    plain, plain_states = [], []
+    for b in blocks:
+        plain.append(r_plain.refine(b))
+        plain_states.append(r_plain._source.encoder_state())
+
+    r = refiner(True, seed=3)
+    r.prepare(frames[:12], tuple(range(12)))                  # first block: nothing to prepare yet
+    assert not r.is_prepared(blocks[0].source_indices)
+    got = [r.refine(blocks[0])]
+    r.prepare(blocks[1].source, blocks[1].source_indices)     # right guess
+    assert r.is_prepared(blocks[1].source_indices)
+    got.append(r.refine(blocks[1]))
+    assert not r.is_prepared(blocks[1].source_indices)        # used once
+    wrong = tuple([5] * 12)                                   # a pause that did not happen
+    r.prepare(frames[list(wrong)], wrong)
+    assert not r.is_prepared(blocks[2].source_indices)
+    got.append(r.refine(blocks[2]))
+    assert same_state(r._source.encoder_state(), plain_states[2])
+    r.prepare(frames[list(wrong)], wrong)                     # wrong, then replaced by the right guess
+    r.prepare(blocks[3].source, blocks[3].source_indices)
+    got.append(r.refine(blocks[3]))
+    assert all(torch.equal(a, b) for a, b in zip(plain, got))
+    assert same_state(r._source.encoder_state(), plain_states[-1])
+    assert r.source_cache.stats()["entries"] == r_plain.source_cache.stats()["entries"] + 2   # + the two wrong guesses

@@ -136,3 +136,26 @@ def test_cuda_graph_replays_match_plain_passes_on_gpu():
         outs.append(torch.cat(blocks, dim=1))
         assert len(sampler._graphs) == (4 if graphs else 0)
     assert ((outs[1] - outs[0]).norm() / outs[0].norm()).item() < 1e-5
+
+
+@torch.no_grad()
+def test_a_prefill_redone_with_other_source_latents_gives_the_plain_block():
+    """The runtime may run a block's context pass ahead with predicted source latents and then again
+    with the real ones: the block must be the one generate_block makes from the real ones."""
+    from model.dit import CausalWanModel, DiTConfig
+    torch.manual_seed(0)
+    model = CausalWanModel(DiTConfig.tiny(), dtype=torch.float32).eval()
+    prompt = torch.randn(1, 9, 4096)
+    ref, cond, noise = torch.randn(3, 1, 3, 16, *GRID), torch.randn(3, 1, 3, 20, *GRID), torch.randn(3, 4, 1, 3, 16, *GRID)
+    plain, ahead = (BlockSampler(model, prompt, latent_hw=GRID) for _ in range(2))
+    want = [plain.generate_block(ref[b], cond[b], noise[b]) for b in range(3)]
+    got = [ahead.generate_block(ref[0], cond[0], noise[0])]
+    for b in (1, 2):
+        ahead.prefill(ref[0] if b == 1 else ref[b])            # block 1: a wrong guess first, then the truth
+        if b == 1:
+            ahead.prefill(ref[1])
+        got.append(ahead.denoise(cond[b], noise[b]))
+    assert all(torch.equal(w, g) for w, g in zip(want, got))
+    assert not torch.equal(want[1], BlockSampler(model, prompt, latent_hw=GRID).generate_block(ref[1], cond[1], noise[1]))
+    with pytest.raises(RuntimeError, match="prefill"):
+        ahead.denoise(cond[0], noise[0])                       # each block needs its own prefill

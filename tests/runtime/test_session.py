@@ -218,3 +218,34 @@ def test_contact_sheet_spans_the_whole_session(tmp_path):
     rows, cols, tile_h = 3, 4, sheet.shape[0] // 3
     last = sheet[(rows - 1) * tile_h + tile_h // 2, (cols - 1) * sheet.shape[1] // cols + sheet.shape[1] // (2 * cols)]
     assert last >= 185, f"the last tile shows frame ~{last} of 200"
+
+
+def test_real_time_play_prepares_blocks_ahead_and_shows_the_frame_locked_frames(tmp_path):
+    """In real time the worker runs each next block's source encode and context pass while it waits
+    for the request; with the camera still, the frames are bit for bit those of a frame-locked run,
+    which never prepares."""
+    from model.config import ModelConfig
+    from model.dit import DiTConfig
+    from model.dit_refiner import random_dit_refiner
+
+    h, w = 64, 96
+    g = torch.Generator().manual_seed(1)
+    K = torch.tensor([[80.0, 0, w / 2], [0, 80.0, h / 2], [0, 0, 1]]).expand(N, 3, 3).clone()
+    scene = Scene(frames=torch.randint(0, 255, (N, h, w, 3), generator=g, dtype=torch.uint8),
+                  depth=torch.full((N, h, w), 3.0), K=K, c2w=torch.eye(4).expand(N, 4, 4).clone(), fps=24.0)
+    cfg = load_config(overrides=["runtime.clock.ends=pingpong"])
+
+    def run(folder, frame_locked):
+        refiner = random_dit_refiner(ModelConfig(use_tae=True, seed=7), "cpu", (h // 8, w // 8), seed=1,
+                                     dit_cfg=DiTConfig.tiny())
+        frames = []
+        session = Session(cfg, scene, refiner, HeadlessPresenter(folder, 24, w, h), device=torch.device("cpu"),
+                          frame_locked=frame_locked, max_frames=45)
+        present = session._present
+        session._present = lambda frame, info: (frames.append(frame.clone()), present(frame, info))
+        return frames, session.run()
+
+    locked, locked_summary = run(tmp_path / "a", frame_locked=True)
+    live, live_summary = run(tmp_path / "b", frame_locked=False)
+    assert locked_summary["prepared_blocks"] == 0 and live_summary["prepared_blocks"] >= 2
+    assert len(live) == len(locked) == 45 and all(torch.equal(a, b) for a, b in zip(locked, live))

@@ -51,3 +51,38 @@ def test_run_block_passes_the_source_indices_so_the_dit_reuses_source_latents_on
     assert {k: v for k, v in refiner.source_cache.stats().items() if k != "mib"} == {"hits": 0, "misses": 1, "entries": 1}
     worker.run_block(request)                                   # restart + the same frames: a replay
     assert refiner.source_cache.hits == 1
+
+
+def test_an_idle_worker_prepares_the_hinted_block_and_a_request_comes_first():
+    """Hints run only when no request waits; a hint for a block already requested is stale."""
+    import numpy as np
+    from model.config import ModelConfig
+    from model.dit import DiTConfig
+    from model.dit_refiner import random_dit_refiner
+    from runtime.worker import BlockRequest, GenerationWorker, LatestMailbox, PrepareHint, SceneTensors
+    from scenes.scene import Scene
+
+    n, h, w = 24, 64, 96
+    g = torch.Generator().manual_seed(0)
+    K = torch.tensor([[80.0, 0, w / 2], [0, 80.0, h / 2], [0, 0, 1]]).expand(n, 3, 3).clone()
+    scene = Scene(frames=torch.randint(0, 255, (n, h, w, 3), generator=g, dtype=torch.uint8),
+                  depth=torch.full((n, h, w), 3.0), K=K, c2w=torch.eye(4).expand(n, 4, 4).clone(), fps=24.0)
+    refiner = random_dit_refiner(ModelConfig(use_tae=True), "cpu", (h // 8, w // 8), seed=1, dit_cfg=DiTConfig.tiny())
+    worker = GenerationWorker(SceneTensors(scene, torch.device("cpu")), refiner, on_block=lambda block: None)
+
+    def request(block_id, first):
+        return BlockRequest(block_id=block_id, source_indices=tuple(range(first, first + 12)),
+                            target_c2w=np.eye(4)[None].repeat(12, 0), restart=block_id == 0,
+                            input_sampled_s=0.0, command_tick=0)
+
+    assert worker.run_block(request(0, 0)).prepared is False
+    worker.run_hint(PrepareHint(1, tuple(range(12, 24))))
+    assert worker.run_block(request(1, 12)).prepared is True
+    worker.run_hint(PrepareHint(1, tuple(range(12, 24))))          # block 1 is done: stale
+    assert not refiner.is_prepared(tuple(range(12, 24)))
+
+    mailbox = LatestMailbox()
+    mailbox.hint(PrepareHint(2, tuple(range(12))))
+    mailbox.put(request(2, 0))
+    assert isinstance(mailbox.take(), BlockRequest) and isinstance(mailbox.take(), PrepareHint)
+    assert mailbox.take(timeout=0.01) is None and mailbox.dropped == 0
