@@ -86,3 +86,13 @@ def test_an_idle_worker_prepares_the_hinted_block_and_a_request_comes_first():
     mailbox.put(request(2, 0))
     assert isinstance(mailbox.take(), BlockRequest) and isinstance(mailbox.take(), PrepareHint)
     assert mailbox.take(timeout=0.01) is None and mailbox.dropped == 0
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_to_host_gives_the_frames_on_the_cpu_pinned_when_they_come_from_cuda(device):
+    from runtime.worker import to_host
+    frames = torch.randint(0, 255, (12, 48, 80, 3), dtype=torch.uint8, device=device)
+    host = to_host(frames)
+    torch.cuda.synchronize() if device == "cuda" else None
+    assert host.device.type == "cpu" and torch.equal(host, frames.cpu())
+    assert host.is_pinned() == (device == "cuda")
