@@ -18,6 +18,7 @@ from runtime.recorder import Recorder
 from runtime.kiosk import KioskInputs, LoopedInputLog
 from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
 from runtime.session import Session
+from runtime.telemetry import freeze_startup_objects
 from runtime.worker import SceneTensors
 from runtime.world_cache import load_or_build_world
 from scenes.scene import load_sample_scene, load_scene
@@ -156,6 +157,7 @@ def play(cfg, args) -> int:
                       max_frames=round(seconds * fps) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0)
+    freeze_startup_objects()
     print(f"roam: ready in {time.perf_counter() - started:.1f} s (scene{' and compiler' if preload else ''} "
           f"{t_scene - started:.1f} s, model "
           f"{t_model - t_scene:.1f} s, warm-up {t_warm - t_model:.1f} s, world and session "
@@ -169,7 +171,7 @@ def play(cfg, args) -> int:
         if session.first_present_s is not None:
             summary["time_to_first_frame_s"] = session.first_present_s - started
         keys = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms", "control_to_photon_ms",
-                "late_frames", "pacer", "prepared_blocks", "peak_gpu_mem_gib", "time_to_first_frame_s")
+                "late_frames", "pacer", "prepared_blocks", "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s")
         print(json.dumps({k: summary.get(k) for k in keys}))
     finally:                   # also on Ctrl-C: the video and recording are already finalized
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -26,7 +26,7 @@ from runtime.pacing import JitterBuffer, Pacer
 from runtime.present import HudState
 from runtime.probe import DepthProbe
 from runtime.rig import CameraRig
-from runtime.telemetry import Telemetry
+from runtime.telemetry import GcPauses, Telemetry
 from runtime.ticker import FixedTicker
 from runtime.worker import Block, BlockRequest, GenerationWorker, PrepareHint, SceneTensors
 from runtime.world_clock import WorldClock
@@ -106,8 +106,9 @@ class Session:
         self.worker.start()
         wall0 = time.perf_counter()
         try:
-            while not self._finished():
-                self._iterate()
+            with GcPauses() as gc_pauses:
+                while not self._finished():
+                    self._iterate()
         finally:
             self.worker.stop()
             self.presenter.close()
@@ -120,6 +121,7 @@ class Session:
                        worker_restarts=self.worker_restarts, prepared_blocks=self.prepared_blocks,
                        source_latent_cache=self.refiner.source_cache.stats() if hasattr(self.refiner, "source_cache") else None,
                        pacer=dict(self.pacer.counts), ticks=self.tick, ticker=self.ticker.stats(),
+                       gc_pauses=gc_pauses.summary(),
                        peak_gpu_mem_gib=peak_gpu_memory_gib(self.worker.scene.device))
         return summary
 

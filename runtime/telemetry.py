@@ -17,6 +17,7 @@ stages while the presenter records presents.
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 from collections import deque
 import threading
@@ -143,3 +144,41 @@ class Telemetry:
     def write_json(self, path: Path | str) -> None:
         """Write everything (times relative to the start) to `path`, via a temporary name."""
         write_atomic(path, json.dumps(self.to_dict(), indent=1).encode())
+
+
+class GcPauses:
+    """Times Python's cyclic garbage collections while active (`with GcPauses() as pauses:`). A
+    collection stops every Python thread, the presenter's loop included; a full one over the many
+    objects torch.compile leaves behind can take tens of ms (see freeze_startup_objects)."""
+
+    def __init__(self):
+        self.pauses: list[tuple[int, float]] = []    # (generation, seconds)
+        self._t0: float | None = None
+
+    def __enter__(self) -> "GcPauses":
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        elif self._t0 is not None:
+            self.pauses.append((info["generation"], time.perf_counter() - self._t0))
+            self._t0 = None
+
+    def summary(self) -> dict:
+        full = [s for gen, s in self.pauses if gen == 2]
+        return {"collections": len(self.pauses), "full": len(full),
+                "max_ms": 1000 * max((s for _, s in self.pauses), default=0.0),
+                "total_ms": 1000 * sum(s for _, s in self.pauses)}
+
+
+def freeze_startup_objects() -> None:
+    """Move every object alive now (models, compiled graphs, the scene) out of the cyclic garbage
+    collector's reach: later collections scan only what play allocates, so they stay short."""
+    gc.collect()
+    gc.freeze()
+

@@ -58,3 +58,25 @@ def test_mouse_motion_and_edges_are_control_events_and_bad_stage_is_an_error():
     assert tel.control_to_photon() == pytest.approx([1.5, 0.5])   # both reach the screen with block 0
     with pytest.raises(ValueError, match="unknown stage"):
         tel.mark(0, "upload")
+
+
+def test_gc_pauses_times_the_collections_made_while_active():
+    import gc
+    from runtime.telemetry import GcPauses
+    with GcPauses() as pauses:
+        gc.collect()                                  # a full collection
+        gc.collect(0)
+    gc.collect()                                      # after the block: not counted
+    s = pauses.summary()
+    assert s["collections"] == 2 and s["full"] == 1 and 0 < s["max_ms"] <= s["total_ms"]
+
+
+def test_freezing_start_up_objects_takes_them_out_of_later_collections():
+    import gc
+    from runtime.telemetry import freeze_startup_objects
+    before = gc.get_freeze_count()
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
