@@ -136,16 +136,26 @@ def plot(r: dict, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError as err:
         raise SystemExit(f"--plot needs matplotlib: pip install matplotlib ({err})") from err
-    fig, ax = plt.subplots(figsize=(7, 2.2))
-    left = 0.0
-    for stage, ms in r["stage_ms"].items():
-        ax.barh([0], [ms], left=left, label=f"{stage} {ms:.0f} ms")
-        left += ms
+    rows = [("block", r["stage_ms"], 0.0)]
+    if r["prepared"]:                    # the prepared block: its ahead part drawn before the request
+        rows.append(("prepared", r["prepared"]["stage_ms"], r["prepared"]["prepare_ms"]))
+    fig, ax = plt.subplots(figsize=(7, 1.4 + 0.8 * len(rows)))
+    colours = {stage: f"C{i}" for i, stage in enumerate(STAGES)}
+    for y, (name, stages, ahead) in enumerate(rows):
+        if ahead:
+            ax.barh([y], [ahead], left=-ahead, color="0.8", hatch="//", label=f"prepared ahead {ahead:.0f} ms")
+        left = 0.0
+        for stage, ms in stages.items():
+            ax.barh([y], [ms], left=left, color=colours[stage], label=f"{stage} {ms:.0f} ms" if y == 0 else None)
+            left += ms
+        ax.text(left + 4, y, f"{left:.0f} ms", va="center", fontsize=8)
     ax.axvline(1000 * r["frames_per_block"] / 24, color="k", ls="--", label="24 fps budget")
-    ax.set_yticks([])
-    ax.set_xlabel("ms per block")
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_yticks(range(len(rows)), ["block" if n == "block" else "after request\n(prepared)" for n, _, _ in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per block (0 = request)")
     ax.set_title(f"{r['device']}: {r['block_ms']:.0f} ms/block, {r['fps']:.1f} fps ({r['codec']})")
-    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     fig.savefig(path, dpi=120, bbox_inches="tight")
 
 
