@@ -104,3 +104,11 @@ def test_prepared_blocks_are_the_plain_blocks_bit_for_bit():
     assert all(torch.equal(a, b) for a, b in zip(plain, got))
     assert same_state(r._source.encoder_state(), plain_states[-1])
     assert r.source_cache.stats()["entries"] == r_plain.source_cache.stats()["entries"] + 2   # + the two wrong guesses
+
+
+def test_warm_up_reports_where_each_block_went_and_forgets_its_blocks():
+    r, messages = refiner(True), []
+    r.warm_up(H, W, report=messages.append)
+    took = [m for m in messages if "took" in m]
+    assert len(took) == 2 and all(f"{stage} " in m for m in took for stage in ("encode", "dit", "decode"))
+    assert r._first and r.source_cache.position()[0] == 0          # reset: the next block starts fresh

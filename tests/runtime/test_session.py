@@ -53,6 +53,23 @@ def run_session(tmp_path, inputs=(), sinks=(), script=None, record=False, frames
     return session, poses, summary
 
 
+def dit_scene(h: int = 64, w: int = 96) -> Scene:
+    """A random-texture scene of N frames for the tiny DiT (a plane 3 units away, still cameras)."""
+    g = torch.Generator().manual_seed(1)
+    K = torch.tensor([[80.0, 0, w / 2], [0, 80.0, h / 2], [0, 0, 1]]).expand(N, 3, 3).clone()
+    return Scene(frames=torch.randint(0, 255, (N, h, w, 3), generator=g, dtype=torch.uint8),
+                 depth=torch.full((N, h, w), 3.0), K=K, c2w=torch.eye(4).expand(N, 4, 4).clone(), fps=24.0)
+
+
+def tiny_dit_refiner(scene: Scene):
+    """The tiny DiT with TAEHV, random weights, fixed seeds: the same frames for the same requests."""
+    from model.config import ModelConfig
+    from model.dit import DiTConfig
+    from model.dit_refiner import random_dit_refiner
+    return random_dit_refiner(ModelConfig(use_tae=True, seed=7), "cpu", (scene.height // 8, scene.width // 8), seed=1,
+                              dit_cfg=DiTConfig.tiny())
+
+
 @contextlib.contextmanager
 def keys_down(*keys):
     """A dummy-driver pygame display with KEYDOWN events posted for `keys`; yields the keyboard."""
@@ -153,10 +170,6 @@ def test_a_recorded_dit_run_with_a_scrub_replays_the_same_frames(tmp_path):
     """A stateful refiner (tiny DiT + TAEHV, fixed seed): the scrub restarts the model context, the
     recording keeps every request, and a replay reproduces every presented frame bit for bit."""
     from controllers.commands import Commands, TimeCommand
-    from model.config import ModelConfig
-    from model.dit import DiTConfig
-    from model.dit_refiner import random_dit_refiner
-
     class Schedule:
         def __init__(self, at):
             self.at, self.tick = at, 0
@@ -166,16 +179,12 @@ def test_a_recorded_dit_run_with_a_scrub_replays_the_same_frames(tmp_path):
             self.tick += 1
             return cmd
 
-    h, w = 64, 96
-    g = torch.Generator().manual_seed(1)
-    K = torch.tensor([[80.0, 0, w / 2], [0, 80.0, h / 2], [0, 0, 1]]).expand(N, 3, 3).clone()
-    scene = Scene(frames=torch.randint(0, 255, (N, h, w, 3), generator=g, dtype=torch.uint8),
-                  depth=torch.full((N, h, w), 3.0), K=K, c2w=torch.eye(4).expand(N, 4, 4).clone(), fps=24.0)
+    scene = dit_scene()
+    h, w = scene.height, scene.width
     cfg = load_config(overrides=["runtime.clock.ends=loop"])
 
     def run(folder, inputs=(), script=None):
-        refiner = random_dit_refiner(ModelConfig(use_tae=True, seed=7), "cpu", (h // 8, w // 8), seed=1,
-                                     dit_cfg=DiTConfig.tiny())
+        refiner = tiny_dit_refiner(scene)
         frames = []
         session = Session(cfg, scene, refiner, HeadlessPresenter(folder, 24, w, h), device=torch.device("cpu"),
                           inputs=inputs, script=script, recorder=Recorder(folder / "recording", 24, w, h),
@@ -224,20 +233,12 @@ def test_real_time_play_prepares_blocks_ahead_and_shows_the_frame_locked_frames(
     """In real time the worker runs each next block's source encode and context pass while it waits
     for the request; with the camera still, the frames are bit for bit those of a frame-locked run,
     which never prepares."""
-    from model.config import ModelConfig
-    from model.dit import DiTConfig
-    from model.dit_refiner import random_dit_refiner
-
-    h, w = 64, 96
-    g = torch.Generator().manual_seed(1)
-    K = torch.tensor([[80.0, 0, w / 2], [0, 80.0, h / 2], [0, 0, 1]]).expand(N, 3, 3).clone()
-    scene = Scene(frames=torch.randint(0, 255, (N, h, w, 3), generator=g, dtype=torch.uint8),
-                  depth=torch.full((N, h, w), 3.0), K=K, c2w=torch.eye(4).expand(N, 4, 4).clone(), fps=24.0)
+    scene = dit_scene()
+    h, w = scene.height, scene.width
     cfg = load_config(overrides=["runtime.clock.ends=pingpong"])
 
     def run(folder, frame_locked):
-        refiner = random_dit_refiner(ModelConfig(use_tae=True, seed=7), "cpu", (h // 8, w // 8), seed=1,
-                                     dit_cfg=DiTConfig.tiny())
+        refiner = tiny_dit_refiner(scene)
         frames = []
         session = Session(cfg, scene, refiner, HeadlessPresenter(folder, 24, w, h), device=torch.device("cpu"),
                           frame_locked=frame_locked, max_frames=45)

@@ -1,6 +1,7 @@
 """The generation worker's stage times: in order, and on CUDA taken from events without a stall."""
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -29,12 +30,12 @@ def test_stage_times_are_ordered_host_times(device):
     assert before <= values[0] and values[-1] <= after + 1e-3
 
 
-def test_run_block_passes_the_source_indices_so_the_dit_reuses_source_latents_on_a_replay():
-    import numpy as np
+def tiny_dit_worker():
+    """(worker, refiner): the tiny DiT with TAEHV on a 24-frame random scene, on the CPU, not started."""
     from model.config import ModelConfig
     from model.dit import DiTConfig
     from model.dit_refiner import random_dit_refiner
-    from runtime.worker import BlockRequest, GenerationWorker, SceneTensors
+    from runtime.worker import GenerationWorker, SceneTensors
     from scenes.scene import Scene
 
     n, h, w = 24, 64, 96
@@ -44,7 +45,12 @@ def test_run_block_passes_the_source_indices_so_the_dit_reuses_source_latents_on
                   depth=torch.full((n, h, w), 3.0), K=K, c2w=torch.eye(4).expand(n, 4, 4).clone(), fps=24.0)
     refiner = random_dit_refiner(ModelConfig(use_tae=True, source_latent_cache_mb=64), "cpu", (h // 8, w // 8),
                                  seed=1, dit_cfg=DiTConfig.tiny())
-    worker = GenerationWorker(SceneTensors(scene, torch.device("cpu")), refiner, on_block=lambda block: None)
+    return GenerationWorker(SceneTensors(scene, torch.device("cpu")), refiner, on_block=lambda block: None), refiner
+
+
+def test_run_block_passes_the_source_indices_so_the_dit_reuses_source_latents_on_a_replay():
+    from runtime.worker import BlockRequest
+    worker, refiner = tiny_dit_worker()
     request = BlockRequest(block_id=0, source_indices=tuple(range(12)), target_c2w=np.eye(4)[None].repeat(12, 0),
                            restart=True, input_sampled_s=0.0, command_tick=0)
     worker.run_block(request)
@@ -55,20 +61,8 @@ def test_run_block_passes_the_source_indices_so_the_dit_reuses_source_latents_on
 
 def test_an_idle_worker_prepares_the_hinted_block_and_a_request_comes_first():
     """Hints run only when no request waits; a hint for a block already requested is stale."""
-    import numpy as np
-    from model.config import ModelConfig
-    from model.dit import DiTConfig
-    from model.dit_refiner import random_dit_refiner
-    from runtime.worker import BlockRequest, GenerationWorker, LatestMailbox, PrepareHint, SceneTensors
-    from scenes.scene import Scene
-
-    n, h, w = 24, 64, 96
-    g = torch.Generator().manual_seed(0)
-    K = torch.tensor([[80.0, 0, w / 2], [0, 80.0, h / 2], [0, 0, 1]]).expand(n, 3, 3).clone()
-    scene = Scene(frames=torch.randint(0, 255, (n, h, w, 3), generator=g, dtype=torch.uint8),
-                  depth=torch.full((n, h, w), 3.0), K=K, c2w=torch.eye(4).expand(n, 4, 4).clone(), fps=24.0)
-    refiner = random_dit_refiner(ModelConfig(use_tae=True), "cpu", (h // 8, w // 8), seed=1, dit_cfg=DiTConfig.tiny())
-    worker = GenerationWorker(SceneTensors(scene, torch.device("cpu")), refiner, on_block=lambda block: None)
+    from runtime.worker import BlockRequest, LatestMailbox, PrepareHint
+    worker, refiner = tiny_dit_worker()
 
     def request(block_id, first):
         return BlockRequest(block_id=block_id, source_indices=tuple(range(first, first + 12)),
