@@ -224,9 +224,8 @@ class Session:
         """Frame locked: keep one block ahead. Real time: just in time, one block at a time: plan when
         the buffered frames last only `plan_margin_s` longer than recent blocks took to make, so
         each block carries the freshest camera input (control-to-photon latency). A block the worker
-        has finished preparing for these source frames takes less time after its request, so it is
-        planned later, from the make times of prepared blocks; until the preparation is done (a
-        time command just changed the frames) the block is planned as an unprepared one."""
+        prepared ahead takes less time after its request, so it is planned later, from the make
+        times of prepared blocks."""
         if self.worker.mailbox.pending:
             return False
         if self.frame_locked:
@@ -234,7 +233,7 @@ class Session:
             return len(self.buffer) + self._in_flight < low_water
         if self._in_flight > 0:
             return False
-        prepared = self._hint is not None and not self._restart and self.worker.prepared_for == self._hint
+        prepared = self._hint is not None and not self._restart
         history = self._make_s[True] if prepared and self._make_s[True] else self._make_s[False]
         make_s = max(history) if history else float("inf")
         lead_s = len(self.buffer) / self.fps                 # until the buffered frames run out, ...

@@ -149,7 +149,6 @@ class GenerationWorker:
         self.error: BaseException | None = None
         self.blocks_done = 0
         self.can_prepare = hasattr(refiner, "prepare")
-        self.prepared_for: tuple[int, ...] | None = None   # source indices of the finished preparation
         self._next_block = 0               # hints for blocks already requested are stale
         self._thread = threading.Thread(target=self._run, name="generation", daemon=True)
 
@@ -192,13 +191,12 @@ class GenerationWorker:
             self.refiner.prepare(self.scene.frames[idx], hint.source_indices)
             if self.scene.device.type == "cuda":     # a block starts on an idle device (StageClock)
                 torch.cuda.synchronize(self.scene.device)
-            self.prepared_for = hint.source_indices if self.refiner.is_prepared(hint.source_indices) else None
 
     def run_block(self, request: BlockRequest) -> Block:
         """Render, refine and copy one block to the CPU (or keep it on the device, finished);
         synchronous (also used by tests)."""
         clock = StageClock(self.scene.device)
-        self._next_block, self.prepared_for = request.block_id + 1, None
+        self._next_block = request.block_id + 1
         if request.restart:
             self.refiner.reset()
         prepared = self.can_prepare and self.refiner.is_prepared(request.source_indices)
