@@ -150,8 +150,10 @@ def play(cfg, args) -> int:
     inputs, sinks, status = controllers_for(cfg, args, headless, seconds, script)
     takes = iter(range(1, 10**6))
     new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
+    tensors = SceneTensors(scene, device, fused_world(cfg, scene, refiner, device))
+    tensors.warm_up()
     session = Session(cfg, scene, refiner, presenter, device=device, inputs=inputs, event_sinks=sinks,
-                      scene_tensors=SceneTensors(scene, device, fused_world(cfg, scene, refiner, device)),
+                      scene_tensors=tensors,
                       script=script, frame_locked=headless and not args.realtime,
                       recorder=Recorder(out / "recording", fps, scene.width, scene.height) if args.record else None,
                       max_frames=round(seconds * fps) if seconds is not None else None,

@@ -224,8 +224,9 @@ class Session:
         """Frame locked: keep one block ahead. Real time: just in time, one block at a time: plan when
         the buffered frames last only `plan_margin_s` longer than recent blocks took to make, so
         each block carries the freshest camera input (control-to-photon latency). A block the worker
-        prepared ahead takes less time after its request, so it is planned later, from the make
-        times of prepared blocks."""
+        prepares ahead takes less time after its request, so it is planned later, from the make
+        times of prepared blocks. A time command just before the plan leaves the worker preparing
+        when the request comes; the request waits for it, and the plan margin absorbs most of that."""
         if self.worker.mailbox.pending:
             return False
         if self.frame_locked:

@@ -117,6 +117,13 @@ class SceneTensors:
         self.world = world.to(device) if world is not None else None
         self.device = device
 
+    def warm_up(self, frames: int = 12) -> None:
+        """Render one block of frames from their own cameras and wait: the first render loads kernels
+        and libraries (e.g. the batched matrix inverse), which would otherwise delay the first block."""
+        indices = tuple(i % len(self.frames) for i in range(frames))
+        render, _, _ = self.render(indices, self.c2w[list(indices)].double().cpu().numpy())
+        render.cpu()
+
     def render(self, indices: tuple[int, ...], target_c2w: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Point-cloud render of the given source frames from the target cameras.
         Returns render uint8 [T, H, W, 3], mask bool [T, H, W], source uint8 [T, H, W, 3]."""
