@@ -97,7 +97,7 @@ class Session:
         self._submitted: dict[int, float] = {}     # block id -> submit time
         self._make_s: dict[bool, list[float]] = {False: [], True: []}   # recent blocks' submit-to-arrival
         #                                            times, apart for blocks prepared ahead (True) or not
-        self._hint: tuple[int, ...] | None = None  # source frames last hinted for the next block
+        self._hint: tuple[int, tuple[int, ...]] | None = None   # (block id, source frames) last hinted
         self.prepared_blocks = 0
 
     # ---- the loop --------------------------------------------------------------------------
@@ -234,7 +234,7 @@ class Session:
             return len(self.buffer) + self._in_flight < low_water
         if self._in_flight > 0:
             return False
-        prepared = self._hint is not None and not self._restart
+        prepared = self._hint is not None and self._hint[0] == self._next_block and not self._restart
         history = self._make_s[True] if prepared and self._make_s[True] else self._make_s[False]
         make_s = max(history) if history else float("inf")
         lead_s = len(self.buffer) / self.fps                 # until the buffered frames run out, ...
@@ -281,9 +281,9 @@ class Session:
         else:
             frames = self.clock.peek_frames(n)
             indices, continues = tuple(f.index for f in frames), not any(f.discontinuity for f in frames)
-        hint = indices if continues and len(indices) == n else None
-        if hint is not None and hint != self._hint:
-            self.worker.prepare(PrepareHint(self._next_block, hint))
+        hint = (self._next_block, indices) if continues and len(indices) == n else None
+        if hint is not None and hint != self._hint:      # a pause hints the same frames block after block
+            self.worker.prepare(PrepareHint(*hint))
         self._hint = hint
 
     def _next_frames(self, n: int) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -250,3 +250,14 @@ def test_real_time_play_prepares_blocks_ahead_and_shows_the_frame_locked_frames(
     live, live_summary = run(tmp_path / "b", frame_locked=False)
     assert locked_summary["prepared_blocks"] == 0 and live_summary["prepared_blocks"] >= 2
     assert len(live) == len(locked) == 45 and all(torch.equal(a, b) for a, b in zip(locked, live))
+
+
+
+def test_a_paused_real_time_session_prepares_every_block_of_the_pause(tmp_path):
+    """Paused time repeats the same source frames block after block: each block is still hinted."""
+    scene = dit_scene()
+    cfg = load_config(overrides=["runtime.clock.start_paused=true"])
+    session = Session(cfg, scene, tiny_dit_refiner(scene), HeadlessPresenter(tmp_path, 24, scene.width, scene.height),
+                      device=torch.device("cpu"), frame_locked=False, max_frames=60)
+    summary = session.run()
+    assert summary["prepared_blocks"] >= summary["blocks"] - 2 >= 3, summary
