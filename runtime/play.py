@@ -139,8 +139,6 @@ def play(cfg, args) -> int:
     t_scene = time.perf_counter()
     refiner = make_refiner(cfg, device, scene)
     t_model = time.perf_counter()
-    warm_up(refiner, scene)
-    t_warm = time.perf_counter()
     headless = args.headless or not has_display()
     out, fps = output_dir(cfg, args.out), cfg.runtime.loop.fps
     seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
@@ -151,19 +149,27 @@ def play(cfg, args) -> int:
     takes = iter(range(1, 10**6))
     new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
     tensors = SceneTensors(scene, device, fused_world(cfg, scene, refiner, device))
-    tensors.warm_up()
+    t_world = time.perf_counter()
+
+    def setup() -> None:
+        """Warm-up on the generation thread, which owns the CUDA state (PyTorch keeps cuDNN's
+        execution plans per thread: warmed on another thread, the first blocks would pay again)."""
+        t0 = time.perf_counter()
+        warm_up(refiner, scene)
+        tensors.warm_up()
+        freeze_startup_objects()
+        print(f"roam: ready in {time.perf_counter() - started:.1f} s (scene{' and compiler' if preload else ''} "
+              f"{t_scene - started:.1f} s, model {t_model - t_scene:.1f} s, world {t_world - t_model:.1f} s, "
+              f"warm-up {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+
     session = Session(cfg, scene, refiner, presenter, device=device, inputs=inputs, event_sinks=sinks,
                       scene_tensors=tensors,
                       script=script, frame_locked=headless and not args.realtime,
                       recorder=Recorder(out / "recording", fps, scene.width, scene.height) if args.record else None,
                       max_frames=round(seconds * fps) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
-                      max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0)
-    freeze_startup_objects()
-    print(f"roam: ready in {time.perf_counter() - started:.1f} s (scene{' and compiler' if preload else ''} "
-          f"{t_scene - started:.1f} s, model "
-          f"{t_model - t_scene:.1f} s, warm-up {t_warm - t_model:.1f} s, world and session "
-          f"{time.perf_counter() - t_warm:.1f} s)", file=sys.stderr)
+                      max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0,
+                      worker_setup=setup)
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}"
           f"{', frames by CUDA-OpenGL interop' if presenter.accepts_device_frames else ''}, "
           f"output in {out}", file=sys.stderr)

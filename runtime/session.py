@@ -57,12 +57,15 @@ class Session:
 
     inputs: objects with `poll() -> Commands` (keyboard, gamepads, input-log replayers), polled once
     per tick. event_sinks: objects with `handle(pygame_event)` (the window's keyboard and pads).
-    script: a ScriptedPath that dictates every frame's pose and source index (replay, render)."""
+    script: a ScriptedPath that dictates every frame's pose and source index (replay, render).
+    worker_setup: runs first on the generation thread (the refiner's warm-up); no block is planned
+    before it is done, while the loop keeps the window responsive."""
 
     def __init__(self, cfg: AppConfig, scene, refiner, presenter, *, device: torch.device,
                  inputs=(), event_sinks=(), script: ScriptedPath | None = None, recorder=None,
                  frame_locked: bool = False, max_frames: int | None = None,
-                 new_recorder=None, status=(), max_worker_restarts: int = 0, scene_tensors=None):
+                 new_recorder=None, status=(), max_worker_restarts: int = 0, scene_tensors=None,
+                 worker_setup=None):
         self.cfg, self.scene, self.presenter, self.recorder = cfg, scene, presenter, recorder
         self.inputs, self.event_sinks, self.script = list(inputs), list(event_sinks), script
         self.new_recorder, self.status = new_recorder, list(status)   # recorder factory; objects with .status
@@ -83,7 +86,8 @@ class Session:
         self._done: queue.Queue[Block] = queue.Queue()
         tensors = scene_tensors if scene_tensors is not None else SceneTensors(scene, device)
         self.worker = GenerationWorker(tensors, refiner, self._done.put, mark=self.telemetry.mark,
-                                       keep_on_device=getattr(presenter, "accepts_device_frames", False))
+                                       keep_on_device=getattr(presenter, "accepts_device_frames", False),
+                                       setup=worker_setup)
         self.max_worker_restarts, self.worker_restarts = max_worker_restarts, 0
         self.hud = HudState(visible=True)
         self.tick = 0
@@ -141,7 +145,7 @@ class Session:
         """Watchdog (kiosk): replace a crashed worker, drop what it had in flight, start a fresh context."""
         log.warning("generation worker crashed (%s); restarting it", self.worker.error)
         self.worker = GenerationWorker(self.worker.scene, self.refiner, self._done.put, mark=self.worker._mark,
-                                       keep_on_device=self.worker.keep_on_device)
+                                       keep_on_device=self.worker.keep_on_device, setup=self.worker.setup)
         self.worker.start()
         self._in_flight, self._restart, self._hint = 0, True, None
         self._submitted.clear()
@@ -163,6 +167,8 @@ class Session:
             self._sleep()
 
     def _present_locked(self) -> None:
+        if not self.worker.ready.wait(0.05):     # warming up: nothing to present yet
+            return
         while len(self.buffer) == 0 and (self._in_flight > 0 or self.worker.mailbox.pending):
             if self.worker.error is not None or self.quit:   # let _finished() restart it, raise or stop
                 return
@@ -227,7 +233,7 @@ class Session:
         prepares ahead takes less time after its request, so it is planned later, from the make
         times of prepared blocks. A time command just before the plan leaves the worker preparing
         when the request comes; the request waits for it, and the plan margin absorbs most of that."""
-        if self.worker.mailbox.pending:
+        if self.worker.mailbox.pending or not self.worker.ready.is_set():   # not before its warm-up is done
             return False
         if self.frame_locked:
             low_water = self.refiner.frames_for_block(False) + self.cfg.runtime.pacing.target_buffer_frames

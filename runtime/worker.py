@@ -141,6 +141,8 @@ class SceneTensors:
 class GenerationWorker:
     """Owns the refiner; turns requests into blocks on its own thread.
 
+    `setup`, if given, runs first on the worker's thread (warm-up): per-thread state such as PyTorch's
+    cuDNN execution plans is then made by the thread that uses it. `ready` is set once it is done.
     `on_block` is called from the worker thread with each finished Block; it must only enqueue.
     `mark(block_id, stage, t)` receives each stage's time (telemetry) once the block is done.
     A failure inside a block is logged and reported through `error` (the watchdog restarts).
@@ -149,9 +151,10 @@ class GenerationWorker:
 
     def __init__(self, scene_tensors: SceneTensors, refiner: Refiner, on_block: Callable[[Block], None],
                  mark: Callable[[int, str, float], None] = lambda block, stage, t: None,
-                 keep_on_device: bool = False):
+                 keep_on_device: bool = False, setup: Callable[[], None] | None = None):
         self.scene, self.refiner, self.on_block, self._mark = scene_tensors, refiner, on_block, mark
-        self.keep_on_device = keep_on_device
+        self.keep_on_device, self.setup = keep_on_device, setup
+        self.ready = threading.Event()
         self.mailbox = LatestMailbox()
         self.error: BaseException | None = None
         self.blocks_done = 0
@@ -180,6 +183,15 @@ class GenerationWorker:
         return self._thread.is_alive()
 
     def _run(self) -> None:
+        try:
+            if self.setup is not None:
+                self.setup()
+        except Exception as err:
+            log.exception("generation worker set-up failed")
+            self.error = err
+            return
+        finally:
+            self.ready.set()
         while (item := self.mailbox.take()) is not None:
             try:
                 if isinstance(item, PrepareHint):

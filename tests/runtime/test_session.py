@@ -261,3 +261,22 @@ def test_a_paused_real_time_session_prepares_every_block_of_the_pause(tmp_path):
                       device=torch.device("cpu"), frame_locked=False, max_frames=60)
     summary = session.run()
     assert summary["prepared_blocks"] >= summary["blocks"] - 2 >= 3, summary
+
+
+@pytest.mark.parametrize("frame_locked", [True, False])
+def test_the_worker_setup_runs_on_the_generation_thread_before_any_block_is_planned(tmp_path, frame_locked):
+    import threading
+    ran = {}
+
+    def setup():
+        time.sleep(0.3)                                       # a warm-up takes a while
+        ran.update(thread=threading.current_thread().name, done=time.perf_counter())
+
+    cfg = load_config(overrides=["runtime.clock.ends=loop"])
+    session = Session(cfg, plane_scene(), GeometryRefiner(), HeadlessPresenter(tmp_path, 24, W, H),
+                      device=torch.device("cpu"), frame_locked=frame_locked, max_frames=24, worker_setup=setup)
+    session.run()
+    blocks = session.telemetry.to_dict()["blocks_s"]
+    first_request = min(b["request"] for b in blocks.values()) + session.telemetry.t0
+    assert ran["thread"] == "generation" and first_request >= ran["done"]
+    assert session.frames_presented == 24
