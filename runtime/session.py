@@ -125,7 +125,7 @@ class Session:
                        worker_restarts=self.worker_restarts, prepared_blocks=self.prepared_blocks,
                        source_latent_cache=self.refiner.source_cache.stats() if hasattr(self.refiner, "source_cache") else None,
                        pacer=dict(self.pacer.counts), ticks=self.tick, ticker=self.ticker.stats(),
-                       gc_pauses=gc_pauses.summary(),
+                       gc_pauses=gc_pauses.summary(since=self.worker.ready_s or wall0),   # not the warm-up's
                        peak_gpu_mem_gib=peak_gpu_memory_gib(self.worker.scene.device))
         return summary
 

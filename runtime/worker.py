@@ -118,8 +118,11 @@ class SceneTensors:
         self.device = device
 
     def warm_up(self, frames: int = 12) -> None:
-        """Render one block of frames from their own cameras and wait: the first render loads kernels
-        and libraries (e.g. the batched matrix inverse), which would otherwise delay the first block."""
+        """On CUDA, render one block of frames from their own cameras and wait: the first render loads
+        kernels and libraries (e.g. the batched matrix inverse), which would otherwise delay the first
+        block. On the CPU there is nothing to load, so nothing is done."""
+        if self.device.type != "cuda":
+            return
         indices = tuple(i % len(self.frames) for i in range(frames))
         render, _, _ = self.render(indices, self.c2w[list(indices)].double().cpu().numpy())
         render.cpu()
@@ -155,6 +158,7 @@ class GenerationWorker:
         self.scene, self.refiner, self.on_block, self._mark = scene_tensors, refiner, on_block, mark
         self.keep_on_device, self.setup = keep_on_device, setup
         self.ready = threading.Event()
+        self.ready_s: float | None = None          # perf_counter time the set-up ended
         self.mailbox = LatestMailbox()
         self.error: BaseException | None = None
         self.blocks_done = 0
@@ -191,6 +195,7 @@ class GenerationWorker:
             self.error = err
             return
         finally:
+            self.ready_s = time.perf_counter()
             self.ready.set()
         while (item := self.mailbox.take()) is not None:
             try:

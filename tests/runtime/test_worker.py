@@ -92,6 +92,7 @@ def test_to_host_gives_the_frames_on_the_cpu_pinned_when_they_come_from_cuda(dev
     assert host.is_pinned() == (device == "cuda")
 
 
+@pytest.mark.gpu
 def test_scene_tensors_warm_up_renders_a_block_of_any_scene_length():
     from runtime.worker import SceneTensors
     from scenes.scene import Scene
@@ -99,7 +100,7 @@ def test_scene_tensors_warm_up_renders_a_block_of_any_scene_length():
     K = torch.tensor([[30.0, 0, w / 2], [0, 30.0, h / 2], [0, 0, 1]]).expand(n, 3, 3).clone()
     scene = Scene(frames=torch.full((n, h, w, 3), 200, dtype=torch.uint8), depth=torch.full((n, h, w), 2.0), K=K,
                   c2w=torch.eye(4).expand(n, 4, 4).clone(), fps=24.0)
-    tensors = SceneTensors(scene, torch.device("cpu"))
+    tensors = SceneTensors(scene, torch.device("cuda"))
     tensors.warm_up()
     render, mask, _ = tensors.render((0, 1), scene.c2w[:2].double().numpy())
     assert mask.all() and (render > 0).all()                    # seen from its own camera: no holes
