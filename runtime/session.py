@@ -108,8 +108,10 @@ class Session:
     def run(self) -> dict:
         """Run to the end; returns the telemetry summary plus session counters."""
         self.worker.start()
-        wall0 = time.perf_counter()
         try:
+            self._await_worker()
+            wall0 = time.perf_counter()
+            self.ticker.restart()                  # input and time start now, not during the warm-up
             with GcPauses() as gc_pauses:
                 while not self._finished():
                     self._iterate()
@@ -125,7 +127,7 @@ class Session:
                        worker_restarts=self.worker_restarts, prepared_blocks=self.prepared_blocks,
                        source_latent_cache=self.refiner.source_cache.stats() if hasattr(self.refiner, "source_cache") else None,
                        pacer=dict(self.pacer.counts), ticks=self.tick, ticker=self.ticker.stats(),
-                       gc_pauses=gc_pauses.summary(since=self.worker.ready_s or wall0),   # not the warm-up's
+                       gc_pauses=gc_pauses.summary(),
                        peak_gpu_mem_gib=peak_gpu_memory_gib(self.worker.scene.device))
         return summary
 
@@ -166,9 +168,13 @@ class Session:
                 self._present(*item)
             self._sleep()
 
+    def _await_worker(self) -> None:
+        """While the worker's set-up (warm-up) runs: keep the window's events flowing, but no ticks,
+        so neither input nor time moves before the first block can show it."""
+        while not self.worker.ready.wait(0.02) and not self.quit:
+            self._pump_events()
+
     def _present_locked(self) -> None:
-        if not self.worker.ready.wait(0.05):     # warming up: nothing to present yet
-            return
         while len(self.buffer) == 0 and (self._in_flight > 0 or self.worker.mailbox.pending):
             if self.worker.error is not None or self.quit:   # let _finished() restart it, raise or stop
                 return

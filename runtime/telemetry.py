@@ -152,7 +152,7 @@ class GcPauses:
     objects torch.compile leaves behind can take tens of ms (see freeze_startup_objects)."""
 
     def __init__(self):
-        self.pauses: list[tuple[int, float, float]] = []    # (generation, start time, seconds)
+        self.pauses: list[tuple[int, float]] = []    # (generation, seconds)
         self._t0: float | None = None
 
     def __enter__(self) -> "GcPauses":
@@ -166,15 +166,13 @@ class GcPauses:
         if phase == "start":
             self._t0 = time.perf_counter()
         elif self._t0 is not None:
-            self.pauses.append((info["generation"], self._t0, time.perf_counter() - self._t0))
+            self.pauses.append((info["generation"], time.perf_counter() - self._t0))
             self._t0 = None
 
-    def summary(self, since: float = float("-inf")) -> dict:
-        """Counts and times of the collections that started at or after perf_counter time `since`."""
-        pauses = [(gen, s) for gen, t, s in self.pauses if t >= since]
-        return {"collections": len(pauses), "full": sum(gen == 2 for gen, _ in pauses),
-                "max_ms": 1000 * max((s for _, s in pauses), default=0.0),
-                "total_ms": 1000 * sum(s for _, s in pauses)}
+    def summary(self) -> dict:
+        return {"collections": len(self.pauses), "full": sum(gen == 2 for gen, _ in self.pauses),
+                "max_ms": 1000 * max((s for _, s in self.pauses), default=0.0),
+                "total_ms": 1000 * sum(s for _, s in self.pauses)}
 
 
 def freeze_startup_objects() -> None:

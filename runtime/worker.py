@@ -158,7 +158,6 @@ class GenerationWorker:
         self.scene, self.refiner, self.on_block, self._mark = scene_tensors, refiner, on_block, mark
         self.keep_on_device, self.setup = keep_on_device, setup
         self.ready = threading.Event()
-        self.ready_s: float | None = None          # perf_counter time the set-up ended
         self.mailbox = LatestMailbox()
         self.error: BaseException | None = None
         self.blocks_done = 0
@@ -195,7 +194,6 @@ class GenerationWorker:
             self.error = err
             return
         finally:
-            self.ready_s = time.perf_counter()
             self.ready.set()
         while (item := self.mailbox.take()) is not None:
             try:

@@ -266,17 +266,28 @@ def test_a_paused_real_time_session_prepares_every_block_of_the_pause(tmp_path):
 @pytest.mark.parametrize("frame_locked", [True, False])
 def test_the_worker_setup_runs_on_the_generation_thread_before_any_block_is_planned(tmp_path, frame_locked):
     import threading
+    from controllers.commands import Commands
     ran = {}
 
     def setup():
         time.sleep(0.3)                                       # a warm-up takes a while
         ran.update(thread=threading.current_thread().name, done=time.perf_counter())
 
+    class PollTimes:                                          # an input that notes when it is polled
+        times = []
+
+        def poll(self):
+            self.times.append(time.perf_counter())
+            return Commands()
+
     cfg = load_config(overrides=["runtime.clock.ends=loop"])
+    polls = PollTimes()
     session = Session(cfg, plane_scene(), GeometryRefiner(), HeadlessPresenter(tmp_path, 24, W, H),
-                      device=torch.device("cpu"), frame_locked=frame_locked, max_frames=24, worker_setup=setup)
+                      device=torch.device("cpu"), inputs=[polls], frame_locked=frame_locked, max_frames=24,
+                      worker_setup=setup)
     session.run()
     blocks = session.telemetry.to_dict()["blocks_s"]
     first_request = min(b["request"] for b in blocks.values()) + session.telemetry.t0
     assert ran["thread"] == "generation" and first_request >= ran["done"]
+    assert polls.times and min(polls.times) >= ran["done"]    # no input is read during the warm-up
     assert session.frames_presented == 24

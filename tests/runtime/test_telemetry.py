@@ -1,7 +1,6 @@
 """Telemetry: stage durations, control-to-photon from the changing tick to the first frame of
 the first block planned with it, fps and jitter, and the JSON file."""
 import json
-import time
 
 import pytest
 
@@ -70,7 +69,6 @@ def test_gc_pauses_times_the_collections_made_while_active():
     gc.collect()                                      # after the block: not counted
     s = pauses.summary()
     assert s["collections"] == 2 and s["full"] == 1 and 0 < s["max_ms"] <= s["total_ms"]
-    assert pauses.summary(since=time.perf_counter())["collections"] == 0
 
 
 def test_freezing_start_up_objects_takes_them_out_of_later_collections():
