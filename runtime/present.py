@@ -69,6 +69,9 @@ class HeadlessPresenter:
                 self._sheet, self._stride = self._sheet[::2], self._stride * 2
         self.frames_presented += 1
 
+    def show_status(self, lines: list[str]) -> None:
+        """Start-up status: a headless run has nowhere to show it (play prints it)."""
+
     def close(self) -> None:
         self.writer.finalize()
         if self._sheet:
@@ -140,6 +143,13 @@ class WindowPresenter:
             self.screenshots.append(self.screenshot(self.out_dir / f"screenshot-{len(self.screenshots)}.png"))
         self.pygame.display.flip()
         self.frames_presented += 1
+
+    def show_status(self, lines: list[str]) -> None:
+        """Before the first frame (warm-up): the lines on a dark window, so it is visibly alive."""
+        self.ctx.viewport = (0, 0, *self.pygame.display.get_window_size())
+        self.ctx.clear(0.08, 0.08, 0.1)
+        self._draw_hud(lines)
+        self.pygame.display.flip()
 
     def _draw_hud(self, lines: list[str]) -> None:
         pg = self.pygame

@@ -169,10 +169,15 @@ class Session:
             self._sleep()
 
     def _await_worker(self) -> None:
-        """While the worker's set-up (warm-up) runs: keep the window's events flowing, but no ticks,
-        so neither input nor time moves before the first block can show it."""
-        while not self.worker.ready.wait(0.02) and not self.quit:
+        """While the worker's set-up (warm-up) runs: keep the window's events flowing and show how
+        long it has been, but no ticks, so neither input nor time moves before a block can show it."""
+        t0 = time.perf_counter()
+        while not self.worker.ready.wait(0.1) and not self.quit:
             self._pump_events()
+            compiles = ["(the first start compiles for a minute or two; later starts reuse it)"] \
+                if hasattr(self.refiner, "warm_up") else []
+            self.presenter.show_status([f"roam: warming up the {self.refiner.name} refiner, "
+                                        f"{time.perf_counter() - t0:.0f} s", *compiles])
 
     def _present_locked(self) -> None:
         while len(self.buffer) == 0 and (self._in_flight > 0 or self.worker.mailbox.pending):
