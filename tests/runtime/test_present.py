@@ -29,6 +29,7 @@ def test_the_window_shows_the_start_up_status_and_then_frames(tmp_path, monkeypa
     import torch
     from runtime.present import HudState, WindowPresenter
     monkeypatch.setenv("SDL_VIDEODRIVER", "offscreen")
+    pygame.display.quit()                             # an earlier test may hold the dummy driver
     try:
         window = WindowPresenter(160, 96, out_dir=tmp_path)
     except (pygame.error, moderngl.Error) as err:   # no EGL / OpenGL here
