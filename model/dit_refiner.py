@@ -46,7 +46,7 @@ class DiTRefiner:
         self.device, self.dtype = sampler.device, sampler.dtype
         self._source, self._render, self._decoder = codec.stream(), codec.stream(), codec.stream()
         # source latents of one scene's indices, bounded by memory (an entry is ~50 MB with the TAE, ~1.1 GB with the VAE)
-        self.source_cache = SourceLatentCache(capacity=1 << 30, max_bytes=int(source_cache_mb * 2**20))
+        self.source_cache = SourceLatentCache(max_bytes=int(source_cache_mb * 2**20))
         self._mask_lag = MASK_LAG if isinstance(codec, TAECodec) else 0
         self.reset()
 

@@ -35,13 +35,13 @@ class _Entry:
 
 
 class SourceLatentCache:
-    """LRU cache of at most `capacity` blocks of source latents and `max_bytes` of latents and stored
-    encoder states (0 for either: off, every block is encoded)."""
+    """LRU cache of source latents and their stored encoder states, at most `max_bytes` of them
+    (0: off, every block is encoded)."""
 
-    def __init__(self, capacity: int, max_bytes: int | None = None):
-        if capacity < 0 or (max_bytes is not None and max_bytes < 0):
-            raise ValueError(f"source latent cache: capacity {capacity} / {max_bytes} bytes < 0; use 0 to switch it off")
-        self.capacity, self.max_bytes, self.bytes = capacity, max_bytes, 0
+    def __init__(self, max_bytes: int):
+        if max_bytes < 0:
+            raise ValueError(f"source latent cache: {max_bytes} bytes < 0; use 0 to switch it off")
+        self.max_bytes, self.bytes = max_bytes, 0
         self._entries: OrderedDict[tuple[int, tuple[int, ...]], _Entry] = OrderedDict()
         self._ids = itertools.count(ROOT + 1)
         self.hits = self.misses = 0
@@ -72,7 +72,7 @@ class SourceLatentCache:
         """stream.encode(frames) for frames [1, T, 3, H, W] = the source frames `indices` (len T),
         or the stored latents and encoder state of an identical earlier block. indices None: encode,
         uncached, and leave the history unknown (a fresh id nothing is stored under yet)."""
-        if indices is None or self.capacity == 0 or self.max_bytes == 0:
+        if indices is None or self.max_bytes == 0:
             self._history, self._last = next(self._ids), None
             return stream.encode(frames)
         key = (self._history, tuple(int(i) for i in indices))
@@ -95,11 +95,11 @@ class SourceLatentCache:
     def _store(self, key, entry: _Entry) -> None:
         """Keep `entry` unless it alone exceeds the byte budget; evict the least recently used to fit."""
         size = entry_bytes(entry)
-        if self.max_bytes is not None and size > self.max_bytes:
+        if size > self.max_bytes:
             return
         self._entries[key] = entry
         self.bytes += size
-        while len(self._entries) > self.capacity or (self.max_bytes is not None and self.bytes > self.max_bytes):
+        while self.bytes > self.max_bytes:
             self.bytes -= entry_bytes(self._entries.popitem(last=False)[1])
 
     def stats(self) -> dict:

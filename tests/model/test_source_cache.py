@@ -14,6 +14,7 @@ from model.tae import TAEHV, TAEConfig
 from model.vae import VAEConfig, WanVAE
 
 H, W, N = 64, 96, 60
+UNBOUNDED = 1 << 40                                   # bytes: a budget no test reaches
 SCENE = torch.randint(0, 255, (N, H, W, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
 
 
@@ -65,7 +66,7 @@ def same(a: list, b: list) -> bool:
 
 
 def test_a_replay_after_a_reset_hits_and_gives_the_uncached_latents_then_continues_exactly(tae_codec):
-    cache = SourceLatentCache(8)
+    cache = SourceLatentCache(UNBOUNDED)
     seq = [run(0), run(1), run(2)]
     first = cached(tae_codec, cache, seq)
     assert (cache.hits, cache.misses) == (0, 3)
@@ -77,7 +78,7 @@ def test_a_replay_after_a_reset_hits_and_gives_the_uncached_latents_then_continu
 
 
 def test_the_same_tuple_after_another_history_misses_and_is_encoded_from_its_own_history(tae_codec):
-    cache = SourceLatentCache(8)
+    cache = SourceLatentCache(UNBOUNDED)
     after_play = cached(tae_codec, cache, [run(0), run(1)])[1]
     alone = cached(tae_codec, cache, [None, run(1)])[0]                         # run(1) straight after a reset
     assert cache.hits == 0 and cache.misses == 3
@@ -92,7 +93,7 @@ def test_a_pause_hits_once_the_encoder_state_settles_and_stays_exact(codec_name,
     codec = request.getfixturevalue(f"{codec_name}_codec")
     first = run(0)[:9] if codec_name == "vae" else run(0)          # the VAE's first block takes 9 frames
     seq = [first, run(1), *[frozen(23)] * pause, run(2)]           # play, pause on frame 23, play on
-    cache = SourceLatentCache(16)
+    cache = SourceLatentCache(UNBOUNDED)
     got = cached(codec, cache, seq)
     assert same(got, uncached(codec, seq))
     assert cache.hits >= 2, f"the pause should reach a fixed point and hit: {cache.stats()}"
@@ -101,23 +102,8 @@ def test_a_pause_hits_once_the_encoder_state_settles_and_stays_exact(codec_name,
     assert same(again, got) and cache.misses == misses
 
 
-def test_capacity_bounds_the_entries_and_evicts_the_least_recently_used(tae_codec):
-    cache = SourceLatentCache(2)
-    cached(tae_codec, cache, [run(i % 4) for i in range(10)])
-    assert len(cache) == 2
-    a, b, c = frozen(1), frozen(2), frozen(3)
-    cache.clear()
-    cached(tae_codec, cache, [a, None, b, None, a, None, c])       # a used after b: c evicts b
-    assert (cache.hits, len(cache)) == (1, 2)
-    cached(tae_codec, cache, [None, a, None, b])
-    assert cache.hits == 2                                         # a hit, b missed
-    off = SourceLatentCache(0)
-    assert same(cached(tae_codec, off, [run(0), None, run(0)]), uncached(tae_codec, [run(0)]) * 2)
-    assert (off.hits, len(off)) == (0, 0)
-
-
 def test_an_unindexed_block_leaves_the_history_unknown(tae_codec):
-    cache = SourceLatentCache(8)
+    cache = SourceLatentCache(UNBOUNDED)
     stream = tae_codec.stream()
     cached(tae_codec, cache, [run(0), run(1)], stream)
     stream.reset()
@@ -140,8 +126,8 @@ def test_vae_encoder_state_round_trip_includes_the_first_block(vae_codec):
 
 
 def test_dit_refiner_gives_the_same_frames_with_the_cache_on_and_off():
-    def refiner(capacity):                                    # MiB
-        cfg = ModelConfig(use_tae=True, seed=3, source_latent_cache_mb=capacity)
+    def refiner(cache_mb):
+        cfg = ModelConfig(use_tae=True, seed=3, source_latent_cache_mb=cache_mb)
         return random_dit_refiner(cfg, "cpu", (H // 8, W // 8), seed=1, dit_cfg=DiTConfig.tiny())
 
     def block(t, seed):
@@ -152,22 +138,31 @@ def test_dit_refiner_gives_the_same_frames_with_the_cache_on_and_off():
 
     seq = [run(0), run(1), *[frozen(23)] * 5, None, run(0), run(1), frozen(23)]   # 1 pause hit, 3 replay hits
     outputs = {}
-    for capacity in (0, 64):
-        r = refiner(capacity)
-        outputs[capacity] = [r.reset() if t is None else r.refine(block(t, i)) for i, t in enumerate(seq)]
+    for cache_mb in (0, 64):
+        r = refiner(cache_mb)
+        outputs[cache_mb] = [r.reset() if t is None else r.refine(block(t, i)) for i, t in enumerate(seq)]
         hits = r.source_cache.hits
     assert hits >= 4, "the pause and the replay should hit"
     assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(outputs[0], outputs[64]))
 
 
-def test_the_byte_budget_bounds_the_memory_held(tae_codec):
-    one = SourceLatentCache(8)
+def test_the_byte_budget_bounds_the_memory_held_and_evicts_the_least_recently_used(tae_codec):
+    one = SourceLatentCache(UNBOUNDED)
     cached(tae_codec, one, [run(0)])
-    size = one.bytes
+    size = one.bytes                                               # every TAE entry has this size
     assert size > 0
-    cache = SourceLatentCache(100, max_bytes=2 * size)
+    cache = SourceLatentCache(max_bytes=2 * size)
     cached(tae_codec, cache, [run(i % 4) for i in range(10)])
     assert len(cache) == 2 and cache.bytes == 2 * size
-    small = SourceLatentCache(100, max_bytes=size - 1)              # one block does not fit: nothing kept
+    a, b, c = frozen(1), frozen(2), frozen(3)
+    cache.clear()
+    cached(tae_codec, cache, [a, None, b, None, a, None, c])       # a used after b: c evicts b
+    assert (cache.hits, len(cache)) == (1, 2)
+    cached(tae_codec, cache, [None, a, None, b])
+    assert cache.hits == 2                                         # a hit, b missed
+    small = SourceLatentCache(max_bytes=size - 1)                  # one block does not fit: nothing kept
     cached(tae_codec, small, [run(0), None, run(0)])
     assert (small.hits, len(small), small.bytes) == (0, 0, 0)
+    off = SourceLatentCache(0)
+    assert same(cached(tae_codec, off, [run(0), None, run(0)]), uncached(tae_codec, [run(0)]) * 2)
+    assert (off.hits, len(off)) == (0, 0)
