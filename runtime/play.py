@@ -11,6 +11,7 @@ from pathlib import Path
 
 from controllers.gamepad import make_gamepad
 from controllers.keyboard import PygameKeyboard
+from model import checkpoint
 from model.refiners import GeometryRefiner
 from runtime.commands import UserError, pick_device
 from runtime.present import HeadlessPresenter, WindowPresenter, has_display
@@ -24,11 +25,20 @@ from runtime.world_cache import load_or_build_world
 from scenes.scene import load_sample_scene, load_scene
 
 
+def dit_expected(cfg) -> bool:
+    """Whether play will most likely run the DiT: asked for, or `auto` with random weights or the
+    DiT's weight files present (a cheap look; make_refiner verifies them)."""
+    if cfg.runtime.refiner != "auto":
+        return cfg.runtime.refiner == "dit"
+    files = checkpoint.discover(cfg.model.checkpoint_dir)
+    return cfg.model.random_weights or (files.dit_inspatio is not None and bool(files.dit_base))
+
+
 def preload_compiler(cfg, device) -> threading.Thread | None:
-    """With the DiT asked for and compiled on a GPU: start CUDA and import torch.compile's machinery on
+    """With the DiT expected and compiled on a GPU: start CUDA and import torch.compile's machinery on
     a thread while the scene loads (in a fresh process on the H100 they took 5 s and 10 s,
     benchmarks/startup_probe.py), instead of one after the other before the first frame."""
-    if not (device.type == "cuda" and cfg.model.compile and cfg.runtime.refiner == "dit"):
+    if not (device.type == "cuda" and cfg.model.compile and dit_expected(cfg)):
         return None
 
     def load() -> None:

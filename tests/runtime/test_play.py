@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from runtime.config import load_config
-from runtime.play import preload_compiler
+from runtime.play import dit_expected, preload_compiler
 
 
 def test_no_preload_without_a_compiled_dit_on_a_gpu():
@@ -14,6 +14,18 @@ def test_no_preload_without_a_compiled_dit_on_a_gpu():
     assert preload_compiler(load_config(overrides=["runtime.refiner=geometry"]), torch.device("cuda")) is None
     assert preload_compiler(load_config(overrides=["runtime.refiner=dit", "model.compile=false"]),
                             torch.device("cuda")) is None
+
+
+def test_auto_expects_the_dit_when_its_weight_files_are_there(tmp_path):
+    auto = ["runtime.refiner=auto", f"model.checkpoint_dir={tmp_path}"]
+    assert not dit_expected(load_config(overrides=auto))                    # an empty folder: geometry
+    assert dit_expected(load_config(overrides=[*auto, "model.random_weights=true"]))
+    (tmp_path / "Wan2.1-T2V-1.3B").mkdir()
+    (tmp_path / "Wan2.1-T2V-1.3B" / "diffusion_pytorch_model.safetensors").touch()
+    (tmp_path / "InSpatio-World-1.3B").mkdir()
+    (tmp_path / "InSpatio-World-1.3B" / "InSpatio-World-1.3B.safetensors").touch()
+    assert dit_expected(load_config(overrides=auto))
+    assert not dit_expected(load_config(overrides=["runtime.refiner=geometry", f"model.checkpoint_dir={tmp_path}"]))
 
 
 @pytest.mark.gpu
