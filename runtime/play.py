@@ -19,7 +19,6 @@ from runtime.recorder import Recorder
 from runtime.kiosk import KioskInputs, LoopedInputLog
 from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
 from runtime.session import Session
-from runtime.telemetry import freeze_startup_objects
 from runtime.worker import SceneTensors
 from runtime.world_cache import load_or_build_world
 from scenes.scene import load_sample_scene, load_scene
@@ -167,7 +166,6 @@ def play(cfg, args) -> int:
         t0 = time.perf_counter()
         warm_up(refiner, scene)
         tensors.warm_up()
-        freeze_startup_objects()
         print(f"roam: ready in {time.perf_counter() - started:.1f} s (scene{' and compiler' if preload else ''} "
               f"{t_scene - started:.1f} s, model {t_model - t_scene:.1f} s, world {t_world - t_model:.1f} s, "
               f"warm-up {time.perf_counter() - t0:.1f} s)", file=sys.stderr)

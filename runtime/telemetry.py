@@ -149,7 +149,7 @@ class Telemetry:
 class GcPauses:
     """Times Python's cyclic garbage collections while active (`with GcPauses() as pauses:`). A
     collection stops every Python thread, the presenter's loop included; a full one over the many
-    objects torch.compile leaves behind can take tens of ms (see freeze_startup_objects)."""
+    objects torch.compile leaves behind could take tens of ms."""
 
     def __init__(self):
         self.pauses: list[tuple[int, float]] = []    # (generation, seconds)
@@ -173,11 +173,3 @@ class GcPauses:
         return {"collections": len(self.pauses), "full": sum(gen == 2 for gen, _ in self.pauses),
                 "max_ms": 1000 * max((s for _, s in self.pauses), default=0.0),
                 "total_ms": 1000 * sum(s for _, s in self.pauses)}
-
-
-def freeze_startup_objects() -> None:
-    """Move every object alive now (models, compiled graphs, the scene) out of the cyclic garbage
-    collector's reach: later collections scan only what play allocates, so they stay short."""
-    gc.collect()
-    gc.freeze()
-

@@ -69,14 +69,3 @@ def test_gc_pauses_times_the_collections_made_while_active():
     gc.collect()                                      # after the block: not counted
     s = pauses.summary()
     assert s["collections"] == 2 and s["full"] == 1 and 0 < s["max_ms"] <= s["total_ms"]
-
-
-def test_freezing_start_up_objects_takes_them_out_of_later_collections():
-    import gc
-    from runtime.telemetry import freeze_startup_objects
-    before = gc.get_freeze_count()
-    try:
-        freeze_startup_objects()
-        assert gc.get_freeze_count() > before
-    finally:
-        gc.unfreeze()
