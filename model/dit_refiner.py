@@ -200,8 +200,6 @@ def random_dit_refiner(cfg, device, latent_hw: tuple[int, int], seed: int = 0,
 def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
     device = model.patch_embedding.weight.device
     model.prepare_for_inference(fp8=cfg.fp8)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True     # the codec's convolutions have fixed shapes: pick the fastest once
     compile = cfg.compile and can_compile(device)
     if compile:
         use_compile_cache(cfg.compile_cache_dir)
