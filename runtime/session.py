@@ -172,10 +172,10 @@ class Session:
         """While the worker's set-up (warm-up) runs: keep the window's events flowing and show how
         long it has been, but no ticks, so neither input nor time moves before a block can show it."""
         t0 = time.perf_counter()
+        compiles = ["(the first start compiles for a minute or two; later starts reuse it)"] \
+            if hasattr(self.refiner, "warm_up") else []
         while not self.worker.ready.wait(0.1) and not self.quit:
             self._pump_events()
-            compiles = ["(the first start compiles for a minute or two; later starts reuse it)"] \
-                if hasattr(self.refiner, "warm_up") else []
             self.presenter.show_status([f"roam: warming up the {self.refiner.name} refiner, "
                                         f"{time.perf_counter() - t0:.0f} s", *compiles])
 
@@ -251,7 +251,7 @@ class Session:
             return len(self.buffer) + self._in_flight < low_water
         if self._in_flight > 0:
             return False
-        prepared = self._hint is not None and self._hint[0] == self._next_block and not self._restart
+        prepared = self._hint is not None and not self._restart    # hinted for this block
         history = self._make_s[True] if prepared and self._make_s[True] else self._make_s[False]
         make_s = max(history) if history else float("inf")
         lead_s = len(self.buffer) / self.fps                 # until the buffered frames run out, ...

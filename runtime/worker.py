@@ -226,13 +226,10 @@ class GenerationWorker:
         clock.mark("render")
         frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source, mark=clock.mark,
                                                  source_indices=tuple(request.source_indices)))
-        if self.keep_on_device:
-            clock.mark("decode")
-            clock.wait()                        # the block's one wait: its frames are finished
-        else:
+        if not self.keep_on_device:
             frames = to_host(frames)
-            clock.mark("decode")
-            clock.wait()                        # the block's one wait for the device
+        clock.mark("decode")
+        clock.wait()                            # the block's one wait: its frames are finished
         for stage, t in clock.times():
             self._mark(request.block_id, stage, t)
         self.blocks_done += 1
