@@ -22,6 +22,8 @@ H, W = 480, 832
 
 
 def timed_ms(fn) -> float:
+    """Host time around fn, device idle before and after: it includes Python's launch time, which
+    decides how much the two streams can overlap (kernel_bench.median_ms times the GPU alone)."""
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     fn()

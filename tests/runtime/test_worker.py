@@ -93,7 +93,7 @@ def test_to_host_gives_the_frames_on_the_cpu_pinned_when_they_come_from_cuda(dev
 
 
 @pytest.mark.gpu
-def test_scene_tensors_warm_up_renders_a_block_of_any_scene_length():
+def test_scene_tensors_warm_up_handles_a_scene_shorter_than_a_block():
     from runtime.worker import SceneTensors
     from scenes.scene import Scene
     n, h, w = 5, 24, 32                                         # fewer frames than a block: indices wrap
