@@ -6,7 +6,9 @@ layers in bf16 and FP8, so the per-block floor can be summed from measured numbe
 Shapes: 12 heads of 128; denoising passes attend 4680 queries to 14040 keys, the context pass 9360
 to 9360; linear layers multiply 4680 (denoising) or 9360 (context) tokens. FP8 rows time
 `torch._scaled_mm` with rowwise scales on pre-quantized operands ("mm") and with the activation
-quantization included ("+quant", eager; torch.compile fuses it into the preceding op).
+quantization included ("+quant", eager; torch.compile fuses it into the preceding op). The
+"cudnn fp8" attention rows time cuDNN's FP8 kernel (model/fp8_attention.py) on pre-quantized
+operands and, "+quant", with the per-tensor quantization of q, k and v (eager).
 """
 import argparse
 import json
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from model.fp8 import quantize_rows
+from model.fp8_attention import fp8_attention, fp8_attention_unavailable, quantize_per_tensor
 
 HEADS, HEAD_DIM, DIM, FFN = 12, 128, 1536, 8960
 ATTENTION = {"denoise q4680 k14040": (4680, 14040), "context q9360 k9360": (9360, 9360)}
@@ -54,6 +57,30 @@ def attention_rows(iters: int) -> list[dict]:
                     rows.append({"kernel": f"attention {label} {name}", "error": str(err).splitlines()[0][:80]})
                     continue
             rows.append({"kernel": f"attention {label} {name}", "ms": ms, "tflops": flop / ms / 1e9})
+        rows += fp8_attention_rows(label, q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), flop, iters)
+    return rows
+
+
+def fp8_attention_rows(label: str, q, k, v, flop: float, iters: int) -> list[dict]:
+    """q, k, v: [B, L, Nh, Dh] bf16."""
+    if reason := fp8_attention_unavailable(q.device):
+        return [{"kernel": f"attention {label} cudnn fp8", "error": reason}]
+    (q8, dq), (k8, dk), (v8, dv) = (quantize_per_tensor(t) for t in (q, k, v))
+    runs = {"cudnn fp8": lambda: torch.ops.roam.fp8_sdpa(q8, k8, v8, dq, dk, dv),
+            "cudnn fp8 +quant": lambda: fp8_attention(q, k, v)}
+    exact = F.scaled_dot_product_attention(*(t.transpose(1, 2).float() for t in (q, k, v))).transpose(1, 2)
+    err = ((fp8_attention(q, k, v).float() - exact).norm() / exact.norm()).item()
+    bf16 = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(1, 2)
+    err_bf16 = ((bf16.float() - exact).norm() / exact.norm()).item()
+    rows = []
+    for name, fn in runs.items():
+        try:
+            ms = median_ms(fn, iters)
+        except RuntimeError as error:
+            rows.append({"kernel": f"attention {label} {name}", "error": str(error).splitlines()[0][:200]})
+            continue
+        rows.append({"kernel": f"attention {label} {name}", "ms": ms, "tflops": flop / ms / 1e9,
+                     "rel_err_vs_fp32": err, "bf16_rel_err_vs_fp32": err_bf16})
     return rows
 
 
@@ -90,6 +117,8 @@ def main(argv=None) -> list[dict]:
     print(f"\nkernels on {torch.cuda.get_device_name()} | torch {torch.__version__} | median of {args.iters}")
     for r in rows:
         cost = f"{r['ms']:8.3f} ms {r['tflops']:7.0f} TFLOP/s" if "ms" in r else f"unavailable: {r['error']}"
+        if "rel_err_vs_fp32" in r:
+            cost += f"  rel. error vs fp32 {r['rel_err_vs_fp32']:.2e} (bf16 kernel {r['bf16_rel_err_vs_fp32']:.2e})"
         print(f"{r['kernel']:<52} {cost}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

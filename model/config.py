@@ -15,7 +15,8 @@ class ModelConfig:
     compile_scope: str = "blocks"      # blocks: one transformer block compiled, shared by all layers | passes: whole passes
     compile_cache_dir: str = ".cache/compile"  # torch.compile's kernel cache (TORCHINDUCTOR_CACHE_DIR), reused across runs
     cuda_graphs: bool = True           # replay each DiT pass as one CUDA graph (GPU only; no launch gaps)
-    fp8: bool = False                  # FP8 matmuls in the DiT's linear layers (Hopper/Ada; faster, less exact)
+    fp8: bool = False                  # FP8 mode: FP8 matmuls in the DiT's linear layers (Hopper/Ada; faster, less exact)
+    fp8_attention: bool = True         # in FP8 mode, self-attention in FP8 too where the kernel exists (Hopper, cuDNN frontend)
     rope: str = "float32"              # RoPE arithmetic: float64 (the reference's, bitwise) | float32 (faster, ~1 bf16 ulp on 2e-5 of elements)
     source_latent_cache_mb: float = 1024  # GPU memory for exact reuse of source latents on pauses and replays (0: off)
 

@@ -8,6 +8,7 @@ and RoPE in float64, rounded back to the activation dtype.
 
 Latents cross the boundary as [B, F, C, h, w]; tokens are ordered frame, then row, then column.
 """
+import logging
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -21,6 +22,7 @@ from model.attention import AttentionFn, select_attention
 from model.kv_cache import KVCache
 from model.rope import apply_rope
 
+log = logging.getLogger(__name__)
 Rope = tuple[Tensor, Tensor]  # (cos, sin), each [L, Dh / 2], from model.rope.token_table
 # Linear layers of a block that run in FP8 with model.fp8. Measured per layer on an H100
 # (benchmarks/kernel_bench.py, dit_bench --fp8-layers): only the up-projection pays; its input
@@ -196,12 +198,13 @@ class Block(nn.Module):
                                  nn.Linear(cfg.ffn_dim, cfg.dim, **kw))
 
     def forward(self, x: Tensor, e0: Tensor, text_kv: tuple[Tensor, Tensor], cache: tuple[Tensor, Tensor],
-                kv_size: tuple[int, int], rope: Rope, attend: AttentionFn) -> Tensor:
-        """x: [B, L, D]; e0: [B, 6, D] projected time embedding -> [B, L, D]"""
+                kv_size: tuple[int, int], rope: Rope, attend: AttentionFn, attend_text: AttentionFn) -> Tensor:
+        """x: [B, L, D]; e0: [B, 6, D] projected time embedding -> [B, L, D]. attend: the
+        self-attention kernel; attend_text: the cross-attention one (never FP8: 512 keys)."""
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation + e0).chunk(6, dim=1)  # [B, 1, D]
         y = self.self_attn(self.norm1(x) * (1 + scale1) + shift1, cache, kv_size, rope, attend)
         x = x + y * gate1
-        x = x + self.cross_attn(self.norm3(x), text_kv, attend)
+        x = x + self.cross_attn(self.norm3(x), text_kv, attend_text)
         y = feed_forward(self.ffn, self.norm2(x) * (1 + scale2) + shift2)
         return x + y * gate2
 
@@ -252,6 +255,8 @@ class CausalWanModel(nn.Module):
         weight = self.patch_embedding.weight
         self.attn_request = backend or self.attn_request
         self.attn_backend, self._attend = select_attention(self.attn_request, device=weight.device, dtype=weight.dtype)
+        self._attend_text = self._attend if self.attn_request != "cudnn_fp8" else \
+            select_attention("auto", device=weight.device, dtype=weight.dtype)[1]
         self._attend_for = (weight.device, weight.dtype)
 
     def attention_is_stale(self) -> bool:
@@ -259,15 +264,25 @@ class CausalWanModel(nn.Module):
         weight = self.patch_embedding.weight
         return self._attend_for != (weight.device, weight.dtype)
 
-    def prepare_for_inference(self, *, fp8: bool = False, fp8_layers: Sequence[str] = FP8_LAYERS) -> None:
+    def prepare_for_inference(self, *, fp8: bool = False, fp8_layers: Sequence[str] = FP8_LAYERS,
+                              fp8_attention: bool = True) -> None:
         """One-way speed-ups after the weights are loaded and placed: fused q/k/v projections, and
-        with fp8 the blocks' `fp8_layers` as FP8 matmuls (model/fp8.py; Ada, Hopper or newer)."""
+        with fp8 the blocks' `fp8_layers` as FP8 matmuls (model/fp8.py; Ada, Hopper or newer) and,
+        with fp8_attention, self-attention in FP8 where its kernel exists (model/fp8_attention.py;
+        an explicitly chosen attention backend is kept)."""
         for block in self.blocks:
             block.self_attn.fuse_qkv()
         if fp8:
             from model.fp8 import to_fp8
             for block in self.blocks:
                 to_fp8(block, names=tuple(fp8_layers))
+        if fp8 and fp8_attention and self.attn_request == "auto":
+            from model.fp8_attention import fp8_attention_unavailable
+            reason = fp8_attention_unavailable(self.patch_embedding.weight.device)
+            if reason:
+                log.warning("FP8 mode: attention stays in %s: %s", self.attn_backend, reason)
+            else:
+                self.set_attention("cudnn_fp8")
 
     def new_cache(self, batch: int, rows: int) -> KVCache:
         """A zeroed self-attention cache of `rows` tokens per layer, on the parameters' device and dtype."""
@@ -314,7 +329,7 @@ class CausalWanModel(nn.Module):
         tokens = self.embed(x)                                                  # [B, L, D]
         e, e0 = self.embed_time(timestep, tokens.dtype)
         for i, block in enumerate(blocks or self.blocks):
-            tokens = block(tokens, e0, text_kv.layer(i), cache.layer(i), kv_size, rope, self._attend)
+            tokens = block(tokens, e0, text_kv.layer(i), cache.layer(i), kv_size, rope, self._attend, self._attend_text)
         return self.unpatchify(self.head(tokens, e), *x.shape[-2:])
 
     def prefill(self, x: Tensor, timestep: Tensor, text_kv: KVCache, cache: KVCache, rope: Rope,
@@ -325,5 +340,5 @@ class CausalWanModel(nn.Module):
         tokens = self.embed(x)
         _, e0 = self.embed_time(timestep, tokens.dtype)
         for i, block in enumerate((blocks or self.blocks)[:-1]):
-            tokens = block(tokens, e0, text_kv.layer(i), cache.layer(i), (0, -1), rope, self._attend)
+            tokens = block(tokens, e0, text_kv.layer(i), cache.layer(i), (0, -1), rope, self._attend, self._attend_text)
         self.blocks[-1].write_kv(tokens, e0, cache.layer(len(self.blocks) - 1), rope)

@@ -199,7 +199,7 @@ def random_dit_refiner(cfg, device, latent_hw: tuple[int, int], seed: int = 0,
 
 def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
     device = model.patch_embedding.weight.device
-    model.prepare_for_inference(fp8=cfg.fp8)
+    model.prepare_for_inference(fp8=cfg.fp8, fp8_attention=cfg.fp8_attention)
     compile = cfg.compile and can_compile(device)
     if compile:
         use_compile_cache(cfg.compile_cache_dir)
