@@ -1,16 +1,25 @@
 """Where the "model" stage of play's start-up goes on a GPU, in a fresh process (random weights):
 
-    python3 -m benchmarks.startup_probe
+    python3 -m benchmarks.startup_probe [--warm-up] [--profile OUT.prof]
 
 Times CUDA initialisation, importing torch.compile's machinery, building the full-size DiT, filling
 it with random weights, and then the whole random DiT refiner (TAE, prompt K/V, KV cache, samplers).
-Imports happen inside `main` on purpose: their cost is what is measured.
+Imports happen inside `main` on purpose: their cost is what is measured. --warm-up also times play's
+warm-up (compiling or loading every shape, capturing the CUDA graphs) on this thread; --profile
+runs it under cProfile and prints where its time goes.
 """
+import argparse
+import cProfile
 import importlib
+import pstats
 import time
 
 
-def main() -> dict:
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--warm-up", action="store_true", help="also time the refiner's warm-up at 480x832")
+    p.add_argument("--profile", help="with --warm-up: write its cProfile stats here and print the top")
+    args = p.parse_args(argv)
     t0 = time.perf_counter()
     import torch
     if not torch.cuda.is_available():
@@ -33,11 +42,24 @@ def main() -> dict:
     torch.cuda.synchronize()
     t4 = time.perf_counter()
     del model
-    random_dit_refiner(ModelConfig(), torch.device("cuda"), (60, 104))
+    refiner = random_dit_refiner(ModelConfig(), torch.device("cuda"), (60, 104))
     torch.cuda.synchronize()
     t5 = time.perf_counter()
     times = {"cuda init": t1 - t0, "import torch.compile": t2 - t1, "DiT construct": t3 - t2,
              "random init": t4 - t3, "whole random DiT refiner": t5 - t4}
+    if args.warm_up:
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler:
+            profiler.enable()
+        refiner.warm_up(480, 832, report=print)
+        torch.cuda.synchronize()
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+            stats = pstats.Stats(args.profile)
+            stats.sort_stats("cumulative").print_stats(40)
+            stats.sort_stats("tottime").print_stats(25)
+        times["warm-up"] = time.perf_counter() - t5
     print(" | ".join(f"{k} {v:.2f} s" for k, v in times.items()))
     return times
 

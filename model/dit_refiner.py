@@ -228,8 +228,12 @@ def can_compile(device: torch.device) -> bool:
 
 def use_compile_cache(path: str) -> None:
     """Point torch.compile's on-disk kernel cache at `path` (kept across runs and reboots, unlike its
-    /tmp default) unless TORCHINDUCTOR_CACHE_DIR is already set."""
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(path).resolve()))
+    /tmp default) unless the user set TORCHINDUCTOR_CACHE_DIR to somewhere else. Importing
+    torch._inductor writes its default into that variable, so a default found there is replaced."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if current is None or os.path.abspath(current) == os.path.abspath(default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(path).resolve())
 
 
 def dit_refiner_or_reason(cfg, device, scene=None):

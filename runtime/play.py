@@ -39,6 +39,8 @@ def preload_compiler(cfg, device) -> threading.Thread | None:
     benchmarks/startup_probe.py), instead of one after the other before the first frame."""
     if not (device.type == "cuda" and cfg.model.compile and dit_expected(cfg)):
         return None
+    from model.dit_refiner import use_compile_cache
+    use_compile_cache(cfg.model.compile_cache_dir)
 
     def load() -> None:
         import torch

@@ -1,5 +1,7 @@
 """The DiT refiner streams blocks through codec, sampler and decoder with the reference's frame counts
 and mask grouping (tiny DiT, TAEHV architecture, random weights, CPU)."""
+import os
+
 import torch
 
 from model.config import ModelConfig
@@ -112,3 +114,19 @@ def test_warm_up_reports_where_each_block_went_and_forgets_its_blocks():
     took = [m for m in messages if "took" in m]
     assert len(took) == 2 and all(f"{stage} " in m for m in took for stage in ("encode", "dit", "decode"))
     assert r._first and r.source_cache.position()[0] == 0          # reset: the next block starts fresh
+
+
+def test_compile_cache_dir_wins_over_the_default_torch_writes_on_import(tmp_path):
+    """Importing torch._inductor (play preloads it while the scene loads) writes its /tmp default
+    into TORCHINDUCTOR_CACHE_DIR; the configured cache must still be used, or every reboot compiles
+    cold. A directory the user chose stays."""
+    import subprocess
+    import sys
+    code = ("import os, importlib, sys; importlib.import_module('torch._inductor.compile_fx');"
+            "from model.dit_refiner import use_compile_cache; use_compile_cache(sys.argv[1]);"
+            "from torch._inductor.runtime.cache_dir_utils import cache_dir; print(cache_dir())")
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    run = lambda env: subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], env=env,
+                                     capture_output=True, text=True, check=True).stdout.strip()
+    assert run(env) == str(tmp_path / "cache")
+    assert run({**env, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "mine")}) == str(tmp_path / "mine")
