@@ -8,11 +8,10 @@ Layouts ([B, H, L, D] as cuDNN sees them): "bshd" tokens-major like the DiT's q,
 order Hopper's FP8 tensor cores read for P @ V.
 """
 import argparse
-import statistics
 
 import torch
 
-from benchmarks.kernel_bench import ATTENTION, HEAD_DIM, HEADS
+from benchmarks.kernel_bench import ATTENTION, HEAD_DIM, HEADS, median_ms
 from model.fp8_attention import _CUDNN, FP8, fp8_attention_unavailable
 
 
@@ -20,20 +19,6 @@ def layouts(B: int, L: int, H: int, D: int) -> dict[str, tuple[list[int], list[i
     dims = [B, H, L, D]
     return {"bshd": (dims, [L * H * D, D, H * D, 1]), "bhsd": (dims, [H * L * D, L * D, D, 1]),
             "bhds": (dims, [H * L * D, L * D, 1, L])}
-
-
-def time_ms(fn, iters: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(iters):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
 
 
 def main(argv=None) -> None:
@@ -64,7 +49,7 @@ def main(argv=None) -> None:
             for index in range(graph.get_execution_plan_count()):
                 workspace = torch.empty(max(graph.get_workspace_size_plan_at_index(index), 1), dtype=torch.uint8, device=device)
                 try:
-                    ms = time_ms(lambda: graph.execute_plan_at_index(buffers, workspace, index, handle=handle,
+                    ms = median_ms(lambda: graph.execute_plan_at_index(buffers, workspace, index, handle=handle,
                                                                      tensor_uids=uids), args.iters)
                 except Exception as err:
                     print(f"{label} q/k {name} v {v_name} plan {index}: failed ({str(err).splitlines()[0][:120]})")

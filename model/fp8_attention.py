@@ -10,8 +10,10 @@ Numerics, per call:
   q, k, v are quantized to float8_e4m3fn with one scale per tensor (amax / 448, computed on the
   GPU, so nothing is known in advance and nothing overflows); the kernel multiplies the descales
   back in float32, quantizes the softmax probabilities P (in [0, 1]) with the fixed scale 448, and
-  writes O in the activation dtype. `emulate_fp8_sdpa` does the same arithmetic in float32 and is
-  the op's CPU kernel, so tests run here and the GPU test compares the kernel against it.
+  writes O in e4m3 with V's scale (cuDNN 9.19 has no bf16 O for FP8 inputs on Hopper), which
+  `fp8_attention` converts back. `emulate_fp8_sdpa` does the same arithmetic in float32 and is the
+  op's CPU kernel, so tests run here; it is close to the kernel, not bitwise (the kernel scales P
+  against the running maximum of its key tiles).
 """
 import atexit
 import math
