@@ -72,3 +72,12 @@ def test_cli_reports_config_errors_in_one_line():
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "runtime.loop.fps" in lines[0]
+
+
+def test_doctor_says_whether_fp8_attention_can_run_here():
+    import torch
+    from model.fp8_attention import fp8_attention_unavailable
+    proc = subprocess.run([sys.executable, "main.py", "doctor"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("FP8 attention (model.fp8):"))
+    reason = fp8_attention_unavailable(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    assert line.endswith(": available") if reason is None else (reason in line and "not available" in line)
