@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,10 +230,13 @@ def can_compile(device: torch.device) -> bool:
 def use_compile_cache(path: str) -> None:
     """Point torch.compile's on-disk kernel cache at `path` (kept across runs and reboots, unlike its
     /tmp default) unless the user set TORCHINDUCTOR_CACHE_DIR to somewhere else. Importing
-    torch._inductor writes its default into that variable, so a default found there is replaced."""
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    torch._inductor writes its default into that variable, so a default found there is replaced.
+    Cheap: it never imports torch._inductor itself (play calls it before preloading that)."""
     current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if current is None or os.path.abspath(current) == os.path.abspath(default_cache_dir()):
+    torch_dirs = sys.modules.get("torch._inductor.runtime.cache_dir_utils")
+    torch_default = torch_dirs is not None and current is not None and \
+        os.path.abspath(current) == os.path.abspath(torch_dirs.default_cache_dir())
+    if current is None or torch_default:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(path).resolve())
 
 

@@ -130,3 +130,8 @@ def test_compile_cache_dir_wins_over_the_default_torch_writes_on_import(tmp_path
                                      capture_output=True, text=True, check=True).stdout.strip()
     assert run(env) == str(tmp_path / "cache")
     assert run({**env, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "mine")}) == str(tmp_path / "mine")
+    # called first (as play does, before its preload), it neither imports torch._inductor nor is overridden
+    code = ("import sys; from model.dit_refiner import use_compile_cache; use_compile_cache(sys.argv[1]);"
+            "assert 'torch._inductor' not in sys.modules; import torch._inductor.compile_fx;"
+            "from torch._inductor.runtime.cache_dir_utils import cache_dir; print(cache_dir())")
+    assert run(env) == str(tmp_path / "cache")
