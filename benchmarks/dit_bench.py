@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> dict:
     model.to(torch.bfloat16).set_attention(args.attn)
     baseline = copy.deepcopy(model) if args.compare_eager else None     # the reference's structure, bf16, eager
     if not args.unfused:
-        model.prepare_for_inference(fp8=args.fp8, fp8_layers=args.fp8_layers.split(","))
+        model.prepare_for_inference(fp8=args.fp8, fp8_layers=[n for n in args.fp8_layers.split(",") if n])
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
