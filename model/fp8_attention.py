@@ -80,7 +80,7 @@ def fp8_attention_unavailable(device: torch.device) -> str | None:
     try:
         import cudnn  # noqa: F401  (nvidia-cudnn-frontend)
     except ImportError:
-        return "FP8 attention needs the cuDNN frontend: pip install -r requirements-fp8.txt"
+        return "FP8 attention needs the cuDNN frontend: python3 -m pip install --no-deps -r requirements-fp8.txt"
     return None
 
 
