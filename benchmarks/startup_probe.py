@@ -1,12 +1,13 @@
 """Where the "model" stage of play's start-up goes on a GPU, in a fresh process (random weights):
 
-    python3 -m benchmarks.startup_probe [--warm-up] [--profile OUT.prof]
+    python3 -m benchmarks.startup_probe [--warm-up [--profile OUT.prof] [--log-autotune]]
 
 Times CUDA initialisation, importing torch.compile's machinery, building the full-size DiT, filling
 it with random weights, and then the whole random DiT refiner (TAE, prompt K/V, KV cache, samplers).
 Imports happen inside `main` on purpose: their cost is what is measured. --warm-up also times play's
 warm-up (compiling or loading every shape, capturing the CUDA graphs) on this thread; --profile
-runs it under cProfile and prints where its time goes.
+runs it under cProfile and prints where its time goes; --log-autotune counts and names the Triton
+kernels Inductor benchmarks at run time (a warm start should find every choice in its cache).
 """
 import argparse
 import cProfile
@@ -19,6 +20,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--warm-up", action="store_true", help="also time the refiner's warm-up at 480x832")
     p.add_argument("--profile", help="with --warm-up: write its cProfile stats here and print the top")
+    p.add_argument("--log-autotune", action="store_true", help="with --warm-up: list the kernels autotuned during it")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     import torch
@@ -48,6 +50,7 @@ def main(argv=None) -> dict:
     times = {"cuda init": t1 - t0, "import torch.compile": t2 - t1, "DiT construct": t3 - t2,
              "random init": t4 - t3, "whole random DiT refiner": t5 - t4}
     if args.warm_up:
+        tuned = log_autotuning() if args.log_autotune else None
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
             profiler.enable()
@@ -60,8 +63,23 @@ def main(argv=None) -> dict:
             stats.sort_stats("cumulative").print_stats(40)
             stats.sort_stats("tottime").print_stats(25)
         times["warm-up"] = time.perf_counter() - t5
+        if tuned is not None:
+            print(f"{len(tuned)} kernels autotuned during the warm-up: {', '.join(sorted(set(tuned)))}")
     print(" | ".join(f"{k} {v:.2f} s" for k, v in times.items()))
     return times
+
+
+def log_autotuning() -> list[str]:
+    """From now on, record the name of every Triton kernel whose launch configurations Inductor
+    benchmarks at run time (a choice its autotune cache did not have). -> the list it fills."""
+    from torch._inductor.runtime.triton_heuristics import CachingAutotuner
+    tuned, benchmark = [], CachingAutotuner.benchmark_all_configs
+
+    def logged(self, *args, **kwargs):
+        tuned.append(self.fn.__name__)
+        return benchmark(self, *args, **kwargs)
+    CachingAutotuner.benchmark_all_configs = logged
+    return tuned
 
 
 if __name__ == "__main__":
