@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from runtime.bytecode_cache import use_bytecode_cache
+    use_bytecode_cache()                            # before anything imports torch
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(token in COMMANDS for token in argv) and not {"-h", "--help"} & set(argv):

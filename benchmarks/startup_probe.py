@@ -22,6 +22,8 @@ def main(argv=None) -> dict:
     p.add_argument("--profile", help="with --warm-up: write its cProfile stats here and print the top")
     p.add_argument("--log-autotune", action="store_true", help="with --warm-up: list the kernels autotuned during it")
     args = p.parse_args(argv)
+    from runtime.bytecode_cache import use_bytecode_cache
+    print("bytecode cache:", "roam's own (the install has none)" if use_bytecode_cache() else "the install's")
     t0 = time.perf_counter()
     import torch
     if not torch.cuda.is_available():
