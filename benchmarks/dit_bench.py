@@ -157,7 +157,7 @@ def kernel_class(name: str) -> str:
 
 
 def profile_block(sampler: BlockSampler, inputs: dict, top: int = 15) -> dict:
-    """GPU time of one steady block by kernel class, and its top kernels (ms)."""
+    """GPU time of one steady block by kernel class, its top kernels and every kernel (ms)."""
     from torch.profiler import ProfilerActivity, profile
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
@@ -169,7 +169,8 @@ def profile_block(sampler: BlockSampler, inputs: dict, top: int = 15) -> dict:
     for name, ms, _ in kernels:
         classes[kernel_class(name)] = classes.get(kernel_class(name), 0.0) + ms
     kernels.sort(key=lambda k: -k[1])
-    return {"class_ms": classes, "top": [{"kernel": n[:110], "ms": ms, "calls": c} for n, ms, c in kernels[:top]]}
+    rows = [{"kernel": n[:110], "ms": ms, "calls": c} for n, ms, c in kernels]
+    return {"class_ms": classes, "top": rows[:top], "kernels": rows}
 
 
 def print_table(r: dict) -> None:
