@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from model.attention import BACKENDS
+from model.config import ModelConfig
 from model.dit import FP8_LAYERS, CausalWanModel, DiTConfig
 from model.sampler import COND_CHANNELS, FRAMES_PER_BLOCK, LATENT_CHANNELS, BlockSampler
 
@@ -110,6 +111,9 @@ def run(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+    if args.compile and device.type == "cuda":
+        from model.inductor_choices import persistent_row_reductions
+        persistent_row_reductions(args.row_limit)
     sampler = BlockSampler(model, inputs["prompt"], latent_hw=grid, generator=torch.Generator(device).manual_seed(args.seed),
                            rope_dtype=ROPE_DTYPES[args.rope], compile=args.compile, compile_mode=args.compile_mode,
                            compile_scope=args.compile_scope, cuda_graphs=args.cuda_graphs)
@@ -138,7 +142,7 @@ def run(args: argparse.Namespace) -> dict:
         "peak_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "rel_diff_bf16_vs_fp32": ((first.float() - reference).norm() / reference.norm()).item(),
         "rel_diff_vs_eager_bf16_per_block": per_block, "fp8": args.fp8 and args.fp8_layers, "fused_qkv": not args.unfused,
-        "compile_scope": args.compile_scope if args.compile else None, "cuda_graphs": args.cuda_graphs,
+        "compile_scope": args.compile_scope if args.compile else None, "row_limit": args.row_limit, "cuda_graphs": args.cuda_graphs,
         "first_two_blocks_s": warm_s if args.blocks > 1 else None, "profile": profile,
     }
 
@@ -199,6 +203,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--blocks", type=int, default=8, help="blocks to generate (12 pixel frames each)")
     p.add_argument("--compile", action="store_true", help="torch.compile the context and denoising passes")
     p.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
+    p.add_argument("--row-limit", type=int, default=ModelConfig.compile_row_limit,
+                   help="one-pass row reductions up to this wide (play's model.compile_row_limit); 0: PyTorch's heuristic")
     p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks",
                    help="compile one shared transformer block, or whole passes")
     p.add_argument("--cuda-graphs", action="store_true", help="replay each pass as a CUDA graph (model/cuda_graphs.py)")

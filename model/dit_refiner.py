@@ -18,12 +18,14 @@ frame 0 repeated, so with the TAE the mask lags its block by 3 frames, as in the
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -42,8 +44,12 @@ MASK_LAG = 3          # frames of the previous block the reference's mask groupi
 class DiTRefiner:
     name = "dit"
 
-    def __init__(self, sampler: BlockSampler, codec: LatentCodec, source_cache_mb: float = 0):
-        self.sampler, self.codec = sampler, codec
+    def __init__(self, sampler: BlockSampler, codec: LatentCodec, source_cache_mb: float = 0,
+                 compile_setup: Callable[[], object] = lambda: None):
+        """compile_setup: per-thread torch.compile settings; run here and again by warm_up() on the
+        thread that compiles (play's generation thread)."""
+        self.sampler, self.codec, self.compile_setup = sampler, codec, compile_setup
+        compile_setup()
         self.device, self.dtype = sampler.device, sampler.dtype
         self._source, self._render, self._decoder = codec.stream(), codec.stream(), codec.stream()
         # source latents of one scene's indices, bounded by memory (an entry is ~50 MB with the TAE, ~1.1 GB with the VAE)
@@ -66,6 +72,7 @@ class DiTRefiner:
     def warm_up(self, height: int, width: int, report=lambda msg: None) -> None:
         """Run a first and a steady block on blank frames so every shape is compiled (and every
         kernel chosen) before play starts; then forget them."""
+        self.compile_setup()
         for i, first in enumerate((True, False)):
             n = self.frames_for_block(first)
             blank = torch.zeros(n, height, width, 3, dtype=torch.uint8)
@@ -202,8 +209,11 @@ def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
     device = model.patch_embedding.weight.device
     model.prepare_for_inference(fp8=cfg.fp8, fp8_attention=cfg.fp8_attention)
     compile = cfg.compile and can_compile(device)
+    compile_setup = lambda: None
     if compile:
         use_compile_cache(cfg.compile_cache_dir)
+        from model.inductor_choices import persistent_row_reductions
+        compile_setup = functools.partial(persistent_row_reductions, cfg.compile_row_limit)
     prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)
     sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=compile,
                            compile_scope=cfg.compile_scope, cuda_graphs=cfg.cuda_graphs,
@@ -211,7 +221,7 @@ def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
                            generator=torch.Generator(device).manual_seed(cfg.seed))
     if compile and cfg.compile_codec and isinstance(codec, TAECodec):
         codec.compile_streams()
-    return DiTRefiner(sampler, codec, source_cache_mb=cfg.source_latent_cache_mb)
+    return DiTRefiner(sampler, codec, source_cache_mb=cfg.source_latent_cache_mb, compile_setup=compile_setup)
 
 
 def can_compile(device: torch.device) -> bool:
