@@ -4,7 +4,7 @@ layers in bf16 and FP8, so the per-block floor can be summed from measured numbe
     python3 -m benchmarks.kernel_bench [--iters 20] [--json OUT.json]
 
 Shapes: 12 heads of 128; denoising passes attend 4680 queries to 14040 keys, the context pass 9360
-to 9360; linear layers multiply 4680 (denoising) or 9360 (context) tokens. FP8 rows time
+to 9360, the cross-attention 4680 or 9360 queries to the 512 text rows; linear layers multiply 4680 (denoising) or 9360 (context) tokens. FP8 rows time
 `torch._scaled_mm` with rowwise scales on pre-quantized operands ("mm") and with the activation
 quantization included ("+quant", eager; torch.compile fuses it into the preceding op). The
 "cudnn fp8" attention rows time cuDNN's FP8 kernel (model/fp8_attention.py) on pre-quantized
@@ -24,6 +24,7 @@ from model.fp8_attention import fp8_attention, fp8_attention_unavailable, quanti
 
 HEADS, HEAD_DIM, DIM, FFN = 12, 128, 1536, 8960
 ATTENTION = {"denoise q4680 k14040": (4680, 14040), "context q9360 k9360": (9360, 9360)}
+CROSS_ATTENTION = {"cross q4680 k512": (4680, 512), "cross q9360 k512": (9360, 512)}   # 512 text rows
 LINEARS = {"qkv": (DIM, 3 * DIM), "o / cross q / cross o": (DIM, DIM), "ffn up": (DIM, FFN), "ffn down": (FFN, DIM)}
 BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
             "efficient": SDPBackend.EFFICIENT_ATTENTION}
@@ -45,7 +46,7 @@ def median_ms(fn, iters: int) -> float:
 
 def attention_rows(iters: int) -> list[dict]:
     rows = []
-    for label, (lq, lk) in ATTENTION.items():
+    for label, (lq, lk) in {**ATTENTION, **CROSS_ATTENTION}.items():
         q = torch.randn(1, lq, HEADS, HEAD_DIM, device="cuda", dtype=torch.bfloat16).transpose(1, 2)  # [B, Nh, L, Dh] view
         k, v = (torch.randn(1, lk, HEADS, HEAD_DIM, device="cuda", dtype=torch.bfloat16).transpose(1, 2) for _ in range(2))
         flop = 4 * lq * lk * HEADS * HEAD_DIM
@@ -57,7 +58,8 @@ def attention_rows(iters: int) -> list[dict]:
                     rows.append({"kernel": f"attention {label} {name}", "error": str(err).splitlines()[0][:80]})
                     continue
             rows.append({"kernel": f"attention {label} {name}", "ms": ms, "tflops": flop / ms / 1e9})
-        rows += fp8_attention_rows(label, q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), flop, iters)
+        if label in ATTENTION:
+            rows += fp8_attention_rows(label, q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), flop, iters)
     return rows
 
 
