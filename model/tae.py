@@ -160,11 +160,33 @@ def run_layers(layers: nn.Sequential, x: Tensor, memory: dict[int, Tensor]) -> T
             prev = memory.get(i)
             prev = torch.zeros_like(xt[:, :1]) if prev is None else prev
             past = torch.cat([prev, xt[:, :-1]], 1).flatten(0, 1)             # [B*T, C, H, W]
-            memory[i] = xt[:, -1:].clone()
+            memory[i] = xt[:, -1:].clone(memory_format=torch.contiguous_format)   # strides as a fresh stream's zeros
             x = layer(x, past)
         else:
             x = layer(x)
     return x.unflatten(0, (B, -1))
+
+
+def memory_shapes(layers: nn.Sequential, x_shape: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
+    """The shape of each MemBlock's carried frame when `layers` runs on x [B, T, C, H, W], worked
+    out layer by layer without running anything: {layer index: (B, 1, C, H, W)}."""
+    B, T, C, H, W = x_shape
+    shapes = {}
+    for i, layer in enumerate(layers):
+        if isinstance(layer, MemBlock):
+            shapes[i] = (B, 1, C, H, W)
+        elif isinstance(layer, nn.Conv2d):
+            (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+            C, H, W = layer.out_channels, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+        elif isinstance(layer, TPool):
+            T //= layer.stride
+        elif isinstance(layer, TGrow):
+            T *= layer.stride
+        elif isinstance(layer, nn.Upsample):
+            H, W = int(H * layer.scale_factor), int(W * layer.scale_factor)
+        elif not isinstance(layer, (nn.ReLU, Clamp)):
+            raise TypeError(f"memory_shapes: no shape rule for layer {i} ({type(layer).__name__})")
+    return shapes
 
 
 class TAEStream:
@@ -197,6 +219,16 @@ class TAEStream:
     def set_encoder_state(self, state: dict[int, Tensor]) -> None:
         self.encoder_memory = dict(state)
 
+    @staticmethod
+    def _started(memory: dict[int, Tensor], layers: nn.Sequential, x: Tensor) -> dict[int, Tensor]:
+        """`memory`, with the zero frames a stream starts from filled in where absent (in place).
+        Zeros are what run_layers uses for an absent frame; present, the first block runs the
+        same compiled graph as every later one (one graph to compile and load, not two)."""
+        if len(memory) < sum(isinstance(layer, MemBlock) for layer in layers):
+            for i, shape in memory_shapes(layers, tuple(x.shape)).items():
+                memory.setdefault(i, torch.zeros(shape, dtype=x.dtype, device=x.device))
+        return memory
+
     @torch.no_grad()
     def encode(self, frames: Tensor) -> Tensor:
         """frames: [B, T, 3, H, W] in [0, 1], T a multiple of 4 -> latents [B, T/4, C, h, w]."""
@@ -207,14 +239,15 @@ class TAEStream:
         x = frames.to(p.device, p.dtype)
         if cfg.patch_size > 1:
             x = F.pixel_unshuffle(x.flatten(0, 1), cfg.patch_size).unflatten(0, x.shape[:2])
-        return self.run(self.tae.encoder, x, self.encoder_memory)
+        return self.run(self.tae.encoder, x, self._started(self.encoder_memory, self.tae.encoder, x))
 
     @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
         """latents: [B, F, C, h, w] -> frames [B, T, 3, H, W] in [0, 1] (the TAE's dtype); the
         stream's first 3 frames are start-up frames and never returned."""
         p = next(self.tae.parameters())
-        x = self.run(self.tae.decoder, latents.to(p.device, p.dtype), self.decoder_memory)
+        z = latents.to(p.device, p.dtype)
+        x = self.run(self.tae.decoder, z, self._started(self.decoder_memory, self.tae.decoder, z))
         trim = max(0, self.tae.cfg.frames_to_trim - self.frames_decoded)
         self.frames_decoded += x.shape[1]
         x = self.tae.postprocess(x.flatten(0, 1)).unflatten(0, x.shape[:2])   # [B, T, 3, H, W]

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from model.checkpoint import TAEW2_1_TGROW, load_manifest
-from model.tae import TAEHV, TAEConfig, TAEStream
+from model.tae import TAEHV, TAEConfig, TAEStream, memory_shapes, run_layers
 
 TOL = 3e-5  # parity/README.md tolerance table: taehv
 
@@ -51,6 +51,37 @@ def test_streaming_block_by_block_equals_one_call(tae_io):
     close(latents, io["encode_latent"])
     with pytest.raises(ValueError, match="multiple of 4"):
         stream.encode(io["video"][:, :6])
+
+
+@torch.no_grad()
+def test_memory_shapes_are_what_a_run_carries():
+    tae = TAEHV(TAEConfig()).eval()
+    frames = torch.rand(1, 12, 3, 32, 48)                                    # [B, T, 3, H, W]
+    enc_memory, dec_memory = {}, {}
+    latents = run_layers(tae.encoder, frames, enc_memory)
+    run_layers(tae.decoder, latents, dec_memory)
+    assert {i: tuple(t.shape) for i, t in enc_memory.items()} == memory_shapes(tae.encoder, tuple(frames.shape))
+    assert {i: tuple(t.shape) for i, t in dec_memory.items()} == memory_shapes(tae.decoder, tuple(latents.shape))
+    with pytest.raises(TypeError, match="no shape rule"):
+        memory_shapes(torch.nn.Sequential(torch.nn.GELU()), (1, 4, 3, 8, 8))
+
+
+@torch.no_grad()
+def test_a_compiled_stream_uses_one_graph_per_network_from_its_first_block():
+    """The first block starts from zero frames put in the memory, so it runs the same compiled
+    graph as every later block (the warm-up compiles and loads half as many TAE graphs)."""
+    from torch._dynamo.utils import counters
+    tae = TAEHV(TAEConfig()).eval()
+    frames = torch.rand(1, 12, 3, 32, 48)
+    plain, compiled = TAEStream(tae), TAEStream(tae, torch.compile(run_layers, backend="eager", dynamic=False))
+    torch._dynamo.reset()
+    counters.clear()
+    for _ in range(2):
+        latents = plain.encode(frames)
+        assert torch.equal(compiled.encode(frames), latents)
+        assert torch.equal(compiled.decode(latents), plain.decode(latents))
+    assert counters["stats"]["unique_graphs"] == 2                           # encoder, decoder
+    torch._dynamo.reset()
 
 
 def test_full_size_tae_matches_the_checkpoint_manifest():
