@@ -221,12 +221,12 @@ class TAEStream:
 
     @staticmethod
     def _started(memory: dict[int, Tensor], layers: nn.Sequential, x: Tensor) -> dict[int, Tensor]:
-        """`memory`, with the zero frames a stream starts from filled in where absent (in place).
+        """`memory`, or at a stream's start (empty) the zero frames it starts from, filled in place.
         Zeros are what run_layers uses for an absent frame; present, the first block runs the
         same compiled graph as every later one (one graph to compile and load, not two)."""
-        if len(memory) < sum(isinstance(layer, MemBlock) for layer in layers):
-            for i, shape in memory_shapes(layers, tuple(x.shape)).items():
-                memory.setdefault(i, torch.zeros(shape, dtype=x.dtype, device=x.device))
+        if not memory:
+            memory.update({i: torch.zeros(shape, dtype=x.dtype, device=x.device)
+                           for i, shape in memory_shapes(layers, tuple(x.shape)).items()})
         return memory
 
     @torch.no_grad()
