@@ -4,12 +4,14 @@ against the eager block. Time to first frame with a warm cache is spent mostly r
 block with Dynamo (README, Start-up); a package loads without importing Dynamo or Inductor.
 
     python3 -m benchmarks.aoti_probe [--tiny] [--layers 2] [--out block.pt2]
+    python3 -m benchmarks.aoti_probe [--tiny] --load-only block.pt2     # then, in a fresh process
 
 Default: the full-size block in bf16 on CUDA, a steady denoising pass at 480x832 (4680 queries,
 9360 cached rows + their own); --tiny: the parity-size block in float32 on the CPU (what CI-class
 machines can compile). Prints the export and compile times, the package size, the loading time
 and, per checked layer, the largest difference from eager in the output and in the K cache rows
-written. Not used by play yet.
+written. --load-only runs a package written before (same seed, same weights) in a process that
+never exported, and says whether Dynamo or Inductor got imported. Not used by play yet.
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ def main(argv=None) -> dict:
     p.add_argument("--tiny", action="store_true", help="parity-size block, float32, CPU")
     p.add_argument("--layers", type=int, default=2, help="layers to check against eager")
     p.add_argument("--out", default="/tmp/roam_block.pt2", help="where to write the package")
+    p.add_argument("--load-only", metavar="PACKAGE", help="only load and check a package written before")
     args = p.parse_args(argv)
     if not args.tiny and not torch.cuda.is_available():
         raise SystemExit("aoti_probe: the full-size block needs a CUDA GPU; --tiny runs on the CPU")
@@ -74,9 +77,12 @@ def main(argv=None) -> dict:
     program = AnyLayer(model, cached=2 * L)
 
     t0 = time.perf_counter()
-    exported = torch.export.export(program, (layer_params(0), x, e0, *text.layer(0), *cache.layer(0), cos, sin))
-    t1 = time.perf_counter()
-    path = torch._inductor.aoti_compile_and_package(exported, package_path=args.out)
+    if args.load_only:
+        path, t1 = args.load_only, t0
+    else:
+        exported = torch.export.export(program, (layer_params(0), x, e0, *text.layer(0), *cache.layer(0), cos, sin))
+        t1 = time.perf_counter()
+        path = torch._inductor.aoti_compile_and_package(exported, package_path=args.out)
     t2 = time.perf_counter()
     runner = torch._C._aoti.AOTIModelPackageLoader(path, "model", False, 1, -1)
     t3 = time.perf_counter()
@@ -99,7 +105,8 @@ def main(argv=None) -> dict:
           f"dim {cfg.dim}, {L} tokens, {dtype}")
     print(f"export {result['export_s']:.1f} s | AOTInductor compile {result['aoti_compile_s']:.1f} s | "
           f"package {result['package_mib']:.1f} MiB | load {result['load_s']:.2f} s | "
-          f"Dynamo imported: {'torch._dynamo' in sys.modules} (this process also exported)")
+          f"Dynamo imported: {'torch._dynamo' in sys.modules}, Inductor imported: {'torch._inductor' in sys.modules}"
+          f"{'' if args.load_only else ' (this process also exported)'}")
     for row in result["layers"]:
         print(f"layer {row['layer']}: max |out - eager| {row['out_max_diff']:.2e} | "
               f"max |K written - eager| {row['cache_max_diff']:.2e}")
