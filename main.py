@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"] + ". Options: "
                            "--blocks N, --warmup N, --vae (Wan VAE instead of TAEHV), --compile, --attn NAME, "
-                           "--json OUT.json, --plot [OUT.png], --tiny (CPU smoke run); see benchmarks/pipeline_bench.py.")
+                           "--row-limit N, --json OUT.json, --plot [OUT.png], --tiny (CPU smoke run); see benchmarks/pipeline_bench.py.")
     add_common(bench)
 
     doctor = sub.add_parser("doctor", help=COMMANDS["doctor"], description=COMMANDS["doctor"])
