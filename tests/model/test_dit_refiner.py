@@ -116,6 +116,20 @@ def test_warm_up_reports_where_each_block_went_and_forgets_its_blocks():
     assert r._first and r.source_cache.position()[0] == 0          # reset: the next block starts fresh
 
 
+def test_compile_setup_runs_on_the_thread_that_warms_up():
+    """Per-thread torch.compile settings (model/inductor_choices.py) must reach the thread that
+    compiles: play warms up on its generation thread, not where the refiner was built."""
+    import threading
+    from model.dit_refiner import DiTRefiner
+    built = refiner(True)
+    threads = []
+    r = DiTRefiner(built.sampler, built.codec, compile_setup=lambda: threads.append(threading.current_thread().name))
+    worker = threading.Thread(target=r.warm_up, args=(H, W), name="generation")
+    worker.start()
+    worker.join()
+    assert threads == [threading.current_thread().name, "generation"]
+
+
 def test_compile_cache_dir_wins_over_the_default_torch_writes_on_import(tmp_path):
     """Importing torch._inductor (play preloads it while the scene loads) writes its /tmp default
     into TORCHINDUCTOR_CACHE_DIR; the configured cache must still be used, or every reboot compiles
