@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from benchmarks.vae_probe import stage_ms
 from model.dit import CausalWanModel, DiTConfig
 from model.rope import base_table, token_table
 
@@ -57,19 +57,6 @@ class AnyLayer(nn.Module):
         return functional_call(self.code[0], dict(zip(self.names, params)),
                                (x, e0, (text_k, text_v), (cache_k, cache_v), (0, self.cached), (cos, sin),
                                 self.attend, self.attend))
-
-
-def call_ms(fn, repeats: int = 10) -> float:
-    """Median host ms of fn, the device idle before and after."""
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times)
 
 
 def main(argv=None) -> dict:
@@ -126,9 +113,9 @@ def main(argv=None) -> dict:
                                    model._attend, model._attend)
             result["layers"].append({"layer": i, "out_max_diff": (out - want).abs().max().item(),
                                      "cache_max_diff": (written - cache.k[i, :, 2 * L:]).abs().max().item()})
-        result["package_ms"] = call_ms(lambda: runner.run(inputs(0)))
-        result["eager_ms"] = call_ms(lambda: model.blocks[0](x, e0, text.layer(0), cache.layer(0), (0, 2 * L),
-                                                             (cos, sin), model._attend, model._attend))
+        result["package_ms"] = stage_ms(lambda: runner.run(inputs(0)), 10)
+        result["eager_ms"] = stage_ms(lambda: model.blocks[0](x, e0, text.layer(0), cache.layer(0), (0, 2 * L),
+                                                              (cos, sin), model._attend, model._attend), 10)
     print(f"AOTInductor block on {result['device']} | torch {result['torch']} | {cfg.num_layers} layers, "
           f"dim {cfg.dim}, {L} tokens, {dtype}")
     print(f"export {result['export_s']:.1f} s | AOTInductor compile {result['aoti_compile_s']:.1f} s | "
