@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from benchmarks.vae_probe import stage_ms
+from benchmarks.kernel_bench import host_ms
 from model.dit import CausalWanModel, DiTConfig
 from model.rope import base_table, token_table
 
@@ -113,8 +113,8 @@ def main(argv=None) -> dict:
                                    model._attend, model._attend)
             result["layers"].append({"layer": i, "out_max_diff": (out - want).abs().max().item(),
                                      "cache_max_diff": (written - cache.k[i, :, 2 * L:]).abs().max().item()})
-        result["package_ms"] = stage_ms(lambda: runner.run(inputs(0)), 10)
-        result["eager_ms"] = stage_ms(lambda: model.blocks[0](x, e0, text.layer(0), cache.layer(0), (0, 2 * L),
+        result["package_ms"] = host_ms(lambda: runner.run(inputs(0)), 10)
+        result["eager_ms"] = host_ms(lambda: model.blocks[0](x, e0, text.layer(0), cache.layer(0), (0, 2 * L),
                                                               (cos, sin), model._attend, model._attend), 10)
     print(f"AOTInductor block on {result['device']} | torch {result['torch']} | {cfg.num_layers} layers, "
           f"dim {cfg.dim}, {L} tokens, {dtype}")

@@ -13,6 +13,7 @@ operands and, "+quant", with the per-tensor quantization of q, k and v (eager).
 import argparse
 import json
 import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -28,6 +29,20 @@ CROSS_ATTENTION = {"cross q4680 k512": (4680, 512), "cross q9360 k512": (9360, 5
 LINEARS = {"qkv": (DIM, 3 * DIM), "o / cross q / cross o": (DIM, DIM), "ffn up": (DIM, FFN), "ffn down": (FFN, DIM)}
 BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
             "efficient": SDPBackend.EFFICIENT_ATTENTION}
+
+
+def host_ms(fn, repeats: int = 1) -> float:
+    """Median host ms of fn over `repeats` calls, the device idle before and after each: it includes
+    Python's launch time (median_ms times the GPU alone). Runs on the CPU too."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
 
 
 def median_ms(fn, iters: int) -> float:

@@ -10,25 +10,14 @@ hidden = dit + side - both: what a pipelined worker could save per block.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
+from benchmarks.kernel_bench import host_ms
 from model.config import ModelConfig
 from model.dit_refiner import random_dit_refiner
 
 H, W = 480, 832
-
-
-def timed_ms(fn) -> float:
-    """Host time around fn, device idle before and after: it includes Python's launch time, which
-    decides how much the two streams can overlap (kernel_bench.median_ms times the GPU alone)."""
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    torch.cuda.synchronize()
-    return 1000 * (time.perf_counter() - t0)
 
 
 def main(argv=None) -> dict:
@@ -68,8 +57,8 @@ def main(argv=None) -> dict:
         return run
 
     for fn in (dit, side, both(True), both(False)):                                  # warm every path once
-        timed_ms(fn)
-    result = {name: statistics.median(timed_ms(fn) for _ in range(args.repeats))
+        host_ms(fn)
+    result = {name: host_ms(fn, args.repeats)
               for name, fn in (("dit", dit), ("side", side), ("both_side_first", both(True)), ("both_dit_first", both(False)))}
     best = min(result["both_side_first"], result["both_dit_first"])
     result["hidden"] = result["dit"] + result["side"] - best

@@ -11,27 +11,14 @@ prepared ahead) and decodes 3 latents. "block" is the codec's share of a block i
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
 
+from benchmarks.kernel_bench import host_ms
 from model.vae import VAEConfig, WanVAE, WanVAEStream
 
 H, W = 480, 832
-
-
-def stage_ms(fn, repeats: int) -> float:
-    """Median host ms of fn with the device idle before and after."""
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times)
 
 
 def measure(vae: WanVAE, repeats: int, hw: tuple[int, int] = (H, W)) -> dict[str, float]:
@@ -49,8 +36,8 @@ def measure(vae: WanVAE, repeats: int, hw: tuple[int, int] = (H, W)) -> dict[str
     def encode():
         stream.set_encoder_state(snapshot)
         stream.encode(frames)
-    encode_ms = stage_ms(encode, repeats)
-    decode_ms = stage_ms(lambda: stream.decode(latents), repeats)
+    encode_ms = host_ms(encode, repeats)
+    decode_ms = host_ms(lambda: stream.decode(latents), repeats)
     return {"encode 12 frames": encode_ms, "decode 3 latents": decode_ms,
             "block (2 encodes + decode)": 2 * encode_ms + decode_ms}
 
