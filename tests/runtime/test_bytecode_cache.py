@@ -46,8 +46,10 @@ def test_an_install_without_bytecode_gets_it_written_to_roams_cache(tmp_path):
     cached = pyc_files(prefix)
     assert any(name.startswith("sub.") for name in cached) and any(name.startswith("__init__.") for name in cached)
     assert pyc_files(pkg) == []                              # the install itself stays untouched
+    written = {p: p.stat().st_mtime_ns for p in prefix.rglob("*.pyc")}
     second = run_probe(tmp_path, prefix)                      # the next start reads what the first wrote
     assert second["used"] and pyc_files(prefix) == cached
+    assert {p: p.stat().st_mtime_ns for p in prefix.rglob("*.pyc")} == written   # read, not compiled again
 
 
 def test_an_install_with_bytecode_is_left_alone(tmp_path):
