@@ -65,6 +65,8 @@ def main(argv=None) -> dict:
     p.add_argument("--layers", type=int, default=2, help="layers to check against eager")
     p.add_argument("--out", default="/tmp/roam_block.pt2", help="where to write the package")
     p.add_argument("--load-only", metavar="PACKAGE", help="only load and check a package written before")
+    p.add_argument("--graph", action="store_true",
+                   help="also time a whole 30-layer pass as one CUDA graph: package against torch.compile")
     args = p.parse_args(argv)
     if not args.tiny and not torch.cuda.is_available():
         raise SystemExit("aoti_probe: the full-size block needs a CUDA GPU; --tiny runs on the CPU")
@@ -94,9 +96,12 @@ def main(argv=None) -> dict:
     else:
         exported = torch.export.export(program, (layer_params(0), x, e0, *text.layer(0), *cache.layer(0), cos, sin))
         t1 = time.perf_counter()
+        if not args.tiny:
+            from model.inductor_choices import persistent_row_reductions
+            persistent_row_reductions(2048)
         path = torch._inductor.aoti_compile_and_package(exported, package_path=args.out)
     t2 = time.perf_counter()
-    runner = torch._C._aoti.AOTIModelPackageLoader(path, "model", False, 1, -1)
+    runner = torch._C._aoti.AOTIModelPackageLoader(path, "model", True, 1, -1)   # single-threaded: no events
     t3 = time.perf_counter()
     result = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "torch": torch.__version__,
               "export_s": t1 - t0, "aoti_compile_s": t2 - t1, "load_s": t3 - t2,
@@ -116,6 +121,9 @@ def main(argv=None) -> dict:
         result["package_ms"] = host_ms(lambda: runner.run(inputs(0)), 10)
         result["eager_ms"] = host_ms(lambda: model.blocks[0](x, e0, text.layer(0), cache.layer(0), (0, 2 * L),
                                                               (cos, sin), model._attend, model._attend), 10)
+        if args.graph:
+            result.update(pass_graphs(model, runner, inputs, lambda i: (x, e0, text.layer(i), cache.layer(i),
+                                                                        (0, 2 * L), (cos, sin))))
     print(f"AOTInductor block on {result['device']} | torch {result['torch']} | {cfg.num_layers} layers, "
           f"dim {cfg.dim}, {L} tokens, {dtype}")
     print(f"export {result['export_s']:.1f} s | AOTInductor compile {result['aoti_compile_s']:.1f} s | "
@@ -126,7 +134,45 @@ def main(argv=None) -> dict:
     for row in result["layers"]:
         print(f"layer {row['layer']}: max |out - eager| {row['out_max_diff']:.2e} | "
               f"max |K written - eager| {row['cache_max_diff']:.2e}")
+    if args.graph:
+        print(f"30-layer pass as a CUDA graph: package {result['graph_package_ms']:.2f} ms, torch.compile "
+              f"{result['graph_compiled_ms']:.2f} ms (torch.compile warm-up {result['compile_s']:.1f} s) | "
+              f"max |package - compiled| / max |compiled| {result['graph_max_diff']:.2e}")
     return result
+
+
+def pass_graphs(model: CausalWanModel, runner, inputs, block_args) -> dict:
+    """One pass over every layer (each layer's output feeding the next, as in the DiT) captured as a
+    CUDA graph, once with the package and once with the torch.compile'd blocks play uses."""
+    from benchmarks.kernel_bench import median_ms
+    from model.cuda_graphs import GraphCache
+    compiled = [torch.compile(block, dynamic=False) for block in model.blocks]
+    start = block_args(0)[0]
+    at_x = len(inputs(0)) - 8                      # inputs(i): params..., x, e0, text k, v, cache k, v, cos, sin
+
+    def package_pass():
+        x = start
+        for i in range(len(model.blocks)):
+            args = inputs(i)
+            args[at_x] = x
+            x = runner.run(args)[0]
+        return x
+
+    def compiled_pass():
+        x = start
+        for i, block in enumerate(compiled):
+            x = block(x, *block_args(i)[1:], model._attend, model._attend)
+        return x
+
+    graphs = GraphCache(True)
+    t0 = time.perf_counter()
+    graphs("compiled", compiled_pass)
+    compile_s = time.perf_counter() - t0
+    graphs("package", package_pass)
+    a, b = graphs("compiled", compiled_pass).clone(), graphs("package", package_pass).clone()
+    return {"graph_package_ms": median_ms(lambda: graphs("package", package_pass), 20),
+            "graph_compiled_ms": median_ms(lambda: graphs("compiled", compiled_pass), 20),
+            "compile_s": compile_s, "graph_max_diff": ((a - b).abs().max() / b.abs().max()).item()}
 
 
 if __name__ == "__main__":
