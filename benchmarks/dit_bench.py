@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> dict:
         persistent_row_reductions(args.row_limit)
     sampler = BlockSampler(model, inputs["prompt"], latent_hw=grid, generator=torch.Generator(device).manual_seed(args.seed),
                            rope_dtype=ROPE_DTYPES[args.rope], compile=args.compile, compile_mode=args.compile_mode,
-                           compile_scope=args.compile_scope, cuda_graphs=args.cuda_graphs)
+                           compile_scope=args.compile_scope, cuda_graphs=args.cuda_graphs,
+                           block_packages=packages(model, args.packages) if args.compile and args.packages else None)
     timer = BlockTimer(device)
     timer.mark()
     outputs, started = [], time.perf_counter()
@@ -207,6 +208,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="one-pass row reductions up to this wide (play's model.compile_row_limit); 0: PyTorch's heuristic")
     p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks",
                    help="compile one shared transformer block, or whole passes")
+    p.add_argument("--packages", type=Path, metavar="DIR",
+                   help="with --compile: run the block from AOTInductor packages kept in DIR (model/block_packages.py)")
     p.add_argument("--cuda-graphs", action="store_true", help="replay each pass as a CUDA graph (model/cuda_graphs.py)")
     p.add_argument("--fp8", action="store_true", help="FP8 matmuls in the blocks' linear layers (model/fp8.py)")
     p.add_argument("--fp8-layers", default=",".join(FP8_LAYERS), help="with --fp8: which linear layers of a block")
@@ -222,6 +225,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.blocks < 1:
         p.error("--blocks must be at least 1")
     return args
+
+
+def packages(model: CausalWanModel, folder: Path):
+    from model.block_packages import BlockPackages
+    return BlockPackages(model, folder)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -217,11 +217,25 @@ def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
     prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)
     sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=compile,
                            compile_scope=cfg.compile_scope, cuda_graphs=cfg.cuda_graphs,
+                           block_packages=block_packages(model, cfg) if compile else None,
                            rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
                            generator=torch.Generator(device).manual_seed(cfg.seed))
     if compile and cfg.compile_codec and isinstance(codec, TAECodec):
         codec.compile_streams()
     return DiTRefiner(sampler, codec, source_cache_mb=cfg.source_latent_cache_mb, compile_setup=compile_setup)
+
+
+def block_packages(model, cfg):
+    """The DiT block's ahead-of-time packages (model/block_packages.py) when the config asks for them
+    and this model can use them, else None (torch.compile alone)."""
+    if not (cfg.block_packages and cfg.compile_scope == "blocks"):
+        return None
+    from model.block_packages import BlockPackages, PackageUnavailable
+    try:
+        return BlockPackages(model, Path(cfg.compile_cache_dir) / "blocks")
+    except PackageUnavailable as e:
+        log.info("DiT block packages not used: %s", e)
+        return None
 
 
 def can_compile(device: torch.device) -> bool:

@@ -40,6 +40,8 @@ class BlockSampler:
     once and shares it across the 30 layers (4 graphs: context and denoising, first and steady
     block; quick to compile, see benchmarks/dit_bench.py); "passes" compiles each whole pass.
     The KV cache has room for the denoising tokens after the context rows (see SelfAttention).
+    block_packages: a model.block_packages.BlockPackages of `model`: with compile_scope "blocks", the
+    block runs from its ahead-of-time packages (a warm start loads them; torch.compile is the fallback).
     cuda_graphs: replay each pass as a CUDA graph (model/cuda_graphs.py; CUDA only, 4 graphs), which
     is why the prompt, the timestep and the inputs live in static buffers.
     """
@@ -47,7 +49,7 @@ class BlockSampler:
     def __init__(self, model: CausalWanModel, prompt_embeds: Tensor, *, latent_hw: tuple[int, int] = (60, 104),
                  steps: Sequence[int] = DENOISING_STEPS, generator: torch.Generator | None = None,
                  rope_dtype: torch.dtype = torch.float64, compile: bool = False, compile_mode: str | None = None,
-                 compile_scope: str = "blocks", cuda_graphs: bool = False):
+                 compile_scope: str = "blocks", cuda_graphs: bool = False, block_packages=None):
         weight = model.patch_embedding.weight
         if model.attention_is_stale():          # e.g. built on meta, then loaded onto the GPU
             model.set_attention()
@@ -77,9 +79,11 @@ class BlockSampler:
         self._prefilled_rows: int | None = None    # KV rows the current block's prefill wrote
 
         self._prefill, self._denoise, self._blocks = model.prefill, model.forward, None
-        self.compiled = compile
+        self.compiled, self.block_packages = compile, None
         if compile and compile_scope == "blocks":
             self._blocks = [torch.compile(block, dynamic=False, mode=compile_mode) for block in model.blocks]
+            if block_packages is not None:
+                self._blocks, self.block_packages = block_packages.layers(fallback=self._blocks), block_packages
         elif compile and compile_scope == "passes":
             self._prefill = torch.compile(model.prefill, dynamic=False, mode=compile_mode)
             self._denoise = torch.compile(model.forward, dynamic=False, mode=compile_mode)

@@ -1,0 +1,239 @@
+"""The DiT's transformer block compiled ahead of time: one AOTInductor package per pass shape, kept
+on disk and loaded by later starts, so a warm start neither traces the block with Dynamo nor looks
+its kernels up in torch.compile's caches (time to first frame; README, Start-up).
+
+A package holds one block's code for one pass shape with the layer's weights as inputs, so it serves
+all 30 layers:
+
+    packages = BlockPackages(model, ".cache/compile/blocks")
+    blocks = packages.layers(fallback=[torch.compile(b) for b in model.blocks])   # stand-ins for model.blocks
+    model.forward(..., blocks=blocks)
+
+The first call of a shape loads its package, or builds it (torch.export, then AOTInductor: the cold
+start). A C++ compiler can build packages that crash the process loading them (the wrapper in $CXX
+of a CUDA 13 image did), so before the first build the compilers in $CXX and on PATH are tried in
+turn on a one-line package, loaded in a fresh process; the first that works is remembered. `PackageUnavailable` says why none works; the
+caller falls back to torch.compile. Plain-tensor attention only: roam's FP8 attention is a Python
+op, which a package cannot call.
+"""
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from model.dit import CausalWanModel
+from model.fp8 import Fp8Linear
+
+log = logging.getLogger(__name__)
+SOURCES = ("block_packages.py", "dit.py", "rope.py", "attention.py", "inductor_choices.py")  # in the cache key
+PLAIN_ATTENTION = ("sdpa(cudnn first)", "cudnn", "sdpa")   # select_attention names a package can hold
+
+
+class PackageUnavailable(RuntimeError):
+    """No loadable package for this model here; the message says why and what to do."""
+
+
+def cudnn_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """model/attention.py's signature ([B, L, Nh, Dh] in and out) on cuDNN's SDPA kernel, named
+    explicitly: an exported program drops `sdpa_kernel`'s backend choice, and SDPA's own dispatch
+    would pick its flash kernel (1.38 against 0.79 ms a call on an H100, kernel_bench)."""
+    out = torch.ops.aten._scaled_dot_product_cudnn_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                              None, False, 0.0, False, False)[0]
+    return out.transpose(1, 2)
+
+
+class AnyLayer(nn.Module):
+    """`block`'s code with a layer's parameters as inputs, for one pass's kv_size (see SelfAttention):
+    forward(params, x, e0, text_k, text_v, cache_k, cache_v, cos, sin) -> [B, L, D], writing this
+    pass's keys and values into cache_k, cache_v in place as the block does."""
+
+    def __init__(self, block: nn.Module, kv_size: tuple[int, int], attend: Callable):
+        super().__init__()
+        self.code = [block]                          # in a list: its weights must stay inputs, not constants
+        self.names = [name for name, _ in block.named_parameters()]
+        self.kv_size, self.attend = kv_size, attend
+
+    def forward(self, params: list[Tensor], x, e0, text_k, text_v, cache_k, cache_v, cos, sin) -> Tensor:
+        return torch.func.functional_call(self.code[0], dict(zip(self.names, params)),
+                                          (x, e0, (text_k, text_v), (cache_k, cache_v), self.kv_size, (cos, sin),
+                                           self.attend, self.attend))
+
+
+class BlockPackages:
+    """Packages of `model`'s block under `folder`, one per pass shape, loaded or built on first use.
+    Not thread-safe: the thread that runs the DiT calls it. Building needs Inductor's per-thread
+    settings (compile_setup) in effect on that thread."""
+
+    def __init__(self, model: CausalWanModel, folder: str | Path):
+        weight = model.patch_embedding.weight
+        if model.attn_backend not in PLAIN_ATTENTION:
+            raise PackageUnavailable(f"attention backend {model.attn_backend} cannot be packaged "
+                                     f"(only {', '.join(PLAIN_ATTENTION)})")
+        if any(isinstance(m, Fp8Linear) for m in model.blocks.modules()):
+            raise PackageUnavailable("FP8 layers are not packaged yet")
+        self.model, self.folder, self.device = model, Path(folder), weight.device
+        self.attend = cudnn_attention if weight.is_cuda else model._attend
+        self.params = [[p.detach() for p in block.parameters()] for block in model.blocks]
+        self.runners: dict[tuple, object] = {}
+        self.unavailable: str | None = None       # why packages could not be built here; then `fallback` runs
+
+    def layers(self, fallback: list[Callable]) -> list[Callable]:
+        """Stand-ins for model.blocks (same call signature), each running its layer from a package,
+        or `fallback[i]` (e.g. the torch.compile'd block) once a package cannot be built."""
+        return [_Layer(self, i, fallback[i]) for i in range(len(self.model.blocks))]
+
+    def run(self, layer: int, x: Tensor, e0: Tensor, text_kv: tuple[Tensor, Tensor], cache: tuple[Tensor, Tensor],
+            kv_size: tuple[int, int], rope: tuple[Tensor, Tensor]) -> Tensor:
+        inputs = [*self.params[layer], x, e0, *text_kv, *cache, *rope]
+        shape = (tuple(kv_size), *((tuple(t.shape), t.dtype) for t in inputs[len(self.params[layer]):]))
+        runner = self.runners.get(shape)
+        if runner is None:
+            runner = self._load(shape, inputs)
+        return runner.run(inputs)[0]
+
+    def path(self, shape: tuple) -> Path:
+        """Where the package for `shape` lives: named by everything its code depends on."""
+        here = Path(__file__).parent
+        key = hashlib.sha256(repr((torch.__version__, torch.version.cuda, _device_name(self.device),
+                                   self.model.cfg, self.model.attn_backend, shape)).encode())
+        for name in SOURCES:
+            key.update((here / name).read_bytes())
+        return self.folder / f"block-{key.hexdigest()[:24]}.pt2"
+
+    def _load(self, shape: tuple, inputs: list[Tensor]):
+        path = self.path(shape)
+        if not path.exists():
+            self._build(shape, inputs, path)
+        runner = _loader(path, self.device)
+        self.runners[shape] = runner
+        return runner
+
+    def _build(self, shape: tuple, inputs: list[Tensor], path: Path) -> None:
+        """Export the block for this shape and compile it; written atomically, so a crash or an
+        error leaves no half package behind."""
+        cxx = self._compiler()
+        kv_size, n = shape[0], len(self.params[0])
+        log.info("building the DiT block's package for kv_size %s, input %s (once per shape; cached in %s)",
+                 kv_size, tuple(inputs[n].shape), self.folder)
+        t0 = time.perf_counter()
+        exported = torch.export.export(AnyLayer(self.model.blocks[0], kv_size, self.attend), (inputs[:n], *inputs[n:]))
+        t1 = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
+            built = Path(tmp) / path.name
+            try:
+                _compile(exported, built, cxx)
+            except Exception as e:
+                raise PackageUnavailable(f"AOTInductor could not compile the block with {cxx}: "
+                                         f"{type(e).__name__}: {str(e).strip()[-300:]}") from e
+            os.replace(built, path)
+        log.info("block package: exported in %.1f s, compiled in %.1f s", t1 - t0, time.perf_counter() - t1)
+
+    def _compiler(self) -> str:
+        """The C++ compiler whose packages load here: the one found before (remembered in the
+        folder), else the first of $CXX, g++ and c++ that builds a one-line package which a fresh
+        Python loads."""
+        remembered = self.folder / "compiler"
+        if remembered.exists() and shutil.which(cxx := remembered.read_text().strip()):
+            return cxx
+        self.folder.mkdir(parents=True, exist_ok=True)
+        failures = []
+        for cxx in _compilers():
+            t0 = time.perf_counter()
+            why = _vet(cxx, self.device, self.folder)
+            log.info("block packages: C++ compiler %s checked in %.1f s: %s", cxx, time.perf_counter() - t0,
+                     why or "its packages load")
+            if why is None:
+                remembered.write_text(cxx)
+                return cxx
+            failures.append(f"{cxx}: {why}")
+        raise PackageUnavailable("no C++ compiler built a loadable package (" + ("; ".join(failures) or "none found") +
+                                 "); set CXX to a working g++, or model.block_packages: false")
+
+
+class _Probe(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x * 2 + 1
+
+
+def _vet(cxx: str, device: torch.device, folder: Path) -> str | None:
+    """None if `cxx` builds a package for `device` that a fresh Python loads, else why not."""
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        try:
+            path = Path(tmp) / "probe.pt2"
+            _compile(torch.export.export(_Probe(), (torch.zeros(8, device=device),)), path, cxx)
+            return _load_check(path, device)
+        except Exception as e:                          # a compiler that fails outright
+            return f"{type(e).__name__}: {str(e).strip()[-300:]}"
+
+
+def _compile(exported, path: Path, cxx: str) -> None:
+    """AOTInductor with the C++ compiler `cxx`. It gets a fresh metadata dict because AOTInductor
+    fills Inductor's in place, which would change torch.compile's cache key for whatever this
+    process compiles later (measured: the TAE decoder compiled again on the next start)."""
+    import torch._inductor
+    from torch._inductor import config
+    with config.patch({"cpp.cxx": (None, cxx), "aot_inductor.metadata": {}}):
+        torch._inductor.aoti_compile_and_package(exported, package_path=str(path))
+
+
+class _Layer:
+    """One layer's stand-in for model.blocks[i]; the package holds the attention kernels."""
+
+    def __init__(self, packages: BlockPackages, index: int, fallback: Callable):
+        self.packages, self.index, self.fallback = packages, index, fallback
+
+    def __call__(self, x, e0, text_kv, cache, kv_size, rope, attend, attend_text) -> Tensor:
+        packages = self.packages
+        if packages.unavailable is None:
+            try:
+                return packages.run(self.index, x, e0, text_kv, cache, kv_size, rope)
+            except PackageUnavailable as e:
+                packages.unavailable = str(e)
+                log.warning("DiT block packages: %s; torch.compile runs the block instead", e)
+        return self.fallback(x, e0, text_kv, cache, kv_size, rope, attend, attend_text)
+
+
+def _loader(path: Path, device: torch.device):
+    """PyTorch's C++ package loader, without importing Dynamo or Inductor. Single-threaded: it then
+    records no CUDA events, so its calls can be captured in a CUDA graph."""
+    return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", True, 1, -1 if device.index is None else device.index)
+
+
+def _load_check(path: Path, device: torch.device) -> str | None:
+    """None if a fresh Python loads the package, else why not (a crash would take this process down)."""
+    code = ("import sys, torch; from model.block_packages import _loader; "
+            "_loader(__import__('pathlib').Path(sys.argv[1]), torch.device(sys.argv[2]))")
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    if sys.pycache_prefix:                      # roam's bytecode cache (runtime/bytecode_cache.py): a quick import
+        env.update(PYTHONPYCACHEPREFIX=sys.pycache_prefix, PYTHONDONTWRITEBYTECODE="")
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(device)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    if done.returncode == 0:
+        return None
+    return f"loading it failed with exit code {done.returncode}: {done.stderr.strip()[-300:]}"
+
+
+def _compilers() -> list[str]:
+    """$CXX (what Inductor uses by default), then g++ and c++ from PATH, each once."""
+    found = [os.environ.get("CXX"), shutil.which("g++"), shutil.which("c++")]
+    seen, out = set(), []
+    for cxx in filter(None, found):
+        real = os.path.realpath(shutil.which(cxx) or cxx)
+        if real not in seen:
+            seen.add(real)
+            out.append(cxx)
+    return out
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
