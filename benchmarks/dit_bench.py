@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> dict:
     sampler = BlockSampler(model, inputs["prompt"], latent_hw=grid, generator=torch.Generator(device).manual_seed(args.seed),
                            rope_dtype=ROPE_DTYPES[args.rope], compile=args.compile, compile_mode=args.compile_mode,
                            compile_scope=args.compile_scope, cuda_graphs=args.cuda_graphs,
-                           block_packages=packages(model, args.packages) if args.compile and args.packages else None)
+                           block_packages=packages(model, args.packages, args.row_limit) if args.compile and args.packages else None)
     timer = BlockTimer(device)
     timer.mark()
     outputs, started = [], time.perf_counter()
@@ -227,9 +227,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def packages(model: CausalWanModel, folder: Path):
+def packages(model: CausalWanModel, folder: Path, row_limit: int):
     from model.block_packages import BlockPackages
-    return BlockPackages(model, folder)
+    return BlockPackages(model, folder, settings=f"rows {row_limit}")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -73,14 +73,16 @@ class BlockPackages:
     Not thread-safe: the thread that runs the DiT calls it. Building needs Inductor's per-thread
     settings (compile_setup) in effect on that thread."""
 
-    def __init__(self, model: CausalWanModel, folder: str | Path):
+    def __init__(self, model: CausalWanModel, folder: str | Path, settings: str = ""):
+        """settings: the compile settings in effect when building (e.g. model.compile_row_limit),
+        part of the packages' names so that changing them builds new ones."""
         weight = model.patch_embedding.weight
         if model.attn_backend not in PLAIN_ATTENTION:
             raise PackageUnavailable(f"attention backend {model.attn_backend} cannot be packaged "
                                      f"(only {', '.join(PLAIN_ATTENTION)})")
         if any(isinstance(m, Fp8Linear) for m in model.blocks.modules()):
             raise PackageUnavailable("FP8 layers are not packaged yet")
-        self.model, self.folder, self.device = model, Path(folder), weight.device
+        self.model, self.folder, self.device, self.settings = model, Path(folder), weight.device, settings
         self.attend = cudnn_attention if weight.is_cuda else model._attend
         self.params = [[p.detach() for p in block.parameters()] for block in model.blocks]
         self.runners: dict[tuple, object] = {}
@@ -104,18 +106,23 @@ class BlockPackages:
         """Where the package for `shape` lives: named by everything its code depends on."""
         here = Path(__file__).parent
         key = hashlib.sha256(repr((torch.__version__, torch.version.cuda, _device_name(self.device),
-                                   self.model.cfg, self.model.attn_backend, shape)).encode())
+                                   self.model.cfg, self.model.attn_backend, self.settings, shape)).encode())
         for name in SOURCES:
             key.update((here / name).read_bytes())
         return self.folder / f"block-{key.hexdigest()[:24]}.pt2"
 
     def _load(self, shape: tuple, inputs: list[Tensor]):
         path = self.path(shape)
-        if not path.exists():
-            self._build(shape, inputs, path)
-        runner = _loader(path, self.device)
-        self.runners[shape] = runner
-        return runner
+        if path.exists():
+            try:
+                self.runners[shape] = _loader(path, self.device)
+                return self.runners[shape]
+            except Exception as e:                  # e.g. damaged on disk: build it again
+                log.warning("block package %s does not load (%s); building it again", path, e)
+                path.unlink()
+        self._build(shape, inputs, path)
+        self.runners[shape] = _loader(path, self.device)
+        return self.runners[shape]
 
     def _build(self, shape: tuple, inputs: list[Tensor], path: Path) -> None:
         """Export the block for this shape and compile it; written atomically, so a crash or an

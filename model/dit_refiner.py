@@ -232,7 +232,7 @@ def block_packages(model, cfg):
         return None
     from model.block_packages import BlockPackages, PackageUnavailable
     try:
-        return BlockPackages(model, Path(cfg.compile_cache_dir) / "blocks")
+        return BlockPackages(model, Path(cfg.compile_cache_dir) / "blocks", settings=f"rows {cfg.compile_row_limit}")
     except PackageUnavailable as e:
         log.info("DiT block packages not used: %s", e)
         return None

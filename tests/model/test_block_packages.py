@@ -3,6 +3,7 @@ parity-size model: every pass shape of two blocks matches the eager sampler, a s
 the packages without building, and compilers that fail are skipped or fall back to torch.compile."""
 import logging
 import os
+import shutil
 import stat
 
 import pytest
@@ -132,3 +133,49 @@ def test_fp8_models_are_not_packaged():
     to_fp8(model.blocks[0], names=("ffn.0",))
     with pytest.raises(PackageUnavailable, match="FP8"):
         BlockPackages(model, "unused")
+
+
+def test_a_damaged_package_is_built_again(built, tmp_path, caplog):
+    model, folder, _, out, _, _ = built
+    copy = tmp_path / "blocks"
+    shutil.copytree(folder, copy)
+    damaged = sorted(copy.glob("*.pt2"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:1000])          # e.g. a disk that filled up
+    with caplog.at_level(logging.WARNING):
+        again, _ = two_blocks(model, compile=True, block_packages=BlockPackages(model, copy))
+    assert "does not load" in caplog.text
+    assert damaged.stat().st_size > 1000                    # rebuilt whole
+    for got, expected in zip(again, out):
+        assert torch.equal(got, expected)
+
+
+def test_other_compile_settings_get_other_packages():
+    model = tiny_model()
+    shape = ((0, -1), ((1, 72, 256), torch.float32))
+    assert BlockPackages(model, "f", settings="rows 2048").path(shape) != BlockPackages(model, "f", settings="rows 0").path(shape)
+    assert BlockPackages(model, "f").path(shape) == BlockPackages(model, "f").path(shape)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_packages_in_cuda_graphs_match_the_compiled_block_on_gpu(tmp_path):
+    """bf16 with cuDNN attention, each pass replayed as a CUDA graph, as play runs it."""
+    torch.manual_seed(0)
+    model = CausalWanModel(DiTConfig.tiny(), device="cuda", dtype=torch.bfloat16).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05)
+    model.prepare_for_inference()
+
+    def run(**kw):
+        g = torch.Generator("cuda").manual_seed(1)
+        prompt = torch.randn(1, 16, model.cfg.text_dim, generator=g, device="cuda", dtype=torch.bfloat16)
+        sampler = BlockSampler(model, prompt, latent_hw=GRID, generator=torch.Generator("cuda").manual_seed(2),
+                               compile=True, cuda_graphs=True, **kw)
+        return [sampler.generate_block(torch.randn(1, 3, 16, *GRID, generator=g, device="cuda", dtype=torch.bfloat16),
+                                       torch.randn(1, 3, 20, *GRID, generator=g, device="cuda", dtype=torch.bfloat16))
+                for _ in range(3)]
+    packages = BlockPackages(model, tmp_path)
+    got, want = run(block_packages=packages), run()
+    assert packages.unavailable is None and len(packages.runners) == 4
+    for a, b in zip(got, want):
+        assert ((a.float() - b.float()).norm() / b.float().norm()).item() < 1e-2
