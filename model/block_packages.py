@@ -87,6 +87,7 @@ class BlockPackages:
         self.params = [[p.detach() for p in block.parameters()] for block in model.blocks]
         self.runners: dict[tuple, object] = {}
         self.unavailable: str | None = None       # why packages could not be built here; then `fallback` runs
+        self.report: Callable[[str], object] = lambda message: None   # progress of builds (play's warm-up status)
 
     def layers(self, fallback: list[Callable]) -> list[Callable]:
         """Stand-ins for model.blocks (same call signature), each running its layer from a package,
@@ -129,8 +130,8 @@ class BlockPackages:
         error leaves no half package behind."""
         cxx = self._compiler()
         kv_size, n = shape[0], len(self.params[0])
-        log.info("building the DiT block's package for kv_size %s, input %s (once per shape; cached in %s)",
-                 kv_size, tuple(inputs[n].shape), self.folder)
+        self.report(f"building the DiT block's package for kv_size {kv_size}, {inputs[n].shape[1]} tokens "
+                    f"(once per pass shape, cached in {self.folder})")
         t0 = time.perf_counter()
         exported = torch.export.export(AnyLayer(self.model.blocks[0], kv_size, self.attend), (inputs[:n], *inputs[n:]))
         t1 = time.perf_counter()
@@ -142,7 +143,7 @@ class BlockPackages:
                 raise PackageUnavailable(f"AOTInductor could not compile the block with {cxx}: "
                                          f"{type(e).__name__}: {str(e).strip()[-300:]}") from e
             os.replace(built, path)
-        log.info("block package: exported in %.1f s, compiled in %.1f s", t1 - t0, time.perf_counter() - t1)
+        self.report(f"built the package in {time.perf_counter() - t0:.0f} s (export {t1 - t0:.1f} s)")
 
     def _compiler(self) -> str:
         """The C++ compiler whose packages load here: the one found before (remembered in the
@@ -154,6 +155,7 @@ class BlockPackages:
         self.folder.mkdir(parents=True, exist_ok=True)
         failures = []
         for cxx in _compilers():
+            self.report(f"checking that the C++ compiler {cxx} builds packages that load")
             t0 = time.perf_counter()
             why = _vet(cxx, self.device, self.folder)
             log.info("block packages: C++ compiler %s checked in %.1f s: %s", cxx, time.perf_counter() - t0,

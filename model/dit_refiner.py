@@ -73,6 +73,8 @@ class DiTRefiner:
         """Run a first and a steady block on blank frames so every shape is compiled (and every
         kernel chosen) before play starts; then forget them."""
         self.compile_setup()
+        if self.sampler.block_packages is not None:
+            self.sampler.block_packages.report = report
         for i, first in enumerate((True, False)):
             n = self.frames_for_block(first)
             blank = torch.zeros(n, height, width, 3, dtype=torch.uint8)

@@ -54,13 +54,17 @@ def built(tmp_path_factory):
     old = os.environ.get("CXX")
     os.environ["CXX"] = broken_compiler(root, marker)
     metadata = dict(inductor_config.aot_inductor.metadata)
+    reports = []
     try:
         model = tiny_model()
         packages = BlockPackages(model, root / "blocks")
+        packages.report = reports.append
         out, cache = two_blocks(model, compile=True, block_packages=packages)
     finally:
         os.environ.pop("CXX") if old is None else os.environ.update(CXX=old)
     assert inductor_config.aot_inductor.metadata == metadata, "the build changed torch.compile's cache key"
+    assert sum("building the DiT block's package" in r for r in reports) == 4, reports
+    assert any("broken-g++" in r for r in reports), reports
     return model, root / "blocks", packages, out, cache, marker
 
 
