@@ -10,18 +10,13 @@ all 30 layers:
     model.forward(..., blocks=blocks)
 
 The first call of a shape loads its package, or builds it (torch.export, then AOTInductor: the cold
-start). A C++ compiler can build packages that crash the process loading them (the wrapper in $CXX
-of a CUDA 13 image did), so before the first build the compilers in $CXX and on PATH are tried in
-turn on a one-line package, loaded in a fresh process; the first that works is remembered. `PackageUnavailable` says why none works; the
+start), with the C++ compiler that model/package_compiler.py found to build packages that load. `PackageUnavailable` says why none works; the
 caller falls back to torch.compile. Plain-tensor attention only: roam's FP8 attention is a Python
 op, which a package cannot call.
 """
 import hashlib
 import logging
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,9 +27,10 @@ from torch import Tensor, nn
 
 from model.dit import CausalWanModel
 from model.fp8 import Fp8Linear
+from model.package_compiler import CompilerCheck, compile_package, load_package
 
 log = logging.getLogger(__name__)
-SOURCES = ("block_packages.py", "dit.py", "rope.py", "attention.py", "inductor_choices.py")  # in the cache key
+SOURCES = ("block_packages.py", "package_compiler.py", "dit.py", "rope.py", "attention.py", "inductor_choices.py")  # in the cache key
 PLAIN_ATTENTION = ("sdpa(cudnn first)", "cudnn", "sdpa")   # select_attention names a package can hold
 
 
@@ -88,6 +84,7 @@ class BlockPackages:
         self.runners: dict[tuple, object] = {}
         self.unavailable: str | None = None       # why packages could not be built here; then `fallback` runs
         self.report: Callable[[str], object] = lambda message: None   # progress of builds (play's warm-up status)
+        self.compilers = CompilerCheck(self.folder, self.device)   # start() it early: a first check takes a while
 
     def layers(self, fallback: list[Callable]) -> list[Callable]:
         """Stand-ins for model.blocks (same call signature), each running its layer from a package,
@@ -116,13 +113,13 @@ class BlockPackages:
         path = self.path(shape)
         if path.exists():
             try:
-                self.runners[shape] = _loader(path, self.device)
+                self.runners[shape] = load_package(path, self.device)
                 return self.runners[shape]
             except Exception as e:                  # e.g. damaged on disk: build it again
                 log.warning("block package %s does not load (%s); building it again", path, e)
                 path.unlink()
         self._build(shape, inputs, path)
-        self.runners[shape] = _loader(path, self.device)
+        self.runners[shape] = load_package(path, self.device)
         return self.runners[shape]
 
     def _build(self, shape: tuple, inputs: list[Tensor], path: Path) -> None:
@@ -138,7 +135,7 @@ class BlockPackages:
         with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
             built = Path(tmp) / path.name
             try:
-                _compile(exported, built, cxx)
+                compile_package(exported, built, cxx)
             except Exception as e:
                 raise PackageUnavailable(f"AOTInductor could not compile the block with {cxx}: "
                                          f"{type(e).__name__}: {str(e).strip()[-300:]}") from e
@@ -146,52 +143,11 @@ class BlockPackages:
         self.report(f"built the package in {time.perf_counter() - t0:.0f} s (export {t1 - t0:.1f} s)")
 
     def _compiler(self) -> str:
-        """The C++ compiler whose packages load here: the one found before (remembered in the
-        folder), else the first of $CXX, g++ and c++ that builds a one-line package which a fresh
-        Python loads."""
-        remembered = self.folder / "compiler"
-        if remembered.exists() and shutil.which(cxx := remembered.read_text().strip()):
-            return cxx
-        self.folder.mkdir(parents=True, exist_ok=True)
-        failures = []
-        for cxx in _compilers():
-            self.report(f"checking that the C++ compiler {cxx} builds packages that load")
-            t0 = time.perf_counter()
-            why = _vet(cxx, self.device, self.folder)
-            log.info("block packages: C++ compiler %s checked in %.1f s: %s", cxx, time.perf_counter() - t0,
-                     why or "its packages load")
-            if why is None:
-                remembered.write_text(cxx)
-                return cxx
-            failures.append(f"{cxx}: {why}")
-        raise PackageUnavailable("no C++ compiler built a loadable package (" + ("; ".join(failures) or "none found") +
-                                 "); set CXX to a working g++, or model.block_packages: false")
-
-
-class _Probe(nn.Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return x * 2 + 1
-
-
-def _vet(cxx: str, device: torch.device, folder: Path) -> str | None:
-    """None if `cxx` builds a package for `device` that a fresh Python loads, else why not."""
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        try:
-            path = Path(tmp) / "probe.pt2"
-            _compile(torch.export.export(_Probe(), (torch.zeros(8, device=device),)), path, cxx)
-            return _load_check(path, device)
-        except Exception as e:                          # a compiler that fails outright
-            return f"{type(e).__name__}: {str(e).strip()[-300:]}"
-
-
-def _compile(exported, path: Path, cxx: str) -> None:
-    """AOTInductor with the C++ compiler `cxx`. It gets a fresh metadata dict because AOTInductor
-    fills Inductor's in place, which would change torch.compile's cache key for whatever this
-    process compiles later (measured: the TAE decoder compiled again on the next start)."""
-    import torch._inductor
-    from torch._inductor import config
-    with config.patch({"cpp.cxx": (None, cxx), "aot_inductor.metadata": {}}):
-        torch._inductor.aoti_compile_and_package(exported, package_path=str(path))
+        cxx, failures = self.compilers.result(self.report)
+        if cxx is None:
+            raise PackageUnavailable("no C++ compiler built a loadable package (" + ("; ".join(failures) or "none found")
+                                     + "); set CXX to a working g++, or model.block_packages: false")
+        return cxx
 
 
 class _Layer:
@@ -209,39 +165,6 @@ class _Layer:
                 packages.unavailable = str(e)
                 log.warning("DiT block packages: %s; torch.compile runs the block instead", e)
         return self.fallback(x, e0, text_kv, cache, kv_size, rope, attend, attend_text)
-
-
-def _loader(path: Path, device: torch.device):
-    """PyTorch's C++ package loader, without importing Dynamo or Inductor. Single-threaded: it then
-    records no CUDA events, so its calls can be captured in a CUDA graph."""
-    return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", True, 1, -1 if device.index is None else device.index)
-
-
-def _load_check(path: Path, device: torch.device) -> str | None:
-    """None if a fresh Python loads the package, else why not (a crash would take this process down)."""
-    code = ("import sys, torch; from model.block_packages import _loader; "
-            "_loader(__import__('pathlib').Path(sys.argv[1]), torch.device(sys.argv[2]))")
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    if sys.pycache_prefix:                      # roam's bytecode cache (runtime/bytecode_cache.py): a quick import
-        env.update(PYTHONPYCACHEPREFIX=sys.pycache_prefix, PYTHONDONTWRITEBYTECODE="")
-    done = subprocess.run([sys.executable, "-c", code, str(path), str(device)], capture_output=True, text=True,
-                          env=env, timeout=300)
-    if done.returncode == 0:
-        return None
-    return f"loading it failed with exit code {done.returncode}: {done.stderr.strip()[-300:]}"
-
-
-def _compilers() -> list[str]:
-    """$CXX (what Inductor uses by default), then g++ and c++ from PATH, each once."""
-    found = [os.environ.get("CXX"), shutil.which("g++"), shutil.which("c++")]
-    seen, out = set(), []
-    for cxx in filter(None, found):
-        real = os.path.realpath(shutil.which(cxx) or cxx)
-        if real not in seen:
-            seen.add(real)
-            out.append(cxx)
-    return out
 
 
 def _device_name(device: torch.device) -> str:
