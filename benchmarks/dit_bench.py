@@ -229,7 +229,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def packages(model: CausalWanModel, folder: Path, row_limit: int):
     from model.block_packages import BlockPackages
-    return BlockPackages(model, folder, settings=f"rows {row_limit}")
+    packages = BlockPackages(model, folder, settings=f"rows {row_limit}")
+    packages.report = lambda message: print(f"dit_bench: {message}", flush=True)
+    return packages
 
 
 def main(argv: list[str] | None = None) -> dict:
