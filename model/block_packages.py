@@ -10,9 +10,9 @@ all 30 layers:
     model.forward(..., blocks=blocks)
 
 The first call of a shape loads its package, or builds it (torch.export, then AOTInductor: the cold
-start), with the C++ compiler that model/package_compiler.py found to build packages that load. `PackageUnavailable` says why none works; the
-caller falls back to torch.compile. Plain-tensor attention only: roam's FP8 attention is a Python
-op, which a package cannot call.
+start) with the C++ compiler that model/package_compiler.py found to build packages that load.
+When no package can be built, `PackageUnavailable` says why, and the layers fall back to torch.compile.
+Plain-tensor attention only: roam's FP8 attention is a Python op, which a package cannot call.
 """
 import hashlib
 import logging
@@ -30,7 +30,8 @@ from model.fp8 import Fp8Linear
 from model.package_compiler import CompilerCheck, compile_package, load_package
 
 log = logging.getLogger(__name__)
-SOURCES = ("block_packages.py", "package_compiler.py", "dit.py", "rope.py", "attention.py", "inductor_choices.py")  # in the cache key
+# roam sources whose text is part of a package's name: a change to any of them builds new packages
+SOURCES = ("block_packages.py", "package_compiler.py", "dit.py", "rope.py", "attention.py", "inductor_choices.py")
 PLAIN_ATTENTION = ("sdpa(cudnn first)", "cudnn", "sdpa")   # select_attention names a package can hold
 
 
@@ -132,6 +133,7 @@ class BlockPackages:
         t0 = time.perf_counter()
         exported = torch.export.export(AnyLayer(self.model.blocks[0], kv_size, self.attend), (inputs[:n], *inputs[n:]))
         t1 = time.perf_counter()
+        self.folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
             built = Path(tmp) / path.name
             try:
