@@ -235,7 +235,7 @@ def block_packages(model, cfg):
     from model.block_packages import BlockPackages, PackageUnavailable
     try:
         packages = BlockPackages(model, Path(cfg.compile_cache_dir) / "blocks", settings=f"rows {cfg.compile_row_limit}")
-        packages.compilers.start()             # in the background, while the scene, the world and the TAE get ready
+        packages.compilers.start()             # in the background, while the world and the TAE get ready
         return packages
     except PackageUnavailable as e:
         log.info("DiT block packages not used: %s", e)
