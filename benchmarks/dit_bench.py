@@ -229,7 +229,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def packages(model: CausalWanModel, folder: Path, row_limit: int):
     from model.block_packages import BlockPackages
-    packages = BlockPackages(model, folder, settings=f"rows {row_limit}")
+    packages = BlockPackages(model, folder, row_limit=row_limit)
     packages.report = lambda message: print(f"dit_bench: {message}", flush=True)
     return packages
 

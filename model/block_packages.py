@@ -70,16 +70,16 @@ class BlockPackages:
     Not thread-safe: the thread that runs the DiT calls it. Building needs Inductor's per-thread
     settings (compile_setup) in effect on that thread."""
 
-    def __init__(self, model: CausalWanModel, folder: str | Path, settings: str = ""):
-        """settings: the compile settings in effect when building (e.g. model.compile_row_limit),
-        part of the packages' names so that changing them builds new ones."""
+    def __init__(self, model: CausalWanModel, folder: str | Path, row_limit: int = 0):
+        """row_limit: model.compile_row_limit, the compile setting in effect when building
+        (model/inductor_choices.py), part of the packages' names so that changing it builds new ones."""
         weight = model.patch_embedding.weight
         if model.attn_backend not in PLAIN_ATTENTION:
             raise PackageUnavailable(f"attention backend {model.attn_backend} cannot be packaged "
                                      f"(only {', '.join(PLAIN_ATTENTION)})")
         if any(isinstance(m, Fp8Linear) for m in model.blocks.modules()):
             raise PackageUnavailable("FP8 layers are not packaged yet")
-        self.model, self.folder, self.device, self.settings = model, Path(folder), weight.device, settings
+        self.model, self.folder, self.device, self.row_limit = model, Path(folder), weight.device, row_limit
         self.attend = cudnn_attention if weight.is_cuda else model._attend
         self.params = [[p.detach() for p in block.parameters()] for block in model.blocks]
         self.runners: dict[tuple, object] = {}
@@ -105,7 +105,7 @@ class BlockPackages:
         """Where the package for `shape` lives: named by everything its code depends on."""
         here = Path(__file__).parent
         key = hashlib.sha256(repr((torch.__version__, torch.version.cuda, _device_name(self.device),
-                                   self.model.cfg, self.model.attn_backend, self.settings, shape)).encode())
+                                   self.model.cfg, self.model.attn_backend, self.row_limit, shape)).encode())
         for name in SOURCES:
             key.update((here / name).read_bytes())
         return self.folder / f"block-{key.hexdigest()[:24]}.pt2"

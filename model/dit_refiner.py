@@ -234,7 +234,7 @@ def block_packages(model, cfg):
         return None
     from model.block_packages import BlockPackages, PackageUnavailable
     try:
-        packages = BlockPackages(model, Path(cfg.compile_cache_dir) / "blocks", settings=f"rows {cfg.compile_row_limit}")
+        packages = BlockPackages(model, Path(cfg.compile_cache_dir) / "blocks", row_limit=cfg.compile_row_limit)
         packages.compilers.start()             # in the background, while the world and the TAE get ready
         return packages
     except PackageUnavailable as e:

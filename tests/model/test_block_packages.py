@@ -156,7 +156,7 @@ def test_a_damaged_package_is_built_again(built, tmp_path, caplog):
 def test_other_compile_settings_get_other_packages():
     model = tiny_model()
     shape = ((0, -1), ((1, 72, 256), torch.float32))
-    assert BlockPackages(model, "f", settings="rows 2048").path(shape) != BlockPackages(model, "f", settings="rows 0").path(shape)
+    assert BlockPackages(model, "f", row_limit=2048).path(shape) != BlockPackages(model, "f", row_limit=0).path(shape)
     assert BlockPackages(model, "f").path(shape) == BlockPackages(model, "f").path(shape)
 
 
