@@ -13,6 +13,7 @@ from torch._inductor import config as inductor_config
 
 from model.block_packages import BlockPackages, PackageUnavailable
 from model.dit import CausalWanModel, DiTConfig
+from model.rope import base_table, token_table
 from model.sampler import BlockSampler
 
 GRID = (8, 12)
@@ -115,7 +116,7 @@ def test_without_a_working_compiler_the_fallback_runs(tmp_path, monkeypatch, cap
     x = torch.randn(1, 3, model.cfg.in_dim, *GRID)
     text_kv = model.encode_text(torch.randn(1, 16, model.cfg.text_dim))
     cache = model.new_cache(1, 3 * 3 * 24)
-    rope = tuple(t.float() for t in model_rope(model))
+    rope = token_table(base_table(model.cfg.head_dim), 3, *model.cfg.grid(*GRID), offset=0, dtype=torch.float32)
     with caplog.at_level(logging.WARNING):
         got = model(x, torch.zeros(1), text_kv, cache, (0, -1), rope, blocks=layers)
     want = model(x, torch.zeros(1), text_kv, model.new_cache(1, 3 * 3 * 24), (0, -1), rope)
@@ -124,11 +125,6 @@ def test_without_a_working_compiler_the_fallback_runs(tmp_path, monkeypatch, cap
     assert "no C++ compiler built a loadable package" in packages.unavailable
     assert "torch.compile runs the block instead" in caplog.text
     assert not list((tmp_path / "blocks").glob("*.pt2"))
-
-
-def model_rope(model):
-    from model.rope import base_table, token_table
-    return token_table(base_table(model.cfg.head_dim), 3, *model.cfg.grid(*GRID), offset=0)
 
 
 def test_fp8_models_are_not_packaged():
