@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> dict:
     block_ms = timer.elapsed_ms()
     profile = profile_block(sampler, inputs) if args.profile and device.type == "cuda" else None
     per_block = compare_with_eager(baseline, inputs, grid, args, outputs) if args.compare_eager else None
+    packages_status = finish_packages(sampler.block_packages)
     steady = block_ms[2:] or block_ms[-1:]
     median_ms = statistics.median(steady)
     return {
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> dict:
         "rel_diff_bf16_vs_fp32": ((first.float() - reference).norm() / reference.norm()).item(),
         "rel_diff_vs_eager_bf16_per_block": per_block, "fp8": args.fp8 and args.fp8_layers, "fused_qkv": not args.unfused,
         "compile_scope": args.compile_scope if args.compile else None, "row_limit": args.row_limit, "cuda_graphs": args.cuda_graphs,
-        "first_two_blocks_s": warm_s if args.blocks > 1 else None, "profile": profile,
+        "first_two_blocks_s": warm_s if args.blocks > 1 else None, "profile": profile, "block_packages": packages_status,
     }
 
 
@@ -190,6 +191,8 @@ def print_table(r: dict) -> None:
         print("rel. diff vs eager bf16 per block:", " ".join(f"{d:.1e}" for d in r["rel_diff_vs_eager_bf16_per_block"]))
     if r.get("first_two_blocks_s") is not None:
         print(f"first two blocks (compilation included): {r['first_two_blocks_s']:.1f} s")
+    if r.get("block_packages"):
+        print(f"block packages: {r['block_packages']}")
     if r.get("profile"):
         print("GPU ms per kernel class:", ", ".join(f"{k} {v:.1f}" for k, v in r["profile"]["class_ms"].items()))
         for k in r["profile"]["top"]:
@@ -209,7 +212,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks",
                    help="compile one shared transformer block, or whole passes")
     p.add_argument("--packages", type=Path, metavar="DIR",
-                   help="with --compile: run the block from AOTInductor packages kept in DIR (model/block_packages.py)")
+                   help="with --compile: run the block from AOTInductor packages kept in DIR (model/block_packages.py); "
+                        "shapes without one run torch.compile and get theirs built after the run, for the next")
     p.add_argument("--cuda-graphs", action="store_true", help="replay each pass as a CUDA graph (model/cuda_graphs.py)")
     p.add_argument("--fp8", action="store_true", help="FP8 matmuls in the blocks' linear layers (model/fp8.py)")
     p.add_argument("--fp8-layers", default=",".join(FP8_LAYERS), help="with --fp8: which linear layers of a block")
@@ -232,6 +236,16 @@ def packages(model: CausalWanModel, folder: Path, row_limit: int):
     packages = BlockPackages(model, folder, row_limit=row_limit)
     packages.report = lambda message: print(f"dit_bench: {message}", flush=True)
     return packages
+
+
+def finish_packages(packages) -> str | None:
+    """What ran the block (None: no packages); shapes that had no package get it built now, for the next run."""
+    if packages is None:
+        return None
+    status = packages.status()
+    if packages.build_missing():
+        packages.builder.wait()
+    return status
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -17,6 +17,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> dict:
                       cuda_graphs=not args.no_cuda_graphs, compile_codec=not args.no_compile_codec,
                       seed=0, rope=args.rope)
     refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=DiTConfig.tiny() if args.tiny else DiTConfig())
+    if refiner.sampler.block_packages is not None:
+        refiner.sampler.block_packages.report = lambda message: print(f"bench: {message}", file=sys.stderr, flush=True)
     if args.attn != "auto":
         refiner.sampler.model.set_attention(args.attn)
     scene = synthetic_scene(120, H, W)
@@ -117,10 +120,14 @@ def summarise(args, marks: dict, frames: list[int], prepare_ms: dict[int, float]
 
 
 def packages_status(packages) -> str:
-    """What ran the DiT block: its AOTInductor packages (model/block_packages.py) or torch.compile."""
+    """What ran the DiT block: its AOTInductor packages (model/block_packages.py) or torch.compile.
+    Shapes that had none get theirs built now, for the next run (as play does after its warm-up)."""
     if packages is None:
         return "off"
-    return f"unavailable ({packages.unavailable})" if packages.unavailable else f"{len(packages.runners)} loaded"
+    status = packages.status()
+    if packages.build_missing():
+        packages.builder.wait()
+    return status
 
 
 def print_table(r: dict) -> None:

@@ -7,18 +7,18 @@ all 30 layers:
 
     packages = BlockPackages(model, ".cache/compile/blocks")
     blocks = packages.layers(fallback=[torch.compile(b) for b in model.blocks])   # stand-ins for model.blocks
-    model.forward(..., blocks=blocks)
+    model.forward(..., blocks=blocks)          # a shape without a package runs its fallback
+    packages.build_missing()                   # after warm-up: builds those in the background
 
-The first call of a shape loads its package, or builds it (torch.export, then AOTInductor: the cold
-start) with the C++ compiler that model/package_compiler.py found to build packages that load.
-When no package can be built, `PackageUnavailable` says why, and the layers fall back to torch.compile.
-Plain-tensor attention only: roam's FP8 attention is a Python op, which a package cannot call.
+The first call of a shape loads its package. A shape without one runs the fallback (torch.compile)
+for the rest of this process, and build_missing() builds its package in child processes
+(model/package_builder.py) for the next start: a cold start costs what torch.compile costs, never a
+package build. Plain-tensor attention only: roam's FP8 attention is a Python op, which a package
+cannot call.
 """
 import hashlib
 import logging
-import os
-import tempfile
-import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -27,11 +27,11 @@ from torch import Tensor, nn
 
 from model.dit import CausalWanModel
 from model.fp8 import Fp8Linear
-from model.package_compiler import CompilerCheck, compile_package, load_package
+from model.package_builder import PackageBuilder, load_package
 
 log = logging.getLogger(__name__)
 # roam sources whose text is part of a package's name: a change to any of them builds new packages
-SOURCES = ("block_packages.py", "package_compiler.py", "dit.py", "rope.py", "attention.py", "inductor_choices.py")
+SOURCES = ("block_packages.py", "package_builder.py", "dit.py", "rope.py", "attention.py", "inductor_choices.py")
 PLAIN_ATTENTION = ("sdpa(cudnn first)", "cudnn", "sdpa")   # select_attention names a package can hold
 
 
@@ -66,9 +66,8 @@ class AnyLayer(nn.Module):
 
 
 class BlockPackages:
-    """Packages of `model`'s block under `folder`, one per pass shape, loaded or built on first use.
-    Not thread-safe: the thread that runs the DiT calls it. Building needs Inductor's per-thread
-    settings (compile_setup) in effect on that thread."""
+    """Packages of `model`'s block under `folder`, one per pass shape, loaded on first use. Not
+    thread-safe: the thread that runs the DiT calls it."""
 
     def __init__(self, model: CausalWanModel, folder: str | Path, row_limit: int = 0):
         """row_limit: model.compile_row_limit, the compile setting in effect when building
@@ -82,24 +81,54 @@ class BlockPackages:
         self.model, self.folder, self.device, self.row_limit = model, Path(folder), weight.device, row_limit
         self.attend = cudnn_attention if weight.is_cuda else model._attend
         self.params = [[p.detach() for p in block.parameters()] for block in model.blocks]
-        self.runners: dict[tuple, object] = {}
-        self.unavailable: str | None = None       # why packages could not be built here; then `fallback` runs
-        self.report: Callable[[str], object] = lambda message: None   # progress of builds (play's warm-up status)
-        self.compilers = CompilerCheck(self.folder, self.device)   # start() it early: a first check takes a while
+        self.runners: dict[tuple, object | None] = {}   # None: no package, the fallback runs this shape
+        self.missing: dict[tuple, dict] = {}             # build specs of the shapes without a package
+        self.report: Callable[[str], object] = lambda message: None   # play's warm-up status
+        self.builder = PackageBuilder(self.folder)
+
+    @property
+    def loaded(self) -> int:
+        return sum(runner is not None for runner in self.runners.values())
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why no package could be built here, once a build has failed."""
+        return "; ".join(self.builder.failures) or None
+
+    def status(self) -> str:
+        """What ran the block in this process (benchmark tables)."""
+        if self.unavailable:
+            return f"unavailable ({self.unavailable})"
+        return f"{self.loaded} loaded" + (f", {len(self.missing)} shapes without one ran the fallback" if self.missing else "")
 
     def layers(self, fallback: list[Callable]) -> list[Callable]:
         """Stand-ins for model.blocks (same call signature), each running its layer from a package,
-        or `fallback[i]` (e.g. the torch.compile'd block) once a package cannot be built."""
+        or `fallback[i]` (e.g. the torch.compile'd block) for shapes without one."""
         return [_Layer(self, i, fallback[i]) for i in range(len(self.model.blocks))]
 
     def run(self, layer: int, x: Tensor, e0: Tensor, text_kv: tuple[Tensor, Tensor], cache: tuple[Tensor, Tensor],
-            kv_size: tuple[int, int], rope: tuple[Tensor, Tensor]) -> Tensor:
+            kv_size: tuple[int, int], rope: tuple[Tensor, Tensor]) -> Tensor | None:
+        """The layer's output from its package, or None when this shape has no package (then the
+        caller runs the fallback)."""
         inputs = [*self.params[layer], x, e0, *text_kv, *cache, *rope]
         shape = (tuple(kv_size), *((tuple(t.shape), t.dtype) for t in inputs[len(self.params[layer]):]))
-        runner = self.runners.get(shape)
-        if runner is None:
-            runner = self._load(shape, inputs)
-        return runner.run(inputs)[0]
+        if shape not in self.runners:
+            self.runners[shape] = self._load(shape, inputs)
+        runner = self.runners[shape]
+        return None if runner is None else runner.run(inputs)[0]
+
+    def build_missing(self) -> bool:
+        """Build the packages of the shapes that ran without one, in the background (child processes);
+        the next start loads them. -> whether a build started."""
+        if not self.missing or self.builder.building():
+            return False
+        weight = self.model.patch_embedding.weight
+        self.report(f"the DiT block ran on torch.compile for {len(self.missing)} pass shapes; building their "
+                    f"packages in the background (in {self.folder}) so that the next start loads them")
+        self.builder.start({"device": str(self.device), "row_limit": self.row_limit, "config": asdict(self.model.cfg),
+                            "dtype": str(weight.dtype).removeprefix("torch."), "attention": self.model.attn_request,
+                            "packages": list(self.missing.values())}, self.report)
+        return True
 
     def path(self, shape: tuple) -> Path:
         """Where the package for `shape` lives: named by everything its code depends on."""
@@ -111,45 +140,19 @@ class BlockPackages:
         return self.folder / f"block-{key.hexdigest()[:24]}.pt2"
 
     def _load(self, shape: tuple, inputs: list[Tensor]):
+        """The package's runner, or None (and a build spec for build_missing) when there is none."""
         path = self.path(shape)
         if path.exists():
             try:
-                self.runners[shape] = load_package(path, self.device)
-                return self.runners[shape]
+                return load_package(path, self.device)
             except Exception as e:                  # e.g. damaged on disk: build it again
                 log.warning("block package %s does not load (%s); building it again", path, e)
                 path.unlink()
-        self._build(shape, inputs, path)
-        self.runners[shape] = load_package(path, self.device)
-        return self.runners[shape]
-
-    def _build(self, shape: tuple, inputs: list[Tensor], path: Path) -> None:
-        """Export the block for this shape and compile it; written atomically, so a crash or an
-        error leaves no half package behind."""
-        cxx = self._compiler()
-        kv_size, n = shape[0], len(self.params[0])
-        self.report(f"building the DiT block's package for kv_size {kv_size}, {inputs[n].shape[1]} tokens "
-                    f"(once per pass shape, cached in {self.folder})")
-        t0 = time.perf_counter()
-        exported = torch.export.export(AnyLayer(self.model.blocks[0], kv_size, self.attend), (inputs[:n], *inputs[n:]))
-        t1 = time.perf_counter()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
-            built = Path(tmp) / path.name
-            try:
-                compile_package(exported, built, cxx)
-            except Exception as e:
-                raise PackageUnavailable(f"AOTInductor could not compile the block with {cxx}: "
-                                         f"{type(e).__name__}: {str(e).strip()[-300:]}") from e
-            os.replace(built, path)
-        self.report(f"built the package in {time.perf_counter() - t0:.0f} s (export {t1 - t0:.1f} s)")
-
-    def _compiler(self) -> str:
-        cxx, failures = self.compilers.result(self.report)
-        if cxx is None:
-            raise PackageUnavailable("no C++ compiler built a loadable package (" + ("; ".join(failures) or "none found")
-                                     + "); set CXX to a working g++, or model.block_packages: false")
-        return cxx
+        log.info("no DiT block package for kv_size %s, %d tokens: torch.compile runs it", shape[0], shape[1][0][1])
+        self.missing[shape] = {"path": str(path), "kv_size": list(shape[0]), "params": len(self.params[0]),
+                               "inputs": [[list(t.shape), list(t.stride()), str(t.dtype).removeprefix("torch.")]
+                                          for t in inputs]}
+        return None
 
 
 class _Layer:
@@ -159,14 +162,8 @@ class _Layer:
         self.packages, self.index, self.fallback = packages, index, fallback
 
     def __call__(self, x, e0, text_kv, cache, kv_size, rope, attend, attend_text) -> Tensor:
-        packages = self.packages
-        if packages.unavailable is None:
-            try:
-                return packages.run(self.index, x, e0, text_kv, cache, kv_size, rope)
-            except PackageUnavailable as e:
-                packages.unavailable = str(e)
-                log.warning("DiT block packages: %s; torch.compile runs the block instead", e)
-        return self.fallback(x, e0, text_kv, cache, kv_size, rope, attend, attend_text)
+        out = self.packages.run(self.index, x, e0, text_kv, cache, kv_size, rope)
+        return self.fallback(x, e0, text_kv, cache, kv_size, rope, attend, attend_text) if out is None else out
 
 
 def _device_name(device: torch.device) -> str:

@@ -71,10 +71,12 @@ class DiTRefiner:
 
     def warm_up(self, height: int, width: int, report=lambda msg: None) -> None:
         """Run a first and a steady block on blank frames so every shape is compiled (and every
-        kernel chosen) before play starts; then forget them."""
+        kernel chosen) before play starts; then forget them. Pass shapes that ran on torch.compile
+        for want of a block package get theirs built in the background, for the next start."""
         self.compile_setup()
-        if self.sampler.block_packages is not None:
-            self.sampler.block_packages.report = report
+        packages = self.sampler.block_packages
+        if packages is not None:
+            packages.report = report
         for i, first in enumerate((True, False)):
             n = self.frames_for_block(first)
             blank = torch.zeros(n, height, width, 3, dtype=torch.uint8)
@@ -85,6 +87,14 @@ class DiTRefiner:
             marks("decode")
             report(f"warm-up block {i + 1}/2 took {marks}")
         self.reset()
+        if packages is not None:
+            packages.build_missing()
+
+    def close(self) -> None:
+        """Stop background work: a block package build still running is dropped (the next start
+        builds it again)."""
+        if self.sampler.block_packages is not None:
+            self.sampler.block_packages.builder.stop()
 
     @torch.no_grad()
     def prepare(self, source: torch.Tensor, source_indices: tuple[int, ...]) -> None:
@@ -234,9 +244,7 @@ def block_packages(model, cfg):
         return None
     from model.block_packages import BlockPackages, PackageUnavailable
     try:
-        packages = BlockPackages(model, Path(cfg.compile_cache_dir) / "blocks", row_limit=cfg.compile_row_limit)
-        packages.compilers.start()             # in the background, while the world and the TAE get ready
-        return packages
+        return BlockPackages(model, Path(cfg.compile_cache_dir) / "blocks", row_limit=cfg.compile_row_limit)
     except PackageUnavailable as e:
         log.info("DiT block packages not used: %s", e)
         return None

@@ -40,8 +40,9 @@ class BlockSampler:
     once and shares it across the 30 layers (4 graphs: context and denoising, first and steady
     block; quick to compile, see benchmarks/dit_bench.py); "passes" compiles each whole pass.
     The KV cache has room for the denoising tokens after the context rows (see SelfAttention).
-    block_packages: a model.block_packages.BlockPackages of `model`: with compile_scope "blocks", the
-    block runs from its ahead-of-time packages (a warm start loads them; torch.compile is the fallback).
+    block_packages: a model.block_packages.BlockPackages of `model`: the block runs from its
+    ahead-of-time packages where they exist, else from the compiled block (compile_scope "blocks")
+    or the eager one (compile False); not with compile_scope "passes".
     cuda_graphs: replay each pass as a CUDA graph (model/cuda_graphs.py; CUDA only, 4 graphs), which
     is why the prompt, the timestep and the inputs live in static buffers.
     """
@@ -80,15 +81,16 @@ class BlockSampler:
 
         self._prefill, self._denoise, self._blocks = model.prefill, model.forward, None
         self.compiled, self.block_packages = compile, None
-        if compile and compile_scope == "blocks":
-            self._blocks = [torch.compile(block, dynamic=False, mode=compile_mode) for block in model.blocks]
-            if block_packages is not None:
-                self._blocks, self.block_packages = block_packages.layers(fallback=self._blocks), block_packages
-        elif compile and compile_scope == "passes":
+        if compile and compile_scope not in ("blocks", "passes"):
+            raise ValueError(f"compile_scope {compile_scope!r}: expected 'blocks' or 'passes'")
+        if compile and compile_scope == "passes":
             self._prefill = torch.compile(model.prefill, dynamic=False, mode=compile_mode)
             self._denoise = torch.compile(model.forward, dynamic=False, mode=compile_mode)
         elif compile:
-            raise ValueError(f"compile_scope {compile_scope!r}: expected 'blocks' or 'passes'")
+            self._blocks = [torch.compile(block, dynamic=False, mode=compile_mode) for block in model.blocks]
+        if block_packages is not None and not (compile and compile_scope == "passes"):
+            self._blocks = block_packages.layers(fallback=self._blocks or list(model.blocks))
+            self.block_packages = block_packages
         self._graphs = GraphCache(cuda_graphs and self.device.type == "cuda")
 
     @torch.no_grad()

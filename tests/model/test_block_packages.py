@@ -1,18 +1,19 @@
-"""The DiT block from AOTInductor packages (model/block_packages.py), on the CPU in float32 with the
-parity-size model: every pass shape of two blocks matches the eager sampler, a second start loads
-the packages without building, and compilers that fail are skipped or fall back to torch.compile."""
+"""The DiT block from AOTInductor packages (model/block_packages.py, model/package_builder.py), on the
+CPU in float32 with the parity-size model: a cold start runs the fallback and builds every pass shape's
+package in the background, the next start runs them all and matches the eager sampler, and compilers
+that fail are skipped, or leave the fallback running with a reason."""
 import logging
 import os
 import shutil
 import stat
+import time
 
 import pytest
 import torch
 
-from torch._inductor import config as inductor_config
-
-from model.block_packages import BlockPackages, PackageUnavailable
+from model.block_packages import AnyLayer, BlockPackages, PackageUnavailable
 from model.dit import CausalWanModel, DiTConfig
+from model.package_builder import check
 from model.rope import base_table, token_table
 from model.sampler import BlockSampler
 
@@ -40,91 +41,132 @@ def two_blocks(model, **sampler_kw) -> tuple[list[torch.Tensor], torch.Tensor]:
 
 
 def broken_compiler(folder, marker) -> str:
-    """A C++ compiler that leaves a mark and fails."""
+    """A C++ compiler that leaves a mark and crashes the process that runs it, as a package built
+    by a broken compiler crashed the process loading it (model/package_builder.py)."""
     path = folder / "broken-g++"
-    path.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    path.write_text(f"#!/bin/sh\ntouch {marker}\nkill -SEGV $PPID\nexit 1\n")
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return str(path)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """Packages built once for the module, with a broken $CXX that the build must skip."""
+    """A cold start (no packages: the eager fallback runs every shape), then the background build of
+    its four packages, with a broken $CXX that the build must skip."""
     root = tmp_path_factory.mktemp("packages")
     marker = root / "broken-compiler-ran"
     old = os.environ.get("CXX")
     os.environ["CXX"] = broken_compiler(root, marker)
-    metadata = dict(inductor_config.aot_inductor.metadata)
     reports = []
     try:
         model = tiny_model()
         packages = BlockPackages(model, root / "blocks")
         packages.report = reports.append
-        out, cache = two_blocks(model, compile=True, block_packages=packages)
+        cold, _ = two_blocks(model, block_packages=packages)
+        assert packages.loaded == 0 and len(packages.missing) == 4   # context and denoising, first and steady block
+        assert packages.build_missing()
+        assert packages.builder.wait(timeout=900), "the build did not end"
     finally:
         os.environ.pop("CXX") if old is None else os.environ.update(CXX=old)
-    assert inductor_config.aot_inductor.metadata == metadata, "the build changed torch.compile's cache key"
-    assert sum("building the DiT block's package" in r for r in reports) == 4, reports
-    assert any("broken-g++" in r for r in reports), reports
-    return model, root / "blocks", packages, out, cache, marker
+    return model, root / "blocks", packages, cold, marker, reports
 
 
-def test_every_pass_shape_matches_the_eager_sampler(built):
-    model, folder, packages, out, cache, _ = built
-    want, want_cache = two_blocks(model)
-    assert packages.unavailable is None
-    assert len(packages.runners) == 4                       # context and denoising, first and steady block
-    for got, expected in zip(out, want):
-        assert (got - expected).abs().max().item() < 1e-4
-    assert (cache - want_cache).abs().max().item() < 1e-4
+def test_a_cold_start_runs_the_fallback_and_builds_every_pass_shape(built):
+    model, folder, packages, cold, _, reports = built
+    want, _ = two_blocks(model)
+    for got, expected in zip(cold, want):
+        assert torch.equal(got, expected)                   # the eager block ran
+    assert packages.unavailable is None, packages.unavailable
+    assert any("building their packages in the background" in r for r in reports), reports
+    assert any("built the DiT block's 4 packages" in r for r in reports), reports
     assert len(list(folder.glob("*.pt2"))) == 4
     assert not [p for p in folder.iterdir() if p.is_dir()], "a build left a temporary folder behind"
 
 
+def test_the_next_start_runs_every_pass_shape_from_its_package(built):
+    model, folder, *_ = built
+    packages = BlockPackages(model, folder)
+    got, cache = two_blocks(model, block_packages=packages)
+    want, want_cache = two_blocks(model)
+    assert packages.loaded == 4 and not packages.missing       # no shape ran the fallback
+    for a, b in zip(got, want):
+        assert (a - b).abs().max().item() < 1e-4
+    assert (cache - want_cache).abs().max().item() < 1e-4
+    assert not packages.build_missing()
+
+
 def test_a_broken_compiler_is_skipped_and_the_working_one_remembered(built):
-    _, folder, *_, marker = built
+    _, folder, _, _, marker, _ = built
     assert marker.exists(), "the $CXX compiler was never tried"
     assert "broken" not in (folder / "compiler").read_text()
 
 
-def test_a_second_start_loads_the_packages_without_building(built, monkeypatch):
-    model, folder, _, out, _, _ = built
-
-    def build(*args):
-        raise AssertionError("a package was built again")
-    monkeypatch.setattr(BlockPackages, "_build", build)
-    again, _ = two_blocks(model, compile=True, block_packages=BlockPackages(model, folder))
-    for got, expected in zip(again, out):
-        assert torch.equal(got, expected)
-
-
-def test_without_a_working_compiler_the_fallback_runs(tmp_path, monkeypatch, caplog):
+def test_without_a_working_compiler_the_build_fails_and_says_why(tmp_path, monkeypatch, caplog):
     model = tiny_model()
-    monkeypatch.setenv("CXX", broken_compiler(tmp_path, tmp_path / "ran"))
+    broken = broken_compiler(tmp_path, tmp_path / "ran")
+    monkeypatch.setenv("CXX", broken)
     monkeypatch.setenv("PATH", str(tmp_path))                # no g++ or c++ to fall back on
     packages = BlockPackages(model, tmp_path / "blocks")
-    ran = []
-
-    class Eager:                                             # stands in for the torch.compile'd block
-        def __init__(self, block):
-            self.block = block
-
-        def __call__(self, *args):
-            ran.append(1)
-            return self.block(*args)
-    layers = packages.layers(fallback=[Eager(b) for b in model.blocks])
-    x = torch.randn(1, 3, model.cfg.in_dim, *GRID)
-    text_kv = model.encode_text(torch.randn(1, 16, model.cfg.text_dim))
-    cache = model.new_cache(1, 3 * 3 * 24)
-    rope = token_table(base_table(model.cfg.head_dim), 3, *model.cfg.grid(*GRID), offset=0, dtype=torch.float32)
+    got, _ = two_blocks(model, block_packages=packages)
     with caplog.at_level(logging.WARNING):
-        got = model(x, torch.zeros(1), text_kv, cache, (0, -1), rope, blocks=layers)
-    want = model(x, torch.zeros(1), text_kv, model.new_cache(1, 3 * 3 * 24), (0, -1), rope)
-    assert torch.equal(got, want)
-    assert len(ran) == len(model.blocks)
-    assert "no C++ compiler built a loadable package" in packages.unavailable
-    assert "torch.compile runs the block instead" in caplog.text
+        packages.build_missing()
+        assert packages.builder.wait(timeout=600)
+    want, _ = two_blocks(model)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert broken in packages.unavailable
+    assert "no C++ compiler built a loadable DiT block package" in caplog.text
     assert not list((tmp_path / "blocks").glob("*.pt2"))
+    assert not [p for p in (tmp_path / "blocks").iterdir() if p.is_dir()]
+
+
+def test_a_damaged_package_runs_the_fallback_and_is_built_again(built, tmp_path, caplog):
+    model, folder, *_ = built
+    copy = tmp_path / "blocks"
+    shutil.copytree(folder, copy)
+    damaged = sorted(copy.glob("*.pt2"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:1000])          # e.g. a disk that filled up
+    packages = BlockPackages(model, copy)
+    with caplog.at_level(logging.WARNING):
+        two_blocks(model, block_packages=packages)
+    assert "does not load" in caplog.text
+    assert packages.loaded == 3 and len(packages.missing) == 1
+    packages.build_missing()
+    assert packages.builder.wait(timeout=600) and packages.unavailable is None
+    assert damaged.stat().st_size > 1000                    # rebuilt whole
+    again = BlockPackages(model, copy)
+    two_blocks(model, block_packages=again)
+    assert again.loaded == 4
+
+
+def test_a_stopped_build_leaves_nothing_behind(tmp_path):
+    model = tiny_model()
+    packages = BlockPackages(model, tmp_path / "blocks")
+    reports = []
+    packages.report = reports.append
+    two_blocks(model, block_packages=packages)
+    packages.build_missing()
+    time.sleep(2)
+    packages.builder.stop()
+    assert all(child.poll() is not None for child in packages.builder._children)
+    assert not list((tmp_path / "blocks").iterdir()) or not [p for p in (tmp_path / "blocks").iterdir()
+                                                             if p.is_dir() or p.suffix == ".pt2"]
+    assert "stopped building" in reports[-1]
+
+
+def test_the_check_refuses_a_package_that_computes_something_else():
+    model = tiny_model()
+    layer = AnyLayer(model.blocks[0], (0, -1), model._attend)
+    cache = model.new_cache(1, 72)
+    text = (1, model.cfg.text_len, 2, 128)
+    inputs = [*[p.detach() for p in model.blocks[0].parameters()], torch.randn(1, 72, 256), torch.randn(1, 6, 256),
+              torch.randn(text), torch.randn(text), cache.k[0], cache.v[0],
+              *token_table(base_table(128), 3, 4, 6, offset=0, dtype=torch.float32)]
+
+    class Wrong:                                             # what a miscompiled package would return
+        def run(self, inputs):
+            return [torch.zeros(1, 72, 256)]
+    with pytest.raises(SystemExit, match="differs from the eager block"):
+        check(layer, Wrong(), inputs, len(inputs) - 8)
 
 
 def test_fp8_models_are_not_packaged():
@@ -133,20 +175,6 @@ def test_fp8_models_are_not_packaged():
     to_fp8(model.blocks[0], names=("ffn.0",))
     with pytest.raises(PackageUnavailable, match="FP8"):
         BlockPackages(model, "unused")
-
-
-def test_a_damaged_package_is_built_again(built, tmp_path, caplog):
-    model, folder, _, out, _, _ = built
-    copy = tmp_path / "blocks"
-    shutil.copytree(folder, copy)
-    damaged = sorted(copy.glob("*.pt2"))[0]
-    damaged.write_bytes(damaged.read_bytes()[:1000])          # e.g. a disk that filled up
-    with caplog.at_level(logging.WARNING):
-        again, _ = two_blocks(model, compile=True, block_packages=BlockPackages(model, copy))
-    assert "does not load" in caplog.text
-    assert damaged.stat().st_size > 1000                    # rebuilt whole
-    for got, expected in zip(again, out):
-        assert torch.equal(got, expected)
 
 
 def test_other_compile_settings_get_other_packages():
@@ -174,8 +202,12 @@ def test_packages_in_cuda_graphs_match_the_compiled_block_on_gpu(tmp_path):
         return [sampler.generate_block(torch.randn(1, 3, 16, *GRID, generator=g, device="cuda", dtype=torch.bfloat16),
                                        torch.randn(1, 3, 20, *GRID, generator=g, device="cuda", dtype=torch.bfloat16))
                 for _ in range(3)]
+    cold = BlockPackages(model, tmp_path)
+    want = run(block_packages=cold)                          # no packages yet: the compiled block runs
+    cold.build_missing()
+    assert cold.builder.wait(timeout=900) and cold.unavailable is None, cold.unavailable
     packages = BlockPackages(model, tmp_path)
-    got, want = run(block_packages=packages), run()
-    assert packages.unavailable is None and len(packages.runners) == 4
+    got = run(block_packages=packages)
+    assert packages.loaded == 4
     for a, b in zip(got, want):
         assert ((a.float() - b.float()).norm() / b.float().norm()).item() < 1e-2

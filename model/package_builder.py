@@ -1,0 +1,257 @@
+"""Builds the DiT block's AOTInductor packages (model/block_packages.py) in child processes, in the
+background, so that a cold start runs on torch.compile and never waits for a package build.
+
+Each child builds every missing package with one C++ compiler, then loads each package and checks
+it against the eager block before moving it into place. A compiler can build packages that crash
+the process loading them: on a CUDA 13 image the wrapper in $CXX (/opt/gcc/bin/g++) did, even for a
+one-line model, while /usr/bin/g++ worked. So a crash costs only that child, and without a remembered
+compiler one child per candidate ($CXX, then g++ and c++ from PATH) runs at the same time; the first
+that builds and checks them all is remembered in the package folder.
+
+    python3 -m model.package_builder CXX SPEC.json    # one child; exit status 0 when all are built
+
+SPEC.json (written by BlockPackages.build_missing): the device, the compile setting (row_limit), the
+DiT config and attention request, and per package its path, kv_size and input shapes, strides and
+dtypes (the layer's parameters first).
+"""
+import atexit
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+CHECK_TOLERANCE = 2e-2      # relative difference of a package's output from the eager block's (bf16 rounding is ~4e-3)
+
+
+class PackageBuilder:
+    """The background build of the packages in `folder`. start() returns at once; the report
+    callback hears when it is done or why it failed; stop() ends it (at exit too)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.remembered = self.folder / "compiler"
+        self.failures: list[str] = []           # why each compiler failed, once the build has ended without one
+        self.compiler: str | None = None        # the compiler that built the packages
+        self._thread: threading.Thread | None = None
+        self._children: list[subprocess.Popen] = []
+        self._stopping = threading.Event()
+
+    def start(self, spec: dict, report: Callable[[str], object] = lambda message: None) -> None:
+        if self._thread is not None:
+            raise RuntimeError("PackageBuilder.start: a build was started already")
+        self._thread = threading.Thread(target=self._build, args=(spec, report), name="roam-package-builder",
+                                        daemon=True)
+        self._thread.start()
+        atexit.register(self.stop)
+
+    def building(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the build to end; -> whether it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.building()
+
+    def stop(self) -> None:
+        """End the build now; a package being built is not written (the next start builds it)."""
+        self._stopping.set()
+        for child in self._children:
+            if child.poll() is None:
+                child.terminate()
+        for child in self._children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self.wait()
+
+    def known_compiler(self) -> str | None:
+        if self.remembered.exists() and shutil.which(cxx := self.remembered.read_text().strip()):
+            return cxx
+        return None
+
+    def _build(self, spec: dict, report: Callable[[str], object]) -> None:
+        known = self.known_compiler()
+        compilers = [known] if known else candidates()
+        if not compilers:
+            self._fail(["none found ($CXX, g++ or c++)"], report)
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir=self.folder, prefix=".build-") as tmp:
+            spec_path = Path(tmp) / "spec.json"
+            spec_path.write_text(json.dumps(spec))
+            running = {cxx: _start_child(cxx, spec_path, Path(tmp) / f"compiler-{i}.log") for i, cxx in enumerate(compilers)}
+            self._children = [child for child, _ in running.values()]
+            failures = []
+            while running and self.compiler is None and not self._stopping.wait(0.2):
+                for cxx, (child, log_path) in list(running.items()):
+                    if child.poll() is None:
+                        continue
+                    del running[cxx]
+                    if child.returncode == 0:
+                        self.compiler = cxx
+                        break
+                    failures.append(f"{cxx}: {_why(child.returncode, log_path)}")
+            for child, _ in running.values():     # other compilers still busy: not needed, or stopping
+                child.terminate()
+                child.wait()
+        if self._stopping.is_set() and self.compiler is None:
+            report("stopped building the DiT block's packages; the next start builds them again")
+        elif self.compiler is None:
+            self._fail(failures, report)
+        else:
+            self.remembered.write_text(self.compiler)
+            report(f"built the DiT block's {len(spec['packages'])} packages in {time.perf_counter() - started:.0f} s "
+                   f"with {self.compiler}; the next start loads them")
+
+    def _fail(self, failures: list[str], report: Callable[[str], object]) -> None:
+        self.failures = failures
+        message = (f"no C++ compiler built a loadable DiT block package ({'; '.join(failures)}); set CXX to a "
+                   "working g++, or model.block_packages: false; torch.compile runs the block")
+        log.warning(message)
+        report(message)
+
+
+def candidates() -> list[str]:
+    """$CXX (what Inductor uses by default), then g++ and c++ from PATH, each compiler once."""
+    found = [os.environ.get("CXX"), shutil.which("g++"), shutil.which("c++")]
+    seen, out = set(), []
+    for cxx in filter(None, found):
+        real = os.path.realpath(shutil.which(cxx) or cxx)
+        if real not in seen:
+            seen.add(real)
+            out.append(cxx)
+    return out
+
+
+def _start_child(cxx: str, spec_path: Path, log_path: Path) -> tuple[subprocess.Popen, Path]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    if sys.pycache_prefix:                      # roam's bytecode cache (runtime/bytecode_cache.py): a quick import
+        env.update(PYTHONPYCACHEPREFIX=sys.pycache_prefix, PYTHONDONTWRITEBYTECODE="")
+    with open(log_path, "w") as out:            # a file, not a pipe: a long compiler log cannot block the child
+        child = subprocess.Popen([sys.executable, "-m", "model.package_builder", cxx, str(spec_path)],
+                                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return child, log_path
+
+
+def _why(returncode: int, log_path: Path) -> str:
+    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    if returncode < 0:
+        return f"killed by signal {-returncode} (a crash) in {lines[-1][:200] if lines else 'its start'}"
+    return lines[-1][-300:] if lines else f"exit status {returncode}, no message"
+
+
+def compile_package(exported, path: Path, cxx: str) -> None:
+    """AOTInductor with the C++ compiler `cxx`. It gets a fresh metadata dict because AOTInductor
+    fills Inductor's in place, which would change torch.compile's cache key for whatever this
+    process compiles later (measured: the TAE decoder compiled again on the next start)."""
+    import torch._inductor
+    from torch._inductor import config
+    with config.patch({"cpp.cxx": (None, cxx), "aot_inductor.metadata": {}}):
+        torch._inductor.aoti_compile_and_package(exported, package_path=str(path))
+
+
+def load_package(path: Path, device: torch.device):
+    """PyTorch's C++ package loader, without importing Dynamo or Inductor. Single-threaded: it then
+    records no CUDA events, so its calls can be captured in a CUDA graph."""
+    return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", True, 1, -1 if device.index is None else device.index)
+
+
+# --- the child process ---------------------------------------------------------------------------
+
+def build_all(cxx: str, spec: dict, staging: Path) -> None:
+    """Build, load and check each package of `spec` that is not there yet, with `cxx`, in a folder
+    under `staging` (the parent's, on the packages' file system, removed by the parent even when this
+    process crashes), then move it into place."""
+    from model.inductor_choices import persistent_row_reductions
+    device = torch.device(spec["device"])
+    persistent_row_reductions(spec["row_limit"])    # the compile setting the packages are named by
+    for package in spec["packages"]:
+        path = Path(package["path"])
+        if path.exists():                           # built meanwhile by another start
+            continue
+        started = time.perf_counter()
+        layer = _any_layer(spec, package["kv_size"], device)
+        inputs = [_example(shape, stride, dtype, device, scale=0.05 if i < package["params"] else 1.0)
+                  for i, (shape, stride, dtype) in enumerate(package["inputs"])]
+        n = package["params"]
+        exported = torch.export.export(layer, (inputs[:n], *inputs[n:]))
+        with tempfile.TemporaryDirectory(dir=staging, prefix="package-") as tmp:
+            built = Path(tmp) / path.name
+            compile_package(exported, built, cxx)
+            check(layer, load_package(built, device), inputs, n)
+            os.replace(built, path)
+        print(f"built {path.name} in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def _any_layer(spec: dict, kv_size: list[int], device: torch.device):
+    """The parent's block code (model/block_packages.AnyLayer), from its config, on `device`."""
+    from model.attention import select_attention
+    from model.block_packages import AnyLayer, cudnn_attention
+    from model.dit import CausalWanModel, DiTConfig
+    cfg = DiTConfig(**{f.name: tuple(v) if isinstance(v := spec["config"][f.name], list) else v
+                       for f in fields(DiTConfig)})
+    dtype = getattr(torch, spec["dtype"])
+    model = CausalWanModel(cfg, device="meta", dtype=dtype)
+    model.prepare_for_inference()                   # fused q/k/v, as the parent's model
+    block = model.blocks[0].to_empty(device=device)
+    attend = cudnn_attention if device.type == "cuda" else select_attention(spec["attention"], device=device,
+                                                                            dtype=dtype)[1]
+    return AnyLayer(block, tuple(kv_size), attend)
+
+
+def _example(shape: list[int], stride: list[int], dtype: str, device: torch.device, scale: float) -> torch.Tensor:
+    t = torch.empty_strided(shape, stride, dtype=getattr(torch, dtype), device=device)
+    return t.normal_(0, scale) if t.is_floating_point() else t.zero_()
+
+
+def check(layer, runner, inputs: list[torch.Tensor], n: int) -> None:
+    """The package's output against the eager block's, on the same inputs (each writes its own cache copy)."""
+    mine = [*inputs[:n + 4], inputs[n + 4].clone(), inputs[n + 5].clone(), *inputs[n + 6:]]
+    with torch.no_grad():
+        want = layer(mine[:n], *mine[n:]).float()
+    got = runner.run(inputs)[0].float()
+    diff = ((got - want).norm() / want.norm()).item()
+    if not diff < CHECK_TOLERANCE:
+        raise SystemExit(f"the package's output differs from the eager block's by {diff:.3g} (relative)")
+
+
+def _run_when_idle() -> None:
+    """This process and the compilers it starts get only CPU time that nothing else wants, so that
+    play keeps its frame rate while they build (Linux: SCHED_IDLE; elsewhere the lowest priority)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        if hasattr(os, "nice"):
+            os.nice(19)
+
+
+def _main(cxx: str, spec_path: str) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # a stop: clean up the temporary folders
+    _run_when_idle()
+    try:
+        build_all(cxx, json.loads(Path(spec_path).read_text()), Path(spec_path).parent)
+    except Exception as e:
+        traceback.print_exc()
+        raise SystemExit(f"{type(e).__name__}: {' '.join(str(e).split())[-300:]}") from e
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:3])
