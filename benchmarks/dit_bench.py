@@ -233,18 +233,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def packages(model: CausalWanModel, folder: Path, row_limit: int):
     from model.block_packages import BlockPackages
-    packages = BlockPackages(model, folder, row_limit=row_limit)
-    packages.report = lambda message: print(f"dit_bench: {message}", flush=True)
-    return packages
+    from model.package_store import PackageStore
+    store = PackageStore(folder, model.patch_embedding.weight.device, row_limit=row_limit)
+    store.report = lambda message: print(f"dit_bench: {message}", flush=True)
+    return BlockPackages(model, store)
 
 
 def finish_packages(packages) -> str | None:
     """What ran the block (None: no packages); shapes that had no package get it built now, for the next run."""
     if packages is None:
         return None
-    status = packages.status()
-    if packages.build_missing():
-        packages.builder.wait()
+    status = packages.store.status()
+    if packages.store.build_missing():
+        packages.store.builder.wait()
     return status
 
 

@@ -59,12 +59,12 @@ def run(args: argparse.Namespace) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     H, W = (64, 96) if args.tiny else (480, 832)
     cfg = ModelConfig(use_tae=not args.vae, compile=not args.no_compile, compile_scope=args.compile_scope, fp8=args.fp8,
-                      compile_row_limit=args.row_limit, block_packages=not args.no_block_packages,
+                      compile_row_limit=args.row_limit, aot_packages=not args.no_aot_packages,
                       cuda_graphs=not args.no_cuda_graphs, compile_codec=not args.no_compile_codec,
                       seed=0, rope=args.rope)
     refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=DiTConfig.tiny() if args.tiny else DiTConfig())
-    if refiner.sampler.block_packages is not None:
-        refiner.sampler.block_packages.report = lambda message: print(f"bench: {message}", file=sys.stderr, flush=True)
+    if refiner.packages is not None:
+        refiner.packages.report = lambda message: print(f"bench: {message}", file=sys.stderr, flush=True)
     if args.attn != "auto":
         refiner.sampler.model.set_attention(args.attn)
     scene = synthetic_scene(120, H, W)
@@ -110,7 +110,7 @@ def summarise(args, marks: dict, frames: list[int], prepare_ms: dict[int, float]
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__, "codec": refiner.codec.name, "attention": refiner.sampler.model.attn_backend,
         "compile": not args.no_compile and args.compile_scope, "fp8": args.fp8, "cuda_graphs": not args.no_cuda_graphs, "rope": args.rope, "row_limit": args.row_limit, "blocks": args.blocks, "steady_blocks": len(steady),
-        "block_packages": packages_status(refiner.sampler.block_packages),
+        "aot_packages": packages_status(refiner.packages),
         "stage_ms": per_stage, "block_ms": block_ms, "frames_per_block": frames_per_block,
         "fps": frames_per_block / (block_ms / 1000),
         "all_block_ms": [1000 * (marks[k]["decode"] - marks[k]["start"]) for k in sorted(marks)],
@@ -120,8 +120,9 @@ def summarise(args, marks: dict, frames: list[int], prepare_ms: dict[int, float]
 
 
 def packages_status(packages) -> str:
-    """What ran the DiT block: its AOTInductor packages (model/block_packages.py) or torch.compile.
-    Shapes that had none get theirs built now, for the next run (as play does after its warm-up)."""
+    """What ran the DiT block and the TAE: their AOTInductor packages (model/package_store.py) or
+    torch.compile. Parts that had none get theirs built now, for the next run (as play does after
+    its warm-up)."""
     if packages is None:
         return "off"
     status = packages.status()
@@ -132,7 +133,7 @@ def packages_status(packages) -> str:
 
 def print_table(r: dict) -> None:
     print(f"\nroam pipeline on {r['device']} | torch {r['torch']} | codec {r['codec']} | attention {r['attention']}"
-          f" | compile {r['compile']} | block packages {r['block_packages']} | CUDA graphs {r['cuda_graphs']} | fp8 {r['fp8']} | RoPE {r['rope']} | median of {r['steady_blocks']} steady blocks")
+          f" | compile {r['compile']} | AOT packages {r['aot_packages']} | CUDA graphs {r['cuda_graphs']} | fp8 {r['fp8']} | RoPE {r['rope']} | median of {r['steady_blocks']} steady blocks")
     prep = r["prepared"]
     print(f"{'stage':<10}{'ms':>10}" + (f"{'prepared ahead':>18}" if prep else ""))
     for stage, ms in r["stage_ms"].items():
@@ -184,8 +185,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks", help="see config.yaml model.compile_scope")
     p.add_argument("--row-limit", type=int, default=ModelConfig.compile_row_limit,
                    help="see config.yaml model.compile_row_limit (0: PyTorch's heuristic)")
-    p.add_argument("--no-block-packages", action="store_true",
-                   help="torch.compile the DiT block on every start instead of its AOTInductor packages")
+    p.add_argument("--no-aot-packages", action="store_true",
+                   help="torch.compile the DiT block and the TAE on every start instead of loading their AOTInductor packages")
     p.add_argument("--no-compile-codec", action="store_true", help="run the TAE eager (play compiles it: model.compile_codec)")
     p.add_argument("--no-cuda-graphs", action="store_true", help="run the DiT passes without CUDA graphs")
     p.add_argument("--fp8", action="store_true", help="FP8 matmuls in the DiT (config.yaml model.fp8)")

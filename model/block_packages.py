@@ -1,23 +1,19 @@
-"""The DiT's transformer block compiled ahead of time: one AOTInductor package per pass shape, kept
-on disk and loaded by later starts, so a warm start neither traces the block with Dynamo nor looks
-its kernels up in torch.compile's caches (time to first frame; README, Start-up).
+"""The DiT's transformer block compiled ahead of time (model/package_store.py): one AOTInductor
+package per pass shape, loaded by later starts, so a warm start neither traces the block with Dynamo
+nor looks its kernels up in torch.compile's caches (time to first frame; README, Start-up).
 
 A package holds one block's code for one pass shape with the layer's weights as inputs, so it serves
 all 30 layers:
 
-    packages = BlockPackages(model, ".cache/compile/blocks")
+    packages = BlockPackages(model, PackageStore(".cache/compile/packages", device))
     blocks = packages.layers(fallback=[torch.compile(b) for b in model.blocks])   # stand-ins for model.blocks
     model.forward(..., blocks=blocks)          # a shape without a package runs its fallback
-    packages.build_missing()                   # after warm-up: builds those in the background
+    packages.store.build_missing()             # after warm-up: builds those in the background
 
-The first call of a shape loads its package. A shape without one runs the fallback (torch.compile)
-for the rest of this process, and build_missing() builds its package in child processes
-(model/package_builder.py) for the next start: a cold start costs what torch.compile costs, never a
-package build. Plain-tensor attention only: roam's FP8 attention is a Python op, which a package
-cannot call.
+A shape without a package runs the fallback (torch.compile) for the rest of this process, and its
+package is built for the next start. Plain-tensor attention only: roam's FP8 attention is a Python
+op, which a package cannot call.
 """
-import hashlib
-import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -27,11 +23,10 @@ from torch import Tensor, nn
 
 from model.dit import CausalWanModel
 from model.fp8 import Fp8Linear
-from model.package_builder import PackageBuilder, load_package
+from model.package_store import PackageStore, config_from
 
-log = logging.getLogger(__name__)
 # roam sources whose text is part of a package's name: a change to any of them builds new packages
-SOURCES = ("block_packages.py", "package_builder.py", "dit.py", "rope.py", "attention.py", "inductor_choices.py")
+SOURCES = ("block_packages.py", "package_store.py", "dit.py", "rope.py", "attention.py", "inductor_choices.py")
 PLAIN_ATTENTION = ("sdpa(cudnn first)", "cudnn", "sdpa")   # select_attention names a package can hold
 
 
@@ -66,40 +61,25 @@ class AnyLayer(nn.Module):
 
 
 class BlockPackages:
-    """Packages of `model`'s block under `folder`, one per pass shape, loaded on first use. Not
+    """`model`'s block from the packages in `store`, one per pass shape, loaded on first use. Not
     thread-safe: the thread that runs the DiT calls it."""
 
-    def __init__(self, model: CausalWanModel, folder: str | Path, row_limit: int = 0):
-        """row_limit: model.compile_row_limit, the compile setting in effect when building
-        (model/inductor_choices.py), part of the packages' names so that changing it builds new ones."""
+    def __init__(self, model: CausalWanModel, store: PackageStore):
         weight = model.patch_embedding.weight
         if model.attn_backend not in PLAIN_ATTENTION:
             raise PackageUnavailable(f"attention backend {model.attn_backend} cannot be packaged "
                                      f"(only {', '.join(PLAIN_ATTENTION)})")
         if any(isinstance(m, Fp8Linear) for m in model.blocks.modules()):
             raise PackageUnavailable("FP8 layers are not packaged yet")
-        self.model, self.folder, self.device, self.row_limit = model, Path(folder), weight.device, row_limit
-        self.attend = cudnn_attention if weight.is_cuda else model._attend
+        self.model, self.store = model, store
         self.params = [[p.detach() for p in block.parameters()] for block in model.blocks]
         self.runners: dict[tuple, object | None] = {}   # None: no package, the fallback runs this shape
-        self.missing: dict[tuple, dict] = {}             # build specs of the shapes without a package
-        self.report: Callable[[str], object] = lambda message: None   # play's warm-up status
-        self.builder = PackageBuilder(self.folder)
+        self.build_args = {"config": asdict(model.cfg), "dtype": str(weight.dtype).removeprefix("torch."),
+                           "attention": model.attn_request}
 
     @property
     def loaded(self) -> int:
         return sum(runner is not None for runner in self.runners.values())
-
-    @property
-    def unavailable(self) -> str | None:
-        """Why no package could be built here, once a build has failed."""
-        return "; ".join(self.builder.failures) or None
-
-    def status(self) -> str:
-        """What ran the block in this process (benchmark tables)."""
-        if self.unavailable:
-            return f"unavailable ({self.unavailable})"
-        return f"{self.loaded} loaded" + (f", {len(self.missing)} shapes without one ran the fallback" if self.missing else "")
 
     def layers(self, fallback: list[Callable]) -> list[Callable]:
         """Stand-ins for model.blocks (same call signature), each running its layer from a package,
@@ -110,49 +90,19 @@ class BlockPackages:
             kv_size: tuple[int, int], rope: tuple[Tensor, Tensor]) -> Tensor | None:
         """The layer's output from its package, or None when this shape has no package (then the
         caller runs the fallback)."""
+        n = len(self.params[layer])
         inputs = [*self.params[layer], x, e0, *text_kv, *cache, *rope]
-        shape = (tuple(kv_size), *((tuple(t.shape), t.dtype) for t in inputs[len(self.params[layer]):]))
+        shape = (tuple(kv_size), *((tuple(t.shape), t.dtype) for t in inputs[n:]))
         if shape not in self.runners:
-            self.runners[shape] = self._load(shape, inputs)
+            self.runners[shape] = self.store.load(self.path(shape), "model.block_packages:exportable_block",
+                                                  {**self.build_args, "kv_size": list(kv_size)}, inputs, n)
         runner = self.runners[shape]
         return None if runner is None else runner.run(inputs)[0]
 
-    def build_missing(self) -> bool:
-        """Build the packages of the shapes that ran without one, in the background (child processes);
-        the next start loads them. -> whether a build started."""
-        if not self.missing or self.builder.building():
-            return False
-        weight = self.model.patch_embedding.weight
-        self.report(f"the DiT block ran on torch.compile for {len(self.missing)} pass shapes; building their "
-                    f"packages in the background (in {self.folder}) so that the next start loads them")
-        self.builder.start({"device": str(self.device), "row_limit": self.row_limit, "config": asdict(self.model.cfg),
-                            "dtype": str(weight.dtype).removeprefix("torch."), "attention": self.model.attn_request,
-                            "packages": list(self.missing.values())}, self.report)
-        return True
-
     def path(self, shape: tuple) -> Path:
-        """Where the package for `shape` lives: named by everything its code depends on."""
         here = Path(__file__).parent
-        key = hashlib.sha256(repr((torch.__version__, torch.version.cuda, _device_name(self.device),
-                                   self.model.cfg, self.model.attn_backend, self.row_limit, shape)).encode())
-        for name in SOURCES:
-            key.update((here / name).read_bytes())
-        return self.folder / f"block-{key.hexdigest()[:24]}.pt2"
-
-    def _load(self, shape: tuple, inputs: list[Tensor]):
-        """The package's runner, or None (and a build spec for build_missing) when there is none."""
-        path = self.path(shape)
-        if path.exists():
-            try:
-                return load_package(path, self.device)
-            except Exception as e:                  # e.g. damaged on disk: build it again
-                log.warning("block package %s does not load (%s); building it again", path, e)
-                path.unlink()
-        log.info("no DiT block package for kv_size %s, %d tokens: torch.compile runs it", shape[0], shape[1][0][1])
-        self.missing[shape] = {"path": str(path), "kv_size": list(shape[0]), "params": len(self.params[0]),
-                               "inputs": [[list(t.shape), list(t.stride()), str(t.dtype).removeprefix("torch.")]
-                                          for t in inputs]}
-        return None
+        return self.store.path("dit-block", (self.model.cfg, self.model.attn_backend, shape),
+                               [here / name for name in SOURCES])
 
 
 class _Layer:
@@ -166,5 +116,14 @@ class _Layer:
         return self.fallback(x, e0, text_kv, cache, kv_size, rope, attend, attend_text) if out is None else out
 
 
-def _device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+def exportable_block(args: dict, device: torch.device) -> AnyLayer:
+    """The block's code for a package build in a child process (model/package_store.py), from the
+    parent's config, as the parent's model runs it (fused q/k/v)."""
+    from model.attention import select_attention
+    from model.dit import DiTConfig
+    cfg, dtype = config_from(DiTConfig, args["config"]), getattr(torch, args["dtype"])
+    model = CausalWanModel(cfg, device="meta", dtype=dtype)
+    model.prepare_for_inference()
+    attend = cudnn_attention if device.type == "cuda" else select_attention(args["attention"], device=device,
+                                                                            dtype=dtype)[1]
+    return AnyLayer(model.blocks[0].to_empty(device=device), tuple(args["kv_size"]), attend)

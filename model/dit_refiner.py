@@ -45,10 +45,11 @@ class DiTRefiner:
     name = "dit"
 
     def __init__(self, sampler: BlockSampler, codec: LatentCodec, source_cache_mb: float = 0,
-                 compile_setup: Callable[[], object] = lambda: None):
+                 compile_setup: Callable[[], object] = lambda: None, packages=None):
         """compile_setup: per-thread torch.compile settings; run here and again by warm_up() on the
-        thread that compiles (play's generation thread)."""
-        self.sampler, self.codec, self.compile_setup = sampler, codec, compile_setup
+        thread that compiles (play's generation thread). packages: the model.package_store.PackageStore
+        the sampler and codec load ahead-of-time packages from, if any; warm_up() builds the missing ones."""
+        self.sampler, self.codec, self.compile_setup, self.packages = sampler, codec, compile_setup, packages
         compile_setup()
         self.device, self.dtype = sampler.device, sampler.dtype
         self._source, self._render, self._decoder = codec.stream(), codec.stream(), codec.stream()
@@ -71,12 +72,11 @@ class DiTRefiner:
 
     def warm_up(self, height: int, width: int, report=lambda msg: None) -> None:
         """Run a first and a steady block on blank frames so every shape is compiled (and every
-        kernel chosen) before play starts; then forget them. Pass shapes that ran on torch.compile
-        for want of a block package get theirs built in the background, for the next start."""
+        kernel chosen) before play starts; then forget them. Parts that ran on torch.compile for
+        want of an ahead-of-time package get theirs built in the background, for the next start."""
         self.compile_setup()
-        packages = self.sampler.block_packages
-        if packages is not None:
-            packages.report = report
+        if self.packages is not None:
+            self.packages.report = report
         for i, first in enumerate((True, False)):
             n = self.frames_for_block(first)
             blank = torch.zeros(n, height, width, 3, dtype=torch.uint8)
@@ -87,14 +87,14 @@ class DiTRefiner:
             marks("decode")
             report(f"warm-up block {i + 1}/2 took {marks}")
         self.reset()
-        if packages is not None:
-            packages.build_missing()
+        if self.packages is not None:
+            self.packages.build_missing()
 
     def close(self) -> None:
-        """Stop background work: a block package build still running is dropped (the next start
-        builds it again)."""
-        if self.sampler.block_packages is not None:
-            self.sampler.block_packages.builder.stop()
+        """Stop background work: a package build still running is dropped (the next start builds
+        it again)."""
+        if self.packages is not None:
+            self.packages.builder.stop()
 
     @torch.no_grad()
     def prepare(self, source: torch.Tensor, source_indices: tuple[int, ...]) -> None:
@@ -227,24 +227,29 @@ def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
         from model.inductor_choices import persistent_row_reductions
         compile_setup = functools.partial(persistent_row_reductions, cfg.compile_row_limit)
     prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)
+    store = None
+    if compile and cfg.aot_packages:
+        from model.package_store import PackageStore
+        store = PackageStore(Path(cfg.compile_cache_dir) / "packages", device, row_limit=cfg.compile_row_limit)
     sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=compile,
                            compile_scope=cfg.compile_scope, cuda_graphs=cfg.cuda_graphs,
-                           block_packages=block_packages(model, cfg) if compile else None,
+                           block_packages=block_packages(model, cfg, store),
                            rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
                            generator=torch.Generator(device).manual_seed(cfg.seed))
     if compile and cfg.compile_codec and isinstance(codec, TAECodec):
-        codec.compile_streams()
-    return DiTRefiner(sampler, codec, source_cache_mb=cfg.source_latent_cache_mb, compile_setup=compile_setup)
+        codec.compile_streams(store)
+    return DiTRefiner(sampler, codec, source_cache_mb=cfg.source_latent_cache_mb, compile_setup=compile_setup,
+                      packages=store)
 
 
-def block_packages(model, cfg):
-    """The DiT block's ahead-of-time packages (model/block_packages.py) when the config asks for them
-    and this model can use them, else None (torch.compile alone)."""
-    if not (cfg.block_packages and cfg.compile_scope == "blocks"):
+def block_packages(model, cfg, store):
+    """The DiT block's ahead-of-time packages (model/block_packages.py) in `store` when this model
+    can use them, else None (torch.compile alone)."""
+    if store is None or cfg.compile_scope != "blocks":
         return None
     from model.block_packages import BlockPackages, PackageUnavailable
     try:
-        return BlockPackages(model, Path(cfg.compile_cache_dir) / "blocks", row_limit=cfg.compile_row_limit)
+        return BlockPackages(model, store)
     except PackageUnavailable as e:
         log.info("DiT block packages not used: %s", e)
         return None

@@ -96,10 +96,14 @@ class TAECodec(LatentCodec):
         self._run = run_layers
         self.new_stream = lambda: TAEStream(net, self._run)
 
-    def compile_streams(self) -> None:
+    def compile_streams(self, packages=None) -> None:
         """Streams made from now on run the encoder and decoder through torch.compile (static shapes:
-        a first and a steady block each)."""
+        one graph each), or from their ahead-of-time packages in `packages` (a
+        model.package_store.PackageStore) where those exist."""
         self._run = torch.compile(run_layers, dynamic=False)
+        if packages is not None:
+            from model.tae_packages import TAEPackages
+            self._run = TAEPackages(self.net, packages, fallback=self._run)
 
     def to_input(self, frames: Tensor) -> Tensor:
         """[-1, 1] -> [0, 1] as inference_causal_test.py does before the TAE encoder."""

@@ -1,4 +1,4 @@
-"""The DiT block from AOTInductor packages (model/block_packages.py, model/package_builder.py), on the
+"""The DiT block from AOTInductor packages (model/block_packages.py, model/package_store.py), on the
 CPU in float32 with the parity-size model: a cold start runs the fallback and builds every pass shape's
 package in the background, the next start runs them all and matches the eager sampler, and compilers
 that fail are skipped, or leave the fallback running with a reason."""
@@ -13,7 +13,7 @@ import torch
 
 from model.block_packages import AnyLayer, BlockPackages, PackageUnavailable
 from model.dit import CausalWanModel, DiTConfig
-from model.package_builder import check
+from model.package_store import PackageStore, check
 from model.rope import base_table, token_table
 from model.sampler import BlockSampler
 
@@ -40,9 +40,13 @@ def two_blocks(model, **sampler_kw) -> tuple[list[torch.Tensor], torch.Tensor]:
     return out, sampler.cache.k.clone()
 
 
+def store(folder, row_limit: int = 0) -> PackageStore:
+    return PackageStore(folder, "cpu", row_limit=row_limit)
+
+
 def broken_compiler(folder, marker) -> str:
     """A C++ compiler that leaves a mark and crashes the process that runs it, as a package built
-    by a broken compiler crashed the process loading it (model/package_builder.py)."""
+    by a broken compiler crashed the process loading it (model/package_store.py)."""
     path = folder / "broken-g++"
     path.write_text(f"#!/bin/sh\ntouch {marker}\nkill -SEGV $PPID\nexit 1\n")
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
@@ -60,12 +64,12 @@ def built(tmp_path_factory):
     reports = []
     try:
         model = tiny_model()
-        packages = BlockPackages(model, root / "blocks")
-        packages.report = reports.append
+        packages = BlockPackages(model, store(root / "blocks"))
+        packages.store.report = reports.append
         cold, _ = two_blocks(model, block_packages=packages)
-        assert packages.loaded == 0 and len(packages.missing) == 4   # context and denoising, first and steady block
-        assert packages.build_missing()
-        assert packages.builder.wait(timeout=900), "the build did not end"
+        assert packages.loaded == 0 and len(packages.store.missing) == 4   # context and denoising, first and steady block
+        assert packages.store.build_missing()
+        assert packages.store.builder.wait(timeout=900), "the build did not end"
     finally:
         os.environ.pop("CXX") if old is None else os.environ.update(CXX=old)
     return model, root / "blocks", packages, cold, marker, reports
@@ -76,23 +80,23 @@ def test_a_cold_start_runs_the_fallback_and_builds_every_pass_shape(built):
     want, _ = two_blocks(model)
     for got, expected in zip(cold, want):
         assert torch.equal(got, expected)                   # the eager block ran
-    assert packages.unavailable is None, packages.unavailable
-    assert any("building their packages in the background" in r for r in reports), reports
-    assert any("built the DiT block's 4 packages" in r for r in reports), reports
+    assert packages.store.unavailable is None, packages.store.unavailable
+    assert any("building those in the background" in r for r in reports), reports
+    assert any("built 4 ahead-of-time packages" in r for r in reports), reports
     assert len(list(folder.glob("*.pt2"))) == 4
     assert not [p for p in folder.iterdir() if p.is_dir()], "a build left a temporary folder behind"
 
 
 def test_the_next_start_runs_every_pass_shape_from_its_package(built):
     model, folder, *_ = built
-    packages = BlockPackages(model, folder)
+    packages = BlockPackages(model, store(folder))
     got, cache = two_blocks(model, block_packages=packages)
     want, want_cache = two_blocks(model)
-    assert packages.loaded == 4 and not packages.missing       # no shape ran the fallback
+    assert packages.loaded == 4 and not packages.store.missing   # no shape ran the fallback
     for a, b in zip(got, want):
         assert (a - b).abs().max().item() < 1e-4
     assert (cache - want_cache).abs().max().item() < 1e-4
-    assert not packages.build_missing()
+    assert not packages.store.build_missing()
 
 
 def test_a_broken_compiler_is_skipped_and_the_working_one_remembered(built):
@@ -106,15 +110,15 @@ def test_without_a_working_compiler_the_build_fails_and_says_why(tmp_path, monke
     broken = broken_compiler(tmp_path, tmp_path / "ran")
     monkeypatch.setenv("CXX", broken)
     monkeypatch.setenv("PATH", str(tmp_path))                # no g++ or c++ to fall back on
-    packages = BlockPackages(model, tmp_path / "blocks")
+    packages = BlockPackages(model, store(tmp_path / "blocks"))
     got, _ = two_blocks(model, block_packages=packages)
     with caplog.at_level(logging.WARNING):
-        packages.build_missing()
-        assert packages.builder.wait(timeout=600)
+        packages.store.build_missing()
+        assert packages.store.builder.wait(timeout=600)
     want, _ = two_blocks(model)
     assert all(torch.equal(a, b) for a, b in zip(got, want))
-    assert broken in packages.unavailable
-    assert "no C++ compiler built a loadable DiT block package" in caplog.text
+    assert broken in packages.store.unavailable
+    assert "no C++ compiler built a loadable ahead-of-time package" in caplog.text
     assert not list((tmp_path / "blocks").glob("*.pt2"))
     assert not [p for p in (tmp_path / "blocks").iterdir() if p.is_dir()]
 
@@ -125,29 +129,29 @@ def test_a_damaged_package_runs_the_fallback_and_is_built_again(built, tmp_path,
     shutil.copytree(folder, copy)
     damaged = sorted(copy.glob("*.pt2"))[0]
     damaged.write_bytes(damaged.read_bytes()[:1000])          # e.g. a disk that filled up
-    packages = BlockPackages(model, copy)
+    packages = BlockPackages(model, store(copy))
     with caplog.at_level(logging.WARNING):
         two_blocks(model, block_packages=packages)
     assert "does not load" in caplog.text
-    assert packages.loaded == 3 and len(packages.missing) == 1
-    packages.build_missing()
-    assert packages.builder.wait(timeout=600) and packages.unavailable is None
+    assert packages.loaded == 3 and len(packages.store.missing) == 1
+    packages.store.build_missing()
+    assert packages.store.builder.wait(timeout=600) and packages.store.unavailable is None
     assert damaged.stat().st_size > 1000                    # rebuilt whole
-    again = BlockPackages(model, copy)
+    again = BlockPackages(model, store(copy))
     two_blocks(model, block_packages=again)
     assert again.loaded == 4
 
 
 def test_a_stopped_build_leaves_nothing_behind(tmp_path):
     model = tiny_model()
-    packages = BlockPackages(model, tmp_path / "blocks")
+    packages = BlockPackages(model, store(tmp_path / "blocks"))
     reports = []
-    packages.report = reports.append
+    packages.store.report = reports.append
     two_blocks(model, block_packages=packages)
-    packages.build_missing()
+    packages.store.build_missing()
     time.sleep(2)
-    packages.builder.stop()
-    assert all(child.poll() is not None for child in packages.builder._children)
+    packages.store.builder.stop()
+    assert all(child.poll() is not None for child in packages.store.builder._children)
     assert not list((tmp_path / "blocks").iterdir()) or not [p for p in (tmp_path / "blocks").iterdir()
                                                              if p.is_dir() or p.suffix == ".pt2"]
     assert "stopped building" in reports[-1]
@@ -165,7 +169,7 @@ def test_the_check_refuses_a_package_that_computes_something_else():
     class Wrong:                                             # what a miscompiled package would return
         def run(self, inputs):
             return [torch.zeros(1, 72, 256)]
-    with pytest.raises(SystemExit, match="differs from the eager block"):
+    with pytest.raises(SystemExit, match="differs from the eager module"):
         check(layer, Wrong(), inputs, len(inputs) - 8)
 
 
@@ -174,14 +178,14 @@ def test_fp8_models_are_not_packaged():
     from model.fp8 import to_fp8
     to_fp8(model.blocks[0], names=("ffn.0",))
     with pytest.raises(PackageUnavailable, match="FP8"):
-        BlockPackages(model, "unused")
+        BlockPackages(model, store("unused"))
 
 
 def test_other_compile_settings_get_other_packages():
     model = tiny_model()
     shape = ((0, -1), ((1, 72, 256), torch.float32))
-    assert BlockPackages(model, "f", row_limit=2048).path(shape) != BlockPackages(model, "f", row_limit=0).path(shape)
-    assert BlockPackages(model, "f").path(shape) == BlockPackages(model, "f").path(shape)
+    assert BlockPackages(model, store("f", row_limit=2048)).path(shape) != BlockPackages(model, store("f")).path(shape)
+    assert BlockPackages(model, store("f")).path(shape) == BlockPackages(model, store("f")).path(shape)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -202,11 +206,11 @@ def test_packages_in_cuda_graphs_match_the_compiled_block_on_gpu(tmp_path):
         return [sampler.generate_block(torch.randn(1, 3, 16, *GRID, generator=g, device="cuda", dtype=torch.bfloat16),
                                        torch.randn(1, 3, 20, *GRID, generator=g, device="cuda", dtype=torch.bfloat16))
                 for _ in range(3)]
-    cold = BlockPackages(model, tmp_path)
+    cold = BlockPackages(model, PackageStore(tmp_path, "cuda"))
     want = run(block_packages=cold)                          # no packages yet: the compiled block runs
-    cold.build_missing()
-    assert cold.builder.wait(timeout=900) and cold.unavailable is None, cold.unavailable
-    packages = BlockPackages(model, tmp_path)
+    cold.store.build_missing()
+    assert cold.store.builder.wait(timeout=900) and cold.store.unavailable is None, cold.store.unavailable
+    packages = BlockPackages(model, PackageStore(tmp_path, "cuda"))
     got = run(block_packages=packages)
     assert packages.loaded == 4
     for a, b in zip(got, want):

@@ -1,20 +1,26 @@
-"""Builds the DiT block's AOTInductor packages (model/block_packages.py) in child processes, in the
-background, so that a cold start runs on torch.compile and never waits for a package build.
+"""AOTInductor packages on disk (model/block_packages.py: the DiT block; model/tae_packages.py: the
+TAE's encoder and decoder): named by what their code depends on, loaded on first use, and the
+missing ones built in child processes, in the background, so that a cold start runs on
+torch.compile and never waits for a package build.
 
-Each child builds every missing package with one C++ compiler, then loads each package and checks
-it against the eager block before moving it into place. A compiler can build packages that crash
-the process loading them: on a CUDA 13 image the wrapper in $CXX (/opt/gcc/bin/g++) did, even for a
+    store = PackageStore(".cache/compile/blocks", device, row_limit=2048)
+    runner = store.load(path, factory, args, inputs, params)   # None: missing, noted for the build
+    store.build_missing()                                      # after warm-up
+
+A package is exported from the module `factory(args, device)` returns (an importable
+"module:function"), called as module(params, *rest) with the inputs' shapes, strides and dtypes.
+Each child builds every missing package with one C++ compiler, then loads each package and checks it
+against the eager module before moving it into place. A compiler can build packages that crash the
+process loading them: on a CUDA 13 image the wrapper in $CXX (/opt/gcc/bin/g++) did, even for a
 one-line model, while /usr/bin/g++ worked. So a crash costs only that child, and without a remembered
 compiler one child per candidate ($CXX, then g++ and c++ from PATH) runs at the same time; the first
 that builds and checks them all is remembered in the package folder.
 
-    python3 -m model.package_builder CXX SPEC.json    # one child; exit status 0 when all are built
-
-SPEC.json (written by BlockPackages.build_missing): the device, the compile setting (row_limit), the
-DiT config and attention request, and per package its path, kv_size and input shapes, strides and
-dtypes (the layer's parameters first).
+    python3 -m model.package_store CXX SPEC.json    # one child; exit status 0 when all are built
 """
 import atexit
+import hashlib
+import importlib
 import json
 import logging
 import os
@@ -28,13 +34,76 @@ import time
 import traceback
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
+from torch import Tensor
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
-CHECK_TOLERANCE = 2e-2      # relative difference of a package's output from the eager block's (bf16 rounding is ~4e-3)
+CHECK_TOLERANCE = 2e-2      # relative difference of a package's outputs from the eager module's (bf16 rounding is ~4e-3)
+
+
+class PackageStore:
+    """The packages in `folder` for one device and compile setting. Not thread-safe: the thread that
+    runs the model calls load()."""
+
+    def __init__(self, folder: str | Path, device: torch.device, row_limit: int = 0):
+        """row_limit: model.compile_row_limit, the compile setting in effect when building
+        (model/inductor_choices.py), part of every package's name."""
+        self.folder, self.device, self.row_limit = Path(folder), torch.device(device), row_limit
+        self.loaded = 0
+        self.missing: dict[str, dict] = {}         # build specs of the packages not found, by path
+        self.report: Callable[[str], object] = lambda message: None   # play's warm-up status
+        self.builder = PackageBuilder(self.folder)
+
+    def path(self, kind: str, key: tuple, sources: Sequence[Path]) -> Path:
+        """Where the package of `kind` for `key` (config, shapes, ...) lives: named by everything its
+        code depends on, the text of roam's `sources` included."""
+        name = hashlib.sha256(repr((torch.__version__, torch.version.cuda, _device_name(self.device), self.row_limit,
+                                    kind, key)).encode())
+        for source in sources:
+            name.update(Path(source).read_bytes())
+        return self.folder / f"{kind}-{name.hexdigest()[:24]}.pt2"
+
+    def load(self, path: Path, factory: str, args: dict, inputs: Sequence[Tensor], params: int):
+        """The package's runner, or None (and a build spec for build_missing) when there is none.
+        factory, args: what builds the module to export (see the module doc); params: how many of
+        `inputs` are its parameters."""
+        if path.exists():
+            try:
+                runner = load_package(path, self.device)
+                self.loaded += 1
+                return runner
+            except Exception as e:                  # e.g. damaged on disk: build it again
+                log.warning("package %s does not load (%s); building it again", path, e)
+                path.unlink()
+        self.missing[str(path)] = {"path": str(path), "factory": factory, "args": args, "params": params,
+                                   "inputs": [[list(t.shape), list(t.stride()), str(t.dtype).removeprefix("torch.")]
+                                              for t in inputs]}
+        return None
+
+    def build_missing(self) -> bool:
+        """Build the packages load() did not find, in the background (child processes), for the next
+        start. -> whether a build started."""
+        if not self.missing or self.builder.building():
+            return False
+        self.report(f"{len(self.missing)} parts ran on torch.compile for want of an ahead-of-time package; "
+                    f"building those in the background (in {self.folder}) so that the next start loads them")
+        self.builder.start({"device": str(self.device), "row_limit": self.row_limit,
+                            "packages": list(self.missing.values())}, self.report)
+        return True
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why no package could be built here, once a build has failed."""
+        return "; ".join(self.builder.failures) or None
+
+    def status(self) -> str:
+        """What this process loaded (benchmark tables)."""
+        if self.unavailable:
+            return f"unavailable ({self.unavailable})"
+        return f"{self.loaded} loaded" + (f", {len(self.missing)} missing ran torch.compile" if self.missing else "")
 
 
 class PackageBuilder:
@@ -113,18 +182,18 @@ class PackageBuilder:
                 child.terminate()
                 child.wait()
         if self._stopping.is_set() and self.compiler is None:
-            report("stopped building the DiT block's packages; the next start builds them again")
+            report("stopped building the ahead-of-time packages; the next start builds them again")
         elif self.compiler is None:
             self._fail(failures, report)
         else:
             self.remembered.write_text(self.compiler)
-            report(f"built the DiT block's {len(spec['packages'])} packages in {time.perf_counter() - started:.0f} s "
+            report(f"built {len(spec['packages'])} ahead-of-time packages in {time.perf_counter() - started:.0f} s "
                    f"with {self.compiler}; the next start loads them")
 
     def _fail(self, failures: list[str], report: Callable[[str], object]) -> None:
         self.failures = failures
-        message = (f"no C++ compiler built a loadable DiT block package ({'; '.join(failures)}); set CXX to a "
-                   "working g++, or model.block_packages: false; torch.compile runs the block")
+        message = (f"no C++ compiler built a loadable ahead-of-time package ({'; '.join(failures)}); set CXX to "
+                   "a working g++, or model.aot_packages: false; torch.compile keeps running the model")
         log.warning(message)
         report(message)
 
@@ -146,7 +215,7 @@ def _start_child(cxx: str, spec_path: Path, log_path: Path) -> tuple[subprocess.
     if sys.pycache_prefix:                      # roam's bytecode cache (runtime/bytecode_cache.py): a quick import
         env.update(PYTHONPYCACHEPREFIX=sys.pycache_prefix, PYTHONDONTWRITEBYTECODE="")
     with open(log_path, "w") as out:            # a file, not a pipe: a long compiler log cannot block the child
-        child = subprocess.Popen([sys.executable, "-m", "model.package_builder", cxx, str(spec_path)],
+        child = subprocess.Popen([sys.executable, "-m", "model.package_store", cxx, str(spec_path)],
                                  stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return child, log_path
 
@@ -188,49 +257,41 @@ def build_all(cxx: str, spec: dict, staging: Path) -> None:
         if path.exists():                           # built meanwhile by another start
             continue
         started = time.perf_counter()
-        layer = _any_layer(spec, package["kv_size"], device)
-        inputs = [_example(shape, stride, dtype, device, scale=0.05 if i < package["params"] else 1.0)
-                  for i, (shape, stride, dtype) in enumerate(package["inputs"])]
+        module_name, function = package["factory"].split(":")
+        module = getattr(importlib.import_module(module_name), function)(package["args"], device)
         n = package["params"]
-        exported = torch.export.export(layer, (inputs[:n], *inputs[n:]))
+        inputs = [_example(*spec_, device, parameter=i < n) for i, spec_ in enumerate(package["inputs"])]
+        exported = torch.export.export(module, (inputs[:n], *inputs[n:]))
         with tempfile.TemporaryDirectory(dir=staging, prefix="package-") as tmp:
             built = Path(tmp) / path.name
             compile_package(exported, built, cxx)
-            check(layer, load_package(built, device), inputs, n)
+            check(module, load_package(built, device), inputs, n)
             os.replace(built, path)
         print(f"built {path.name} in {time.perf_counter() - started:.1f} s", flush=True)
 
 
-def _any_layer(spec: dict, kv_size: list[int], device: torch.device):
-    """The parent's block code (model/block_packages.AnyLayer), from its config, on `device`."""
-    from model.attention import select_attention
-    from model.block_packages import AnyLayer, cudnn_attention
-    from model.dit import CausalWanModel, DiTConfig
-    cfg = DiTConfig(**{f.name: tuple(v) if isinstance(v := spec["config"][f.name], list) else v
-                       for f in fields(DiTConfig)})
-    dtype = getattr(torch, spec["dtype"])
-    model = CausalWanModel(cfg, device="meta", dtype=dtype)
-    model.prepare_for_inference()                   # fused q/k/v, as the parent's model
-    block = model.blocks[0].to_empty(device=device)
-    attend = cudnn_attention if device.type == "cuda" else select_attention(spec["attention"], device=device,
-                                                                            dtype=dtype)[1]
-    return AnyLayer(block, tuple(kv_size), attend)
-
-
-def _example(shape: list[int], stride: list[int], dtype: str, device: torch.device, scale: float) -> torch.Tensor:
+def _example(shape: list[int], stride: list[int], dtype: str, device: torch.device, parameter: bool) -> Tensor:
+    """Random values of the input's layout; parameters scaled by their fan-in, so activations keep their size."""
     t = torch.empty_strided(shape, stride, dtype=getattr(torch, dtype), device=device)
-    return t.normal_(0, scale) if t.is_floating_point() else t.zero_()
+    if not t.is_floating_point():
+        return t.zero_()
+    scale = (t[0].numel() ** -0.5 if t.dim() > 1 else 0.05) if parameter else 1.0
+    return t.normal_(0, scale)
 
 
-def check(layer, runner, inputs: list[torch.Tensor], n: int) -> None:
-    """The package's output against the eager block's, on the same inputs (each writes its own cache copy)."""
-    mine = [*inputs[:n + 4], inputs[n + 4].clone(), inputs[n + 5].clone(), *inputs[n + 6:]]
+def check(module, runner, inputs: list[Tensor], n: int) -> None:
+    """The package's outputs against the eager module's on the same inputs (the eager run on copies:
+    a module may write into its inputs, as the DiT block writes its KV cache)."""
     with torch.no_grad():
-        want = layer(mine[:n], *mine[n:]).float()
-    got = runner.run(inputs)[0].float()
-    diff = ((got - want).norm() / want.norm()).item()
-    if not diff < CHECK_TOLERANCE:
-        raise SystemExit(f"the package's output differs from the eager block's by {diff:.3g} (relative)")
+        want = module(inputs[:n], *[t.clone() for t in inputs[n:]])
+    got = runner.run(inputs)
+    want = [want] if isinstance(want, Tensor) else list(want)
+    for i, (a, b) in enumerate(zip(got, want)):
+        diff = ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-6)).item()
+        if not diff < CHECK_TOLERANCE:
+            raise SystemExit(f"the package's output {i} differs from the eager module's by {diff:.3g} (relative)")
+    if len(got) != len(want):
+        raise SystemExit(f"the package returned {len(got)} outputs, the eager module {len(want)}")
 
 
 def _run_when_idle() -> None:
@@ -255,3 +316,12 @@ def _main(cxx: str, spec_path: str) -> None:
 
 if __name__ == "__main__":
     _main(*sys.argv[1:3])
+
+
+def config_from(cls, data: dict):
+    """A config dataclass from its asdict() sent through JSON (lists back to tuples)."""
+    return cls(**{f.name: tuple(v) if isinstance(v := data[f.name], list) else v for f in fields(cls)})
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

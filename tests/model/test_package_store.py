@@ -1,11 +1,11 @@
-"""Choosing the C++ compiler for AOTInductor packages (model/package_builder.py). The builds
+"""Choosing the C++ compiler for AOTInductor packages (model/package_store.py). The builds
 themselves, with a broken $CXX skipped for g++, run in tests/model/test_block_packages.py."""
 import os
 import shutil
 
 import pytest
 
-from model.package_builder import PackageBuilder, candidates
+from model.package_store import PackageBuilder, candidates
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="no g++ on PATH")
 
