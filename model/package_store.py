@@ -113,6 +113,7 @@ class PackageBuilder:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.remembered = self.folder / "compiler"
+        self.log = self.folder / "build.log"      # what each compiler's child printed in the last build
         self.failures: list[str] = []           # why each compiler failed, once the build has ended without one
         self.compiler: str | None = None        # the compiler that built the packages
         self._thread: threading.Thread | None = None
@@ -166,7 +167,8 @@ class PackageBuilder:
         with tempfile.TemporaryDirectory(dir=self.folder, prefix=".build-") as tmp:
             spec_path = Path(tmp) / "spec.json"
             spec_path.write_text(json.dumps(spec))
-            running = {cxx: _start_child(cxx, spec_path, Path(tmp) / f"compiler-{i}.log") for i, cxx in enumerate(compilers)}
+            logs = {cxx: Path(tmp) / f"compiler-{i}.log" for i, cxx in enumerate(compilers)}
+            running = {cxx: _start_child(cxx, spec_path, log_path) for cxx, log_path in logs.items()}
             self._children = [child for child, _ in running.values()]
             failures = []
             while running and self.compiler is None and not self._stopping.wait(0.2):
@@ -181,6 +183,7 @@ class PackageBuilder:
             for child, _ in running.values():     # other compilers still busy: not needed, or stopping
                 child.terminate()
                 child.wait()
+            self.log.write_text("".join(f"== {cxx}\n{log_path.read_text(errors='replace')}" for cxx, log_path in logs.items()))
         if self._stopping.is_set() and self.compiler is None:
             report("stopped building the ahead-of-time packages; the next start builds them again")
         elif self.compiler is None:
@@ -192,8 +195,9 @@ class PackageBuilder:
 
     def _fail(self, failures: list[str], report: Callable[[str], object]) -> None:
         self.failures = failures
-        message = (f"no C++ compiler built a loadable ahead-of-time package ({'; '.join(failures)}); set CXX to "
-                   "a working g++, or model.aot_packages: false; torch.compile keeps running the model")
+        message = (f"no C++ compiler built a loadable ahead-of-time package ({'; '.join(failures)}; details in "
+                   f"{self.log}); set CXX to a working g++, or model.aot_packages: false; torch.compile keeps running "
+                   "the model")
         log.warning(message)
         report(message)
 
@@ -264,10 +268,14 @@ def build_all(cxx: str, spec: dict, staging: Path) -> None:
         exported = torch.export.export(module, (inputs[:n], *inputs[n:]))
         with tempfile.TemporaryDirectory(dir=staging, prefix="package-") as tmp:
             built = Path(tmp) / path.name
+            exported_at = time.perf_counter()
             compile_package(exported, built, cxx)
+            compiled_at = time.perf_counter()
             check(module, load_package(built, device), inputs, n)
             os.replace(built, path)
-        print(f"built {path.name} in {time.perf_counter() - started:.1f} s", flush=True)
+        print(f"{time.strftime('%H:%M:%S')} built {path.name} in {time.perf_counter() - started:.1f} s (export "
+              f"{exported_at - started:.1f} s, compile {compiled_at - exported_at:.1f} s, check "
+              f"{time.perf_counter() - compiled_at:.1f} s)", flush=True)
 
 
 def _example(shape: list[int], stride: list[int], dtype: str, device: torch.device, parameter: bool) -> Tensor:
