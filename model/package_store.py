@@ -66,10 +66,11 @@ class PackageStore:
             name.update(Path(source).read_bytes())
         return self.folder / f"{kind}-{name.hexdigest()[:24]}.pt2"
 
-    def load(self, path: Path, factory: str, args: dict, inputs: Sequence[Tensor], params: int):
+    def load(self, path: Path, factory: str, args: dict, inputs: Sequence[Tensor], params: int,
+             inductor: dict | None = None):
         """The package's runner, or None (and a build spec for build_missing) when there is none.
         factory, args: what builds the module to export (see the module doc); params: how many of
-        `inputs` are its parameters."""
+        `inputs` are its parameters; inductor: Inductor settings for its build (part of `path`'s key)."""
         if path.exists():
             try:
                 runner = load_package(path, self.device)
@@ -79,6 +80,7 @@ class PackageStore:
                 log.warning("package %s does not load (%s); building it again", path, e)
                 path.unlink()
         self.missing[str(path)] = {"path": str(path), "factory": factory, "args": args, "params": params,
+                                   "inductor": inductor or {},
                                    "inputs": [[list(t.shape), list(t.stride()), str(t.dtype).removeprefix("torch.")]
                                               for t in inputs]}
         return None
@@ -231,13 +233,13 @@ def _why(returncode: int, log_path: Path) -> str:
     return lines[-1][-300:] if lines else f"exit status {returncode}, no message"
 
 
-def compile_package(exported, path: Path, cxx: str) -> None:
-    """AOTInductor with the C++ compiler `cxx`. It gets a fresh metadata dict because AOTInductor
-    fills Inductor's in place, which would change torch.compile's cache key for whatever this
-    process compiles later (measured: the TAE decoder compiled again on the next start)."""
+def compile_package(exported, path: Path, cxx: str, settings: dict | None = None) -> None:
+    """AOTInductor with the C++ compiler `cxx` and Inductor `settings`. It gets a fresh metadata dict
+    because AOTInductor fills Inductor's in place, which would change torch.compile's cache key for
+    whatever the process compiles later (measured: the TAE decoder compiled again on the next start)."""
     import torch._inductor
     from torch._inductor import config
-    with config.patch({"cpp.cxx": (None, cxx), "aot_inductor.metadata": {}}):
+    with config.patch({**(settings or {}), "cpp.cxx": (None, cxx), "aot_inductor.metadata": {}}):
         torch._inductor.aoti_compile_and_package(exported, package_path=str(path))
 
 
@@ -269,7 +271,7 @@ def build_all(cxx: str, spec: dict, staging: Path) -> None:
         with tempfile.TemporaryDirectory(dir=staging, prefix="package-") as tmp:
             built = Path(tmp) / path.name
             exported_at = time.perf_counter()
-            compile_package(exported, built, cxx)
+            compile_package(exported, built, cxx, package["inductor"])
             compiled_at = time.perf_counter()
             check(module, load_package(built, device), inputs, n)
             os.replace(built, path)

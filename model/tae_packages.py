@@ -20,6 +20,11 @@ from model.tae import TAEHV, TAEConfig, run_layers
 
 # roam sources whose text is part of a package's name: a change to any of them builds new packages
 SOURCES = ("tae.py", "tae_packages.py", "package_store.py", "inductor_choices.py")
+# The build runs while play does (model/package_store.py). Benchmarking the kernels' launch configs
+# there (the TAE's are not in torch.compile's autotuning cache: they differ from its graphs') ran
+# full-size TAE kernels on the GPU and held play's frames back by up to 422 ms on an H100; with
+# each kernel's heuristic config the TAE runs as fast (README, Start-up).
+BUILD_SETTINGS = {"triton.autotune_pointwise": False}
 
 
 class RunLayers(nn.Module):
@@ -71,9 +76,10 @@ class TAEPackages:
         shape = (part, tuple(keys), *((tuple(t.shape), t.dtype) for t in inputs[len(params):]))
         if shape not in self.runners:
             here = Path(__file__).parent
-            path = self.store.path(f"tae-{part}", (self.tae.cfg, shape), [here / name for name in SOURCES])
+            path = self.store.path(f"tae-{part}", (self.tae.cfg, BUILD_SETTINGS, shape), [here / name for name in SOURCES])
             self.runners[shape] = self.store.load(path, "model.tae_packages:exportable_part",
-                                                  {**self.build_args, "part": part, "keys": keys}, inputs, len(params))
+                                                  {**self.build_args, "part": part, "keys": keys}, inputs, len(params),
+                                                  inductor=BUILD_SETTINGS)
         runner = self.runners[shape]
         if runner is None:
             return self.fallback(layers, x, memory)
