@@ -187,7 +187,9 @@ class PackageBuilder:
                 child.wait()
             self.log.write_text("".join(f"== {cxx}\n{log_path.read_text(errors='replace')}" for cxx, log_path in logs.items()))
         if self._stopping.is_set() and self.compiler is None:
-            report("stopped building the ahead-of-time packages; the next start builds them again")
+            built = sum(Path(package["path"]).exists() for package in spec["packages"])
+            report(f"stopped building the ahead-of-time packages ({built} of {len(spec['packages'])} built); "
+                   "the next start builds the rest")
         elif self.compiler is None:
             self._fail(failures, report)
         else:

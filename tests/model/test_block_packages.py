@@ -85,6 +85,7 @@ def test_a_cold_start_runs_the_fallback_and_builds_every_pass_shape(built):
     assert any("built 4 ahead-of-time packages" in r for r in reports), reports
     assert len(list(folder.glob("*.pt2"))) == 4
     assert not [p for p in folder.iterdir() if p.is_dir()], "a build left a temporary folder behind"
+    assert (folder / "build.log").read_text().count(" built dit-block-") == 4   # each with its export, compile and check times
 
 
 def test_the_next_start_runs_every_pass_shape_from_its_package(built):
@@ -154,7 +155,7 @@ def test_a_stopped_build_leaves_nothing_behind(tmp_path):
     assert all(child.poll() is not None for child in packages.store.builder._children)
     assert not list((tmp_path / "blocks").iterdir()) or not [p for p in (tmp_path / "blocks").iterdir()
                                                              if p.is_dir() or p.suffix == ".pt2"]
-    assert "stopped building" in reports[-1]
+    assert "stopped building the ahead-of-time packages (0 of 4 built)" in reports[-1]
 
 
 def test_the_check_refuses_a_package_that_computes_something_else():
