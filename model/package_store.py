@@ -88,12 +88,12 @@ class PackageStore:
     def build_missing(self) -> bool:
         """Build the packages load() did not find, in the background (child processes), for the next
         start. -> whether a build started."""
-        if not self.missing or self.builder.building():
+        wanted = [spec for path, spec in self.missing.items() if not Path(path).exists()]
+        if not wanted or self.builder.building():
             return False
-        self.report(f"{len(self.missing)} parts ran on torch.compile for want of an ahead-of-time package; "
+        self.report(f"{len(wanted)} parts ran on torch.compile for want of an ahead-of-time package; "
                     f"building those in the background (in {self.folder}) so that the next start loads them")
-        self.builder.start({"device": str(self.device), "row_limit": self.row_limit,
-                            "packages": list(self.missing.values())}, self.report)
+        self.builder.start({"device": str(self.device), "row_limit": self.row_limit, "packages": wanted}, self.report)
         return True
 
     @property
@@ -121,14 +121,16 @@ class PackageBuilder:
         self._thread: threading.Thread | None = None
         self._children: list[subprocess.Popen] = []
         self._stopping = threading.Event()
+        atexit.register(self.stop)
 
     def start(self, spec: dict, report: Callable[[str], object] = lambda message: None) -> None:
-        if self._thread is not None:
-            raise RuntimeError("PackageBuilder.start: a build was started already")
+        if self.building():
+            raise RuntimeError("PackageBuilder.start: a build is running already")
+        self.failures, self.compiler = [], None
+        self._stopping.clear()
         self._thread = threading.Thread(target=self._build, args=(spec, report), name="roam-package-builder",
                                         daemon=True)
         self._thread.start()
-        atexit.register(self.stop)
 
     def building(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

@@ -194,7 +194,7 @@ def play(cfg, args) -> int:
     finally:                   # also on Ctrl-C: the video and recording are already finalized
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if hasattr(refiner, "close"):
-            refiner.close()    # background work, e.g. a block package build: the next start redoes it
+            refiner.close()    # background work, e.g. a package build: the next start builds the rest
         out.mkdir(parents=True, exist_ok=True)
         session.telemetry.write_json(out / "telemetry.json")
         print(f"roam: wrote {out}", file=sys.stderr)

@@ -33,6 +33,7 @@ def test_no_compiler_at_all_says_so(tmp_path, monkeypatch):
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     builder, reports = PackageBuilder(tmp_path / "blocks"), []
-    builder.start({"packages": []}, reports.append)
-    assert builder.wait(timeout=10)
-    assert "none found" in reports[-1] and "set CXX to a working g++" in reports[-1]
+    for _ in range(2):                                        # e.g. a kiosk's warm-up after a worker restart
+        builder.start({"packages": []}, reports.append)
+        assert builder.wait(timeout=10)
+    assert len(reports) == 2 and all("none found" in r and "set CXX to a working g++" in r for r in reports)
