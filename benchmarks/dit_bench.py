@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> dict:
     block_ms = timer.elapsed_ms()
     profile = profile_block(sampler, inputs) if args.profile and device.type == "cuda" else None
     per_block = compare_with_eager(baseline, inputs, grid, args, outputs) if args.compare_eager else None
-    packages_status = finish_packages(sampler.block_packages)
+    packages_status = sampler.block_packages.store.finish() if sampler.block_packages else None   # builds the missing ones
     steady = block_ms[2:] or block_ms[-1:]
     median_ms = statistics.median(steady)
     return {
@@ -237,16 +237,6 @@ def packages(model: CausalWanModel, folder: Path, row_limit: int):
     store = PackageStore(folder, model.patch_embedding.weight.device, row_limit=row_limit)
     store.report = lambda message: print(f"dit_bench: {message}", flush=True)
     return BlockPackages(model, store)
-
-
-def finish_packages(packages) -> str | None:
-    """What ran the block (None: no packages); shapes that had no package get it built now, for the next run."""
-    if packages is None:
-        return None
-    status = packages.store.status()
-    if packages.store.build_missing():
-        packages.store.builder.wait()
-    return status
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -121,14 +121,8 @@ def summarise(args, marks: dict, frames: list[int], prepare_ms: dict[int, float]
 
 def packages_status(packages) -> str:
     """What ran the DiT block and the TAE: their AOTInductor packages (model/package_store.py) or
-    torch.compile. Parts that had none get theirs built now, for the next run (as play does after
-    its warm-up)."""
-    if packages is None:
-        return "off"
-    status = packages.status()
-    if packages.build_missing():
-        packages.builder.wait()
-    return status
+    torch.compile. Parts that had none get theirs built now, for the next run."""
+    return "off" if packages is None else packages.finish()
 
 
 def print_table(r: dict) -> None:

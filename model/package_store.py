@@ -107,6 +107,14 @@ class PackageStore:
             return f"unavailable ({self.unavailable})"
         return f"{self.loaded} loaded" + (f", {len(self.missing)} missing ran torch.compile" if self.missing else "")
 
+    def finish(self) -> str:
+        """status(), then build the missing packages and wait for them, so that the next run loads
+        them (benchmarks, which end where play keeps playing)."""
+        status = self.status()
+        if self.build_missing():
+            self.builder.wait()
+        return status
+
 
 class PackageBuilder:
     """The background build of the packages in `folder`. start() returns at once; the report

@@ -135,8 +135,8 @@ def test_a_damaged_package_runs_the_fallback_and_is_built_again(built, tmp_path,
         two_blocks(model, block_packages=packages)
     assert "does not load" in caplog.text
     assert packages.loaded == 3 and len(packages.store.missing) == 1
-    packages.store.build_missing()
-    assert packages.store.builder.wait(timeout=600) and packages.store.unavailable is None
+    assert packages.store.finish() == "3 loaded, 1 missing ran torch.compile"   # as a benchmark reports it; then built
+    assert packages.store.unavailable is None
     assert damaged.stat().st_size > 1000                    # rebuilt whole
     again = BlockPackages(model, store(copy))
     two_blocks(model, block_packages=again)
