@@ -91,8 +91,8 @@ class DiTRefiner:
             self.packages.build_missing()
 
     def close(self) -> None:
-        """Stop background work: a package build still running is dropped (the next start builds
-        it again)."""
+        """Stop background work: a package build still running stops; the packages it finished are
+        kept and the next start builds the rest."""
         if self.packages is not None:
             self.packages.builder.stop()
 

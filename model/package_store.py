@@ -3,7 +3,7 @@ TAE's encoder and decoder): named by what their code depends on, loaded on first
 missing ones built in child processes, in the background, so that a cold start runs on
 torch.compile and never waits for a package build.
 
-    store = PackageStore(".cache/compile/blocks", device, row_limit=2048)
+    store = PackageStore(".cache/compile/packages", device, row_limit=2048)
     runner = store.load(path, factory, args, inputs, params)   # None: missing, noted for the build
     store.build_missing()                                      # after warm-up
 
@@ -246,12 +246,12 @@ def _why(returncode: int, log_path: Path) -> str:
 
 
 def compile_package(exported, path: Path, cxx: str, settings: dict | None = None) -> None:
-    """AOTInductor with the C++ compiler `cxx` and Inductor `settings`. It gets a fresh metadata dict
-    because AOTInductor fills Inductor's in place, which would change torch.compile's cache key for
-    whatever the process compiles later (measured: the TAE decoder compiled again on the next start)."""
+    """AOTInductor with the C++ compiler `cxx` and Inductor `settings` (in a child process only:
+    AOTInductor fills Inductor's `aot_inductor.metadata` dict in place, part of torch.compile's cache
+    key, which made the parent's next start compile its TAE again when the parent built packages)."""
     import torch._inductor
     from torch._inductor import config
-    with config.patch({**(settings or {}), "cpp.cxx": (None, cxx), "aot_inductor.metadata": {}}):
+    with config.patch({**(settings or {}), "cpp.cxx": (None, cxx)}):
         torch._inductor.aoti_compile_and_package(exported, package_path=str(path))
 
 
@@ -308,12 +308,12 @@ def check(module, runner, inputs: list[Tensor], n: int) -> None:
         want = module(inputs[:n], *[t.clone() for t in inputs[n:]])
     got = runner.run(inputs)
     want = [want] if isinstance(want, Tensor) else list(want)
+    if len(got) != len(want):
+        raise SystemExit(f"the package returned {len(got)} outputs, the eager module {len(want)}")
     for i, (a, b) in enumerate(zip(got, want)):
         diff = ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-6)).item()
         if not diff < CHECK_TOLERANCE:
             raise SystemExit(f"the package's output {i} differs from the eager module's by {diff:.3g} (relative)")
-    if len(got) != len(want):
-        raise SystemExit(f"the package returned {len(got)} outputs, the eager module {len(want)}")
 
 
 def _run_when_idle() -> None:
@@ -336,9 +336,6 @@ def _main(cxx: str, spec_path: str) -> None:
         raise SystemExit(f"{type(e).__name__}: {' '.join(str(e).split())[-300:]}") from e
 
 
-if __name__ == "__main__":
-    _main(*sys.argv[1:3])
-
 
 def config_from(cls, data: dict):
     """A config dataclass from its asdict() sent through JSON (lists back to tuples)."""
@@ -347,3 +344,7 @@ def config_from(cls, data: dict):
 
 def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:3])
