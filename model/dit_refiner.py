@@ -77,10 +77,12 @@ class DiTRefiner:
         self.compile_setup()
         if self.packages is not None:
             self.packages.report = report
+        doing = ", loading ahead-of-time packages or compiling" if self.packages is not None else \
+            ", compiling" if self.sampler.compiled else ""
         for i, first in enumerate((True, False)):
             n = self.frames_for_block(first)
             blank = torch.zeros(n, height, width, 3, dtype=torch.uint8)
-            report(f"warm-up block {i + 1}/2 ({n} frames{', compiling' if self.sampler.compiled else ''})")
+            report(f"warm-up block {i + 1}/2 ({n} frames{doing})")
             marks = SyncedMarks(self.device)
             self.refine(RefineInput(render=blank, mask=torch.ones(n, height, width, dtype=torch.bool), source=blank,
                                     mark=marks))
