@@ -91,10 +91,10 @@ def make_refiner(cfg, device, scene=None):
 
 
 def fused_world(cfg, scene, refiner, device):
-    """The fused world state when the config asks for it: by default for the geometry refiner; for
-    the DiT only with the experimental `fused_conditioning_for_dit` (it was trained on per-frame renders)."""
+    """The fused world state, for a refiner that renders it (the geometry refiner; the DiT was trained
+    on per-frame renders), when scenes.fusion.enabled."""
     fusion = cfg.scenes.fusion
-    if not (fusion.enabled if refiner.name == "geometry" else fusion.fused_conditioning_for_dit):
+    if not (fusion.enabled and refiner.fused_world):
         return None
     return load_or_build_world(scene, fusion, cfg.scenes.cache_dir, device)
 
@@ -125,10 +125,10 @@ def controllers_for(cfg, args, headless: bool, seconds, script):
         keyboard = PygameKeyboard(cfg.controllers)
         inputs, sinks = [keyboard], [keyboard]
     pad = make_gamepad(cfg.controllers.gamepad, cfg.controllers.scrub_step_s)
-    if pad is not None and (not headless or not hasattr(pad, "handle")):   # a pygame pad needs the window
+    if pad is not None and (not headless or not pad.needs_window_events):
         inputs.append(pad)
-        sinks += [pad] if hasattr(pad, "handle") else []
-    status = [pad] if pad is not None and hasattr(pad, "status") else []
+        sinks += [pad] if pad.needs_window_events else []
+    status = [pad] if pad is not None else []
     if args.kiosk:
         inputs = [kiosk_inputs(cfg, inputs, sinks, seconds)]
         status.append(inputs[0])
@@ -136,10 +136,9 @@ def controllers_for(cfg, args, headless: bool, seconds, script):
 
 
 def warm_up(refiner, scene) -> None:
-    if hasattr(refiner, "warm_up"):
-        t0 = time.perf_counter()
-        refiner.warm_up(scene.height, scene.width, report=lambda msg: print(f"roam: {msg}", file=sys.stderr))
-        print(f"roam: warm-up done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    t0 = time.perf_counter()
+    refiner.warm_up(scene.height, scene.width, report=lambda msg: print(f"roam: {msg}", file=sys.stderr))
+    print(f"roam: warm-up done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
 def play(cfg, args) -> int:
@@ -195,8 +194,7 @@ def play(cfg, args) -> int:
         print(json.dumps({k: summary.get(k) for k in keys}))
     finally:                   # also on Ctrl-C: the video and recording are already finalized
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        if hasattr(refiner, "close"):
-            refiner.close()    # background work, e.g. a package build: the next start builds the rest
+        refiner.close()        # background work, e.g. a package build: the next start builds the rest
         out.mkdir(parents=True, exist_ok=True)
         session.telemetry.write_json(out / "telemetry.json")
         print(f"roam: wrote {out}", file=sys.stderr)

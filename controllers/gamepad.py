@@ -95,6 +95,7 @@ class PygameGamepad:
     `open_joystick(device_index)` returns an object with get_instance_id() and get_name();
     it defaults to pygame.joystick.Joystick, and tests pass a fake one.
     """
+    needs_window_events = True         # SDL delivers its events through the window's queue
 
     def __init__(self, cfg: GamepadConfig, scrub_step_s: float = 1.0, open_joystick: Callable | None = None):
         import pygame
@@ -195,6 +196,7 @@ def inputs_reader() -> Callable[[], list]:
 
 class InputsGamepad:
     """`inputs` events (ev_type, code, state) -> PadState, drained on a daemon thread."""
+    needs_window_events = False        # it reads the device itself
 
     def __init__(self, cfg: GamepadConfig, scrub_step_s: float = 1.0,
                  read_events: Callable[[], list] | None = None, start: bool = True):

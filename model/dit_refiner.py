@@ -33,7 +33,7 @@ from model import checkpoint
 from model.dit import CausalWanModel, DiTConfig
 from model.latent_codec import LatentCodec, TAECodec, load_codec
 from model.mask import mask_to_latent
-from model.refiners import RefineInput
+from model.refiners import RefineInput, Refiner
 from model.sampler import FRAMES_PER_BLOCK, BlockSampler
 from model.source_cache import SourceLatentCache
 
@@ -41,8 +41,11 @@ log = logging.getLogger(__name__)
 MASK_LAG = 3          # frames of the previous block the reference's mask grouping reaches back
 
 
-class DiTRefiner:
+class DiTRefiner(Refiner):
     name = "dit"
+    latent_blocks = True
+    prepares_ahead = True
+    warm_up_note = "(the first start compiles for a minute or two; later starts reuse it)"
 
     def __init__(self, sampler: BlockSampler, codec: LatentCodec, source_cache_mb: float = 0,
                  compile_setup: Callable[[], object] = lambda: None, packages=None):
@@ -91,6 +94,9 @@ class DiTRefiner:
         self.reset()
         if self.packages is not None:
             self.packages.build_missing()
+
+    def cache_stats(self) -> dict:
+        return self.source_cache.stats()
 
     def close(self) -> None:
         """Stop background work: a package build still running stops; the packages it finished are

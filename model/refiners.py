@@ -5,7 +5,7 @@ push-pull (a masked image pyramid). `DiTRefiner` (model/dit_refiner.py) is the I
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -26,17 +26,44 @@ class RefineInput:
     source_indices: tuple[int, ...] | None = None
 
 
-class Refiner(Protocol):
-    name: str
+class Refiner:
+    """What the engine asks of a refiner. A refiner implements `frames_for_block` and `refine`;
+    everything else has a default that does nothing, so the engine calls it all on every refiner
+    and never asks what one can do. What differs is declared here, as class attributes."""
+    name = "refiner"
+    fused_world = False     # conditions on the fused world state's render (scenes/fusion.py) where the config builds one
+    latent_blocks = False   # yields whole latent blocks: the offline render predicts the reference's 4L' - 3 frames
+    prepares_ahead = False  # prepare() does work: the worker sends it the next block's source frames while idle
+    warm_up_note = ""       # what the window says while warm_up() runs
+
+    def frames_for_block(self, first: bool) -> int:
+        """Output frames the next block yields (the DiT's first block after a reset is shorter)."""
+        raise NotImplementedError
+
+    def refine(self, block: RefineInput) -> torch.Tensor:
+        """Return output frames uint8 [T', H, W, 3] for the block."""
+        raise NotImplementedError
 
     def reset(self) -> None:
         """Forget the temporal context (after a scrub, jump, reset or mode change)."""
 
-    def frames_for_block(self, first: bool) -> int:
-        """Output frames the next block yields (the DiT's first block after a reset is shorter)."""
+    def warm_up(self, height: int, width: int, report: Callable[[str], object] = lambda message: None) -> None:
+        """Make every shape ready (compile, load) before the first block, on the thread that refines."""
 
-    def refine(self, block: RefineInput) -> torch.Tensor:
-        """Return output frames uint8 [T', H, W, 3] for the block."""
+    def prepare(self, source: torch.Tensor, source_indices: tuple[int, ...]) -> None:
+        """Do the camera-independent work of the next block (source uint8 [T, H, W, 3], scene frames
+        `source_indices`) while the worker waits for its request."""
+
+    def is_prepared(self, source_indices: tuple[int, ...] | None) -> bool:
+        """Whether the next refine() of a block with these source frames skips prepared work."""
+        return False
+
+    def cache_stats(self) -> dict | None:
+        """Counters of the refiner's caches for the session summary; None: it keeps none."""
+        return None
+
+    def close(self) -> None:
+        """Stop background work (at the end of a session)."""
 
 
 def push_pull_fill(image: torch.Tensor, valid: torch.Tensor, levels: int = 8) -> torch.Tensor:
@@ -59,15 +86,13 @@ def push_pull_fill(image: torch.Tensor, valid: torch.Tensor, levels: int = 8) ->
     return torch.where(valid > 0, image, filled)
 
 
-class GeometryRefiner:
+class GeometryRefiner(Refiner):
     """Shows the point-cloud render with holes filled cheaply (push-pull). Weight-free and stateless."""
     name = "geometry"
+    fused_world = True
 
     def __init__(self, fill_levels: int = 8):
         self.fill_levels = fill_levels
-
-    def reset(self) -> None:
-        pass
 
     def frames_for_block(self, first: bool) -> int:
         return 12

@@ -3,13 +3,13 @@ moderngl texture with a HUD; `HeadlessPresenter` writes them to an MP4 and a con
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from runtime.gl_interop import CudaTextureUploader, make_uploader
+from runtime.hud import HudState
 from scenes.video import BackgroundVideoWriter, write_contact_sheet
 
 QUAD_VS = """
@@ -34,14 +34,33 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-@dataclass
-class HudState:
-    """What the HUD shows; the session updates it every frame."""
-    lines: list[str] = field(default_factory=list)
-    visible: bool = True
+class Presenter:
+    """What the session asks of a presenter. A presenter implements `present`; everything else has a
+    default that does nothing, so the session calls it all on every presenter."""
+    accepts_device_frames = False     # frames may stay on the GPU (uploaded by CUDA-OpenGL interop)
+
+    def present(self, frame: torch.Tensor, hud: HudState) -> None:
+        """Show (or write) one frame, uint8 [H, W, 3]."""
+        raise NotImplementedError
+
+    def events(self) -> list:
+        """Pending window events for the controllers."""
+        return []
+
+    def show_status(self, lines: list[str]) -> None:
+        """Start-up status while no frame is ready yet."""
+
+    def toggle_fullscreen(self) -> None:
+        """Switch between window and fullscreen, where there is a window."""
+
+    def request_screenshot(self) -> None:
+        """Save the next presented frame, where there is a window."""
+
+    def close(self) -> None:
+        """Finish the outputs; the session is over."""
 
 
-class HeadlessPresenter:
+class HeadlessPresenter(Presenter):
     """Writes every presented frame to OUT/video.mp4 (H.264, atomic) and keeps a few for the
     contact sheet (OUT/contact_sheet.png, a grid of frames with their timestamps)."""
     accepts_device_frames = False     # encodes from host memory: the worker copies frames to the host
@@ -81,7 +100,7 @@ class HeadlessPresenter:
                                 self.out_dir / "contact_sheet.png", tile_width=416)
 
 
-class WindowPresenter:
+class WindowPresenter(Presenter):
     """A pygame window with a moderngl context: the frame goes to a texture drawn on a full-screen quad,
     the HUD is text rendered by pygame into a second, blended texture. With a CUDA `device` the frames
     reach the texture through CUDA-OpenGL interop when it works here (see `accepts_device_frames`)."""

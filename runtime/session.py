@@ -2,12 +2,9 @@
 
 Each loop iteration: run the fixed ticks that are due (poll controllers, apply time commands to the
 WorldClock, integrate the CameraRig), hand finished blocks from the generation worker to the jitter
-buffer, plan the next block when the buffer runs low, and present the frame that is due.
-
-- Real time (`frame_locked=False`): wall clock; the presenter paces frames from the jitter buffer
-  and holds the last frame when generation is late. The tick never waits for generation.
-- Frame locked (`frame_locked=True`, headless and offline): a virtual clock that advances one frame
-  period per presented frame and waits for every frame, so the output is complete and deterministic.
+buffer, request the next block when the planner says so (runtime/planner.py), and present the frame
+the session's clock says is due (runtime/timing.py: real time, or frame locked for headless and
+offline runs). The HUD's text is runtime/hud.py's; the worker's watchdog restarts it after a crash.
 """
 from __future__ import annotations
 
@@ -22,12 +19,14 @@ import torch
 from controllers.commands import Commands, TimeCommand, merge
 from controllers.scripted import ScriptedPath
 from runtime.config import AppConfig
+from runtime.hud import Hud, HudView
 from runtime.pacing import JitterBuffer, Pacer
-from runtime.present import HudState
+from runtime.planner import MakeTimes, PlanState
 from runtime.probe import DepthProbe
 from runtime.rig import CameraRig
 from runtime.telemetry import GcPauses, Telemetry
 from runtime.ticker import FixedTicker
+from runtime.timing import FrameLocked, RealTime
 from runtime.worker import BlockRequest, GeneratedBlock, GenerationWorker, PrepareHint, SceneTensors
 from runtime.world_clock import WorldClock
 
@@ -42,22 +41,13 @@ class FrameInfo:
     c2w: np.ndarray            # [4, 4] float64, the camera it was rendered from
 
 
-class VirtualClock:
-    """Time that moves only when told to (frame-locked sessions)."""
-
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 class Session:
     """Runs one session until `max_frames` are presented, the script ends, or quit is asked.
 
     inputs: objects with `poll() -> Commands` (keyboard, gamepads, input-log replayers), polled once
     per tick. event_sinks: objects with `handle(pygame_event)` (the window's keyboard and pads).
     script: a ScriptedPath that dictates every frame's pose and source index (replay, render).
+    frame_locked: the clock that waits for every frame (runtime/timing.py), else real time.
     worker_setup: runs first on the generation thread (the refiner's warm-up); no block is planned
     before it is done, while the loop keeps the window responsive."""
 
@@ -69,27 +59,27 @@ class Session:
         self.cfg, self.scene, self.presenter, self.recorder = cfg, scene, presenter, recorder
         self.inputs, self.event_sinks, self.script = list(inputs), list(event_sinks), script
         self.new_recorder, self.status = new_recorder, list(status)   # recorder factory; objects with .status
-        self.frame_locked, self.max_frames = frame_locked, max_frames
+        self.max_frames = max_frames
         self.fps = cfg.runtime.loop.fps
-        self.virtual = VirtualClock() if frame_locked else None
-        self.now = self.virtual if frame_locked else time.perf_counter
+        self.buffer = JitterBuffer()
+        self.pacer = Pacer(self.buffer, 1.0 / self.fps, cfg.runtime.pacing)
+        self.timing = FrameLocked(self.buffer, self.fps, refiner.frames_for_block(False)
+                                  + cfg.runtime.pacing.target_buffer_frames) if frame_locked \
+            else RealTime(self.pacer, cfg.runtime.pacing.plan_margin_s)
         self.telemetry = Telemetry(fps=self.fps, now=time.perf_counter)
-        self.ticker = FixedTicker(cfg.runtime.loop.tick_hz, cfg.runtime.loop.max_catchup_ticks, now=self.now)
+        self.ticker = FixedTicker(cfg.runtime.loop.tick_hz, cfg.runtime.loop.max_catchup_ticks, now=self.timing.now)
         self.source_c2w = scene.c2w.double().numpy()                                  # [N, 4, 4]
         self.clock = WorldClock(scene.num_frames, scene.fps, self.fps, cfg.runtime.clock)
         scale = scene_scale(scene)
         probe = DepthProbe(scene, lambda: self.clock.index, body_radius=0.5 * cfg.runtime.rig.collision_margin * scale)
         self.rig = CameraRig(cfg.runtime.rig, scene_scale=scale, source_c2ws=self.source_c2w, probe=probe)
-        self.buffer = JitterBuffer()
-        self.pacer = Pacer(self.buffer, 1.0 / self.fps, cfg.runtime.pacing)
         self.refiner = refiner
         self._done: queue.Queue[GeneratedBlock] = queue.Queue()
         tensors = scene_tensors if scene_tensors is not None else SceneTensors(scene, device)
         self.worker = GenerationWorker(tensors, refiner, self._done.put, mark=self.telemetry.mark,
-                                       keep_on_device=getattr(presenter, "accepts_device_frames", False),
-                                       setup=worker_setup)
+                                       keep_on_device=presenter.accepts_device_frames, setup=worker_setup)
         self.max_worker_restarts, self.worker_restarts = max_worker_restarts, 0
-        self.hud = HudState(visible=True)
+        self.hud = Hud(self.telemetry.summary, self.fps)
         self.tick = 0
         self.frames_presented = 0
         self.quit = False
@@ -99,8 +89,7 @@ class Session:
         self._restart = True           # the next block starts a fresh model context
         self._script_pos = 0
         self._submitted: dict[int, float] = {}     # block id -> submit time
-        self._make_s: dict[bool, list[float]] = {False: [], True: []}   # recent blocks' submit-to-arrival
-        #                                            times, apart for blocks prepared ahead (True) or not
+        self._make_times = MakeTimes()
         self._hint: tuple[int, tuple[int, ...]] | None = None   # (block id, source frames) last hinted
         self.prepared_blocks = 0
 
@@ -123,9 +112,9 @@ class Session:
         wall_s = time.perf_counter() - wall0
         summary = self.telemetry.summary()
         summary.update(wall_s=wall_s, achieved_fps=self.frames_presented / wall_s if wall_s > 0 else None,
-                       frame_locked=self.frame_locked, dropped_requests=self.worker.mailbox.dropped,
+                       frame_locked=self.timing.frame_locked, dropped_requests=self.worker.mailbox.dropped,
                        worker_restarts=self.worker_restarts, prepared_blocks=self.prepared_blocks,
-                       source_latent_cache=self.refiner.source_cache.stats() if hasattr(self.refiner, "source_cache") else None,
+                       source_latent_cache=self.refiner.cache_stats(),
                        pacer=dict(self.pacer.counts), ticks=self.tick, ticker=self.ticker.stats(),
                        gc_pauses=gc_pauses.summary(),
                        peak_gpu_mem_gib=peak_gpu_memory_gib(self.worker.scene.device))
@@ -146,9 +135,7 @@ class Session:
     def _restart_worker(self) -> None:
         """Watchdog (kiosk): replace a crashed worker, drop what it had in flight, start a fresh context."""
         log.warning("generation worker crashed (%s); restarting it", self.worker.error)
-        self.worker = GenerationWorker(self.worker.scene, self.refiner, self._done.put, mark=self.worker._mark,
-                                       keep_on_device=self.worker.keep_on_device, setup=self.worker.setup)
-        self.worker.start()
+        self.worker = self.worker.replacement().start()
         self._in_flight, self._restart, self._hint = 0, True, None
         self._submitted.clear()
         self.worker_restarts += 1
@@ -160,44 +147,32 @@ class Session:
             self._tick()
         self._collect(wait=False)
         self._plan()
-        if self.frame_locked:
-            self._present_locked()
-        else:
-            item = self.pacer.poll(time.perf_counter(), draining=self._draining())
-            if item is not None:
-                self._present(*item)
-            self._sleep()
+        item = self.timing.take_frame(self._wait_for_block, draining=self._draining())
+        if item is not None:
+            self._present(*item)
+            self.timing.presented(self.frames_presented)
+        self.timing.rest(self.ticker.time_to_next_tick())
 
     def _await_worker(self) -> None:
         """While the worker's set-up (warm-up) runs: keep the window's events flowing and show how
         long it has been, but no ticks, so neither input nor time moves before a block can show it."""
         t0 = time.perf_counter()
-        compiles = ["(the first start compiles for a minute or two; later starts reuse it)"] \
-            if hasattr(self.refiner, "warm_up") else []
+        note = [self.refiner.warm_up_note] if self.refiner.warm_up_note else []
         while not self.worker.ready.wait(0.1) and not self.quit:
             self._pump_events()
             self.presenter.show_status([f"roam: warming up the {self.refiner.name} refiner, "
-                                        f"{time.perf_counter() - t0:.0f} s", *compiles])
+                                        f"{time.perf_counter() - t0:.0f} s", *note])
 
-    def _present_locked(self) -> None:
-        while len(self.buffer) == 0 and (self._in_flight > 0 or self.worker.mailbox.pending):
-            if self.worker.error is not None or self.quit:   # let _finished() restart it, raise or stop
-                return
-            self._collect(wait=True)
-        if len(self.buffer) == 0:
-            return
-        self._present(*self.buffer.pop())
-        self.virtual.t = self.frames_presented / self.fps
+    def _wait_for_block(self) -> bool:
+        """Wait for the next generated block; False when none can come (nothing requested, the worker
+        failed, or quit: _finished() then restarts it, raises or stops)."""
+        if not (self._in_flight > 0 or self.worker.mailbox.pending) or self.worker.error is not None or self.quit:
+            return False
+        self._collect(wait=True)
+        return True
 
     def _draining(self) -> bool:
         return self._script_over() and self._in_flight == 0
-
-    def _sleep(self) -> None:
-        now = time.perf_counter()
-        wake = [self.ticker.time_to_next_tick()]
-        if self.pacer.next_due_s is not None:
-            wake.append(self.pacer.next_due_s - now)
-        time.sleep(min(max(0.0, min(wake)), 0.005))
 
     # ---- input -----------------------------------------------------------------------------
     def _pump_events(self) -> None:
@@ -224,10 +199,10 @@ class Session:
         if app.quit:
             self.quit = True
         if app.toggle_hud:
-            self.hud.visible = not self.hud.visible
-        if app.toggle_fullscreen and hasattr(self.presenter, "toggle_fullscreen"):
+            self.hud.toggle()
+        if app.toggle_fullscreen:
             self.presenter.toggle_fullscreen()
-        if app.screenshot and hasattr(self.presenter, "request_screenshot"):
+        if app.screenshot:
             self.presenter.request_screenshot()
         if app.toggle_record and self.new_recorder is not None:
             if self.recorder is None:
@@ -237,32 +212,17 @@ class Session:
                 self.recorder = None
 
     # ---- planning and generation ------------------------------------------------------------
-    def _plan_due(self) -> bool:
-        """Frame locked: keep one block ahead. Real time: just in time, one block at a time: plan when
-        the buffered frames last only `plan_margin_s` longer than recent blocks took to make, so
-        each block carries the freshest camera input (control-to-photon latency). A block the worker
-        prepares ahead takes less time after its request, so it is planned later, from the make
-        times of prepared blocks. A time command just before the plan leaves the worker preparing
-        when the request comes; the request waits for it, and the plan margin absorbs most of that."""
-        if self.worker.mailbox.pending or not self.worker.ready.is_set():   # not before its warm-up is done
-            return False
-        if self.frame_locked:
-            low_water = self.refiner.frames_for_block(False) + self.cfg.runtime.pacing.target_buffer_frames
-            return len(self.buffer) + self._in_flight < low_water
-        if self._in_flight > 0:
-            return False
+    def _plan_state(self) -> PlanState:
         prepared = self._hint is not None and not self._restart    # hinted for this block
-        history = self._make_s[True] if prepared and self._make_s[True] else self._make_s[False]
-        make_s = max(history) if history else float("inf")
         lead_s = len(self.buffer) / self.fps                 # until the buffered frames run out, ...
-        if self.pacer.next_due_s is not None:                # ... counted from the next frame's slot
-            lead_s += max(0.0, self.pacer.next_due_s - time.perf_counter())
-        return lead_s <= make_s + self.cfg.runtime.pacing.plan_margin_s
+        if (next_due_s := self.timing.next_due_s()) is not None:   # ... counted from the next frame's slot
+            lead_s += max(0.0, next_due_s - time.perf_counter())
+        return PlanState(worker_busy=self.worker.mailbox.pending or not self.worker.ready.is_set(),
+                         buffered=len(self.buffer), in_flight=self._in_flight, lead_s=lead_s,
+                         make_s=self._make_times.slowest(prepared))
 
     def _plan(self) -> None:
-        if not self._plan_due():
-            return
-        if self._script_over():
+        if not self.timing.plan_due(self._plan_state()) or self._script_over():
             return
         if self.script is not None and self._script_pos in self.script.restarts:
             self._restart = True                         # the recorded run restarted here
@@ -289,7 +249,7 @@ class Session:
         """Tell the worker which source frames the next block will show if nothing changes, so it runs
         the block's camera-independent work while it waits (real time only: a frame-locked session
         keeps a request waiting, so its worker never idles)."""
-        if self.frame_locked or not self.worker.can_prepare:
+        if not (self.timing.sends_hints and self.refiner.prepares_ahead):
             return
         n = self.refiner.frames_for_block(False)
         if self.script is not None:
@@ -327,18 +287,16 @@ class Session:
     def _accept(self, block: GeneratedBlock) -> None:
         req = block.request
         self._in_flight -= len(req.source_indices)
-        history = self._make_s[block.prepared]
-        self._make_s[block.prepared] = (history + [time.perf_counter() - self._submitted.pop(req.block_id)])[-8:]
+        self._make_times.add(block.prepared, time.perf_counter() - self._submitted.pop(req.block_id))
         self.prepared_blocks += block.prepared
         offset = len(req.source_indices) - len(block.frames)      # a short block keeps its last frames
         for i, frame in enumerate(block.frames):
             j = offset + i
             self.buffer.push(frame, FrameInfo(req.block_id, req.source_indices[j], req.target_c2w[j]))
 
-    # ---- presentation -----------------------------------------------------------------------
+    # ---- presentation: the one place a generated frame reaches the presenter -------------------
     def _present(self, frame: torch.Tensor, info: FrameInfo) -> None:
-        self.hud.lines = self._hud_lines(info)
-        self.presenter.present(frame, self.hud)
+        self.presenter.present(frame, self.hud.update(self._hud_view(info), self.frames_presented))
         now = time.perf_counter()
         self.telemetry.present(info.block_id, now)
         if self.first_present_s is None:
@@ -347,20 +305,12 @@ class Session:
             self.recorder.log_frame(frame, info.source_index, info.c2w)
         self.frames_presented += 1
 
-    def _hud_lines(self, info: FrameInfo) -> list[str]:
-        s = self.telemetry.summary() if self.frames_presented % 48 == 0 else None   # HUD stats every 2 s
-        if s is not None:
-            self._hud_stats = s
-        s = getattr(self, "_hud_stats", {}) or {}
-        lat = s.get("control_to_photon_ms", {})
-        state = "paused" if self.clock.paused else f"{self.clock.speed:g}x {'rev' if self.clock.direction < 0 else 'fwd'}"
-        return [f"roam  {self.refiner.name} refiner  {self.rig.mode} mode",
-                (f"fps {s['fps']:5.1f}" if s.get("fps") else "fps    --") + "   latency p50 "
-                + (f"{lat['p50']:4.0f} ms" if "p50" in lat else "  -- ms"),
-                f"time {info.source_index:4d}/{self.scene.num_frames - 1}  {state}",
-                f"buffer {len(self.buffer):2d} frames  block {info.block_id}",
-                *[str(source.status) for source in self.status],
-                f"REC {self.recorder.frames} frames" if self.recorder is not None else "C records"]
+    def _hud_view(self, info: FrameInfo) -> HudView:
+        return HudView(refiner=self.refiner.name, camera_mode=self.rig.mode, source_index=info.source_index,
+                       source_frames=self.scene.num_frames, paused=self.clock.paused, speed=self.clock.speed,
+                       reverse=self.clock.direction < 0, buffered=len(self.buffer), block_id=info.block_id,
+                       statuses=tuple(str(source.status) for source in self.status),
+                       recording_frames=self.recorder.frames if self.recorder is not None else None)
 
 
 def peak_gpu_memory_gib(device: torch.device) -> float | None:

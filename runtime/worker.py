@@ -161,7 +161,6 @@ class GenerationWorker:
         self.mailbox = LatestMailbox()
         self.error: BaseException | None = None
         self.blocks_done = 0
-        self.can_prepare = hasattr(refiner, "prepare")
         self._next_block = 0               # hints for blocks already requested are stale
         self._thread = threading.Thread(target=self._run, name="generation", daemon=True)
 
@@ -169,12 +168,18 @@ class GenerationWorker:
         self._thread.start()
         return self
 
+    def replacement(self) -> "GenerationWorker":
+        """A new worker in this one's place (the watchdog's restart after a crash): the same scene,
+        refiner, outputs, marks and set-up; not started."""
+        return GenerationWorker(self.scene, self.refiner, self.on_block, mark=self._mark,
+                                keep_on_device=self.keep_on_device, setup=self.setup)
+
     def submit(self, request: BlockRequest) -> None:
         self.mailbox.put(request)
 
     def prepare(self, hint: PrepareHint) -> None:
         """Ask for the camera-independent work of a coming block (no-op for refiners without it)."""
-        if self.can_prepare:
+        if self.refiner.prepares_ahead:
             self.mailbox.hint(hint)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -214,14 +219,14 @@ class GenerationWorker:
             if self.scene.device.type == "cuda":     # a block starts on an idle device (StageClock)
                 torch.cuda.synchronize(self.scene.device)
 
-    def run_block(self, request: BlockRequest) -> Block:
+    def run_block(self, request: BlockRequest) -> GeneratedBlock:
         """Render, refine and copy one block to the CPU (or keep it on the device, finished);
         synchronous (also used by tests)."""
         clock = StageClock(self.scene.device)
         self._next_block = request.block_id + 1
         if request.restart:
             self.refiner.reset()
-        prepared = self.can_prepare and self.refiner.is_prepared(request.source_indices)
+        prepared = self.refiner.is_prepared(request.source_indices)
         render, mask, source = self.scene.render(request.source_indices, request.target_c2w)
         clock.mark("render")
         frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source, mark=clock.mark,

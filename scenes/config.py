@@ -24,7 +24,6 @@ class DepthConfig:
 @dataclass(frozen=True)
 class FusionConfig:
     enabled: bool = True               # geometry refiner renders the fused world state (all frames' static points + the current frame)
-    fused_conditioning_for_dit: bool = False   # EXPERIMENTAL: condition the DiT on the fused render too
     max_points: int = 2_000_000        # memory budget of the fused static points (about 20 bytes each)
     voxel_pixels: float = 1.0          # voxel edge in source pixel footprints (depth / fx) before budget coarsening
     neighbour_offsets: tuple[int, ...] = (-16, -8, -4, -2, 2, 4, 8, 16)   # frames compared with each frame to find moving pixels

@@ -54,7 +54,7 @@ def make_script(plan: RenderPlan, refiner) -> ScriptedPath:
     the DiT the frames of the reference's L' latents (its first block 9 or 12 frames, then 12)."""
     T = plan.frames
     length = T
-    if refiner.name == "dit":
+    if refiner.latent_blocks:
         check_dit_length(plan.chain)
         length = block_script_length(plan.chain, refiner.frames_for_block(True), refiner.frames_for_block(False))
     pos = script_indices(T, length)                                            # [length]
@@ -67,7 +67,7 @@ def render_video(cfg, job: RenderJob, scene, plan: RenderPlan, paths: dict[str, 
     t0 = time.perf_counter()
     refiner = job.make_refiner(cfg, device, scene)
     script = make_script(plan, refiner)
-    expected = pred_frames(plan.chain, refiner.name)
+    expected = pred_frames(plan.chain, refiner.latent_blocks)
     t_load = time.perf_counter() - t0
     bar = _bar(job, expected, f"render {Path(scene.meta.get('source', '')).name}", rank)
     presenter = PredictionPresenter(paths["pred"], scene.width, scene.height, bar)

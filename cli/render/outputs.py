@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from runtime.present import Presenter
 from scenes.atomic import write_atomic
 from scenes.pointcloud import render_points
 from scenes.render import reference_K, render_views, video_log_depth_max
@@ -45,16 +46,13 @@ def save_tensor_atomic(path: Path, tensor: torch.Tensor) -> Path:
     return write_atomic(path, buf.getvalue())
 
 
-class PredictionPresenter:
+class PredictionPresenter(Presenter):
     """Writes presented frames (uint8 [H, W, 3]) to `path` at 24 fps, libx264 crf 23 (the reference's
     write_video defaults); `progress` (a tqdm bar or None) advances one per frame."""
 
     def __init__(self, path: Path, width: int, height: int, progress=None):
         self.writer = VideoWriter(path, fps=OUTPUT_FPS, width=width, height=height, crf=REFERENCE_CRF)
         self.progress, self.frames_presented = progress, 0
-
-    def events(self) -> list:
-        return []
 
     def present(self, frame: torch.Tensor, hud) -> None:
         self.writer.write(frame)

@@ -109,9 +109,10 @@ def script_indices(T: int, length: int) -> np.ndarray:
     return np.minimum(np.arange(length), T - 1)
 
 
-def pred_frames(chain: LatentChain, refiner_name: str) -> int:
-    """Frames of the prediction video: 4L' - 3 for the DiT, T for the geometry refiner."""
-    return chain.pred_frames if refiner_name == "dit" else chain.frames
+def pred_frames(chain: LatentChain, latent_blocks: bool) -> int:
+    """Frames of the prediction video: 4L' - 3 for a refiner of whole latent blocks (the DiT), T for
+    a frame by frame one (the geometry refiner)."""
+    return chain.pred_frames if latent_blocks else chain.frames
 
 
 def check_dit_length(chain: LatentChain) -> None:

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 import main
 import cli.render.outputs as render_outputs
 from cli.render.plan import FrameSettings, plan_frames
+from model.refiners import Refiner
 from scenes.frames import dataset_frames, freeze_indices
 from scenes.trajectory import dataset_reference_w2c, read_keys, target_c2w
 from scenes.video import VideoWriter
@@ -259,10 +260,11 @@ def test_block_renders_share_the_whole_videos_depth_normaliser():
     assert not torch.equal(alone, whole[12:])                                          # the normaliser matters
 
 
-class BlockRefiner:
+class BlockRefiner(Refiner):
     """Frame bookkeeping of the DiT refiner without its weights: `first` frames in the first block
     (9 for the Wan VAE, 12 for the TAE), 12 after; the TAE's first block returns 3 frames fewer."""
     name = "dit"
+    latent_blocks = True
 
     def __init__(self, first: int):
         self.first, self.blocks = first, 0

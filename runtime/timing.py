@@ -1,0 +1,81 @@
+"""The session's two clocks (DESIGN.md "One engine, two clocks"), each an object the loop asks.
+
+- `RealTime` (play in a window, `--realtime`): wall time; the pacer shows frames from the jitter
+  buffer when due and holds the last frame when generation is late; the tick never waits for
+  generation; blocks are planned just in time and the worker prepares ahead while idle.
+- `FrameLocked` (headless play, render, tests): a virtual clock that advances one frame period per
+  presented frame and waits for every frame, so the output is complete and deterministic.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from runtime.pacing import JitterBuffer, Pacer
+from runtime.planner import PlanState, frame_locked_due, real_time_due
+
+MAX_SLEEP_S = 0.005              # the loop wakes at least this often (input, window events)
+
+
+class RealTime:
+    frame_locked = False
+    sends_hints = True           # the worker prepares the next block while it waits for the request
+
+    def __init__(self, pacer: Pacer, plan_margin_s: float):
+        self.pacer, self.plan_margin_s = pacer, plan_margin_s
+
+    def now(self) -> float:
+        return time.perf_counter()
+
+    def plan_due(self, state: PlanState) -> bool:
+        return real_time_due(state, self.plan_margin_s)
+
+    def next_due_s(self) -> float | None:
+        """When the pacer shows its next frame (None while it rebuffers)."""
+        return self.pacer.next_due_s
+
+    def take_frame(self, wait_for_block: Callable[[], bool], draining: bool):
+        """The (frame, info) due now, or None to keep showing the last one."""
+        return self.pacer.poll(time.perf_counter(), draining=draining)
+
+    def presented(self, frames: int) -> None:
+        pass
+
+    def rest(self, to_next_tick_s: float) -> None:
+        """Sleep until the next tick or the next frame is due, but never long."""
+        wake = [to_next_tick_s]
+        if self.pacer.next_due_s is not None:
+            wake.append(self.pacer.next_due_s - time.perf_counter())
+        time.sleep(min(max(0.0, min(wake)), MAX_SLEEP_S))
+
+
+class FrameLocked:
+    frame_locked = True
+    sends_hints = False          # a request always waits, so the worker never idles
+
+    def __init__(self, buffer: JitterBuffer, fps: float, low_water: int):
+        """low_water: frames kept buffered or requested (a block's frames plus the jitter target)."""
+        self.buffer, self.fps, self.low_water = buffer, fps, low_water
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def plan_due(self, state: PlanState) -> bool:
+        return frame_locked_due(state, self.low_water)
+
+    def next_due_s(self) -> float | None:
+        return None
+
+    def take_frame(self, wait_for_block: Callable[[], bool], draining: bool):
+        """The next frame, waiting for its block (`wait_for_block` collects one; False when none can
+        come); None when there is none."""
+        while len(self.buffer) == 0 and wait_for_block():
+            pass
+        return self.buffer.pop() if len(self.buffer) else None
+
+    def presented(self, frames: int) -> None:
+        self.t = frames / self.fps
+
+    def rest(self, to_next_tick_s: float) -> None:
+        pass

@@ -1,0 +1,30 @@
+"""The HUD (runtime/hud.py): its text, and stats refreshed by presented seconds, whatever the fps."""
+import pytest
+
+from runtime.hud import Hud, HudView
+
+VIEW = HudView(refiner="geometry", camera_mode="walk", source_index=7, source_frames=120, paused=False,
+               speed=2.0, reverse=True, buffered=5, block_id=3, statuses=("gamepad: none",), recording_frames=None)
+
+
+def test_the_hud_says_what_the_session_does():
+    calls = []
+    hud = Hud(lambda: calls.append(1) or {"fps": 23.9, "control_to_photon_ms": {"p50": 180.0}}, fps=24)
+    lines = hud.update(VIEW, 0).lines
+    assert lines[0] == "roam  geometry refiner  walk mode"
+    assert lines[1] == "fps  23.9   latency p50  180 ms"
+    assert lines[2] == "time    7/119  2x rev" and lines[3] == "buffer  5 frames  block 3"
+    assert lines[4:] == ["gamepad: none", "C records"]
+    assert hud.update(VIEW.__class__(**{**VIEW.__dict__, "paused": True, "recording_frames": 12}), 1).lines[2:] \
+        == ["time    7/119  paused", "buffer  5 frames  block 3", "gamepad: none", "REC 12 frames"]
+    hud.toggle()
+    assert not hud.state.visible
+
+
+@pytest.mark.parametrize("fps", [24.0, 30.0, 60.0])
+def test_stats_refresh_every_two_seconds_of_presented_video(fps):
+    refreshed = []
+    hud = Hud(lambda: refreshed.append(frame) or {}, fps=fps)
+    for frame in range(int(6 * fps)):
+        hud.update(VIEW, frame)
+    assert refreshed == [0, round(2 * fps), round(4 * fps)]
