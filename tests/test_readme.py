@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.pipeline_bench import parse_args as bench_args
+from cli.bench import parse_args as bench_args
 from main import COMMANDS, build_parser
 from runtime.config import load_config
 
