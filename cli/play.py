@@ -26,20 +26,20 @@ from scenes.sample import load_sample_scene
 from scenes.scene import load_scene
 
 
-def dit_expected(cfg) -> bool:
+def dit_expected(cfg, random_dit=None) -> bool:
     """Whether play will most likely run the DiT: asked for, or `auto` with random weights or the
     DiT's weight files present (a cheap look; make_refiner verifies them)."""
     if cfg.runtime.refiner != "auto":
         return cfg.runtime.refiner == "dit"
     files = checkpoint.discover(cfg.model.checkpoint_dir)
-    return cfg.model.random_weights or (files.dit_inspatio is not None and bool(files.dit_base))
+    return random_dit is not None or (files.dit_inspatio is not None and bool(files.dit_base))
 
 
-def preload_compiler(cfg, device) -> threading.Thread | None:
+def preload_compiler(cfg, device, random_dit=None) -> threading.Thread | None:
     """With the DiT expected and compiled on a GPU: start CUDA and import torch.compile's machinery on
     a thread while the scene loads (in a fresh process on the H100 they took 5 s and 10 s,
     benchmarks/startup_probe.py), instead of one after the other before the first frame."""
-    if not (device.type == "cuda" and cfg.model.compile and dit_expected(cfg)):
+    if not (device.type == "cuda" and cfg.model.compile and dit_expected(cfg, random_dit)):
         return None
     from model.dit_refiner import use_compile_cache
     use_compile_cache(cfg.model.compile_cache_dir)
@@ -67,8 +67,9 @@ def load_play_scene(cfg, name: str | None):
     raise UserError(f"{name}: no such video or scene folder")
 
 
-def make_refiner(cfg, device, scene=None):
-    """`runtime.refiner`: geometry, dit, or auto (dit when its checkpoints verify, else geometry)."""
+def make_refiner(cfg, device, scene=None, random_dit=None):
+    """`runtime.refiner`: geometry, dit, or auto (dit when its checkpoints verify, else geometry).
+    random_dit (bench --play): a DiTConfig; the DiT and codec then get random weights, no checkpoints."""
     choice = cfg.runtime.refiner
     if choice not in ("auto", "geometry", "dit"):
         raise UserError(f"runtime.refiner={choice!r}: expected auto, geometry or dit")
@@ -81,7 +82,7 @@ def make_refiner(cfg, device, scene=None):
             check_fp8_support(device)
         except ValueError as err:
             raise UserError(str(err)) from None
-    refiner, reason = dit_refiner_or_reason(cfg.model, device, scene)
+    refiner, reason = dit_refiner_or_reason(cfg.model, device, scene, random_dit)
     if refiner is not None:
         return refiner
     if choice == "dit":
@@ -141,15 +142,21 @@ def warm_up(refiner, scene) -> None:
     print(f"roam: warm-up done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
-def play(cfg, args) -> int:
+def run(cfg, args) -> int:
+    return play(cfg, args)
+
+
+def play(cfg, args, random_dit=None) -> int:
+    """The session of `args` (play's flags). random_dit: bench --play's DiT (a DiTConfig) with random
+    weights instead of checkpoints."""
     started = time.perf_counter()
     device = pick_device(cfg.runtime.device)
-    preload = preload_compiler(cfg, device)
+    preload = preload_compiler(cfg, device, random_dit)
     scene = load_play_scene(cfg, args.scene)
     if preload is not None:
         preload.join()
     t_scene = time.perf_counter()
-    refiner = make_refiner(cfg, device, scene)
+    refiner = make_refiner(cfg, device, scene, random_dit)
     t_model = time.perf_counter()
     headless = args.headless or not has_display()
     out, fps = output_dir(cfg, args.out), cfg.runtime.loop.fps

@@ -12,7 +12,6 @@ class ModelConfig:
     dtype: str = "bfloat16"            # bfloat16 | float32 for the DiT on GPU
     compile: bool = True               # torch.compile the DiT on a GPU (static shapes; slow first start, cached after)
     compile_codec: bool = True         # also torch.compile the tiny autoencoder's encoder and decoder (GPU)
-    compile_scope: str = "blocks"      # blocks: one transformer block compiled, shared by all layers | passes: whole passes
     aot_packages: bool = True          # DiT block (bf16) and TAE from AOTInductor packages: later starts load them instead of tracing
     compile_cache_dir: str = ".cache/compile"  # torch.compile's kernel cache (TORCHINDUCTOR_CACHE_DIR), reused across runs
     compile_row_limit: int = 2048      # row reductions (norms) up to this wide compile to one-pass kernels; 0: PyTorch's 1024
@@ -25,11 +24,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.rope not in ("float64", "float32"):
             raise ValueError(f"rope: {self.rope!r} is not float64 or float32")
-        if self.compile_scope not in ("blocks", "passes"):
-            raise ValueError(f"compile_scope: {self.compile_scope!r} is not blocks or passes")
         if self.dtype not in ("bfloat16", "float32"):
             raise ValueError(f"dtype: {self.dtype!r} is not bfloat16 or float32")
         if self.source_latent_cache_mb < 0:
             raise ValueError(f"source_latent_cache_mb: {self.source_latent_cache_mb} < 0; use 0 to switch it off")
     seed: int = 0                      # seed of the DiT's noise generator (same seed, same frames)
-    random_weights: bool = False       # benchmarks only: full-size DiT and codec with random weights (output is noise)

@@ -226,8 +226,20 @@ def random_dit_refiner(cfg, device, latent_hw: tuple[int, int], seed: int = 0,
 
 
 def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
-    device = model.patch_embedding.weight.device
     model.prepare_for_inference(fp8=cfg.fp8, fp8_attention=cfg.fp8_attention)
+    sampler, compile_setup, store = block_sampler(cfg, model, prompt_embeds, latent_hw)
+    if sampler.compiled and cfg.compile_codec and isinstance(codec, TAECodec):
+        codec.compile_streams(store)
+    return DiTRefiner(sampler, codec, source_cache_mb=cfg.source_latent_cache_mb, compile_setup=compile_setup,
+                      packages=store)
+
+
+def block_sampler(cfg, model, prompt_embeds, latent_hw):
+    """The BlockSampler of a prepared `model` with the settings of `cfg` (the config's model section):
+    compiled where it can be, with the row reductions and ahead-of-time packages that go with it,
+    CUDA graphs, RoPE arithmetic and seed. -> (sampler, the per-thread compile set-up to run on the
+    thread that compiles, the PackageStore or None)."""
+    device = model.patch_embedding.weight.device
     compile = cfg.compile and can_compile(device)
     compile_setup = lambda: None
     if compile:
@@ -239,21 +251,17 @@ def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
     if compile and cfg.aot_packages:
         from model.package_store import PackageStore
         store = PackageStore(Path(cfg.compile_cache_dir) / "packages", device, row_limit=cfg.compile_row_limit)
-    sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=compile,
-                           compile_scope=cfg.compile_scope, cuda_graphs=cfg.cuda_graphs,
+    sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=compile, cuda_graphs=cfg.cuda_graphs,
                            block_packages=block_packages(model, cfg, store),
                            rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
                            generator=torch.Generator(device).manual_seed(cfg.seed))
-    if compile and cfg.compile_codec and isinstance(codec, TAECodec):
-        codec.compile_streams(store)
-    return DiTRefiner(sampler, codec, source_cache_mb=cfg.source_latent_cache_mb, compile_setup=compile_setup,
-                      packages=store)
+    return sampler, compile_setup, store
 
 
 def block_packages(model, cfg, store):
     """The DiT block's ahead-of-time packages (model/block_packages.py) in `store` when this model
     can use them, else None (torch.compile alone)."""
-    if store is None or cfg.compile_scope != "blocks":
+    if store is None:
         return None
     from model.block_packages import BlockPackages, PackageUnavailable
     try:
@@ -289,12 +297,12 @@ def use_compile_cache(path: str) -> None:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(path).resolve())
 
 
-def dit_refiner_or_reason(cfg, device, scene=None):
-    """(DiTRefiner, "") when the config asks for random weights or every checkpoint the DiT path
-    needs verifies, else (None, why not)."""
+def dit_refiner_or_reason(cfg, device, scene=None, random_dit: DiTConfig | None = None):
+    """(DiTRefiner, "") with random weights of the architecture `random_dit` (benchmarks), or when every
+    checkpoint the DiT path needs verifies, else (None, why not)."""
     latent_hw = (scene.height // 8, scene.width // 8) if scene is not None else (60, 104)
-    if cfg.random_weights:
-        return random_dit_refiner(cfg, device, latent_hw, cfg.seed), ""
+    if random_dit is not None:
+        return random_dit_refiner(cfg, device, latent_hw, cfg.seed, dit_cfg=random_dit), ""
     codec = "TAE codec" if cfg.use_tae else "Wan VAE codec"
     needed = [r for r in checkpoint.doctor_report(Path(cfg.checkpoint_dir))
               if r.enables.startswith("DiT refiner") or r.enables.startswith(codec)]

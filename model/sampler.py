@@ -36,21 +36,20 @@ class BlockSampler:
     noise: None draws from `generator`; a tensor [steps, B, 3, 16, h, w] injects it (index 0 is the
     initial x_T, index k the fresh noise that re-noises to step k's sigma), for parity and replay.
     rope_dtype float64 is the reference's arithmetic; float32 is faster and off by ~5e-7 before rounding.
-    compile: torch.compile with static shapes. compile_scope "blocks" compiles the transformer block
-    once and shares it across the 30 layers (4 graphs: context and denoising, first and steady
-    block; quick to compile, see benchmarks/dit_bench.py); "passes" compiles each whole pass.
+    compile: torch.compile the transformer block with static shapes, once, shared by the 30 layers
+    (4 graphs: context and denoising, first and steady block; quick to compile).
     The KV cache has room for the denoising tokens after the context rows (see SelfAttention).
     block_packages: a model.block_packages.BlockPackages of `model`: the block runs from its
-    ahead-of-time packages where they exist, else from the compiled block (compile_scope "blocks")
-    or the eager one (compile False); not with compile_scope "passes".
+    ahead-of-time packages where they exist, else from the compiled block (or the eager one without
+    compile).
     cuda_graphs: replay each pass as a CUDA graph (model/cuda_graphs.py; CUDA only, 4 graphs), which
     is why the prompt, the timestep and the inputs live in static buffers.
     """
 
     def __init__(self, model: CausalWanModel, prompt_embeds: Tensor, *, latent_hw: tuple[int, int] = (60, 104),
                  steps: Sequence[int] = DENOISING_STEPS, generator: torch.Generator | None = None,
-                 rope_dtype: torch.dtype = torch.float64, compile: bool = False, compile_mode: str | None = None,
-                 compile_scope: str = "blocks", cuda_graphs: bool = False, block_packages=None):
+                 rope_dtype: torch.dtype = torch.float64, compile: bool = False, cuda_graphs: bool = False,
+                 block_packages=None):
         weight = model.patch_embedding.weight
         if model.attention_is_stale():          # e.g. built on meta, then loaded onto the GPU
             model.set_attention()
@@ -81,14 +80,9 @@ class BlockSampler:
 
         self._prefill, self._denoise, self._blocks = model.prefill, model.forward, None
         self.compiled, self.block_packages = compile, None
-        if compile and compile_scope not in ("blocks", "passes"):
-            raise ValueError(f"compile_scope {compile_scope!r}: expected 'blocks' or 'passes'")
-        if compile and compile_scope == "passes":
-            self._prefill = torch.compile(model.prefill, dynamic=False, mode=compile_mode)
-            self._denoise = torch.compile(model.forward, dynamic=False, mode=compile_mode)
-        elif compile:
-            self._blocks = [torch.compile(block, dynamic=False, mode=compile_mode) for block in model.blocks]
-        if block_packages is not None and not (compile and compile_scope == "passes"):
+        if compile:
+            self._blocks = [torch.compile(block, dynamic=False) for block in model.blocks]
+        if block_packages is not None:
             self._blocks = block_packages.layers(fallback=self._blocks or list(model.blocks))
             self.block_packages = block_packages
         self._graphs = GraphCache(cuda_graphs and self.device.type == "cuda")

@@ -226,6 +226,20 @@ def load_config(path: Path | str | None = None, overrides: typing.Sequence[str] 
     return build(AppConfig, raw, path.name)
 
 
+def add_config_args(parser, suffix: str = "") -> None:
+    """--config and --set on an argparse parser (every command and benchmark takes them); their values
+    land in `config<suffix>` and `overrides<suffix>`."""
+    parser.add_argument("--config", dest="config" + suffix, default=None,
+                        help="config file (default: config.yaml beside main.py)")
+    parser.add_argument("--set", dest="overrides" + suffix, action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set runtime.loop.fps=30 (repeatable)")
+
+
+def config_from_args(args) -> AppConfig:
+    """load_config with the --config and --set of `args` (see add_config_args)."""
+    return load_config(args.config, args.overrides)
+
+
 def config_to_dict(cfg) -> dict:
     """The resolved config as plain data (for run.json and telemetry)."""
     return dataclasses.asdict(cfg)
