@@ -74,7 +74,7 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="main.py", description="roam: turn one video into a world you walk through in real time. "
+        description="roam: turn one video into a world you walk through in real time. "
         "With no command, plays the built-in sample scene (headless when there is no display).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands:\n" + "\n".join(f"  {k:<8} {v}" for k, v in COMMANDS.items()))

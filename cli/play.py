@@ -166,7 +166,9 @@ def play(cfg, args, random_dit=None) -> int:
         WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk, device=device)
     inputs, sinks, status = controllers_for(cfg, args, headless, seconds, script)
     takes = iter(range(1, 10**6))
-    new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
+
+    def new_recorder() -> Recorder:
+        return Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
     tensors = SceneTensors(scene, device, fused_world(cfg, scene, refiner, device))
     t_world = time.perf_counter()
 

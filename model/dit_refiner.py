@@ -241,7 +241,7 @@ def block_sampler(cfg, model, prompt_embeds, latent_hw):
     thread that compiles, the PackageStore or None)."""
     device = model.patch_embedding.weight.device
     compile = cfg.compile and can_compile(device)
-    compile_setup = lambda: None
+    compile_setup: Callable[[], object] = lambda: None  # noqa: E731 (a no-op default)
     if compile:
         use_compile_cache(cfg.compile_cache_dir)
         from model.inductor_choices import persistent_row_reductions
