@@ -84,7 +84,7 @@ class DiTRefiner(Refiner):
             ", compiling" if self.sampler.compiled else ""
         for i, first in enumerate((True, False)):
             n = self.frames_for_block(first)
-            blank = torch.zeros(n, height, width, 3, dtype=torch.uint8)
+            blank = torch.zeros(n, height, width, 3, dtype=torch.uint8)                 # [n, H, W, 3]
             report(f"warm-up block {i + 1}/2 ({n} frames{doing})")
             marks = SyncedMarks(self.device)
             self.refine(RefineInput(render=blank, mask=torch.ones(n, height, width, dtype=torch.bool), source=blank,
@@ -158,7 +158,7 @@ class DiTRefiner(Refiner):
         signed = mask.to(self.device, torch.float32)[None] * 2 - 1             # [1, T, H, W]
         if not self._mask_lag:
             return mask_to_latent(signed, first_block=first)[:, :FRAMES_PER_BLOCK]
-        tail = signed[:, :1].expand(-1, self._mask_lag, -1, -1) if first else self._mask_tail
+        tail = signed[:, :1].expand(-1, self._mask_lag, -1, -1) if first else self._mask_tail  # [1, 3, H, W]
         self._mask_tail = signed[:, -self._mask_lag:]
         seq = torch.cat([tail, signed], dim=1)[:, :4 * FRAMES_PER_BLOCK]       # [1, 12, H, W]
         return mask_to_latent(seq, first_block=False)
@@ -191,7 +191,7 @@ class Prepared:
 
 def to_signed(frames_u8: torch.Tensor, device) -> torch.Tensor:
     """uint8 [T, H, W, 3] -> float32 [1, T, 3, H, W] in [-1, 1] (the reference's x/127.5 - 1)."""
-    return frames_u8.to(device).permute(0, 3, 1, 2)[None].float() / 127.5 - 1
+    return frames_u8.to(device).permute(0, 3, 1, 2)[None].float() / 127.5 - 1           # [1, T, 3, H, W]
 
 
 def load_dit_refiner(cfg, device, prompt_embeds: torch.Tensor, latent_hw: tuple[int, int]) -> DiTRefiner:
@@ -221,7 +221,7 @@ def random_dit_refiner(cfg, device, latent_hw: tuple[int, int], seed: int = 0,
             for name, p in module.named_parameters():
                 p.normal_(1.0 if "norm" in name or "gamma" in name else 0.0, 0.02, generator=g)
     codec = TAECodec(net.eval(), dtype) if cfg.use_tae else VAECodec(net.eval(), dtype)
-    prompt = torch.randn(1, dit_cfg.text_len, dit_cfg.text_dim, generator=g, device=device).to(dtype)
+    prompt = torch.randn(1, dit_cfg.text_len, dit_cfg.text_dim, generator=g, device=device).to(dtype)  # [1, text_len, text_dim]
     return _assemble(cfg, model.eval(), codec, prompt, latent_hw)
 
 
@@ -246,7 +246,7 @@ def block_sampler(cfg, model, prompt_embeds, latent_hw):
         use_compile_cache(cfg.compile_cache_dir)
         from model.inductor_choices import persistent_row_reductions
         compile_setup = functools.partial(persistent_row_reductions, cfg.compile_row_limit)
-    prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)
+    prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)  # [1, S, text_dim]
     store = None
     if compile and cfg.aot_packages:
         from model.package_store import PackageStore

@@ -63,9 +63,9 @@ class BlockSampler:
         schedule = FlowMatchSchedule.create()
         timesteps = schedule.warped_steps(tuple(steps)).tolist()      # [1000, 937.5, 833.33, 625]
         self._sigmas = [schedule.sigma(t) for t in timesteps]
-        self._timesteps = [torch.full((self.batch,), t, dtype=torch.float32, device=self.device) for t in timesteps]
-        self._t_context = torch.zeros(self.batch, dtype=torch.int64, device=self.device)
-        self._t = torch.zeros(self.batch, dtype=torch.float32, device=self.device)      # this step's timestep
+        self._timesteps = [torch.full((self.batch,), t, dtype=torch.float32, device=self.device) for t in timesteps]  # [B] each
+        self._t_context = torch.zeros(self.batch, dtype=torch.int64, device=self.device)  # [B]
+        self._t = torch.zeros(self.batch, dtype=torch.float32, device=self.device)      # [B]: this step's timestep
 
         base = base_table(model.cfg.head_dim)
         self._rope_context = token_table(base, 2 * n, *grid, offset=0, device=self.device, dtype=rope_dtype)
@@ -74,7 +74,7 @@ class BlockSampler:
         buf = dict(device=self.device, dtype=self.dtype)
         self._context = torch.zeros(self.batch, 2 * n, model.cfg.in_dim, self.h, self.w, **buf)  # [B, 6, 36, h, w]
         self._x = torch.zeros(self.batch, n, model.cfg.in_dim, self.h, self.w, **buf)            # [B, 3, 36, h, w]
-        self._noise = torch.empty(len(timesteps), self.batch, n, LATENT_CHANNELS, self.h, self.w, **buf)
+        self._noise = torch.empty(len(timesteps), self.batch, n, LATENT_CHANNELS, self.h, self.w, **buf)  # [steps, B, 3, 16, h, w]
         self._has_previous = False
         self._prefilled_rows: int | None = None    # KV rows the current block's prefill wrote
 
@@ -177,4 +177,4 @@ def sample_video(model: CausalWanModel, prompt_embeds: Tensor, ref_latent: Tenso
     for i, s in enumerate(range(0, frames, n)):
         cond20 = torch.cat([mask_latent[:, s:s + n], render_latent[:, s:s + n]], dim=2)   # [B, 3, 20, h, w]
         out.append(sampler.generate_block(ref_latent[:, s:s + n], cond20, None if noise is None else noise[i]))
-    return torch.cat(out, dim=1)
+    return torch.cat(out, dim=1)                                                        # [B, F - F % 3, 16, h, w]
