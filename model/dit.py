@@ -126,11 +126,12 @@ class SelfAttention(nn.Module):
         self.num_heads = cfg.num_heads
         self.q, self.k, self.v, self.o = (nn.Linear(cfg.dim, cfg.dim, **kw) for _ in range(4))
         self.norm_q, self.norm_k = RMSNorm(cfg.dim, cfg.eps, **kw), RMSNorm(cfg.dim, cfg.eps, **kw)
+        self.fused = False                      # q, k, v as one projection `qkv` (fuse_qkv)
 
     def fuse_qkv(self) -> None:
         """Replace q, k, v by one projection `qkv` ([3D, D] weight, one matmul instead of three).
         For inference after the weights are loaded; the state dict then has `qkv.*` keys instead."""
-        if hasattr(self, "qkv"):
+        if self.fused:
             return
         q, k, v = self.q, self.k, self.v
         fused = nn.Linear(q.in_features, 3 * q.out_features, device=q.weight.device, dtype=q.weight.dtype)
@@ -138,12 +139,12 @@ class SelfAttention(nn.Module):
             fused.weight.copy_(torch.cat([q.weight, k.weight, v.weight]))
             fused.bias.copy_(torch.cat([q.bias, k.bias, v.bias]))
         del self.q, self.k, self.v
-        self.qkv = fused
+        self.qkv, self.fused = fused, True
 
     def project(self, x: Tensor, rope: Rope) -> tuple[Tensor, Tensor, Tensor]:
         """x: [B, L, D] -> q, k, v [B, L, Nh, Dh], q and k normed and rotated."""
         heads = (self.num_heads, -1)
-        if hasattr(self, "qkv"):
+        if self.fused:
             q, k, v = self.qkv(x).chunk(3, dim=-1)                              # [B, L, D] each
         else:
             q, k, v = self.q(x), self.k(x), self.v(x)

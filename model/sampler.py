@@ -15,6 +15,7 @@ from torch import Tensor
 
 from model.cuda_graphs import GraphCache
 from model.dit import CausalWanModel
+from model.kv_cache import KVCache
 from model.rope import base_table, token_table
 from model.scheduler import DENOISING_STEPS, FlowMatchSchedule, add_noise, flow_to_x0
 
@@ -58,6 +59,7 @@ class BlockSampler:
         self.tokens_per_frame = model.cfg.tokens_per_frame(self.h, self.w)
         n, grid = FRAMES_PER_BLOCK, model.cfg.grid(self.h, self.w)
         self.cache = model.new_cache(self.batch, 3 * n * self.tokens_per_frame)   # context 2n | noisy n
+        self.text_kv: KVCache | None = None
         self.set_prompt(prompt_embeds)
 
         schedule = FlowMatchSchedule.create()
@@ -93,7 +95,7 @@ class BlockSampler:
         if prompt_embeds.shape[0] != self.batch:
             raise ValueError(f"prompt batch {prompt_embeds.shape[0]} != sampler batch {self.batch}")
         text_kv = self.model.encode_text(prompt_embeds.to(self.device))
-        if getattr(self, "text_kv", None) is None:
+        if self.text_kv is None:
             self.text_kv = text_kv
         else:                                   # in place: captured CUDA graphs read these buffers
             self.text_kv.k.copy_(text_kv.k)
