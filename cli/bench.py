@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ import torch
 
 from model.dit import DiTConfig
 from model.dit_refiner import random_dit_refiner
+from runtime.telemetry import run_record
 from runtime.worker import BlockRequest, GenerationWorker, PrepareHint, SceneTensors
 from scenes.scene import Scene
 
@@ -113,8 +113,8 @@ def summarise(cfg, args, marks: dict, frames: list[int], prepare_ms: dict[int, f
         prepared = {"blocks": len(prepare_ms), "stage_ms": stages, "request_ms": request_ms,
                     "prepare_ms": statistics.median(prepare_ms.values())}
     return {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "codec": refiner.codec.name, "attention": refiner.sampler.model.attn_backend,
+        **run_record(["main.py", *args.argv], device), "codec": refiner.codec.name,
+        "attention": refiner.sampler.model.attn_backend,
         "compile": refiner.sampler.compiled and "blocks", "fp8": cfg.fp8, "cuda_graphs": cfg.cuda_graphs,
         "rope": cfg.rope, "row_limit": cfg.compile_row_limit, "blocks": args.blocks, "steady_blocks": len(steady),
         "aot_packages": packages_status(refiner.packages),

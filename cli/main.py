@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     if not any(token in COMMANDS for token in argv) and not {"-h", "--help"} & set(argv):
         argv = ["play", *argv]                      # play is the default command
     args = parser.parse_args(argv)
+    args.argv = argv                                # as typed, for the run records (runtime.telemetry.run_record)
     args.config = args.config_sub or args.config
     args.overrides = [*args.overrides, *args.overrides_sub]
     return dispatch(args)
