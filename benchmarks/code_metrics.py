@@ -5,9 +5,10 @@ probes and the share of tensor-making lines in model/ and scenes/ that carry a s
 
 Counts every .py file of the source packages and main.py (tests apart). An import circle is a
 strongly connected group of our modules, counting imports inside functions too. A probe is a call
-to hasattr() or a three-argument getattr(). A tensor-making line is a statement whose value calls a
-creating or reshaping function (torch.zeros, .view, .permute, ...; numpy's too); it has a shape
-comment when a comment on one of its lines holds a bracketed shape such as `# [B, F, C, h, w]`.
+to hasattr() or a three-argument getattr(). A tensor-making line is an assignment or return whose
+value calls a creator of torch, numpy or torch.nn.functional (torch.zeros, np.stack, F.pad, ...) or a
+reshaping method (.view, .permute, ...), unless it turns the result into a Python number; it has a
+shape comment when a comment on one of its lines holds a bracketed shape such as `# [B, F, C, h, w]`.
 """
 from __future__ import annotations
 
@@ -22,11 +23,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SKIP = {"tests", ".git", ".cache", "out", "checkpoints", "traj", "docs", ".ci"}
 SHAPED_DIRS = ("model", "scenes")
-MAKERS = {"zeros", "ones", "empty", "full", "arange", "linspace", "tensor", "as_tensor", "from_numpy", "randn",
-          "rand", "randint", "cat", "stack", "zeros_like", "ones_like", "empty_like", "full_like", "randn_like",
-          "eye", "meshgrid", "concatenate", "array", "asarray", "view", "reshape", "permute", "transpose",
-          "unsqueeze", "squeeze", "flatten", "unflatten", "expand", "expand_as", "repeat", "repeat_interleave",
-          "movedim", "view_as", "reshape_as", "broadcast_to", "pad", "interpolate", "contiguous_view", "tile"}
+LIBRARIES = {"torch", "np", "numpy", "F"}          # creators count when called from these
+CREATORS = {"zeros", "ones", "empty", "full", "arange", "linspace", "tensor", "as_tensor", "from_numpy", "randn",
+            "rand", "randint", "cat", "stack", "zeros_like", "ones_like", "empty_like", "full_like", "randn_like",
+            "eye", "meshgrid", "concatenate", "array", "asarray", "pad", "interpolate", "einsum", "polar", "tile",
+            "broadcast_to", "pixel_shuffle", "pixel_unshuffle", "conv2d", "conv3d", "where"}
+RESHAPERS = {"view", "reshape", "permute", "transpose", "unsqueeze", "squeeze", "flatten", "unflatten", "expand",
+             "expand_as", "repeat", "repeat_interleave", "movedim", "view_as", "reshape_as", "new_zeros", "new_ones",
+             "new_empty", "new_full", "new_tensor"}
+SCALARS = {"float", "int", "bool", "item", "tolist", "len"}   # a value turned into Python numbers is no tensor
 SHAPE = re.compile(r"#.*[\[(][^\])]*[\])]")
 
 
@@ -109,6 +114,19 @@ def called_name(call: ast.Call) -> str | None:
     return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
 
 
+def makes_array(call: ast.Call) -> bool:
+    """A library creator (torch.zeros, np.stack, F.pad, ...) or a reshaping method (.view, .permute, ...)."""
+    f = call.func
+    if not isinstance(f, ast.Attribute):
+        return False
+    if f.attr in RESHAPERS:
+        return True
+    owner = f.value
+    while isinstance(owner, ast.Attribute):        # torch.nn.functional.pad -> torch
+        owner = owner.value
+    return f.attr in CREATORS and isinstance(owner, ast.Name) and owner.id in LIBRARIES
+
+
 def tensor_lines(path: Path) -> list[tuple[int, bool]]:
     """(first line, has a shape comment) of each statement in `path` whose value makes or reshapes an array."""
     text = path.read_text()
@@ -120,7 +138,10 @@ def tensor_lines(path: Path) -> list[tuple[int, bool]]:
     for node in ast.walk(ast.parse(text)):
         if not isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Return)) or node.value is None:
             continue
-        if any(isinstance(c, ast.Call) and called_name(c) in MAKERS for c in ast.walk(node.value)):
+        top = node.value
+        if isinstance(top, ast.Call) and called_name(top) in SCALARS:
+            continue
+        if any(isinstance(c, ast.Call) and makes_array(c) for c in ast.walk(top)):
             shaped = any(SHAPE.search(comments.get(line, "")) for line in range(node.lineno, node.end_lineno + 1))
             out.append((node.lineno, shaped))
     return out

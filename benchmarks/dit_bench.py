@@ -1,10 +1,14 @@
 """Speed of the causal DiT at full size with random weights (cost does not depend on weight values).
 
-    python3 -m benchmarks.dit_bench [--blocks 8] [--compile [--compile-scope blocks]] [--fp8] [--attn auto]
-                                    [--rope fp64] [--compare-eager] [--profile] [--json OUT.json]
+    python3 -m benchmarks.dit_bench [--blocks 8] [--attn auto] [--fp8-layers L] [--unfused] [--compare-eager]
+                                    [--profile] [--json OUT.json] [--set model.KEY=VALUE ...]
     python3 -m benchmarks.dit_bench --tiny --blocks 2      # CPU smoke run (tests/benchmarks)
 
-Runs N blocks through BlockSampler at the 480x832 latent grid (60x104) in bf16 with random latents,
+The sampler is play's (model/dit_refiner.py block_sampler) with config.yaml's `model` settings:
+compiled, CUDA graphs, ahead-of-time packages, float32 RoPE; change them with --set, e.g.
+--set model.compile=false, model.cuda_graphs=false, model.rope=float64, model.fp8=true,
+model.aot_packages=false, model.compile_row_limit=0.
+Runs N blocks through it at the 480x832 latent grid (60x104) in bf16 with random latents,
 conditioning and prompt, and reports per-block times (CUDA events, read after the run), the median
 steady-state block time (blocks from the third on: blocks 0 and 1 are the first of their shapes and
 pay warm-up and compilation), fps = 12 / block time, peak GPU memory, and ||a - b|| / ||b|| between
@@ -26,14 +30,14 @@ from pathlib import Path
 import torch
 
 from model.attention import BACKENDS
-from model.config import ModelConfig
 from model.dit import FP8_LAYERS, CausalWanModel, DiTConfig
+from model.dit_refiner import block_sampler
 from model.sampler import COND_CHANNELS, FRAMES_PER_BLOCK, LATENT_CHANNELS, BlockSampler
+from runtime.config import add_config_args, config_from_args
 
 FULL_GRID = (60, 104)           # latent grid of 480 x 832 pixels
 TINY_GRID = (8, 12)             # the parity fixture's grid
 PIXEL_FRAMES_PER_BLOCK = 12     # what one steady-state block adds to the video
-ROPE_DTYPES = {"fp64": torch.float64, "fp32": torch.float32}
 
 
 def init_weights(model: CausalWanModel, seed: int, std: float = 0.02) -> None:
@@ -84,11 +88,11 @@ def float32_first_block(model: CausalWanModel, inputs: dict, grid: tuple[int, in
     return sampler.generate_block(inputs["ref"][0], inputs["cond"][0], inputs["noise0"]).float()
 
 
-def compare_with_eager(model: CausalWanModel, inputs: dict, grid: tuple[int, int], args, outputs: list) -> list[float]:
+def compare_with_eager(model: CausalWanModel, inputs: dict, grid: tuple[int, int], seed: int, outputs: list) -> list[float]:
     """||out - eager|| / ||eager|| per block, against the uncompiled, unfused bf16 path with float64 RoPE
-    and the same weights, inputs and noise (the generator is re-seeded identically)."""
+    and the same weights, inputs and noise (the generator is re-seeded identically with `seed`)."""
     eager = BlockSampler(model, inputs["prompt"], latent_hw=grid, rope_dtype=torch.float64,
-                         generator=torch.Generator(inputs["prompt"].device).manual_seed(args.seed))
+                         generator=torch.Generator(inputs["prompt"].device).manual_seed(seed))
     diffs = []
     for b, out in enumerate(outputs):
         ref = eager.generate_block(inputs["ref"][b], inputs["cond"][b], inputs["noise0"] if b == 0 else None).float()
@@ -96,7 +100,8 @@ def compare_with_eager(model: CausalWanModel, inputs: dict, grid: tuple[int, int
     return diffs
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(settings, args: argparse.Namespace) -> dict:
+    """settings: the config's `model` section."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg, grid = (DiTConfig.tiny(), TINY_GRID) if args.tiny else (DiTConfig(), FULL_GRID)
     model = CausalWanModel(cfg, attn_backend="sdpa", device=device, dtype=torch.float32)
@@ -107,17 +112,15 @@ def run(args: argparse.Namespace) -> dict:
     model.to(torch.bfloat16).set_attention(args.attn)
     baseline = copy.deepcopy(model) if args.compare_eager else None     # the reference's structure, bf16, eager
     if not args.unfused:
-        model.prepare_for_inference(fp8=args.fp8, fp8_layers=[n for n in args.fp8_layers.split(",") if n])
+        model.prepare_for_inference(fp8=settings.fp8, fp8_layers=[n for n in args.fp8_layers.split(",") if n],
+                                    fp8_attention=settings.fp8_attention)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    if args.compile and device.type == "cuda":
-        from model.inductor_choices import persistent_row_reductions
-        persistent_row_reductions(args.row_limit)
-    sampler = BlockSampler(model, inputs["prompt"], latent_hw=grid, generator=torch.Generator(device).manual_seed(args.seed),
-                           rope_dtype=ROPE_DTYPES[args.rope], compile=args.compile, compile_mode=args.compile_mode,
-                           compile_scope=args.compile_scope, cuda_graphs=args.cuda_graphs,
-                           block_packages=packages(model, args.packages, args.row_limit) if args.compile and args.packages else None)
+    sampler, compile_setup, store = block_sampler(settings, model, inputs["prompt"], grid)
+    compile_setup()
+    if store is not None:
+        store.report = lambda message: print(f"dit_bench: {message}", flush=True)
     timer = BlockTimer(device)
     timer.mark()
     outputs, started = [], time.perf_counter()
@@ -131,20 +134,20 @@ def run(args: argparse.Namespace) -> dict:
     first = outputs[0]
     block_ms = timer.elapsed_ms()
     profile = profile_block(sampler, inputs) if args.profile and device.type == "cuda" else None
-    per_block = compare_with_eager(baseline, inputs, grid, args, outputs) if args.compare_eager else None
-    packages_status = sampler.block_packages.store.finish() if sampler.block_packages else None   # builds the missing ones
+    per_block = compare_with_eager(baseline, inputs, grid, settings.seed, outputs) if args.compare_eager else None
+    packages_status = store.finish() if store is not None else None       # builds the missing ones
     steady = block_ms[2:] or block_ms[-1:]
     median_ms = statistics.median(steady)
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__, "config": asdict(cfg), "latent_grid": list(grid),
-        "attn_backend": model.attn_backend, "compile": args.compile, "compile_mode": args.compile_mode,
-        "rope": args.rope, "blocks": args.blocks, "block_ms": block_ms, "median_block_ms": median_ms,
+        "attn_backend": model.attn_backend, "compile": sampler.compiled,
+        "rope": settings.rope, "blocks": args.blocks, "block_ms": block_ms, "median_block_ms": median_ms,
         "fps": PIXEL_FRAMES_PER_BLOCK / (median_ms / 1000),
         "peak_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "rel_diff_bf16_vs_fp32": ((first.float() - reference).norm() / reference.norm()).item(),
-        "rel_diff_vs_eager_bf16_per_block": per_block, "fp8": args.fp8 and args.fp8_layers, "fused_qkv": not args.unfused,
-        "compile_scope": args.compile_scope if args.compile else None, "row_limit": args.row_limit, "cuda_graphs": args.cuda_graphs,
+        "rel_diff_vs_eager_bf16_per_block": per_block, "fp8": settings.fp8 and args.fp8_layers, "fused_qkv": not args.unfused,
+        "row_limit": settings.compile_row_limit, "cuda_graphs": settings.cuda_graphs,
         "first_two_blocks_s": warm_s if args.blocks > 1 else None, "profile": profile, "block_packages": packages_status,
     }
 
@@ -181,7 +184,7 @@ def profile_block(sampler: BlockSampler, inputs: dict, top: int = 15) -> dict:
 
 def print_table(r: dict) -> None:
     print(f"\nDiT {'tiny' if r['config']['num_layers'] < 30 else '1.3B'} on {r['device']} | attention "
-          f"{r['attn_backend']} | compile {r['compile_scope'] or False} | CUDA graphs {r['cuda_graphs']} | fp8 {r['fp8']} | fused qkv {r['fused_qkv']} | "
+          f"{r['attn_backend']} | compile {r['compile']} | CUDA graphs {r['cuda_graphs']} | fp8 {r['fp8']} | fused qkv {r['fused_qkv']} | "
           f"RoPE {r['rope']} | grid {r['latent_grid']}")
     print("block   ms")
     for i, ms in enumerate(r["block_ms"]):
@@ -205,44 +208,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tiny", action="store_true", help="parity-fixture size on an 8x12 grid (CPU smoke run)")
     p.add_argument("--blocks", type=int, default=8, help="blocks to generate (12 pixel frames each)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the context and denoising passes")
-    p.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
-    p.add_argument("--row-limit", type=int, default=ModelConfig.compile_row_limit,
-                   help="one-pass row reductions up to this wide (play's model.compile_row_limit); 0: PyTorch's heuristic")
-    p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks",
-                   help="compile one shared transformer block, or whole passes")
-    p.add_argument("--packages", type=Path, metavar="DIR",
-                   help="with --compile: run the block from AOTInductor packages kept in DIR (model/block_packages.py); "
-                        "shapes without one run torch.compile and get theirs built after the run, for the next")
-    p.add_argument("--cuda-graphs", action="store_true", help="replay each pass as a CUDA graph (model/cuda_graphs.py)")
-    p.add_argument("--fp8", action="store_true", help="FP8 matmuls in the blocks' linear layers (model/fp8.py)")
-    p.add_argument("--fp8-layers", default=",".join(FP8_LAYERS), help="with --fp8: which linear layers of a block")
+    p.add_argument("--fp8-layers", default=",".join(FP8_LAYERS), help="with model.fp8: which linear layers of a block")
     p.add_argument("--unfused", action="store_true", help="keep separate q/k/v projections (A/B of the fusion)")
     p.add_argument("--profile", action="store_true", help="profile one extra steady block (CUDA only)")
     p.add_argument("--attn", choices=BACKENDS, default="auto", help="attention kernel (model/attention.py)")
-    p.add_argument("--rope", choices=sorted(ROPE_DTYPES), default="fp64", help="RoPE arithmetic")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs (model.seed: of the noise)")
     p.add_argument("--compare-eager", action="store_true",
                    help="also report each block's relative difference from the uncompiled bf16 float64-RoPE path")
     p.add_argument("--json", type=Path, help="also write the results here")
+    add_config_args(p)
     args = p.parse_args(argv)
     if args.blocks < 1:
         p.error("--blocks must be at least 1")
     return args
 
 
-def packages(model: CausalWanModel, folder: Path, row_limit: int):
-    from model.block_packages import BlockPackages
-    from model.package_store import PackageStore
-    store = PackageStore(folder, model.patch_embedding.weight.device, row_limit=row_limit)
-    store.report = lambda message: print(f"dit_bench: {message}", flush=True)
-    return BlockPackages(model, store)
-
-
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    result = run(args)
+    result = run(config_from_args(args).model, args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     print_table(result)

@@ -19,13 +19,13 @@ import argparse
 import math
 import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from model.refiners import push_pull_fill
+from runtime.config import add_config_args, config_from_args
 from scenes.config import FusionConfig, SampleConfig
 from scenes.dynamic_mask import dynamic_debug_image, project_points, unproject
 from scenes.fusion import FusedWorld, build_world, render_fused
@@ -152,8 +152,8 @@ def write_png(path: str, rows: list[np.ndarray]) -> None:
     tmp.replace(path)
 
 
-def run(width: int, height: int, frames: int, device: str, fusion: FusionConfig, png: str | None) -> dict:
-    cfg = SampleConfig(frames=frames)
+def run(width: int, height: int, cfg: SampleConfig, device: str, fusion: FusionConfig, png: str | None) -> dict:
+    frames = cfg.frames
     scene = build_sample_scene(cfg, width, height)
     t0 = time.perf_counter()
     world = build_world(scene.frames.to(device), scene.depth.to(device), scene.K.to(device), scene.c2w.to(device),
@@ -196,17 +196,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    p.add_argument("--width", type=int, default=832)
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--frames", type=int, default=120)
-    p.add_argument("--max-points", type=int, default=FusionConfig.max_points)
-    p.add_argument("--analysis-stride", type=int, default=FusionConfig.analysis_stride)
     p.add_argument("--png", default=None, help="write the side-by-side image here (e.g. docs/fusion.png)")
+    add_config_args(p)
     args = p.parse_args()
+    scenes = config_from_args(args).scenes
     torch.set_num_threads(args.threads)
     with torch.inference_mode():
-        fusion = replace(FusionConfig(), max_points=args.max_points, analysis_stride=args.analysis_stride)
-        results = run(args.width, args.height, args.frames, args.device, fusion, args.png)
+        results = run(scenes.width, scenes.height, scenes.sample, args.device, scenes.fusion, args.png)
     print_table(results)
 
 

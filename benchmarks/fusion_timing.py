@@ -1,6 +1,8 @@
 """Build time, size and 12-frame render time of the fused world state for a long sample video.
 
-    python3 -m benchmarks.fusion_timing --frames 1000 --device cuda
+    python3 -m benchmarks.fusion_timing --frames 1000 --device cuda [--set scenes.fusion.KEY=VALUE ...]
+
+The sample is rendered at scenes.width x scenes.height; the fusion settings are config.yaml's.
 """
 import argparse
 import statistics
@@ -8,7 +10,9 @@ import time
 
 import torch
 
-from scenes.config import FusionConfig, SampleConfig
+from dataclasses import replace
+
+from runtime.config import add_config_args, config_from_args
 from scenes.fusion import build_world, render_fused
 from scenes.sample import build_sample_scene
 
@@ -22,11 +26,11 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--frames", type=int, default=1000)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--width", type=int, default=832)
-    p.add_argument("--height", type=int, default=480)
+    add_config_args(p)
     args = p.parse_args(argv)
-    scene = build_sample_scene(SampleConfig(frames=args.frames), args.width, args.height)
-    cfg = FusionConfig()
+    scenes = config_from_args(args).scenes
+    scene = build_sample_scene(replace(scenes.sample, frames=args.frames), scenes.width, scenes.height)
+    cfg = scenes.fusion
     frames = scene.frames.to(args.device)
     sync(args.device)
     t0 = time.perf_counter()

@@ -88,7 +88,9 @@ def main(argv=None) -> int:
         ctx.finish()
         torch.cuda.synchronize()
     a = torch.randn(4096, 4096, device=device)
-    busy = lambda: [a @ a for _ in range(8)]                            # ~20 ms queued on the default stream
+
+    def busy():
+        return [a @ a for _ in range(8)]                                # ~20 ms queued on the default stream
     busy()                                                              # warm-up (cuBLAS)
     torch.cuda.synchronize()
     t0 = time.perf_counter()

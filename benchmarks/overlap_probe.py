@@ -1,6 +1,6 @@
 """How much codec work a second CUDA stream hides under the DiT (full size, random weights, 480x832):
 
-    python3 -m benchmarks.overlap_probe [--repeats 8] [--no-compile-codec]
+    python3 -m benchmarks.overlap_probe [--repeats 8] [--set model.compile_codec=false]
 
 Per steady block it times (median of --repeats): the DiT block alone (context pass + 4 steps, CUDA
 graphs), the side work alone (TAE encode of one 12-frame block, TAE decode of one block of latents,
@@ -14,8 +14,8 @@ import argparse
 import torch
 
 from benchmarks.kernel_bench import host_ms
-from model.config import ModelConfig
 from model.dit_refiner import random_dit_refiner
+from runtime.config import add_config_args, config_from_args
 
 H, W = 480, 832
 
@@ -23,11 +23,14 @@ H, W = 480, 832
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=8)
-    p.add_argument("--no-compile-codec", action="store_true")
+    add_config_args(p)
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("overlap_probe needs a CUDA GPU")
-    refiner = random_dit_refiner(ModelConfig(use_tae=True, compile_codec=not args.no_compile_codec), "cuda", (H // 8, W // 8))
+    cfg = config_from_args(args).model
+    if not cfg.use_tae:
+        raise SystemExit("overlap_probe times the TAE: leave model.use_tae on")
+    refiner = random_dit_refiner(cfg, "cuda", (H // 8, W // 8))
     refiner.warm_up(H, W, report=print)
     sampler, h, w = refiner.sampler, H // 8, W // 8
     ref = torch.randn(1, 3, 16, h, w, device="cuda", dtype=sampler.dtype)

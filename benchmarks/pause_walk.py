@@ -2,8 +2,7 @@
 the source frames the next block will show, which the worker prepares ahead (runtime/worker.py
 PrepareHint). Late blocks and underruns in the summary show how well that holds up.
 
-    python3 -m benchmarks.pause_walk [--every 2.1] play --headless --realtime --seconds 60 \\
-        --set runtime.refiner=dit --set model.random_weights=true
+    python3 -m benchmarks.pause_walk [--every 2.1] bench --play --headless --realtime --seconds 60
 
 Everything after the options is main.py's command line.
 """

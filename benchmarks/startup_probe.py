@@ -1,6 +1,7 @@
 """Where the "model" stage of play's start-up goes on a GPU, in a fresh process (random weights):
 
     python3 [-X pycache_prefix=.cache/pycache] -m benchmarks.startup_probe [--warm-up [--profile OUT.prof] [--log-autotune]]
+        [--set KEY=VALUE ...]
 
 Times CUDA initialisation, importing torch.compile's machinery, building the full-size DiT, filling
 it with random weights, and then the whole random DiT refiner (TAE, prompt K/V, KV cache, samplers).
@@ -17,13 +18,17 @@ import importlib
 import pstats
 import time
 
+from runtime.config import add_config_args, config_from_args
+
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--warm-up", action="store_true", help="also time the refiner's warm-up at 480x832")
     p.add_argument("--profile", help="with --warm-up: write its cProfile stats here and print the top")
     p.add_argument("--log-autotune", action="store_true", help="with --warm-up: list the kernels autotuned during it")
+    add_config_args(p)
     args = p.parse_args(argv)
+    cfg = config_from_args(args).model
     import sys
     print("bytecode cache:", sys.pycache_prefix or "the install's")
     t0 = time.perf_counter()
@@ -35,7 +40,6 @@ def main(argv=None) -> dict:
     t1 = time.perf_counter()
     importlib.import_module("torch._inductor.compile_fx")
     t2 = time.perf_counter()
-    from model.config import ModelConfig
     from model.dit import CausalWanModel, DiTConfig
     from model.dit_refiner import random_dit_refiner
     model = CausalWanModel(DiTConfig(), device="cuda", dtype=torch.bfloat16)
@@ -48,7 +52,7 @@ def main(argv=None) -> dict:
     torch.cuda.synchronize()
     t4 = time.perf_counter()
     del model
-    refiner = random_dit_refiner(ModelConfig(), torch.device("cuda"), (60, 104))
+    refiner = random_dit_refiner(cfg, torch.device("cuda"), (60, 104))
     torch.cuda.synchronize()
     t5 = time.perf_counter()
     times = {"cuda init": t1 - t0, "import torch.compile": t2 - t1, "DiT construct": t3 - t2,

@@ -1,8 +1,12 @@
-"""Per-stage cost of one generation block in the runtime: point-cloud render, encode (render and
-source), DiT (context pass + 4 steps), decode, copy to the host. Full-size DiT and codec with random
-weights (cost does not depend on weight values) on a synthetic 480x832 scene.
+"""`main.py bench`: per-stage cost of one generation block in the runtime: point-cloud render, encode
+(render and source), DiT (context pass + 4 steps), decode, copy to the host. Full-size DiT and codec
+with random weights (cost does not depend on weight values) on a synthetic 480x832 scene, built by
+the production code from config.yaml (play's settings; change them with --set, e.g.
+--set model.fp8=true, model.use_tae=false, model.compile=false, model.compile_codec=false,
+model.cuda_graphs=false, model.aot_packages=false, model.compile_row_limit=0, model.rope=float64).
 
-    python3 main.py bench [--blocks 10] [--vae] [--no-compile] [--no-compile-codec] [--no-cuda-graphs] [--fp8] [--rope float32] [--attn auto] [--json OUT] [--plot OUT.png]
+    python3 main.py bench [--blocks 10] [--attn auto] [--json OUT] [--plot OUT.png] [--set KEY=VALUE ...]
+    python3 main.py bench --play [play's arguments]   # play's whole session with random weights
 
 Stage times come from the generation worker's own marks (CUDA events, read once the block is done),
 so they are the times the runtime sees. fps = frames per block / median block time.
@@ -14,6 +18,7 @@ the request is what a camera change waits for (control-to-photon), not the throu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -23,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.config import ModelConfig
 from model.dit import DiTConfig
 from model.dit_refiner import random_dit_refiner
 from runtime.telemetry import run_record
@@ -55,14 +59,11 @@ def orbit_poses(n: int, start: int) -> np.ndarray:
     return out
 
 
-def run(args: argparse.Namespace) -> dict:
+def measure(cfg, args: argparse.Namespace) -> dict:
+    """cfg: the config's `model` section."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     H, W = (64, 96) if args.tiny else (480, 832)
-    cfg = ModelConfig(use_tae=not args.vae, compile=not args.no_compile, compile_scope=args.compile_scope, fp8=args.fp8,
-                      compile_row_limit=args.row_limit, aot_packages=not args.no_aot_packages,
-                      cuda_graphs=not args.no_cuda_graphs, compile_codec=not args.no_compile_codec,
-                      seed=0, rope=args.rope)
-    refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=DiTConfig.tiny() if args.tiny else DiTConfig())
+    refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=random_dit(args))
     if refiner.packages is not None:
         refiner.packages.report = lambda message: print(f"bench: {message}", file=sys.stderr, flush=True)
     if args.attn != "auto":
@@ -87,7 +88,12 @@ def run(args: argparse.Namespace) -> dict:
             raise RuntimeError(f"block {b}: prepared {block.prepared}, expected {b in prepare_ms}")
         frames.append(block.frames.shape[0])
         start += n
-    return summarise(args, marks, frames, prepare_ms, device, refiner)
+    return summarise(cfg, args, marks, frames, prepare_ms, device, refiner)
+
+
+def random_dit(args) -> DiTConfig:
+    """The architecture of the random DiT: full size, or --tiny for a CPU smoke run."""
+    return DiTConfig.tiny() if args.tiny else DiTConfig()
 
 
 def stage_medians(marks: dict, blocks: list[int]) -> tuple[dict[str, float], float]:
@@ -97,7 +103,7 @@ def stage_medians(marks: dict, blocks: list[int]) -> tuple[dict[str, float], flo
     return per_stage, statistics.median(1000 * (marks[k]["decode"] - marks[k]["start"]) for k in blocks)
 
 
-def summarise(args, marks: dict, frames: list[int], prepare_ms: dict[int, float], device, refiner) -> dict:
+def summarise(cfg, args, marks: dict, frames: list[int], prepare_ms: dict[int, float], device, refiner) -> dict:
     steady = [b for b in marks if b >= args.warmup and b not in prepare_ms] or [b for b in marks if b not in prepare_ms]
     per_stage, block_ms = stage_medians(marks, steady)
     frames_per_block = statistics.median(frames[k] for k in steady)
@@ -107,8 +113,10 @@ def summarise(args, marks: dict, frames: list[int], prepare_ms: dict[int, float]
         prepared = {"blocks": len(prepare_ms), "stage_ms": stages, "request_ms": request_ms,
                     "prepare_ms": statistics.median(prepare_ms.values())}
     return {
-        **run_record(["main.py", "bench", *args.argv], device), "codec": refiner.codec.name, "attention": refiner.sampler.model.attn_backend,
-        "compile": not args.no_compile and args.compile_scope, "fp8": args.fp8, "cuda_graphs": not args.no_cuda_graphs, "rope": args.rope, "row_limit": args.row_limit, "blocks": args.blocks, "steady_blocks": len(steady),
+        **run_record(["main.py", *args.argv], device), "codec": refiner.codec.name,
+        "attention": refiner.sampler.model.attn_backend,
+        "compile": refiner.sampler.compiled and "blocks", "fp8": cfg.fp8, "cuda_graphs": cfg.cuda_graphs,
+        "rope": cfg.rope, "row_limit": cfg.compile_row_limit, "blocks": args.blocks, "steady_blocks": len(steady),
         "aot_packages": packages_status(refiner.packages),
         "stage_ms": per_stage, "block_ms": block_ms, "frames_per_block": frames_per_block,
         "fps": frames_per_block / (block_ms / 1000),
@@ -169,36 +177,16 @@ def plot(r: dict, path: Path) -> None:
     fig.savefig(path, dpi=120, bbox_inches="tight")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="main.py bench", description=__doc__.split("\n")[0])
-    p.add_argument("--blocks", type=int, default=10, help="blocks to run (the first --warmup are not counted)")
-    p.add_argument("--warmup", type=int, default=2, help="blocks excluded from the medians")
-    p.add_argument("--vae", action="store_true", help="the Wan VAE instead of the tiny autoencoder")
-    p.add_argument("--no-compile", action="store_true", help="run the DiT eager (the default compiles, as play does)")
-    p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks", help="see config.yaml model.compile_scope")
-    p.add_argument("--row-limit", type=int, default=ModelConfig.compile_row_limit,
-                   help="see config.yaml model.compile_row_limit (0: PyTorch's heuristic)")
-    p.add_argument("--no-aot-packages", action="store_true",
-                   help="torch.compile the DiT block and the TAE on every start instead of loading their AOTInductor packages")
-    p.add_argument("--no-compile-codec", action="store_true", help="run the TAE eager (play compiles it: model.compile_codec)")
-    p.add_argument("--no-cuda-graphs", action="store_true", help="run the DiT passes without CUDA graphs")
-    p.add_argument("--fp8", action="store_true", help="FP8 matmuls in the DiT (config.yaml model.fp8)")
-    p.add_argument("--attn", default="auto", help="attention backend (model/attention.py)")
-    p.add_argument("--rope", choices=("float64", "float32"), default="float32", help="RoPE arithmetic")
-    p.add_argument("--tiny", action="store_true", help="tiny DiT at 64x96 (CPU smoke run)")
-    p.add_argument("--json", type=Path, help="write the results here")
-    p.add_argument("--plot", type=Path, nargs="?", const=Path("bench.png"), help="write a PNG chart")
-    return p.parse_args(argv)
-
-
-def main(argv=None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    args.argv = argv
-    result = run(args)
+def run(cfg, args: argparse.Namespace) -> int:
+    """The command: with --play, play's session with random weights (cli/play.py); else the blocks."""
+    if args.play:
+        from cli.play import play
+        return play(dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, refiner="dit")), args,
+                    random_dit=random_dit(args))
+    result = measure(cfg.model, args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     if args.plot:
         plot(result, args.plot)
     print_table(result)
-    return result
+    return 0

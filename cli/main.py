@@ -1,18 +1,38 @@
-"""Entry points of the CLI commands. Each loads the config, builds its objects and runs."""
+"""roam's command line: parse it (cli/parser.py), load the config, run the command. Bad input
+becomes one line and exit code 2, Ctrl-C exit code 130. `python main.py ...` and the `roam`
+command both come here."""
 from __future__ import annotations
 
 import sys
 
-from cli.errors import UserError
-from runtime.config import ConfigError, load_config
-from scenes.errors import SceneInputError
+COMMAND_MODULES = {"play": "cli.play", "build": "cli.build", "render": "cli.render.command",
+                   "bench": "cli.bench", "doctor": "cli.doctor"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cli.bytecode_cache import use_bytecode_cache
+    use_bytecode_cache()                            # before anything imports torch
+    from cli.parser import COMMANDS, build_parser
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(token in COMMANDS for token in argv) and not {"-h", "--help"} & set(argv):
+        argv = ["play", *argv]                      # play is the default command
+    args = parser.parse_args(argv)
+    args.argv = argv                                # as typed, for the run records (runtime.telemetry.run_record)
+    args.config = args.config_sub or args.config
+    args.overrides = [*args.overrides, *args.overrides_sub]
+    return dispatch(args)
 
 
 def dispatch(args) -> int:
+    import importlib
+
+    from cli.errors import UserError
+    from runtime.config import ConfigError, load_config
+    from scenes.errors import SceneInputError
     try:
         cfg = load_config(args.config, args.overrides)
-        handler = {"play": run_play, "build": run_build, "render": run_render, "doctor": run_doctor}[args.command]
-        return handler(cfg, args)
+        return importlib.import_module(COMMAND_MODULES[args.command]).run(cfg, args)
     except (ConfigError, UserError, SceneInputError) as err:      # bad input: one line, exit 2
         print(f"roam: error: {err}", file=sys.stderr)
         return 2
@@ -21,42 +41,22 @@ def dispatch(args) -> int:
         return 130
 
 
-def run_play(cfg, args) -> int:
-    from cli.play import play
-    return play(cfg, args)
+def exit_process(code: int) -> None:
+    """Exit with `code`. A generation worker still inside a torch op (stopped mid-block when the
+    session ended) would make Python's shutdown abort ("terminate called without an active
+    exception", exit 134), so with such a thread alive the process ends without that shutdown; every
+    output is finished and flushed by then."""
+    import logging
+    import os
+    import threading
+    if threading.active_count() == 1:
+        sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
-def run_build(cfg, args) -> int:
-    """Build (or find in the cache) the Scene of args.video; print its folder on stdout."""
-    from cli.device import pick_device
-    from scenes.build import build_scene_at
-    _, folder = build_scene_at(cfg, args.video, device=pick_device(cfg.runtime.device), depth=args.depth,
-                               depth_file=args.depth_file, prompt=args.prompt)
-    print(folder)
-    return 0
-
-
-def run_render(cfg, args) -> int:
-    from cli.render.command import render
-    return render(cfg, args)
-
-
-def run_doctor(cfg, args) -> int:
-    """Each checkpoint: missing / present / verified / invalid, and the feature it enables."""
-    from model.checkpoint import doctor_report
-    rows = doctor_report(cfg.model.checkpoint_dir)
-    width = max(len(r.name) for r in rows)
-    for r in rows:
-        print(f"{r.name:<{width}}  {r.status:<8}  {r.path}\n{'':<{width}}  enables: {r.enables}\n{'':<{width}}  {r.detail}")
-    print("\nDiT refiner:", "ready" if all(r.status == "verified" for r in rows if r.enables.startswith("DiT")) else
-          "not available (the geometry refiner runs without weights)")
-    print("FP8 attention (model.fp8):", fp8_attention_status())
-    return 1 if any(r.status == "invalid" for r in rows) else 0
-
-
-def fp8_attention_status() -> str:
-    """Whether the FP8 mode's attention kernel can run on this machine's first GPU, or why not."""
-    import torch
-    from model.fp8_attention import fp8_attention_unavailable
-    reason = fp8_attention_unavailable(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    return f"not available: {reason} (the FP8 mode keeps bf16 attention)" if reason else "available"
+def run() -> None:
+    """The `roam` console command."""
+    exit_process(main())

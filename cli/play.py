@@ -32,20 +32,20 @@ SUMMARY_KEYS = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms"
                 "late_frames", "pacer", "prepared_blocks", "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s")
 
 
-def dit_expected(cfg) -> bool:
+def dit_expected(cfg, random_dit=None) -> bool:
     """Whether play will most likely run the DiT: asked for, or `auto` with random weights or the
     DiT's weight files present (a cheap look; make_refiner verifies them)."""
     if cfg.runtime.refiner != "auto":
         return cfg.runtime.refiner == "dit"
     files = checkpoint.discover(cfg.model.checkpoint_dir)
-    return cfg.model.random_weights or (files.dit_inspatio is not None and bool(files.dit_base))
+    return random_dit is not None or (files.dit_inspatio is not None and bool(files.dit_base))
 
 
-def preload_compiler(cfg, device) -> threading.Thread | None:
+def preload_compiler(cfg, device, random_dit=None) -> threading.Thread | None:
     """With the DiT expected and compiled on a GPU: start CUDA and import torch.compile's machinery on
     a thread while the scene loads (each takes seconds in a fresh process: benchmarks/startup_probe.py),
     instead of one after the other before the first frame."""
-    if not (device.type == "cuda" and cfg.model.compile and dit_expected(cfg)):
+    if not (device.type == "cuda" and cfg.model.compile and dit_expected(cfg, random_dit)):
         return None
     from model.dit_refiner import use_compile_cache
     use_compile_cache(cfg.model.compile_cache_dir)
@@ -73,8 +73,9 @@ def load_play_scene(cfg, name: str | None):
     raise UserError(f"{name}: no such video or scene folder")
 
 
-def make_refiner(cfg, device, scene=None):
-    """`runtime.refiner`: geometry, dit, or auto (dit when its checkpoints verify, else geometry)."""
+def make_refiner(cfg, device, scene=None, random_dit=None):
+    """`runtime.refiner`: geometry, dit, or auto (dit when its checkpoints verify, else geometry).
+    random_dit (bench --play): a DiTConfig; the DiT and codec then get random weights, no checkpoints."""
     choice = cfg.runtime.refiner
     if choice not in ("auto", "geometry", "dit"):
         raise UserError(f"runtime.refiner={choice!r}: expected auto, geometry or dit")
@@ -87,7 +88,7 @@ def make_refiner(cfg, device, scene=None):
             check_fp8_support(device)
         except ValueError as err:
             raise UserError(str(err)) from None
-    refiner, reason = dit_refiner_or_reason(cfg.model, device, scene)
+    refiner, reason = dit_refiner_or_reason(cfg.model, device, scene, random_dit)
     if refiner is not None:
         return refiner
     if choice == "dit":
@@ -147,15 +148,21 @@ def warm_up(refiner, scene) -> None:
     print(f"roam: warm-up done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
-def play(cfg, args) -> int:
+def run(cfg, args) -> int:
+    return play(cfg, args)
+
+
+def play(cfg, args, random_dit=None) -> int:
+    """The session of `args` (play's flags). random_dit: bench --play's DiT (a DiTConfig) with random
+    weights instead of checkpoints."""
     started = time.perf_counter()
     device = pick_device(cfg.runtime.device)
-    preload = preload_compiler(cfg, device)
+    preload = preload_compiler(cfg, device, random_dit)
     scene = load_play_scene(cfg, args.scene)
     if preload is not None:
         preload.join()
     t_scene = time.perf_counter()
-    refiner = make_refiner(cfg, device, scene)
+    refiner = make_refiner(cfg, device, scene, random_dit)
     t_model = time.perf_counter()
     headless = args.headless or not has_display()
     out, fps = output_dir(cfg, args.out), cfg.runtime.loop.fps
@@ -165,7 +172,9 @@ def play(cfg, args) -> int:
         WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk, device=device)
     inputs, sinks, status = controllers_for(cfg, args, headless, seconds, script)
     takes = iter(range(1, 10**6))
-    new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
+
+    def new_recorder() -> Recorder:
+        return Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
     tensors = SceneTensors(scene, device, fused_world(cfg, scene, refiner, device))
     t_world = time.perf_counter()
 
@@ -191,8 +200,8 @@ def play(cfg, args) -> int:
           f"{', frames by CUDA-OpenGL interop' if presenter.accepts_device_frames else ''}, "
           f"output in {out}", file=sys.stderr)
     interrupted = stop_on_sigint(session)
-    run, summary = run_record(["main.py", *sys.argv[1:]], device), None
-    run["refiner"] = refiner.name
+    record, summary = run_record(["main.py", *args.argv], device), None
+    record["refiner"] = refiner.name
     try:
         summary = session.run()
         if session.first_present_s is not None:
@@ -203,7 +212,7 @@ def play(cfg, args) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         refiner.close()        # background work, e.g. a package build: the next start builds the rest
         out.mkdir(parents=True, exist_ok=True)
-        session.telemetry.write_json(out / "telemetry.json", run=run, session=summary)
+        session.telemetry.write_json(out / "telemetry.json", run=record, session=summary)
         print(f"roam: wrote {out}", file=sys.stderr)
     if interrupted:
         print("roam: interrupted", file=sys.stderr)

@@ -28,34 +28,34 @@ def _check_bindings(obj, allowed: tuple[str, ...] | None) -> None:
 @dataclass(frozen=True)
 class KeyBindings:
     """Action -> pygame key names. Held: move/look/run. The rest act when the key goes down."""
-    move_forward: tuple[str, ...] = ("w", "up")
-    move_back: tuple[str, ...] = ("s", "down")
-    move_left: tuple[str, ...] = ("a", "left")
-    move_right: tuple[str, ...] = ("d", "right")
-    move_down: tuple[str, ...] = ("q",)
-    move_up: tuple[str, ...] = ("e",)
-    look_left: tuple[str, ...] = ("j",)
-    look_right: tuple[str, ...] = ("l",)
-    look_up: tuple[str, ...] = ("i",)
-    look_down: tuple[str, ...] = ("k",)
-    run: tuple[str, ...] = ("left shift", "right shift")
-    pause: tuple[str, ...] = ("space",)
-    speed_up: tuple[str, ...] = ("]",)
-    speed_down: tuple[str, ...] = ("[",)
-    reverse: tuple[str, ...] = ("backspace",)
-    step_back: tuple[str, ...] = (",",)
-    step_forward: tuple[str, ...] = (".",)
-    scrub_back: tuple[str, ...] = ("page down",)
-    scrub_forward: tuple[str, ...] = ("page up",)
-    jump_start: tuple[str, ...] = ("home",)
-    jump_end: tuple[str, ...] = ("end",)
-    cycle_mode: tuple[str, ...] = ("tab",)
-    reset: tuple[str, ...] = ("r",)
-    hud: tuple[str, ...] = ("h",)
-    fullscreen: tuple[str, ...] = ("f",)
-    screenshot: tuple[str, ...] = ("p",)
-    record: tuple[str, ...] = ("c",)
-    quit: tuple[str, ...] = ("escape",)
+    move_forward: tuple[str, ...] = ("w", "up")  # held: move forward
+    move_back: tuple[str, ...] = ("s", "down")  # held: move back
+    move_left: tuple[str, ...] = ("a", "left")  # held: move left
+    move_right: tuple[str, ...] = ("d", "right")  # held: move right
+    move_down: tuple[str, ...] = ("q",)  # held: move down (fly), orbit down
+    move_up: tuple[str, ...] = ("e",)  # held: move up (fly), orbit up
+    look_left: tuple[str, ...] = ("j",)  # held: turn left
+    look_right: tuple[str, ...] = ("l",)  # held: turn right
+    look_up: tuple[str, ...] = ("i",)  # held: look up
+    look_down: tuple[str, ...] = ("k",)  # held: look down
+    run: tuple[str, ...] = ("left shift", "right shift")  # held: move faster
+    pause: tuple[str, ...] = ("space",)  # play / pause (time freezes, the camera still moves)
+    speed_up: tuple[str, ...] = ("]",) # next playback speed
+    speed_down: tuple[str, ...] = ("[",)  # previous playback speed
+    reverse: tuple[str, ...] = ("backspace",)  # play backwards / forwards
+    step_back: tuple[str, ...] = (",",)  # one source frame back (pauses)
+    step_forward: tuple[str, ...] = (".",)  # one source frame forward (pauses)
+    scrub_back: tuple[str, ...] = ("page down",)  # scrub_step_s back
+    scrub_forward: tuple[str, ...] = ("page up",)  # scrub_step_s forward
+    jump_start: tuple[str, ...] = ("home",)  # jump to the first frame
+    jump_end: tuple[str, ...] = ("end",)  # jump to the last frame
+    cycle_mode: tuple[str, ...] = ("tab",)  # camera mode: walk -> fly -> orbit -> tripod
+    reset: tuple[str, ...] = ("r",)    # camera back to the source camera
+    hud: tuple[str, ...] = ("h",)      # show / hide the HUD
+    fullscreen: tuple[str, ...] = ("f",)  # toggle fullscreen
+    screenshot: tuple[str, ...] = ("p",)  # save the current frame as PNG
+    record: tuple[str, ...] = ("c",)   # start / stop recording a camera run (OUT/recording-N/)
+    quit: tuple[str, ...] = ("escape",)  # end the session
 
     def __post_init__(self):
         _check_bindings(self, None)
@@ -65,18 +65,18 @@ class KeyBindings:
 class PadButtons:
     """Action -> logical gamepad buttons (PAD_BUTTONS). Sticks and triggers are fixed: left stick
     moves, right stick looks, left/right trigger move down/up."""
-    run: tuple[str, ...] = ("ls",)
-    pause: tuple[str, ...] = ("a",)
-    reverse: tuple[str, ...] = ("b",)
-    step_forward: tuple[str, ...] = ("x", "dpad_up")
-    step_back: tuple[str, ...] = ("dpad_down",)
-    reset: tuple[str, ...] = ("y",)
-    speed_down: tuple[str, ...] = ("lb",)
-    speed_up: tuple[str, ...] = ("rb",)
-    scrub_back: tuple[str, ...] = ("dpad_left",)
-    scrub_forward: tuple[str, ...] = ("dpad_right",)
-    cycle_mode: tuple[str, ...] = ("back",)
-    hud: tuple[str, ...] = ("start",)
+    run: tuple[str, ...] = ("ls",)     # held: move faster
+    pause: tuple[str, ...] = ("a",)    # play / pause
+    reverse: tuple[str, ...] = ("b",)  # play backwards / forwards
+    step_forward: tuple[str, ...] = ("x", "dpad_up")  # one source frame forward (pauses)
+    step_back: tuple[str, ...] = ("dpad_down",)  # one source frame back (pauses)
+    reset: tuple[str, ...] = ("y",)    # camera back to the source camera
+    speed_down: tuple[str, ...] = ("lb",)  # previous playback speed
+    speed_up: tuple[str, ...] = ("rb",)  # next playback speed
+    scrub_back: tuple[str, ...] = ("dpad_left",)  # scrub_step_s back
+    scrub_forward: tuple[str, ...] = ("dpad_right",)  # scrub_step_s forward
+    cycle_mode: tuple[str, ...] = ("back",)  # camera mode: walk -> fly -> orbit -> tripod
+    hud: tuple[str, ...] = ("start",)  # show / hide the HUD
 
     def __post_init__(self):
         _check_bindings(self, PAD_BUTTONS)
@@ -85,15 +85,15 @@ class PadButtons:
 @dataclass(frozen=True)
 class JoystickLayout:
     """pygame (SDL joystick API) axis and button indices; defaults are an Xbox pad on Linux."""
-    left_x: int = 0
-    left_y: int = 1
-    right_x: int = 3
-    right_y: int = 4
-    left_trigger: int = 2
-    right_trigger: int = 5
-    triggers_signed: bool = True       # SDL reports triggers in [-1, 1] with -1 released
+    left_x: int = 0                    # left stick x axis (moves)
+    left_y: int = 1                    # left stick y axis
+    right_x: int = 3                   # right stick x axis (looks)
+    right_y: int = 4                   # right stick y axis
+    left_trigger: int = 2              # left trigger axis (moves down)
+    right_trigger: int = 5             # right trigger axis (moves up)
+    triggers_signed: bool = True       # triggers report [-1, 1] with -1 released (SDL); false: [0, 1]
     dpad_hat: int = 0                  # hat index of the d-pad
-    buttons: tuple[str, ...] = ("a", "b", "x", "y", "lb", "rb", "back", "start", "guide", "ls", "rs")  # by index
+    buttons: tuple[str, ...] = ("a", "b", "x", "y", "lb", "rb", "back", "start", "guide", "ls", "rs")  # logical name of button 0, 1, ...
 
     def __post_init__(self):
         if bad := [b for b in self.buttons if b not in PAD_BUTTONS]:
@@ -103,27 +103,27 @@ class JoystickLayout:
 @dataclass(frozen=True)
 class EvdevLayout:
     """`inputs` package event codes. Some Linux xpad versions report X/Y as BTN_NORTH/BTN_WEST: swap x and y."""
-    left_x: str = "ABS_X"
-    left_y: str = "ABS_Y"
-    right_x: str = "ABS_RX"
-    right_y: str = "ABS_RY"
-    left_trigger: str = "ABS_Z"
-    right_trigger: str = "ABS_RZ"
-    dpad_x: str = "ABS_HAT0X"
-    dpad_y: str = "ABS_HAT0Y"
+    left_x: str = "ABS_X"              # left stick x (moves)
+    left_y: str = "ABS_Y"              # left stick y
+    right_x: str = "ABS_RX"            # right stick x (looks)
+    right_y: str = "ABS_RY"            # right stick y
+    left_trigger: str = "ABS_Z"        # left trigger (moves down)
+    right_trigger: str = "ABS_RZ"      # right trigger (moves up)
+    dpad_x: str = "ABS_HAT0X"          # d-pad left/right
+    dpad_y: str = "ABS_HAT0Y"          # d-pad up/down
     stick_max: float = 32767.0         # raw stick value at full deflection
     trigger_max: float = 255.0         # raw trigger value fully pressed (1023 on some pads)
-    a: str = "BTN_SOUTH"
-    b: str = "BTN_EAST"
-    x: str = "BTN_WEST"
-    y: str = "BTN_NORTH"
-    lb: str = "BTN_TL"
-    rb: str = "BTN_TR"
-    back: str = "BTN_SELECT"
-    start: str = "BTN_START"
-    guide: str = "BTN_MODE"
-    ls: str = "BTN_THUMBL"
-    rs: str = "BTN_THUMBR"
+    a: str = "BTN_SOUTH"               # bottom face button
+    b: str = "BTN_EAST"                # right face button
+    x: str = "BTN_WEST"                # left face button
+    y: str = "BTN_NORTH"               # top face button
+    lb: str = "BTN_TL"                 # left bumper
+    rb: str = "BTN_TR"                 # right bumper
+    back: str = "BTN_SELECT"           # back / select / view
+    start: str = "BTN_START"           # start / menu
+    guide: str = "BTN_MODE"            # guide / home
+    ls: str = "BTN_THUMBL"             # left stick press
+    rs: str = "BTN_THUMBR"             # right stick press
 
     def button_codes(self) -> dict[str, str]:
         """Raw code -> logical button name."""
@@ -132,15 +132,15 @@ class EvdevLayout:
 
 @dataclass(frozen=True)
 class GamepadConfig:
-    backend: str = "pygame"            # pygame (needs the window's event loop) | inputs (headless/kiosk) | none
+    backend: str = "pygame"            # pygame (window event loop) | inputs (headless/kiosk, no window) | none
     stick_deadzone: float = 0.15       # radial: stick deflection below this reads as centred
     trigger_deadzone: float = 0.05     # trigger travel below this reads as released
     invert_look_y: bool = False        # push the right stick up to look down
     look_scale: float = 1.0            # right-stick look rate multiplier
     reconnect_s: float = 1.0           # inputs backend: seconds between reconnect tries while unplugged
-    buttons: PadButtons = field(default_factory=PadButtons)
-    joystick: JoystickLayout = field(default_factory=JoystickLayout)
-    evdev: EvdevLayout = field(default_factory=EvdevLayout)
+    buttons: PadButtons = field(default_factory=PadButtons)  # action: [logical buttons] (a b x y lb rb back start guide ls rs dpad_up/down/left/right)
+    joystick: JoystickLayout = field(default_factory=JoystickLayout)  # pygame (SDL joystick) indices; defaults: an Xbox pad on Linux
+    evdev: EvdevLayout = field(default_factory=EvdevLayout)  # inputs package event codes (swap x and y if your pad reports them swapped)
 
     def __post_init__(self):
         if self.backend not in ("pygame", "inputs", "none"):
@@ -155,6 +155,6 @@ class ControllersConfig:
     mouse_look: bool = True            # hold the left mouse button and drag to look around
     mouse_sensitivity_deg: float = 0.15  # degrees of look per pixel of mouse motion
     invert_mouse_y: bool = False       # drag up to look down
-    scrub_step_s: float = 1.0          # seconds of source time per scrub key or d-pad press
-    keys: KeyBindings = field(default_factory=KeyBindings)
+    scrub_step_s: float = 1.0          # seconds of source time per scrub key (Page Up/Down) or d-pad press
+    keys: KeyBindings = field(default_factory=KeyBindings)  # action: [pygame key names] (pygame.key.name); held keys move and look
     gamepad: GamepadConfig = field(default_factory=GamepadConfig)

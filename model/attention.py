@@ -34,7 +34,7 @@ _SDPA_PRIORITY = {
 
 
 def _sdpa(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))  # [B, Nh, Lq, Dh]
     return out.transpose(1, 2)                                                  # [B, Lq, Nh, Dh]
 
 

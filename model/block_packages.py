@@ -39,8 +39,8 @@ def cudnn_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     explicitly: an exported program drops `sdpa_kernel`'s backend choice, and SDPA's own dispatch
     would pick its flash kernel, the slower one here (benchmarks/kernel_bench.py)."""
     out = torch.ops.aten._scaled_dot_product_cudnn_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                                              None, False, 0.0, False, False)[0]
-    return out.transpose(1, 2)
+                                                              None, False, 0.0, False, False)[0]  # [B, Nh, L, Dh]
+    return out.transpose(1, 2)                                                          # [B, L, Nh, Dh]
 
 
 class AnyLayer(nn.Module):
@@ -97,7 +97,7 @@ class BlockPackages:
             self.runners[shape] = self.store.load(self.path(shape), "model.block_packages:exportable_block",
                                                   {**self.build_args, "kv_size": list(kv_size)}, inputs, n)
         runner = self.runners[shape]
-        return None if runner is None else runner.run(inputs)[0]
+        return None if runner is None else runner(inputs[:n], *inputs[n:])
 
     def path(self, shape: tuple) -> Path:
         here = Path(__file__).parent

@@ -77,9 +77,9 @@ def timestep_sinusoid(timestep: Tensor, dim: int) -> Tensor:
     """Wan's `sinusoidal_embedding_1d` in float64, cos half first. [B] -> [B, dim] float64"""
     half = dim // 2
     position = timestep.to(torch.float64)
-    freqs = torch.pow(10000, -torch.arange(half, device=position.device, dtype=torch.float64).div(half))
+    freqs = torch.pow(10000, -torch.arange(half, device=position.device, dtype=torch.float64).div(half))  # [dim/2] float64
     angles = torch.outer(position, freqs)                                       # [B, dim/2]
-    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)                     # [B, dim] float64
 
 
 def store(cache: tuple[Tensor, Tensor], start: int, k: Tensor, v: Tensor) -> None:
@@ -95,8 +95,8 @@ def feed_forward(ffn: nn.Sequential, x: Tensor) -> Tensor:
     up, _, down = ffn
     if not (x.is_cuda and type(up) is nn.Linear):
         return ffn(x)
-    h = torch._addmm_activation(up.bias, x.reshape(-1, x.shape[-1]), up.weight.t(), use_gelu=True)
-    return down(h.view(*x.shape[:-1], -1))
+    h = torch._addmm_activation(up.bias, x.reshape(-1, x.shape[-1]), up.weight.t(), use_gelu=True)  # [B * L, ffn_dim]
+    return down(h.view(*x.shape[:-1], -1))                                              # [B, L, ffn_dim] -> [B, L, D]
 
 
 class RMSNorm(nn.Module):
@@ -104,7 +104,7 @@ class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float, **kw):
         super().__init__()
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim, **kw))
+        self.weight = nn.Parameter(torch.ones(dim, **kw))                               # [dim]
 
     def forward(self, x: Tensor) -> Tensor:
         xf = x.float()
@@ -126,11 +126,12 @@ class SelfAttention(nn.Module):
         self.num_heads = cfg.num_heads
         self.q, self.k, self.v, self.o = (nn.Linear(cfg.dim, cfg.dim, **kw) for _ in range(4))
         self.norm_q, self.norm_k = RMSNorm(cfg.dim, cfg.eps, **kw), RMSNorm(cfg.dim, cfg.eps, **kw)
+        self.fused = False                      # q, k, v as one projection `qkv` (fuse_qkv)
 
     def fuse_qkv(self) -> None:
         """Replace q, k, v by one projection `qkv` ([3D, D] weight, one matmul instead of three).
         For inference after the weights are loaded; the state dict then has `qkv.*` keys instead."""
-        if hasattr(self, "qkv"):
+        if self.fused:
             return
         q, k, v = self.q, self.k, self.v
         fused = nn.Linear(q.in_features, 3 * q.out_features, device=q.weight.device, dtype=q.weight.dtype)
@@ -138,18 +139,18 @@ class SelfAttention(nn.Module):
             fused.weight.copy_(torch.cat([q.weight, k.weight, v.weight]))
             fused.bias.copy_(torch.cat([q.bias, k.bias, v.bias]))
         del self.q, self.k, self.v
-        self.qkv = fused
+        self.qkv, self.fused = fused, True
 
     def project(self, x: Tensor, rope: Rope) -> tuple[Tensor, Tensor, Tensor]:
         """x: [B, L, D] -> q, k, v [B, L, Nh, Dh], q and k normed and rotated."""
         heads = (self.num_heads, -1)
-        if hasattr(self, "qkv"):
+        if self.fused:
             q, k, v = self.qkv(x).chunk(3, dim=-1)                              # [B, L, D] each
         else:
             q, k, v = self.q(x), self.k(x), self.v(x)
         q = apply_rope(self.norm_q(q).unflatten(2, heads), *rope)               # [B, L, Nh, Dh]
         k = apply_rope(self.norm_k(k).unflatten(2, heads), *rope)               # [B, L, Nh, Dh]
-        return q, k, v.unflatten(2, heads)
+        return q, k, v.unflatten(2, heads)                                              # [B, L, Nh, Dh] each
 
     def forward(self, x: Tensor, cache: tuple[Tensor, Tensor], kv_size: tuple[int, int], rope: Rope,
                 attend: AttentionFn) -> Tensor:
@@ -162,8 +163,8 @@ class SelfAttention(nn.Module):
             k, v = cache_k[:, a:a + b + L], cache_v[:, a:a + b + L]             # [B, b + L, Nh, Dh]
         elif b > 0:
             k = torch.cat([cache_k[:, a:a + b], k], dim=1)                      # [B, b + L, Nh, Dh]
-            v = torch.cat([cache_v[:, a:a + b], v], dim=1)
-        return self.o(attend(q, k, v).flatten(2))
+            v = torch.cat([cache_v[:, a:a + b], v], dim=1)                              # [B, b + L, Nh, Dh]
+        return self.o(attend(q, k, v).flatten(2))                                       # [B, L, D]
 
 
 class CrossAttention(nn.Module):
@@ -177,18 +178,18 @@ class CrossAttention(nn.Module):
     def text_kv(self, ctx: Tensor) -> tuple[Tensor, Tensor]:
         """ctx: [B, S, D] embedded text -> k, v [B, S, Nh, Dh]; fixed per prompt, so computed once."""
         return (self.norm_k(self.k(ctx)).unflatten(2, (self.num_heads, -1)),
-                self.v(ctx).unflatten(2, (self.num_heads, -1)))
+                self.v(ctx).unflatten(2, (self.num_heads, -1)))                         # [B, S, Nh, Dh] each
 
     def forward(self, x: Tensor, text_kv: tuple[Tensor, Tensor], attend: AttentionFn) -> Tensor:
         q = self.norm_q(self.q(x)).unflatten(2, (self.num_heads, -1))          # [B, L, Nh, Dh]
-        return self.o(attend(q, *text_kv).flatten(2))
+        return self.o(attend(q, *text_kv).flatten(2))                                   # [B, L, D]
 
 
 class Block(nn.Module):
     """CausalWanAttentionBlock: modulated self-attention, plain cross-attention, modulated FFN."""
     def __init__(self, cfg: DiTConfig, **kw):
         super().__init__()
-        self.modulation = nn.Parameter(torch.randn(1, 6, cfg.dim, **kw) / cfg.dim ** 0.5)
+        self.modulation = nn.Parameter(torch.randn(1, 6, cfg.dim, **kw) / cfg.dim ** 0.5)  # [1, 6, D]
         self.norm1 = nn.LayerNorm(cfg.dim, cfg.eps, elementwise_affine=False)
         self.self_attn = SelfAttention(cfg, **kw)
         self.norm3 = nn.LayerNorm(cfg.dim, cfg.eps, **kw)
@@ -219,7 +220,7 @@ class Head(nn.Module):
     """Modulated output projection to one patch of flow per token (64 = 1 * 2 * 2 * 16)."""
     def __init__(self, cfg: DiTConfig, **kw):
         super().__init__()
-        self.modulation = nn.Parameter(torch.randn(1, 2, cfg.dim, **kw) / cfg.dim ** 0.5)
+        self.modulation = nn.Parameter(torch.randn(1, 2, cfg.dim, **kw) / cfg.dim ** 0.5)  # [1, 2, D]
         self.norm = nn.LayerNorm(cfg.dim, cfg.eps, elementwise_affine=False)
         self.head = nn.Linear(cfg.dim, math.prod(cfg.patch_size) * cfg.out_dim, **kw)
 
@@ -295,30 +296,30 @@ class CausalWanModel(nn.Module):
         B, S, _ = prompt_embeds.shape
         if S > self.cfg.text_len:
             raise ValueError(f"prompt has {S} rows, more than text_len {self.cfg.text_len}")
-        padded = F.pad(prompt_embeds.to(self.patch_embedding.weight.dtype), (0, 0, 0, self.cfg.text_len - S))
+        padded = F.pad(prompt_embeds.to(self.patch_embedding.weight.dtype), (0, 0, 0, self.cfg.text_len - S))  # [B, text_len, text_dim]
         ctx = self.text_embedding(padded)                                       # [B, text_len, D]
         ks, vs = zip(*(block.cross_attn.text_kv(ctx) for block in self.blocks))
-        return KVCache(torch.stack(ks), torch.stack(vs))
+        return KVCache(torch.stack(ks), torch.stack(vs))                                # [layers, B, text_len, Nh, Dh] each
 
     def embed(self, x: Tensor) -> Tensor:
         """x: [B, F, in_dim, h, w] -> tokens [B, F * h/2 * w/2, D]. The (1, 2, 2) Conv3d as a 2-D conv per frame."""
         B, Fr, C, h, w = x.shape
         assert C == self.cfg.in_dim, f"DiT input has {C} channels, expected {self.cfg.in_dim}"
         conv = self.patch_embedding
-        y = F.conv2d(x.reshape(B * Fr, C, h, w), conv.weight[:, :, 0], conv.bias, stride=conv.stride[1:])
-        return y.view(B, Fr, self.cfg.dim, -1).transpose(2, 3).reshape(B, -1, self.cfg.dim)
+        y = F.conv2d(x.reshape(B * Fr, C, h, w), conv.weight[:, :, 0], conv.bias, stride=conv.stride[1:])  # [B * F, D, h/2, w/2]
+        return y.view(B, Fr, self.cfg.dim, -1).transpose(2, 3).reshape(B, -1, self.cfg.dim)  # [B, F * h/2 * w/2, D]
 
     def embed_time(self, timestep: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """timestep: [B] in [0, 1000] -> e [B, D], e0 [B, 6, D]."""
         e = self.time_embedding(timestep_sinusoid(timestep, self.cfg.freq_dim).to(dtype))
-        return e, self.time_projection(e).unflatten(1, (6, self.cfg.dim))
+        return e, self.time_projection(e).unflatten(1, (6, self.cfg.dim))               # [B, D], [B, 6, D]
 
     def unpatchify(self, y: Tensor, h: int, w: int) -> Tensor:
         """y: [B, L, 64] -> [B, F, out_dim, h, w]; feature (q * 2 + r) * 16 + c lands at (c, 2i + q, 2j + r)."""
         (_, ph, pw), (gh, gw) = self.cfg.patch_size, self.cfg.grid(h, w)
         B = y.shape[0]
         y = y.view(B, -1, gh, gw, ph, pw, self.cfg.out_dim)                    # [B, F, gh, gw, ph, pw, C]
-        return y.permute(0, 1, 6, 2, 4, 3, 5).reshape(B, -1, self.cfg.out_dim, h, w)
+        return y.permute(0, 1, 6, 2, 4, 3, 5).reshape(B, -1, self.cfg.out_dim, h, w)    # [B, F, C, h, w]
 
     def forward(self, x: Tensor, timestep: Tensor, text_kv: KVCache, cache: KVCache,
                 kv_size: tuple[int, int], rope: Rope, blocks: Sequence[nn.Module] | None = None) -> Tensor:

@@ -84,7 +84,7 @@ class DiTRefiner(Refiner):
             ", compiling" if self.sampler.compiled else ""
         for i, first in enumerate((True, False)):
             n = self.frames_for_block(first)
-            blank = torch.zeros(n, height, width, 3, dtype=torch.uint8)
+            blank = torch.zeros(n, height, width, 3, dtype=torch.uint8)                 # [n, H, W, 3]
             report(f"warm-up block {i + 1}/2 ({n} frames{doing})")
             marks = SyncedMarks(self.device)
             self.refine(RefineInput(render=blank, mask=torch.ones(n, height, width, dtype=torch.bool), source=blank,
@@ -158,7 +158,7 @@ class DiTRefiner(Refiner):
         signed = mask.to(self.device, torch.float32)[None] * 2 - 1             # [1, T, H, W]
         if not self._mask_lag:
             return mask_to_latent(signed, first_block=first)[:, :FRAMES_PER_BLOCK]
-        tail = signed[:, :1].expand(-1, self._mask_lag, -1, -1) if first else self._mask_tail
+        tail = signed[:, :1].expand(-1, self._mask_lag, -1, -1) if first else self._mask_tail  # [1, 3, H, W]
         self._mask_tail = signed[:, -self._mask_lag:]
         seq = torch.cat([tail, signed], dim=1)[:, :4 * FRAMES_PER_BLOCK]       # [1, 12, H, W]
         return mask_to_latent(seq, first_block=False)
@@ -191,7 +191,7 @@ class Prepared:
 
 def to_signed(frames_u8: torch.Tensor, device) -> torch.Tensor:
     """uint8 [T, H, W, 3] -> float32 [1, T, 3, H, W] in [-1, 1] (the reference's x/127.5 - 1)."""
-    return frames_u8.to(device).permute(0, 3, 1, 2)[None].float() / 127.5 - 1
+    return frames_u8.to(device).permute(0, 3, 1, 2)[None].float() / 127.5 - 1           # [1, T, 3, H, W]
 
 
 def load_dit_refiner(cfg, device, prompt_embeds: torch.Tensor, latent_hw: tuple[int, int]) -> DiTRefiner:
@@ -223,39 +223,47 @@ def random_dit_refiner(cfg, device, latent_hw: tuple[int, int], seed: int = 0,
             for name, p in module.named_parameters():
                 p.normal_(1.0 if "norm" in name or "gamma" in name else 0.0, 0.02, generator=g)
     codec = TAECodec(net.eval(), dtype) if cfg.use_tae else VAECodec(net.eval(), dtype)
-    prompt = torch.randn(1, dit_cfg.text_len, dit_cfg.text_dim, generator=g, device=device).to(dtype)
+    prompt = torch.randn(1, dit_cfg.text_len, dit_cfg.text_dim, generator=g, device=device).to(dtype)  # [1, text_len, text_dim]
     return _assemble(cfg, model.eval(), codec, prompt, latent_hw)
 
 
 def _assemble(cfg, model, codec, prompt_embeds, latent_hw) -> DiTRefiner:
-    device = model.patch_embedding.weight.device
     model.prepare_for_inference(fp8=cfg.fp8, fp8_attention=cfg.fp8_attention)
-    compile = cfg.compile and can_compile(device)
-    compile_setup = lambda: None
-    if compile:
-        use_compile_cache(cfg.compile_cache_dir)
-        from model.inductor_choices import persistent_row_reductions
-        compile_setup = functools.partial(persistent_row_reductions, cfg.compile_row_limit)
-    prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)
-    store = None
-    if compile and cfg.aot_packages:
-        from model.package_store import PackageStore
-        store = PackageStore(Path(cfg.compile_cache_dir) / "packages", device, row_limit=cfg.compile_row_limit)
-    sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=compile,
-                           compile_scope=cfg.compile_scope, cuda_graphs=cfg.cuda_graphs,
-                           block_packages=block_packages(model, cfg, store),
-                           rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
-                           generator=torch.Generator(device).manual_seed(cfg.seed))
-    if compile and cfg.compile_codec and isinstance(codec, TAECodec):
+    sampler, compile_setup, store = block_sampler(cfg, model, prompt_embeds, latent_hw)
+    if sampler.compiled and cfg.compile_codec and isinstance(codec, TAECodec):
         codec.compile_streams(store)
     return DiTRefiner(sampler, codec, source_cache_mb=cfg.source_latent_cache_mb, compile_setup=compile_setup,
                       packages=store)
 
 
+def block_sampler(cfg, model, prompt_embeds, latent_hw):
+    """The BlockSampler of a prepared `model` with the settings of `cfg` (the config's model section):
+    compiled where it can be, with the row reductions and ahead-of-time packages that go with it,
+    CUDA graphs, RoPE arithmetic and seed. -> (sampler, the per-thread compile set-up to run on the
+    thread that compiles, the PackageStore or None)."""
+    device = model.patch_embedding.weight.device
+    compile = cfg.compile and can_compile(device)
+    compile_setup: Callable[[], object] = lambda: None
+    if compile:
+        use_compile_cache(cfg.compile_cache_dir)
+        from model.inductor_choices import persistent_row_reductions
+        compile_setup = functools.partial(persistent_row_reductions, cfg.compile_row_limit)
+    prompt = prompt_embeds.reshape(1, -1, prompt_embeds.shape[-1]).to(device, model.patch_embedding.weight.dtype)  # [1, S, text_dim]
+    store = None
+    if compile and cfg.aot_packages:
+        from model.package_store import PackageStore
+        store = PackageStore(Path(cfg.compile_cache_dir) / "packages", device, row_limit=cfg.compile_row_limit)
+    sampler = BlockSampler(model, prompt, latent_hw=latent_hw, compile=compile, cuda_graphs=cfg.cuda_graphs,
+                           block_packages=block_packages(model, cfg, store),
+                           rope_dtype=torch.float64 if cfg.rope == "float64" else torch.float32,
+                           generator=torch.Generator(device).manual_seed(cfg.seed))
+    return sampler, compile_setup, store
+
+
 def block_packages(model, cfg, store):
     """The DiT block's ahead-of-time packages (model/block_packages.py) in `store` when this model
     can use them, else None (torch.compile alone)."""
-    if store is None or cfg.compile_scope != "blocks":
+    if store is None:
         return None
     from model.block_packages import BlockPackages, PackageUnavailable
     try:
@@ -291,12 +299,12 @@ def use_compile_cache(path: str) -> None:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(path).resolve())
 
 
-def dit_refiner_or_reason(cfg, device, scene=None):
-    """(DiTRefiner, "") when the config asks for random weights or every checkpoint the DiT path
-    needs verifies, else (None, why not)."""
+def dit_refiner_or_reason(cfg, device, scene=None, random_dit: DiTConfig | None = None):
+    """(DiTRefiner, "") with random weights of the architecture `random_dit` (benchmarks), or when every
+    checkpoint the DiT path needs verifies, else (None, why not)."""
     latent_hw = (scene.height // 8, scene.width // 8) if scene is not None else (60, 104)
-    if cfg.random_weights:
-        return random_dit_refiner(cfg, device, latent_hw, cfg.seed), ""
+    if random_dit is not None:
+        return random_dit_refiner(cfg, device, latent_hw, cfg.seed, dit_cfg=random_dit), ""
     codec = "TAE codec" if cfg.use_tae else "Wan VAE codec"
     needed = [r for r in checkpoint.doctor_report(Path(cfg.checkpoint_dir))
               if r.enables.startswith("DiT refiner") or r.enables.startswith(codec)]

@@ -43,7 +43,7 @@ class Fp8Linear(nn.Module):
         else:
             y = (q.float() * scale) @ (self.weight.float() * self.weight_scale.t()).t()
             y = (y if self.bias is None else y + self.bias.float()).to(x.dtype)
-        return y.reshape(*x.shape[:-1], self.out_features)
+        return y.reshape(*x.shape[:-1], self.out_features)                              # [..., out_features]
 
     def _apply(self, fn, recurse=True):
         raise RuntimeError("Fp8Linear: FP8 weights cannot be moved or cast; convert to FP8 after the "

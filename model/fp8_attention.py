@@ -29,7 +29,7 @@ P_SCALE = FP8_MAX                       # softmax probabilities in [0, 1] use th
 
 def quantize_per_tensor(x: Tensor) -> tuple[Tensor, Tensor]:
     """x: any shape -> (float8 like x, float32 descale [1]) with x ~ x8 * descale."""
-    descale = (x.abs().amax().float() / FP8_MAX).clamp(min=1e-12).reshape(1)
+    descale = (x.abs().amax().float() / FP8_MAX).clamp(min=1e-12).reshape(1)            # [1]
     return (x.float() / descale).to(FP8), descale
 
 
@@ -42,7 +42,7 @@ def emulate_fp8_sdpa(q8: Tensor, k8: Tensor, v8: Tensor, descale_q: Tensor, desc
     scores = torch.einsum("blhd,bmhd->bhlm", q, k) / math.sqrt(q.shape[-1])   # [B, Nh, Lq, Lk]
     p = torch.exp(scores - scores.amax(dim=-1, keepdim=True))                 # [B, Nh, Lq, Lk] in [0, 1]
     p8 = (p * P_SCALE).to(FP8).float() / P_SCALE
-    out = torch.einsum("bhlm,bmhd->blhd", p8, v) / p.sum(dim=-1).transpose(1, 2)[..., None]
+    out = torch.einsum("bhlm,bmhd->blhd", p8, v) / p.sum(dim=-1).transpose(1, 2)[..., None]  # [B, Lq, Nh, Dh]
     return (out / descale_v).to(FP8).contiguous()                              # |O| <= amax |V|: no overflow
 
 
@@ -55,7 +55,7 @@ def fp8_sdpa(q8: Tensor, k8: Tensor, v8: Tensor, descale_q: Tensor, descale_k: T
 
 @fp8_sdpa.register_fake
 def _(q8, k8, v8, descale_q, descale_k, descale_v):
-    return torch.empty_like(q8)
+    return torch.empty_like(q8)                                                         # [B, Lq, Nh, Dh]
 
 
 @fp8_sdpa.register_kernel("cuda")
@@ -124,7 +124,7 @@ class _CudnnFp8Sdpa:
         """(scale_s, descale_s) as float32 [1] device tensors, fixed per device."""
         if device.index not in self._constants:
             self._constants[device.index] = (torch.full((1,), P_SCALE, device=device),
-                                             torch.full((1,), 1 / P_SCALE, device=device))
+                                             torch.full((1,), 1 / P_SCALE, device=device))  # [1] each
         return self._constants[device.index]
 
     def buffers(self, q8, k8, v8, descale_q, descale_k, descale_v, out) -> list[Tensor]:
@@ -132,7 +132,7 @@ class _CudnnFp8Sdpa:
         scale_s, descale_s = self._p_scales(q8.device)
         buffers = [q8, k8, v8, descale_q, descale_k, descale_v, descale_s, scale_s, 1 / descale_v, out]
         if self.amax_outputs:
-            buffers += [torch.empty(1, device=q8.device), torch.empty(1, device=q8.device)]   # amax S, amax O
+            buffers += [torch.empty(1, device=q8.device), torch.empty(1, device=q8.device)]   # [1] each: amax S, amax O
         return buffers
 
     def run(self, q8, k8, v8, descale_q, descale_k, descale_v) -> Tensor:
@@ -147,8 +147,8 @@ class _CudnnFp8Sdpa:
                                        token_strides(B, Lk, H, D), token_strides(B, Lq, H, D))
                     self._plans[key] = graph, graph.get_workspace_size()
         graph, workspace_size = self._plans[key]
-        out = torch.empty_like(q8)
-        workspace = torch.empty(max(workspace_size, 1), dtype=torch.uint8, device=device)
+        out = torch.empty_like(q8)                                                      # [B, Lq, Nh, Dh]
+        workspace = torch.empty(max(workspace_size, 1), dtype=torch.uint8, device=device)  # [workspace_size] bytes
         buffers = self.buffers(q8, k8, v8, descale_q, descale_k, descale_v, out)
         graph.execute(buffers, workspace, handle=handle, tensor_uids=list(range(1, len(buffers) + 1)))
         return out

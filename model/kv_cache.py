@@ -16,7 +16,7 @@ class KVCache:
     def zeros(cls, layers: int, batch: int, rows: int, heads: int, head_dim: int,
               *, device=None, dtype: torch.dtype | None = None) -> "KVCache":
         shape = (layers, batch, rows, heads, head_dim)
-        return cls(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+        return cls(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))  # [layers, B, rows, Nh, Dh] each
 
     @property
     def rows(self) -> int:

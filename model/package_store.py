@@ -9,12 +9,13 @@ torch.compile and never waits for a package build.
 
 A package is exported from the module `factory(args, device)` returns (an importable
 "module:function"), called as module(params, *rest) with the inputs' shapes, strides and dtypes.
-Each child builds every missing package with one C++ compiler, then loads each package and checks it
-against the eager module before moving it into place. A compiler can build packages that crash the
-process loading them: on a CUDA 13 image the wrapper in $CXX (/opt/gcc/bin/g++) did, even for a
-one-line model, while /usr/bin/g++ worked. So a crash costs only that child, and without a remembered
-compiler one child per candidate ($CXX, then g++ and c++ from PATH) runs at the same time; the first
-that builds and checks them all is remembered in the package folder.
+A child process builds every missing package with one C++ compiler, then loads each package and
+checks it against the eager module before moving it into place. A compiler can build packages that
+crash the process loading them (on a CUDA 13 image the wrapper in $CXX, /opt/gcc/bin/g++, did, while
+/usr/bin/g++ worked), so a crash costs only the child, and the next candidate compiler ($CXX, then g++
+and c++ from PATH) gets its turn. A package that does not load is built again only when its file is
+damaged; one that fails for another reason (this machine's driver, memory) is kept, and torch.compile
+runs that part.
 
     python3 -m model.package_store CXX SPEC.json    # one child; exit status 0 when all are built
 """
@@ -32,6 +33,7 @@ import tempfile
 import threading
 import time
 import traceback
+import zipfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Callable, Sequence
@@ -76,8 +78,11 @@ class PackageStore:
                 runner = load_package(path, self.device)
                 self.loaded += 1
                 return runner
-            except Exception as e:                  # e.g. damaged on disk: build it again
-                log.warning("package %s does not load (%s); building it again", path, e)
+            except Exception as e:
+                if intact(path):                    # the file is whole: the failure is this machine's
+                    log.warning("package %s does not load here (%s); torch.compile runs this part", path, e)
+                    return None
+                log.warning("package %s is damaged (%s); building it again", path, e)
                 path.unlink()
         self.missing[str(path)] = {"path": str(path), "factory": factory, "args": args, "params": params,
                                    "inductor": inductor or {},
@@ -122,7 +127,6 @@ class PackageBuilder:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.remembered = self.folder / "compiler"
         self.log = self.folder / "build.log"      # what each compiler's child printed in the last build
         self.failures: list[str] = []           # why each compiler failed, once the build has ended without one
         self.compiler: str | None = None        # the compiler that built the packages
@@ -163,14 +167,8 @@ class PackageBuilder:
                 child.wait()
         self.wait()
 
-    def known_compiler(self) -> str | None:
-        if self.remembered.exists() and shutil.which(cxx := self.remembered.read_text().strip()):
-            return cxx
-        return None
-
     def _build(self, spec: dict, report: Callable[[str], object]) -> None:
-        known = self.known_compiler()
-        compilers = [known] if known else candidates()
+        compilers = candidates()
         if not compilers:
             self._fail(["none found ($CXX, g++ or c++)"], report)
             return
@@ -179,22 +177,19 @@ class PackageBuilder:
         with tempfile.TemporaryDirectory(dir=self.folder, prefix=".build-") as tmp:
             spec_path = Path(tmp) / "spec.json"
             spec_path.write_text(json.dumps(spec))
-            logs = {cxx: Path(tmp) / f"compiler-{i}.log" for i, cxx in enumerate(compilers)}
-            running = {cxx: _start_child(cxx, spec_path, log_path) for cxx, log_path in logs.items()}
-            self._children = [child for child, _ in running.values()]
-            failures = []
-            while running and self.compiler is None and not self._stopping.wait(0.2):
-                for cxx, (child, log_path) in list(running.items()):
-                    if child.poll() is None:
-                        continue
-                    del running[cxx]
-                    if child.returncode == 0:
-                        self.compiler = cxx
-                        break
-                    failures.append(f"{cxx}: {_why(child.returncode, log_path)}")
-            for child, _ in running.values():     # other compilers still busy: not needed, or stopping
-                child.terminate()
-                child.wait()
+            logs, failures = {}, []
+            for i, cxx in enumerate(compilers):   # one after the other, until one builds and checks them all
+                logs[cxx] = Path(tmp) / f"compiler-{i}.log"
+                child = _start_child(cxx, spec_path, logs[cxx])
+                self._children = [child]
+                while child.poll() is None and not self._stopping.wait(0.2):
+                    pass
+                if self._stopping.is_set():
+                    break
+                if child.returncode == 0:
+                    self.compiler = cxx
+                    break
+                failures.append(f"{cxx}: {_why(child.returncode, logs[cxx])}")
             self.log.write_text("".join(f"== {cxx}\n{log_path.read_text(errors='replace')}" for cxx, log_path in logs.items()))
         if self._stopping.is_set() and self.compiler is None:
             built = sum(Path(package["path"]).exists() for package in spec["packages"])
@@ -203,7 +198,6 @@ class PackageBuilder:
         elif self.compiler is None:
             self._fail(failures, report)
         else:
-            self.remembered.write_text(self.compiler)
             report(f"built {len(spec['packages'])} ahead-of-time packages in {time.perf_counter() - started:.0f} s "
                    f"with {self.compiler}; the next start loads them")
 
@@ -228,14 +222,13 @@ def candidates() -> list[str]:
     return out
 
 
-def _start_child(cxx: str, spec_path: Path, log_path: Path) -> tuple[subprocess.Popen, Path]:
+def _start_child(cxx: str, spec_path: Path, log_path: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     if sys.pycache_prefix:                      # roam's bytecode cache (cli/bytecode_cache.py): a quick import
         env.update(PYTHONPYCACHEPREFIX=sys.pycache_prefix, PYTHONDONTWRITEBYTECODE="")
     with open(log_path, "w") as out:            # a file, not a pipe: a long compiler log cannot block the child
-        child = subprocess.Popen([sys.executable, "-m", "model.package_store", cxx, str(spec_path)],
-                                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    return child, log_path
+        return subprocess.Popen([sys.executable, "-m", "model.package_store", cxx, str(spec_path)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
 def _why(returncode: int, log_path: Path) -> str:
@@ -256,9 +249,25 @@ def compile_package(exported, path: Path, cxx: str, settings: dict | None = None
 
 
 def load_package(path: Path, device: torch.device):
-    """PyTorch's C++ package loader, without importing Dynamo or Inductor. Single-threaded: it then
-    records no CUDA events, so its calls can be captured in a CUDA graph."""
-    return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", True, 1, -1 if device.index is None else device.index)
+    """The package as a callable with its module's signature (torch._inductor.aoti_load_package).
+    Single-threaded: it then records no CUDA events, so its calls can be captured in a CUDA graph."""
+    import torch._inductor
+    return torch._inductor.aoti_load_package(str(path), run_single_threaded=True,
+                                             device_index=-1 if device.index is None else device.index)
+
+
+def intact(path: Path) -> bool:
+    """Whether the package file reads whole (a .pt2 is a zip archive: every member's CRC checks)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def outputs(result) -> list[Tensor]:
+    """A package's or a module's result as a list of tensors."""
+    return [result] if isinstance(result, Tensor) else list(result)
 
 
 # --- the child process ---------------------------------------------------------------------------
@@ -305,9 +314,8 @@ def check(module, runner, inputs: list[Tensor], n: int) -> None:
     """The package's outputs against the eager module's on the same inputs (the eager run on copies:
     a module may write into its inputs, as the DiT block writes its KV cache)."""
     with torch.no_grad():
-        want = module(inputs[:n], *[t.clone() for t in inputs[n:]])
-    got = runner.run(inputs)
-    want = [want] if isinstance(want, Tensor) else list(want)
+        want = outputs(module(inputs[:n], *[t.clone() for t in inputs[n:]]))
+    got = outputs(runner(inputs[:n], *inputs[n:]))
     if len(got) != len(want):
         raise SystemExit(f"the package returned {len(got)} outputs, the eager module {len(want)}")
     for i, (a, b) in enumerate(zip(got, want)):

@@ -79,11 +79,11 @@ def push_pull_fill(image: torch.Tensor, valid: torch.Tensor, levels: int = 8) ->
     filled = weighted[-1] / weights[-1].clamp_min(1e-8)
     for level in range(len(weighted) - 2, -1, -1):
         w = weights[level]
-        coarse = F.interpolate(filled, size=w.shape[-2:], mode="bilinear", align_corners=False)
+        coarse = F.interpolate(filled, size=w.shape[-2:], mode="bilinear", align_corners=False)  # [T, C, h, w]
         mean = weighted[level] / w.clamp_min(1e-8)
         alpha = w.clamp(0, 1)                                            # support of this level
         filled = alpha * mean + (1 - alpha) * coarse
-    return torch.where(valid > 0, image, filled)
+    return torch.where(valid > 0, image, filled)                                        # [T, C, H, W]
 
 
 class GeometryRefiner(Refiner):

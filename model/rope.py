@@ -25,9 +25,9 @@ def axis_split(head_dim: int) -> tuple[int, int, int]:
 
 def _axis_table(length: int, dim: int, theta: float) -> Tensor:
     """`rope_params`: complex128 [length, dim / 2], exp(i * p * theta^(-2j/dim))."""
-    inv_freq = 1.0 / torch.pow(theta, torch.arange(0, dim, 2, dtype=torch.float64).div(dim))
+    inv_freq = 1.0 / torch.pow(theta, torch.arange(0, dim, 2, dtype=torch.float64).div(dim))  # [dim/2] float64
     angles = torch.outer(torch.arange(length), inv_freq)                       # [length, dim/2] f64
-    return torch.polar(torch.ones_like(angles), angles)
+    return torch.polar(torch.ones_like(angles), angles)                                 # [length, dim/2] complex128
 
 
 def base_table(head_dim: int, length: int = TABLE_LENGTH, theta: float = THETA) -> tuple[Tensor, Tensor]:
@@ -49,9 +49,9 @@ def token_table(base: tuple[Tensor, Tensor], frames: int, h: int, w: int, offset
     nt, nh, _ = axis_split(2 * base[0].shape[1])
 
     def per_token(table: Tensor) -> Tensor:
-        time = table[offset:offset + frames, :nt][:, None, None].expand(frames, h, w, nt)
-        row = table[:h, nt:nt + nh][None, :, None].expand(frames, h, w, nh)
-        col = table[:w, nt + nh:][None, None, :].expand(frames, h, w, table.shape[1] - nt - nh)
+        time = table[offset:offset + frames, :nt][:, None, None].expand(frames, h, w, nt)  # [frames, h, w, nt]
+        row = table[:h, nt:nt + nh][None, :, None].expand(frames, h, w, nh)             # [frames, h, w, nh]
+        col = table[:w, nt + nh:][None, None, :].expand(frames, h, w, table.shape[1] - nt - nh)  # [frames, h, w, nw]
         return torch.cat([time, row, col], dim=-1).reshape(frames * h * w, -1)  # [L, 64]
 
     return tuple(per_token(t).to(device=device, dtype=dtype) for t in base)

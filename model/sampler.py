@@ -15,6 +15,7 @@ from torch import Tensor
 
 from model.cuda_graphs import GraphCache
 from model.dit import CausalWanModel
+from model.kv_cache import KVCache
 from model.rope import base_table, token_table
 from model.scheduler import DENOISING_STEPS, FlowMatchSchedule, add_noise, flow_to_x0
 
@@ -36,21 +37,20 @@ class BlockSampler:
     noise: None draws from `generator`; a tensor [steps, B, 3, 16, h, w] injects it (index 0 is the
     initial x_T, index k the fresh noise that re-noises to step k's sigma), for parity and replay.
     rope_dtype float64 is the reference's arithmetic; float32 is faster and off by ~5e-7 before rounding.
-    compile: torch.compile with static shapes. compile_scope "blocks" compiles the transformer block
-    once and shares it across the 30 layers (4 graphs: context and denoising, first and steady
-    block; quick to compile, see benchmarks/dit_bench.py); "passes" compiles each whole pass.
+    compile: torch.compile the transformer block with static shapes, once, shared by the 30 layers
+    (4 graphs: context and denoising, first and steady block; quick to compile).
     The KV cache has room for the denoising tokens after the context rows (see SelfAttention).
     block_packages: a model.block_packages.BlockPackages of `model`: the block runs from its
-    ahead-of-time packages where they exist, else from the compiled block (compile_scope "blocks")
-    or the eager one (compile False); not with compile_scope "passes".
+    ahead-of-time packages where they exist, else from the compiled block (or the eager one without
+    compile).
     cuda_graphs: replay each pass as a CUDA graph (model/cuda_graphs.py; CUDA only, 4 graphs), which
     is why the prompt, the timestep and the inputs live in static buffers.
     """
 
     def __init__(self, model: CausalWanModel, prompt_embeds: Tensor, *, latent_hw: tuple[int, int] = (60, 104),
                  steps: Sequence[int] = DENOISING_STEPS, generator: torch.Generator | None = None,
-                 rope_dtype: torch.dtype = torch.float64, compile: bool = False, compile_mode: str | None = None,
-                 compile_scope: str = "blocks", cuda_graphs: bool = False, block_packages=None):
+                 rope_dtype: torch.dtype = torch.float64, compile: bool = False, cuda_graphs: bool = False,
+                 block_packages=None):
         weight = model.patch_embedding.weight
         if model.attention_is_stale():          # e.g. built on meta, then loaded onto the GPU
             model.set_attention()
@@ -59,14 +59,15 @@ class BlockSampler:
         self.tokens_per_frame = model.cfg.tokens_per_frame(self.h, self.w)
         n, grid = FRAMES_PER_BLOCK, model.cfg.grid(self.h, self.w)
         self.cache = model.new_cache(self.batch, 3 * n * self.tokens_per_frame)   # context 2n | noisy n
+        self.text_kv: KVCache | None = None
         self.set_prompt(prompt_embeds)
 
         schedule = FlowMatchSchedule.create()
         timesteps = schedule.warped_steps(tuple(steps)).tolist()      # [1000, 937.5, 833.33, 625]
         self._sigmas = [schedule.sigma(t) for t in timesteps]
-        self._timesteps = [torch.full((self.batch,), t, dtype=torch.float32, device=self.device) for t in timesteps]
-        self._t_context = torch.zeros(self.batch, dtype=torch.int64, device=self.device)
-        self._t = torch.zeros(self.batch, dtype=torch.float32, device=self.device)      # this step's timestep
+        self._timesteps = [torch.full((self.batch,), t, dtype=torch.float32, device=self.device) for t in timesteps]  # [B] each
+        self._t_context = torch.zeros(self.batch, dtype=torch.int64, device=self.device)  # [B]
+        self._t = torch.zeros(self.batch, dtype=torch.float32, device=self.device)      # [B]: this step's timestep
 
         base = base_table(model.cfg.head_dim)
         self._rope_context = token_table(base, 2 * n, *grid, offset=0, device=self.device, dtype=rope_dtype)
@@ -75,20 +76,15 @@ class BlockSampler:
         buf = dict(device=self.device, dtype=self.dtype)
         self._context = torch.zeros(self.batch, 2 * n, model.cfg.in_dim, self.h, self.w, **buf)  # [B, 6, 36, h, w]
         self._x = torch.zeros(self.batch, n, model.cfg.in_dim, self.h, self.w, **buf)            # [B, 3, 36, h, w]
-        self._noise = torch.empty(len(timesteps), self.batch, n, LATENT_CHANNELS, self.h, self.w, **buf)
+        self._noise = torch.empty(len(timesteps), self.batch, n, LATENT_CHANNELS, self.h, self.w, **buf)  # [steps, B, 3, 16, h, w]
         self._has_previous = False
         self._prefilled_rows: int | None = None    # KV rows the current block's prefill wrote
 
         self._prefill, self._denoise, self._blocks = model.prefill, model.forward, None
         self.compiled, self.block_packages = compile, None
-        if compile and compile_scope not in ("blocks", "passes"):
-            raise ValueError(f"compile_scope {compile_scope!r}: expected 'blocks' or 'passes'")
-        if compile and compile_scope == "passes":
-            self._prefill = torch.compile(model.prefill, dynamic=False, mode=compile_mode)
-            self._denoise = torch.compile(model.forward, dynamic=False, mode=compile_mode)
-        elif compile:
-            self._blocks = [torch.compile(block, dynamic=False, mode=compile_mode) for block in model.blocks]
-        if block_packages is not None and not (compile and compile_scope == "passes"):
+        if compile:
+            self._blocks = [torch.compile(block, dynamic=False) for block in model.blocks]
+        if block_packages is not None:
             self._blocks = block_packages.layers(fallback=self._blocks or list(model.blocks))
             self.block_packages = block_packages
         self._graphs = GraphCache(cuda_graphs and self.device.type == "cuda")
@@ -99,7 +95,7 @@ class BlockSampler:
         if prompt_embeds.shape[0] != self.batch:
             raise ValueError(f"prompt batch {prompt_embeds.shape[0]} != sampler batch {self.batch}")
         text_kv = self.model.encode_text(prompt_embeds.to(self.device))
-        if getattr(self, "text_kv", None) is None:
+        if self.text_kv is None:
             self.text_kv = text_kv
         else:                                   # in place: captured CUDA graphs read these buffers
             self.text_kv.k.copy_(text_kv.k)
@@ -183,4 +179,4 @@ def sample_video(model: CausalWanModel, prompt_embeds: Tensor, ref_latent: Tenso
     for i, s in enumerate(range(0, frames, n)):
         cond20 = torch.cat([mask_latent[:, s:s + n], render_latent[:, s:s + n]], dim=2)   # [B, 3, 20, h, w]
         out.append(sampler.generate_block(ref_latent[:, s:s + n], cond20, None if noise is None else noise[i]))
-    return torch.cat(out, dim=1)
+    return torch.cat(out, dim=1)                                                        # [B, F - F % 3, 16, h, w]

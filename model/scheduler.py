@@ -18,7 +18,7 @@ def float32_ramp(steps: int) -> Tensor:
     step = float32(-1 / steps); i < half: 1 + step * i, else -step * (steps - i), each rounded once.
     The products and the sum are exact in float64, so the one float32 rounding is the only rounding."""
     step = float(torch.tensor(-1.0 / steps, dtype=torch.float32))
-    i = torch.arange(steps, dtype=torch.float64)
+    i = torch.arange(steps, dtype=torch.float64)                                        # [steps]
     ramp = torch.where(i < (steps + 1) // 2, 1.0 + step * i, -step * (steps - i))   # [steps]
     return ramp.to(torch.float32)
 
@@ -59,16 +59,16 @@ class FlowMatchSchedule:
     def warped_steps(self, steps: tuple[int, ...] = DENOISING_STEPS) -> Tensor:
         """`warp_denoising_step`: cat(timesteps, [0]) indexed at N - step. -> float32 [len(steps)]
         The default gives [1000, 937.5, 833.3333, 625]."""
-        table = torch.cat([self.timesteps, self.timesteps.new_zeros(1)])
-        return table[len(self.timesteps) - torch.tensor(steps)]
+        table = torch.cat([self.timesteps, self.timesteps.new_zeros(1)])                # [N + 1]
+        return table[len(self.timesteps) - torch.tensor(steps)]                         # [len(steps)]
 
     def add_noise(self, x0: Tensor, noise: Tensor, timestep: Tensor) -> Tensor:
         """Per-sample noising. x0, noise: [N, ...]; timestep: [N] (0..1000)."""
         sigma = self.sigmas.to(x0.device)[self.index(timestep)]
-        return add_noise(x0, noise, sigma.view(-1, *[1] * (x0.dim() - 1)))
+        return add_noise(x0, noise, sigma.view(-1, *[1] * (x0.dim() - 1)))              # [N, 1, ...]
 
     def flow_to_x0(self, flow: Tensor, xt: Tensor, timestep: Tensor) -> Tensor:
         """Per-sample x0 from a flow prediction; the lookup and the arithmetic in float64.
         flow, xt: [N, ...]; timestep: [N]."""
         sigma = self.sigmas.to(flow.device, torch.float64)[self.index(timestep, torch.float64)]
-        return flow_to_x0(flow, xt, sigma.view(-1, *[1] * (flow.dim() - 1)))
+        return flow_to_x0(flow, xt, sigma.view(-1, *[1] * (flow.dim() - 1)))            # [N, 1, ...]

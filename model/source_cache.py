@@ -119,4 +119,4 @@ def same_state(a: dict, b: dict) -> bool:
 
 def _bits(t: Tensor) -> Tensor:
     return t.view({1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()]) \
-        if t.is_floating_point() else t
+        if t.is_floating_point() else t                                                 # [same shape] as an integer type

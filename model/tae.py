@@ -66,7 +66,7 @@ class MemBlock(nn.Module):
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor, past: Tensor) -> Tensor:
-        return self.act(self.conv(torch.cat([x, past], 1)) + self.skip(x))
+        return self.act(self.conv(torch.cat([x, past], 1)) + self.skip(x))              # [N, C', H, W]
 
 
 class TPool(nn.Module):
@@ -144,7 +144,7 @@ class TAEHV(nn.Module):
 
     def postprocess(self, x: Tensor) -> Tensor:
         if self.cfg.patch_size > 1:
-            x = F.pixel_shuffle(x, self.cfg.patch_size)
+            x = F.pixel_shuffle(x, self.cfg.patch_size)                                 # [N, C / p^2, pH, pW]
         return x.clamp(0, 1)
 
 
@@ -158,13 +158,13 @@ def run_layers(layers: nn.Sequential, x: Tensor, memory: dict[int, Tensor]) -> T
         if isinstance(layer, MemBlock):
             xt = x.unflatten(0, (B, -1))                                      # [B, T, C, H, W]
             prev = memory.get(i)
-            prev = torch.zeros_like(xt[:, :1]) if prev is None else prev
+            prev = torch.zeros_like(xt[:, :1]) if prev is None else prev                # [B, 1, C, H, W]
             past = torch.cat([prev, xt[:, :-1]], 1).flatten(0, 1)             # [B*T, C, H, W]
             memory[i] = xt[:, -1:].clone(memory_format=torch.contiguous_format)   # strides as a fresh stream's zeros
             x = layer(x, past)
         else:
             x = layer(x)
-    return x.unflatten(0, (B, -1))
+    return x.unflatten(0, (B, -1))                                                      # [B, T', C', H', W']
 
 
 def memory_shapes(layers: nn.Sequential, x_shape: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
@@ -238,7 +238,7 @@ class TAEStream:
         p = next(self.tae.parameters())
         x = frames.to(p.device, p.dtype)
         if cfg.patch_size > 1:
-            x = F.pixel_unshuffle(x.flatten(0, 1), cfg.patch_size).unflatten(0, x.shape[:2])
+            x = F.pixel_unshuffle(x.flatten(0, 1), cfg.patch_size).unflatten(0, x.shape[:2])  # [B, T, C * p^2, H/p, W/p]
         return self.run(self.tae.encoder, x, self._started(self.encoder_memory, self.tae.encoder, x))
 
     @torch.no_grad()

@@ -83,7 +83,7 @@ class TAEPackages:
         runner = self.runners[shape]
         if runner is None:
             return self.fallback(layers, x, memory)
-        y, *carried = runner.run(inputs)
+        y, *carried = runner(inputs[:len(params)], *inputs[len(params):])
         memory.update(zip(keys, carried))
         return y
 

@@ -95,7 +95,7 @@ def encode_ids(model, ids: Tensor, mask: Tensor) -> Tensor:
     """ids, mask: [B, S] -> prompt_embeds [B, S, D]; rows at or after each sample's token count
     are zero (the reference wrapper zeroes them; the DiT's cross-attention still reads them)."""
     out = model(input_ids=ids, attention_mask=mask).last_hidden_state    # [B, S, D]
-    keep = torch.arange(ids.shape[1], device=ids.device)[None] < mask.gt(0).sum(1, keepdim=True)
+    keep = torch.arange(ids.shape[1], device=ids.device)[None] < mask.gt(0).sum(1, keepdim=True)  # [B, S] bool
     return out * keep[..., None].to(out.dtype)
 
 

@@ -60,7 +60,7 @@ class CausalConv3d(nn.Conv3d):
         if history is not None and pad[4] > 0:
             x = torch.cat([history, x], 2)                                   # [B, C, n + T, H, W]
             pad = pad[:4] + (pad[4] - history.shape[2], 0)
-        return super().forward(F.pad(x, pad))
+        return super().forward(F.pad(x, pad))                                           # [B, C', T', H', W']
 
     def step(self, x: Tensor, cache: Cache) -> Tensor:
         """One chunk of a stream: prepend the carried frames, then carry the last 2 input frames."""
@@ -78,7 +78,7 @@ class RMSNorm(nn.Module):
     def __init__(self, dim: int, images: bool = True):
         super().__init__()
         self.scale = dim ** 0.5
-        self.gamma = nn.Parameter(torch.ones(dim, *((1, 1) if images else (1, 1, 1))))
+        self.gamma = nn.Parameter(torch.ones(dim, *((1, 1) if images else (1, 1, 1))))  # [dim, 1, 1] or [dim, 1, 1, 1]
 
     def forward(self, x: Tensor) -> Tensor:
         return F.normalize(x, dim=1) * self.scale * self.gamma
@@ -111,11 +111,11 @@ class AttentionBlock(nn.Module):
     def forward(self, x: Tensor, cache: Cache | None = None) -> Tensor:
         b, c, t, h, w = x.shape
         y = self.norm(x.transpose(1, 2).reshape(b * t, c, h, w))             # [B*T, C, H, W]
-        qkv = self.to_qkv(y).reshape(b * t, 1, c * 3, h * w).permute(0, 1, 3, 2).contiguous()
+        qkv = self.to_qkv(y).reshape(b * t, 1, c * 3, h * w).permute(0, 1, 3, 2).contiguous()  # [B*T, 1, H*W, 3C]
         q, k, v = qkv.chunk(3, dim=-1)                                        # [B*T, 1, H*W, C] each
         y = F.scaled_dot_product_attention(q, k, v)                           # [B*T, 1, H*W, C]
         y = self.proj(y.squeeze(1).permute(0, 2, 1).reshape(b * t, c, h, w))  # [B*T, C, H, W]
-        return x + y.reshape(b, t, c, h, w).transpose(1, 2)
+        return x + y.reshape(b, t, c, h, w).transpose(1, 2)                             # [B, C, T, H, W]
 
 
 class Upsample2x(nn.Upsample):
@@ -159,21 +159,21 @@ class Resample(nn.Module):
         b, c, t, h, w = x.shape
         history = cache.get(self)
         if history is None:
-            cache[self] = x.new_zeros(b, c, CACHE_T, h, w)
+            cache[self] = x.new_zeros(b, c, CACHE_T, h, w)                              # [B, C, 2, h, w]
             return x
         keep = x[:, :, -CACHE_T:]
         if keep.shape[2] < CACHE_T:
             keep = torch.cat([self._carry_head(history[:, :, -1:], keep), keep], 2)  # [B, C, 2, h, w]
         cache[self] = keep.clone()
         y = self.time_conv(x, history)                                        # [B, 2C, T, h, w]
-        return y.reshape(b, 2, c, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, c, 2 * t, h, w)
+        return y.reshape(b, 2, c, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, c, 2 * t, h, w)  # [B, C, 2T, h, w]
 
     def _downsample_time(self, x: Tensor, cache: Cache) -> Tensor:
         """Stride-2 3-tap conv over [previous chunk's last frame, this chunk]; the first chunk
         (one frame) passes through."""
         prev = cache.get(self)
         cache[self] = x[:, :, -1:].clone()
-        return x if prev is None else self.time_conv(torch.cat([prev, x], 2))
+        return x if prev is None else self.time_conv(torch.cat([prev, x], 2))           # [B, C, T/2, h, w]
 
 
 def _identity(x: Tensor, cache: Cache) -> Tensor:
@@ -187,7 +187,7 @@ def _upstream_head(prev_last: Tensor, current: Tensor) -> Tensor:
 
 def _quirk_head(prev_last: Tensor, current: Tensor) -> Tensor:
     """The reference (spec §5.5): the current frame again, except where the previous one is exactly 0."""
-    return torch.where(prev_last == 0, 0, current)
+    return torch.where(prev_last == 0, 0, current)                                      # [B, C, 1, h, w]
 
 
 class Encoder3d(nn.Module):
@@ -261,9 +261,9 @@ class WanVAE(nn.Module):
         that dtype, as the reference does (bf16 in the pipeline)."""
         key = (like.device, like.dtype)
         if key not in self._scales:
-            mean = torch.tensor(LATENT_MEAN, dtype=torch.float32).to(like.device, like.dtype)
-            inv_std = 1.0 / torch.tensor(LATENT_STD, dtype=torch.float32).to(like.device, like.dtype)
-            self._scales[key] = (mean.view(1, -1, 1, 1, 1), inv_std.view(1, -1, 1, 1, 1))
+            mean = torch.tensor(LATENT_MEAN, dtype=torch.float32).to(like.device, like.dtype)  # [z]
+            inv_std = 1.0 / torch.tensor(LATENT_STD, dtype=torch.float32).to(like.device, like.dtype)  # [z]
+            self._scales[key] = (mean.view(1, -1, 1, 1, 1), inv_std.view(1, -1, 1, 1, 1))  # [1, z, 1, 1, 1] each
         return self._scales[key]
 
     def encode_mu(self, video: Tensor, cache: Cache) -> Tensor:
@@ -272,7 +272,7 @@ class WanVAE(nn.Module):
         carried cache they are 4, 4, ..."""
         edges = [0, 1] if not cache else [0]
         edges += range(edges[-1] + 4, video.shape[2] + 1, 4)
-        out = torch.cat([self.encoder(video[:, :, a:b], cache) for a, b in zip(edges[:-1], edges[1:])], 2)
+        out = torch.cat([self.encoder(video[:, :, a:b], cache) for a, b in zip(edges[:-1], edges[1:])], 2)  # [B, C, F, h, w]
         return self.conv1(out)[:, : self.cfg.z_dim]                          # log-variance half unused
 
     def normalize(self, mu: Tensor) -> Tensor:
@@ -284,7 +284,7 @@ class WanVAE(nn.Module):
         time; the first latent of a fresh cache gives 1 frame, every other gives 4."""
         mean, inv_std = self.latent_scale(z)
         x = self.conv2(z / inv_std + mean)                                    # divides by the reciprocal, as the reference
-        return torch.cat([self.decoder(x[:, :, i:i + 1], cache) for i in range(x.shape[2])], 2)
+        return torch.cat([self.decoder(x[:, :, i:i + 1], cache) for i in range(x.shape[2])], 2)  # [B, 3, T, H, W]
 
     def encode(self, frames: Tensor) -> Tensor:
         """frames: [B, T, 3, H, W] in [-1, 1] -> normalised latents [B, 1 + (T-1)//4, z, h, w].
@@ -344,7 +344,7 @@ class WanVAEStream:
         """latents: [B, F, z, h, w] -> frames [B, T, 3, H, W] float32, unclamped."""
         p = next(self.vae.parameters())
         z = latents.to(p.device, p.dtype).transpose(1, 2)                    # [B, z, F, h, w]
-        return self.vae.decode_raw(z, self.decoder_cache).float().transpose(1, 2)
+        return self.vae.decode_raw(z, self.decoder_cache).float().transpose(1, 2)       # [B, T, 3, H, W]
 
     def decode(self, latents: Tensor) -> Tensor:
         """latents: [B, F, z, h, w] -> frames [B, T, 3, H, W] float32 in [-1, 1]."""

@@ -27,9 +27,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class LoopConfig:
-    tick_hz: float = 60.0              # fixed input/simulation tick rate
+    tick_hz: float = 60.0              # fixed input/simulation tick rate (Hz)
     max_catchup_ticks: int = 4         # after a stall, drop older time instead of spiralling
-    fps: float = 24.0                  # presentation rate
+    fps: float = 24.0                  # presentation rate (frames per second)
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,16 @@ class RigConfig:
     run_multiplier: float = 3.0        # speed factor while run (Shift / left stick press) is held
     accel_rate: float = 10.0           # 1/s: how fast velocity reaches the held-input speed
     damping_rate: float = 6.0          # 1/s: how fast velocity dies away after release (inertia)
-    look_speed_deg_s: float = 90.0     # turn rate at full stick / held IJKL
+    look_speed_deg_s: float = 90.0     # turn rate (deg/s) at full stick / held IJKL
     look_response_rate: float = 15.0   # 1/s: smoothing of stick and key look rates
-    pitch_limit_deg: float = 85.0      # walk/fly/tripod: never look further up or down
+    pitch_limit_deg: float = 85.0      # walk/fly/tripod: never look further up or down than this
     collision_margin: float = 0.15     # walk: stop this far short of a surface
-    orbit_radius: float = 1.0          # orbit centre distance in front of the camera
-    orbit_speed_deg_s: float = 45.0    # orbit pitch/yaw rate at full input
+    orbit_radius: float = 1.0          # orbit: centre distance in front of the camera (trajectory r)
+    orbit_speed_deg_s: float = 45.0    # orbit: pitch/yaw rate (deg/s) at full input
     orbit_dolly_speed: float = 0.5     # orbit: W/S dolly toward / away from the centre, per second
     orbit_pitch_limit_deg: float = 80.0  # orbit: largest |pitch|
     orbit_min_distance: float = 0.1    # orbit: closest approach to the centre
-    ride_along: bool = False           # pose = source_c2w(t) @ offset (reference --relative_to_source)
+    ride_along: bool = False           # pose = source camera at time t @ offset (reference --relative_to_source)
 
     def __post_init__(self):
         if self.mode not in ("walk", "fly", "orbit", "tripod"):
@@ -63,13 +63,13 @@ class RigConfig:
 class ClockConfig:
     """WorldClock (runtime/world_clock.py): which source frame each presented frame shows."""
     ends: str = "pingpong"             # at the clip's ends: loop | pingpong | stop
-    speed_steps: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)  # [ and ] step through these
+    speed_steps: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)  # [ and ] step through these playback speeds
     min_speed: float = 0.25            # playback speed is clamped to [min_speed, max_speed]
-    max_speed: float = 4.0
-    start_speed: float = 1.0
-    start_paused: bool = False
+    max_speed: float = 4.0             # fastest playback speed
+    start_speed: float = 1.0           # playback speed at start
+    start_paused: bool = False         # start with time frozen
     match_source_fps: bool = True      # 1x plays at the source fps; false: one source frame per presented frame (the reference)
-    discontinuity_frames: int = 1      # a scrub/jump moving farther than this restarts the model context
+    discontinuity_frames: int = 1      # a scrub/jump moving farther than this (frames) restarts the model context
 
     def __post_init__(self):
         if self.ends not in ("loop", "pingpong", "stop"):
@@ -86,8 +86,8 @@ class PacingConfig:
     """Frame pacing of the presenter (runtime/pacing.py)."""
     target_buffer_frames: int = 3      # frames buffered before playback starts, and again after a stall
     deadband_s: float = 0.010          # present a frame up to this early rather than one refresh late
-    max_late_frames: float = 0.5       # later than this (in frame periods): re-anchor, never burst to catch up
-    max_buffer_frames: int = 48        # more buffered than this: drop the oldest (caps latency)
+    max_late_frames: float = 0.5       # later than this (frame periods): re-anchor the schedule, never burst to catch up
+    max_buffer_frames: int = 48        # more frames buffered than this: drop the oldest (caps latency)
     plan_margin_s: float = 0.06        # real time: plan a block when the buffer holds only this much more than a block takes
 
     def __post_init__(self):
@@ -106,14 +106,14 @@ class KioskConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    loop: LoopConfig = field(default_factory=LoopConfig)
-    kiosk: KioskConfig = field(default_factory=KioskConfig)
-    rig: RigConfig = field(default_factory=RigConfig)
-    clock: ClockConfig = field(default_factory=ClockConfig)
-    pacing: PacingConfig = field(default_factory=PacingConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)  # the fixed-tick loop
+    kiosk: KioskConfig = field(default_factory=KioskConfig)  # play --kiosk
+    rig: RigConfig = field(default_factory=RigConfig)  # the camera rig; distances in scene scales (the 20th percentile of the first frame's depth)
+    clock: ClockConfig = field(default_factory=ClockConfig)  # the world clock: which source frame each presented frame shows
+    pacing: PacingConfig = field(default_factory=PacingConfig)  # frame pacing of the presenter
     headless_seconds: float = 4.0      # length of a headless session when --seconds is not given
     out_dir: str = "out"               # parent folder of session output folders
-    refiner: str = "auto"              # auto | geometry | dit
+    refiner: str = "auto"              # auto | geometry | dit (auto: dit when its checkpoints verify)
     device: str = "auto"               # auto | cpu | cuda
 
 
@@ -224,6 +224,20 @@ def load_config(path: Path | str | None = None, overrides: typing.Sequence[str] 
         keys, value = parse_override(text)
         _apply(raw, keys, value, text)
     return build(AppConfig, raw, path.name)
+
+
+def add_config_args(parser, suffix: str = "") -> None:
+    """--config and --set on an argparse parser (every command and benchmark takes them); their values
+    land in `config<suffix>` and `overrides<suffix>`."""
+    parser.add_argument("--config", dest="config" + suffix, default=None,
+                        help="config file (default: config.yaml beside main.py)")
+    parser.add_argument("--set", dest="overrides" + suffix, action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set runtime.loop.fps=30 (repeatable)")
+
+
+def config_from_args(args) -> AppConfig:
+    """load_config with the --config and --set of `args` (see add_config_args)."""
+    return load_config(args.config, args.overrides)
 
 
 def config_to_dict(cfg) -> dict:

@@ -29,6 +29,7 @@ import numpy as np
 
 from controllers.commands import CAMERA_MODES, CameraCommand
 from runtime.config import RigConfig
+from scenes.trajectory import sphere2pose
 
 Probe = Callable[[np.ndarray, np.ndarray], float]   # (c2w [4, 4] world, unit direction [3] world) -> distance or inf
 
@@ -56,13 +57,6 @@ def yaw_pitch_of(R: np.ndarray) -> tuple[float, float]:
     return math.degrees(math.atan2(f[0], f[2])), math.degrees(math.asin(max(-1.0, min(1.0, -f[1]))))
 
 
-def orbit_offset(x_up_deg: float, y_left_deg: float, r: float) -> np.ndarray:
-    """The camera centre T of pipeline-spec 5.3 (non-zoom) -> [3]."""
-    sx, cx = math.sin(math.radians(x_up_deg)), math.cos(math.radians(x_up_deg))
-    sy, cy = math.sin(math.radians(y_left_deg)), math.cos(math.radians(y_left_deg))
-    return np.array([-r * cx * sy, -r * sx, r - r * cx * cy])
-
-
 def pose(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     out = np.eye(4)                                          # [4, 4]
     out[:3, :3], out[:3, 3] = R, t
@@ -70,9 +64,11 @@ def pose(R: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def orbit_c2w(x_up_deg: float, y_left_deg: float, r: float, dolly: float = 0.0) -> np.ndarray:
-    """sphere2pose of pipeline-spec 5.3 (orbit, not zoom), then `dolly` along the optical axis."""
-    R = rot_y(y_left_deg) @ rot_x(x_up_deg)
-    return pose(R, orbit_offset(x_up_deg, y_left_deg, r) + dolly * R[:, 2])
+    """sphere2pose of pipeline-spec 5.3 (orbit, not zoom: scenes/trajectory.py), then `dolly` along
+    the optical axis. -> [4, 4]"""
+    c2w = sphere2pose(x_up_deg, y_left_deg, r, is_zoom=False, rotation_only=False, dtype=np.float64)[0]  # [4, 4]
+    c2w[:3, 3] += dolly * c2w[:3, 2]
+    return c2w
 
 
 def estimate_eye_y(source_c2ws: np.ndarray, anchor_c2w: np.ndarray) -> float:
@@ -217,7 +213,7 @@ class CameraRig:
         starts exactly at the current pose and never rolls."""
         r = self.cfg.orbit_radius * self.scale
         heading = rot_y(s.yaw_deg)
-        s.orbit_base = pose(heading, s.position - heading @ orbit_offset(-s.pitch_deg, 0.0, r))
+        s.orbit_base = pose(heading, s.position - heading @ orbit_c2w(-s.pitch_deg, 0.0, r)[:3, 3])
         s.orbit = np.array([-s.pitch_deg, 0.0, r, 0.0])
 
     # ---- integration (pure: returns a new state) -------------------------------------------

@@ -4,9 +4,9 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class SampleConfig:
-    frames: int = 120                  # frames of the built-in sample scene (5 s at 24 fps)
-    fps: float = 24.0                  # its frame rate; the ball's motion follows real time
-    seed: int = 0                      # seed of its procedural textures and object placement
+    frames: int = 120                  # number of frames (5 s at 24 fps)
+    fps: float = 24.0                  # frame rate; the bouncing ball moves in real time
+    seed: int = 0                      # seed of the procedural textures and object placement
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,10 @@ class DepthConfig:
 
 @dataclass(frozen=True)
 class FusionConfig:
-    enabled: bool = True               # geometry refiner renders the fused world state (all frames' static points + the current frame)
+    enabled: bool = True               # the geometry refiner renders the fused world state (far fewer holes)
     max_points: int = 2_000_000        # memory budget of the fused static points (about 20 bytes each)
     voxel_pixels: float = 1.0          # voxel edge in source pixel footprints (depth / fx) before budget coarsening
-    neighbour_offsets: tuple[int, ...] = (-16, -8, -4, -2, 2, 4, 8, 16)   # frames compared with each frame to find moving pixels
+    neighbour_offsets: tuple[int, ...] = (-16, -8, -4, -2, 2, 4, 8, 16)  # frames compared with each frame to find moving pixels
     analysis_stride: int = 2           # the static/dynamic test runs on every n-th pixel (then upsampled)
     depth_tolerance: float = 0.04      # relative depth difference that counts as inconsistent
     colour_tolerance: float = 0.12     # RGB difference (0..1) beyond a 3x3 neighbourhood's range that counts as inconsistent
@@ -50,6 +50,6 @@ class ScenesConfig:
     width: int = 832                   # working frame width in pixels (the model's resolution)
     height: int = 480                  # working frame height in pixels
     cache_dir: str = ".cache/scenes"   # where built Scenes are cached, keyed by content hash
-    sample: SampleConfig = field(default_factory=SampleConfig)   # the built-in sample scene
-    fusion: FusionConfig = field(default_factory=FusionConfig)   # the fused world state (scenes/fusion.py)
-    depth: DepthConfig = field(default_factory=DepthConfig)      # depth providers of `main.py build`
+    sample: SampleConfig = field(default_factory=SampleConfig)  # the built-in sample scene (python main.py with no video)
+    fusion: FusionConfig = field(default_factory=FusionConfig)  # the fused world state: static points of all frames + the current frame (scenes/fusion.py)
+    depth: DepthConfig = field(default_factory=DepthConfig)  # depth providers of `main.py build` (auto | sample | file | da3 | estimate)

@@ -28,13 +28,13 @@ def unproject(depth: Tensor, K: Tensor, c2w: Tensor) -> Tensor:
     B, H, W = depth.shape
     dev, f32 = depth.device, torch.float32
     ys, xs = torch.meshgrid(torch.arange(H, device=dev, dtype=f32), torch.arange(W, device=dev, dtype=f32),
-                            indexing="ij")
+                            indexing="ij")                                              # [H, W] each
     pix = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).reshape(1, H * W, 3)   # [1, HW, 3]
     rays = pix @ torch.linalg.inv(K.to(f32)).transpose(1, 2)                        # [B, HW, 3]
     cam = rays * depth.to(f32).reshape(B, H * W, 1)                                 # [B, HW, 3]
     c2w = c2w.to(f32)
     world = cam @ c2w[:, :3, :3].transpose(1, 2) + c2w[:, None, :3, 3]              # [B, HW, 3]
-    return world.reshape(B, H, W, 3)
+    return world.reshape(B, H, W, 3)                                                    # [B, H, W, 3]
 
 
 def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -82,7 +82,7 @@ def pair_evidence(colour: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, i: Tens
     ci = colour[i].reshape(B, 3, H * W).transpose(1, 2)                             # [B, HW, 3]
     recoloured = ((ci < lo - cfg.colour_tolerance) | (ci > hi + cfg.colour_tolerance)).any(-1)
     inconsistent = evidence & (moved | recoloured)
-    return inconsistent.reshape(B, H, W), evidence.reshape(B, H, W)
+    return inconsistent.reshape(B, H, W), evidence.reshape(B, H, W)                     # [B, H, W] each
 
 
 def _clean(dynamic: Tensor, dilate_px: int) -> Tensor:
@@ -113,8 +113,8 @@ def raw_dynamic(frames_u8: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, indice
     j = i + offsets.repeat(len(idx))                                                # [B*O]
     real = (j >= 0) & (j < N)
     bad, seen = pair_evidence(colour, d, Ks, c2w, i, j.clamp(0, N - 1), cfg)        # [B*O, h, w] each
-    bad = (bad & real[:, None, None]).reshape(len(idx), len(offsets), *bad.shape[1:]).sum(1)
-    seen = (seen & real[:, None, None]).reshape(len(idx), len(offsets), *seen.shape[1:]).sum(1)
+    bad = (bad & real[:, None, None]).reshape(len(idx), len(offsets), *bad.shape[1:]).sum(1)  # [B, h, w]
+    seen = (seen & real[:, None, None]).reshape(len(idx), len(offsets), *seen.shape[1:]).sum(1)  # [B, h, w]
     return (bad > 0) & (bad >= cfg.dynamic_vote * seen)                             # [B, h, w]
 
 
@@ -141,7 +141,7 @@ def dynamic_debug_image(frames_u8: Tensor, dynamic: Tensor) -> Tensor:
     pixels faintly green. frames_u8 [T, H, W, 3] uint8, dynamic bool [T, H, W] -> uint8 [T, H, W, 3]."""
     grey = frames_u8.to(torch.float32).mean(-1, keepdim=True)                       # [T, H, W, 1]
     base = 0.35 * grey + 40.0
-    red = torch.tensor([255.0, 40.0, 40.0], device=frames_u8.device)
-    green = torch.tensor([0.0, 30.0, 0.0], device=frames_u8.device)
+    red = torch.tensor([255.0, 40.0, 40.0], device=frames_u8.device)                    # [3]
+    green = torch.tensor([0.0, 30.0, 0.0], device=frames_u8.device)                     # [3]
     out = torch.where(dynamic.unsqueeze(-1), 0.4 * base + 0.6 * red, base + green)  # [T, H, W, 3]
     return out.round().clamp(0, 255).to(torch.uint8)

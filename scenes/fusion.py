@@ -73,13 +73,13 @@ def pack_bits(mask: Tensor) -> Tensor:
     """bool [B, h, w] -> uint8 [B, ceil(h w / 8)], 8 pixels a byte (lowest bit first)."""
     flat = mask.reshape(mask.shape[0], -1).to(torch.uint8)                          # [B, hw]
     flat = F.pad(flat, (0, (-flat.shape[1]) % 8)).reshape(mask.shape[0], -1, 8)    # [B, bytes, 8]
-    return (flat << torch.arange(8, device=mask.device, dtype=torch.uint8)).sum(-1).to(torch.uint8)
+    return (flat << torch.arange(8, device=mask.device, dtype=torch.uint8)).sum(-1).to(torch.uint8)  # [B, bytes]
 
 
 def unpack_bits(bits: Tensor, h: int, w: int) -> Tensor:
     """pack_bits' inverse: uint8 [B, bytes] -> bool [B, h, w]."""
     flags = (bits.unsqueeze(-1) >> torch.arange(8, device=bits.device, dtype=torch.uint8)) & 1   # [B, bytes, 8]
-    return flags.reshape(bits.shape[0], -1)[:, :h * w].reshape(-1, h, w) > 0
+    return flags.reshape(bits.shape[0], -1)[:, :h * w].reshape(-1, h, w) > 0            # [B, h, w]
 
 
 def _keys(xyz: Tensor, level: Tensor) -> Tensor:
@@ -138,28 +138,28 @@ def build_world(frames_u8: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, cfg: F
     N, H, W, _ = _check_video(frames_u8, depth, K, c2w)
     dev = frames_u8.device
     depth = depth.to(dev)
-    K = K.to(device=dev, dtype=torch.float32).expand(N, 3, 3)
+    K = K.to(device=dev, dtype=torch.float32).expand(N, 3, 3)                           # [N, 3, 3]
     c2w = c2w.to(device=dev, dtype=torch.float32)
-    empty = torch.zeros(0, 3, device=dev)
-    state, shift = (torch.zeros(0, dtype=torch.long, device=dev), empty, empty, empty[:, 0]), 0
+    empty = torch.zeros(0, 3, device=dev)                                               # [0, 3]
+    state, shift = (torch.zeros(0, dtype=torch.long, device=dev), empty, empty, empty[:, 0]), 0  # keys [0], xyz, rgb [0, 3], weight [0]
     starts = range(0, N, cfg.chunk_frames)
     if progress:
         from tqdm import tqdm
         starts = tqdm(starts, desc="fusing the scene", unit="chunk", file=sys.stderr)
     bits = []
     for a in starts:
-        idx = torch.arange(a, min(a + cfg.chunk_frames, N), device=dev)
+        idx = torch.arange(a, min(a + cfg.chunk_frames, N), device=dev)                 # [B]
         raw = raw_dynamic(frames_u8, depth, K, c2w, idx, cfg)                       # [B, h, w]
         bits.append(pack_bits(raw))
         static = ~expand_dynamic(raw, H, W, cfg.analysis_stride, cfg.dilate_px)    # [B, H, W]
         keys, xyz, rgb = _frame_points(frames_u8, depth, K, c2w, idx, static, cfg, shift)
         state = _merge(torch.cat([state[0], keys]), torch.cat([state[1], xyz]), torch.cat([state[2], rgb]),
-                       torch.cat([state[3], torch.ones_like(keys, dtype=torch.float32)]))
+                       torch.cat([state[3], torch.ones_like(keys, dtype=torch.float32)]))  # keys [M], xyz, rgb [M, 3], weight [M]
         state, doubled = _fit_budget(state, cfg.max_points)
         shift += doubled
     _, xyz, rgb, w = state
     return FusedWorld(xyz=xyz, rgb=rgb.round().clamp(0, 255).to(torch.uint8), weight=w, voxel_shift=shift, frames=N,
-                      dynamic_bits=torch.cat(bits), mask_hw=tuple(raw.shape[1:]), cfg=cfg)
+                      dynamic_bits=torch.cat(bits), mask_hw=tuple(raw.shape[1:]), cfg=cfg)  # xyz [M, 3], rgb uint8 [M, 3], weight [M]
 
 
 def _check_video(frames_u8, depth, K, c2w) -> tuple[int, int, int, int]:
@@ -186,7 +186,7 @@ def splat_points(world: FusedWorld, K: Tensor, tgt_w2c: Tensor, H: int, W: int, 
     compact = world.xyz.device.type == "cpu" if compact is None else compact
     parts = [_splat_group(world, K[a:a + group], tgt_w2c[a:a + group], H, W, depth_tolerance, compact)
              for a in range(0, T, group)]
-    return tuple(torch.cat(p) for p in zip(*parts))
+    return tuple(torch.cat(p) for p in zip(*parts))                                     # [T, H, W, 3], [T, H, W], [T, H, W]
 
 
 def _splat_group(world: FusedWorld, K: Tensor, w2c: Tensor, H: int, W: int, tol: float,
@@ -199,22 +199,22 @@ def _splat_group(world: FusedWorld, K: Tensor, w2c: Tensor, H: int, W: int, tol:
     if compact:                         # keep only the visible pairs
         u, v, z, frame, point, ok = u[ok], v[ok], z[ok], frame[ok], point[ok], ok[ok]   # [P] each
     else:                               # invisible pairs: weight 0, z inf, on a valid cell
-        u, v, z = torch.where(ok, u, 0.0), torch.where(ok, v, 0.0), torch.where(ok, z, torch.inf)
-        u, v, z, frame, point, ok = (x.reshape(-1) for x in (u, v, z, frame, point, ok))
+        u, v, z = torch.where(ok, u, 0.0), torch.where(ok, v, 0.0), torch.where(ok, z, torch.inf)  # [T, M] each
+        u, v, z, frame, point, ok = (x.reshape(-1) for x in (u, v, z, frame, point, ok))  # [T * M] each
     x0, y0 = torch.floor(u + 1), torch.floor(v + 1)                                 # +1: padded canvas
     fx, fy = u + 1 - x0, v + 1 - y0
     nw = frame * ((H + 2) * (W + 2)) + y0.long() * (W + 2) + x0.long()             # [P]
     cells = torch.stack([nw, nw + 1, nw + W + 2, nw + W + 3]).reshape(-1)          # [4P]
     prox = (torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]) * ok).reshape(-1)  # [4P]
     zkey = z.repeat(4)                                                              # [4P]
-    zbuf = torch.full((T * (H + 2) * (W + 2),), torch.inf, device=z.device)
+    zbuf = torch.full((T * (H + 2) * (W + 2),), torch.inf, device=z.device)             # [T * (H + 2) * (W + 2)]
     zbuf.scatter_reduce_(0, cells, zkey, reduce="amin")
     w = prox * (zkey <= zbuf.index_select(0, cells) * (1 + tol))                    # [4P]
     rgb = world.rgb.to(torch.float32).index_select(0, point).repeat(4, 1)           # [4P, 3]
-    acc = [torch.zeros_like(zbuf).scatter_add_(0, cells, w * rgb[:, c]) for c in range(3)]
-    weight = torch.zeros_like(zbuf).scatter_add_(0, cells, w)
+    acc = [torch.zeros_like(zbuf).scatter_add_(0, cells, w * rgb[:, c]) for c in range(3)]  # [T * (H + 2) * (W + 2)] each
+    weight = torch.zeros_like(zbuf).scatter_add_(0, cells, w)                           # [T * (H + 2) * (W + 2)]
     def crop(flat: Tensor) -> Tensor:                                               # [T, H, W]
-        return flat.reshape(T, H + 2, W + 2)[:, 1:-1, 1:-1]
+        return flat.reshape(T, H + 2, W + 2)[:, 1:-1, 1:-1]                             # [T, H, W]
     colour = torch.stack([crop(a) for a in acc], -1) / crop(weight).clamp_min(1e-12).unsqueeze(-1)  # [T, H, W, 3]
     return colour, crop(weight), crop(zbuf)
 
@@ -229,16 +229,16 @@ def current_depth(depth: Tensor, K: Tensor, src_c2w: Tensor, tgt_c2w: Tensor, on
     x, y = torch.round(u), torch.round(v)
     ok = (z > 0) & (x >= 0) & (x <= W - 1) & (y >= 0) & (y <= H - 1)
     if only is not None:
-        ok = ok & only.reshape(T, H * W)
-    cell = torch.arange(T, device=z.device).reshape(T, 1) * (H * W) + torch.where(ok, y * W + x, 0.0).long()
-    out = torch.full((T * H * W,), torch.inf, device=z.device)
+        ok = ok & only.reshape(T, H * W)                                                # [T, HW]
+    cell = torch.arange(T, device=z.device).reshape(T, 1) * (H * W) + torch.where(ok, y * W + x, 0.0).long()  # [T, HW]
+    out = torch.full((T * H * W,), torch.inf, device=z.device)                          # [T * H * W]
     out.scatter_reduce_(0, cell.reshape(-1), torch.where(ok, z, torch.inf).reshape(-1), reduce="amin")
-    return out.reshape(T, H, W)
+    return out.reshape(T, H, W)                                                         # [T, H, W]
 
 
 def _min_pool(z: Tensor, radius: int) -> Tensor:
     """Min of [T, H, W] over a (2 radius + 1)^2 window -> [T, H, W]."""
-    return -F.max_pool2d(-z.unsqueeze(1), 2 * radius + 1, stride=1, padding=radius)[:, 0]
+    return -F.max_pool2d(-z.unsqueeze(1), 2 * radius + 1, stride=1, padding=radius)[:, 0]  # [T, H, W]
 
 
 def fused_wins(cur_mask: Tensor, cur_z: Tensor, fused_weight: Tensor, fused_z: Tensor, moving_z: Tensor,
@@ -256,7 +256,7 @@ def fused_wins(cur_mask: Tensor, cur_z: Tensor, fused_weight: Tensor, fused_z: T
     neighbours = F.avg_pool2d(covered, 3, stride=1, padding=1, count_include_pad=False) * 9 - covered
     crack = neighbours[:, 0] >= CRACK_NEIGHBOURS
     z = cur_z.unsqueeze(1)                                                          # [T, 1, H, W]
-    farthest = F.max_pool2d(torch.where(torch.isfinite(z), z, 0.0), 3, stride=1, padding=1)[:, 0]
+    farthest = F.max_pool2d(torch.where(torch.isfinite(z), z, 0.0), 3, stride=1, padding=1)[:, 0]  # [T, H, W]
     nearest = _min_pool(cur_z, 1)                                                   # [T, H, W], inf = none
     behind = crack & (farthest > 0) & (fused_z > farthest * (1 + depth_tolerance))
     behind_moving = fused_z > moving_z * (1 + depth_tolerance)
@@ -279,14 +279,14 @@ def render_fused(world: FusedWorld | None, frames_u8: Tensor, depth: Tensor, K: 
         return render, mask
     T, H, W, _ = frames_u8.shape
     dev, f32, tol = frames_u8.device, torch.float32, world.cfg.depth_tolerance
-    K = K.to(device=dev, dtype=f32).expand(T, 3, 3)
+    K = K.to(device=dev, dtype=f32).expand(T, 3, 3)                                     # [T, 3, 3]
     src, tgt, depth = src_c2w.to(device=dev, dtype=f32), tgt_c2w.to(device=dev, dtype=f32), depth.to(dev)
     world = world.to(dev)
     rgb, weight, fz = splat_points(world, K, torch.linalg.inv(tgt), H, W, tol)
-    moving_z = torch.full_like(fz, torch.inf)
+    moving_z = torch.full_like(fz, torch.inf)                                           # [T, H, W]
     if indices is not None and world.cfg.protect_px > 0:
         moving = current_depth(depth, K, src, tgt, only=world.dynamic(indices, H, W))   # [T, H, W]
         moving_z = _min_pool(moving, world.cfg.protect_px)
     fill = fused_wins(mask, current_depth(depth, K, src, tgt), weight, fz, moving_z, tol)
-    out = torch.where(fill.unsqueeze(-1), rgb.round().clamp(0, 255).to(torch.uint8), render)
+    out = torch.where(fill.unsqueeze(-1), rgb.round().clamp(0, 255).to(torch.uint8), render)  # [T, H, W, 3]
     return out, mask | fill

@@ -20,12 +20,12 @@ def gl_view_from_c2w(c2w: np.ndarray) -> np.ndarray:
     """World -> OpenGL eye matrix for an OpenCV camera-to-world pose.
 
     c2w: [4, 4] (OpenCV camera axes)   ->   [4, 4]"""
-    return FLIP_YZ @ np.linalg.inv(np.asarray(c2w, dtype=np.float64))
+    return FLIP_YZ @ np.linalg.inv(np.asarray(c2w, dtype=np.float64))                   # [4, 4]
 
 
 def c2w_from_gl_view(view: np.ndarray) -> np.ndarray:
     """Inverse of `gl_view_from_c2w`: OpenGL view matrix -> OpenCV camera-to-world pose. [4, 4]"""
-    return np.linalg.inv(FLIP_YZ @ np.asarray(view, dtype=np.float64))
+    return np.linalg.inv(FLIP_YZ @ np.asarray(view, dtype=np.float64))                  # [4, 4]
 
 
 def gl_projection_from_K(K: np.ndarray, width: int, height: int, near: float, far: float) -> np.ndarray:
@@ -35,10 +35,10 @@ def gl_projection_from_K(K: np.ndarray, width: int, height: int, near: float, fa
     x = 2 (u + 0.5) / W - 1 and y = 1 - 2 (v + 0.5) / H (then rows are flipped on read-back),
     with depth mapped to [-1, 1] between `near` and `far` (metres) as glFrustum does.
     K: [3, 3]   ->   [4, 4]"""
-    K = np.asarray(K, dtype=np.float64)
+    K = np.asarray(K, dtype=np.float64)                                                 # [3, 3]
     fx, fy, cx, cy, skew = K[0, 0], K[1, 1], K[0, 2], K[1, 2], K[0, 1]
     W, H = float(width), float(height)
-    P = np.zeros((4, 4))
+    P = np.zeros((4, 4))                                                                # [4, 4]
     P[0, 0] = 2.0 * fx / W
     P[0, 1] = -2.0 * skew / W                       # y_gl_eye = -Y
     P[0, 2] = 1.0 - 2.0 * (cx + 0.5) / W            # z_gl_eye = -Z carries the principal point
@@ -55,7 +55,7 @@ def linearize_depth(depth_buffer: np.ndarray, near: float, far: float) -> np.nda
 
     Inverts `gl_projection_from_K`'s depth rows exactly: z_ndc = 2 d - 1, Z = 2 f n / (f + n - z_ndc (f - n)).
     depth_buffer: [...] float   ->   [...] float64"""
-    z_ndc = 2.0 * np.asarray(depth_buffer, dtype=np.float64) - 1.0
+    z_ndc = 2.0 * np.asarray(depth_buffer, dtype=np.float64) - 1.0                      # [...]
     return 2.0 * far * near / ((far + near) - z_ndc * (far - near))
 
 
@@ -70,7 +70,7 @@ def project_gl(points_world: np.ndarray, c2w: np.ndarray, K: np.ndarray, width: 
     ndc = clip[..., :3] / clip[..., 3:4]                                                   # [..., 3]
     u = (ndc[..., 0] + 1.0) * 0.5 * width - 0.5
     v = (1.0 - ndc[..., 1]) * 0.5 * height - 0.5
-    return np.stack([u, v], axis=-1), 0.5 * ndc[..., 2] + 0.5
+    return np.stack([u, v], axis=-1), 0.5 * ndc[..., 2] + 0.5                           # [..., 2], [...]
 
 
 def look_at_c2w(eye: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
@@ -78,12 +78,12 @@ def look_at_c2w(eye: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarr
 
     Columns of R are the camera's right (+x), down (+y) and forward (+z) in world coordinates.
     eye, target, up: [3]   ->   [4, 4]"""
-    eye, target, up = (np.asarray(a, dtype=np.float64) for a in (eye, target, up))
+    eye, target, up = (np.asarray(a, dtype=np.float64) for a in (eye, target, up))      # [3] each
     forward = target - eye
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, up)
     right /= np.linalg.norm(right)
     down = np.cross(forward, right)
-    c2w = np.eye(4)
+    c2w = np.eye(4)                                                                     # [4, 4]
     c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, down, forward, eye
     return c2w

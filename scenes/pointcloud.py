@@ -45,20 +45,20 @@ def splat_points_hi(points: Tensor, colors: Tensor, c2w: Tensor, K: Tensor, widt
     z = cam[:, 2]
     u = (K_hi[0, 0] * cam[:, 0] / z) + K_hi[0, 2]                                 # [P']
     v = (K_hi[1, 1] * cam[:, 1] / z) + K_hi[1, 2]                                 # [P']
-    offsets = torch.arange(-radius, radius + 1, device=dev)
+    offsets = torch.arange(-radius, radius + 1, device=dev)                             # [2r + 1]
     dy, dx = (o.reshape(1, -1) for o in torch.meshgrid(offsets, offsets, indexing="ij"))  # [1, S] each
     us = torch.round(u[:, None] + dx).long().reshape(-1)                          # [P' * S], half to even
-    vs = torch.round(v[:, None] + dy).long().reshape(-1)
-    zs = z[:, None].expand(-1, dx.shape[1]).reshape(-1)
+    vs = torch.round(v[:, None] + dy).long().reshape(-1)                                # [P' * S]
+    zs = z[:, None].expand(-1, dx.shape[1]).reshape(-1)                                 # [P' * S]
     inside = (us >= 0) & (us < Wh) & (vs >= 0) & (vs < Hh)
     pix, zs = (vs * Wh + us)[inside], zs[inside]
-    src = torch.arange(len(z), device=dev).repeat_interleave(dx.shape[1])[inside]  # point of each sample
+    src = torch.arange(len(z), device=dev).repeat_interleave(dx.shape[1])[inside]  # [samples inside]: point of each sample
     last = _zbuffer(pix, zs, Hh * Wh)
     written = last >= 0
-    canvas = torch.zeros(Hh * Wh, 3, device=dev, dtype=f32)
+    canvas = torch.zeros(Hh * Wh, 3, device=dev, dtype=f32)                             # [2H * 2W, 3]
     canvas[written] = rgb[src[last[written]]]
-    canvas_u8 = (canvas * 255).to(torch.uint8).reshape(Hh, Wh, 3)                  # truncation, as astype
-    mask = (written.to(torch.uint8) * 255).reshape(Hh, Wh)
+    canvas_u8 = (canvas * 255).to(torch.uint8).reshape(Hh, Wh, 3)                  # [2H, 2W, 3]: truncation, as astype
+    mask = (written.to(torch.uint8) * 255).reshape(Hh, Wh)                              # [2H, 2W]
     return canvas_u8, mask
 
 
@@ -66,11 +66,11 @@ def _zbuffer(pix: Tensor, zs: Tensor, n_pixels: int) -> Tensor:
     """Hard z-buffer over samples at flat pixels pix [S] with depths zs [S] -> [n_pixels] index of
     the sample that writes each pixel, -1 where none does. Survivors are within 1e-4 of the pixel's
     zmin; among them the last in sample order wins (deterministic "last write")."""
-    zmin = torch.full((n_pixels,), float("inf"), device=zs.device).scatter_reduce(0, pix, zs, reduce="amin")
+    zmin = torch.full((n_pixels,), float("inf"), device=zs.device).scatter_reduce(0, pix, zs, reduce="amin")  # [n_pixels]
     win = zs <= zmin[pix] + DEPTH_EPSILON
-    order = torch.arange(len(pix), device=zs.device)
+    order = torch.arange(len(pix), device=zs.device)                                    # [S]
     return torch.full((n_pixels,), -1, device=zs.device, dtype=torch.long).scatter_reduce(
-        0, pix[win], order[win], reduce="amax")
+        0, pix[win], order[win], reduce="amax")                                         # [n_pixels]
 
 
 def downsample_2x(canvas_u8: Tensor, mask_hi: Tensor) -> tuple[Tensor, Tensor]:
@@ -86,5 +86,5 @@ def render_points(points: Tensor, colors: Tensor, c2w: Tensor, K: Tensor, width:
     hi = splat_points_hi(points, colors, c2w, K, width, height, point_size=point_size)
     if hi is None:
         return (torch.zeros(height, width, 3, dtype=torch.uint8, device=points.device),
-                torch.zeros(height, width, dtype=torch.uint8, device=points.device))
+                torch.zeros(height, width, dtype=torch.uint8, device=points.device))    # [H, W, 3], [H, W]
     return downsample_2x(*hi)

@@ -19,7 +19,7 @@ def reference_K(K0: Tensor, width: int, height: int) -> Tensor:
     """The reference's `scale_intrinsic`: [3, 3] -> [3, 3] float32 with the principal point forced
     to the centre: fx *= W / (2 cx), fy *= H / (2 cy), cx = W / 2, cy = H / 2. It assumes the
     input principal point was at the centre of the image K0 belongs to (true for DA3 output)."""
-    K = torch.as_tensor(K0, dtype=torch.float32).clone()
+    K = torch.as_tensor(K0, dtype=torch.float32).clone()                                # [3, 3]
     cx, cy = float(K[0, 2]), float(K[1, 2])
     if not (cx > 0 and cy > 0):
         raise ValueError(f"reference_K: principal point must be positive, got ({cx}, {cy})")
@@ -53,10 +53,10 @@ def video_log_depth_max(depth: Tensor, K: Tensor, src_c2w: Tensor, tgt_c2w: Tens
     """The normaliser render_views would use if given all T frames at once (0-dim float32 tensor on
     depth's device), computed `chunk` frames at a time. Same shapes as render_views' arguments."""
     T = depth.shape[0]
-    K = K.expand(T, 3, 3)
+    K = K.expand(T, 3, 3)                                                               # [T, 3, 3]
     return torch.stack([max_log_depth(*_warp_inputs(depth[i:i + chunk], K[i:i + chunk], src_c2w[i:i + chunk],
                                                     tgt_c2w[i:i + chunk], depth.device))
-                        for i in range(0, T, chunk)]).max()
+                        for i in range(0, T, chunk)]).max()                             # [] (a 0-dim maximum)
 
 
 def _warp_inputs(depth, K, src_c2w, tgt_c2w, device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -65,7 +65,7 @@ def _warp_inputs(depth, K, src_c2w, tgt_c2w, device) -> tuple[Tensor, Tensor, Te
     d = depth.to(device=device, dtype=f32).clamp(*DEPTH_CLIP).unsqueeze(1)        # [T, 1, H, W]
     src_w2c = torch.linalg.inv(src_c2w.to(device=device, dtype=f32))              # [T, 4, 4]
     tgt_w2c = torch.linalg.inv(tgt_c2w.to(device=device, dtype=f32))              # [T, 4, 4]
-    return d, src_w2c, tgt_w2c, K.to(device=device, dtype=f32).expand(T, 3, 3)
+    return d, src_w2c, tgt_w2c, K.to(device=device, dtype=f32).expand(T, 3, 3)          # [T, 3, 3]
 
 
 def _check_shapes(frames_u8, depth, K, src_c2w, tgt_c2w) -> tuple[int, int, int, int]:

@@ -80,26 +80,26 @@ def sample_intrinsics(width: int, height: int) -> np.ndarray:
     """Pinhole K of the sample camera: square pixels, HFOV_DEG wide, principal point at (W/2, H/2)
     as depth estimators report it. -> float32 [3, 3]"""
     f = 0.5 * width / np.tan(np.radians(HFOV_DEG) / 2)
-    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=np.float32)
+    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=np.float32)  # [3, 3]
 
 
 def sample_poses(cfg: SampleConfig) -> np.ndarray:
     """Camera-to-world poses of the sample's frames in the scene frame (frame 0 = identity).
     -> float32 [N, 4, 4]"""
     c2w = np.linalg.inv(stage_from_scene()) @ camera_path_stage(cfg.frames)
-    c2w[0] = np.eye(4)                                  # exact, not identity up to rounding
+    c2w[0] = np.eye(4)                                  # [4, 4]: exact, not identity up to rounding
     return c2w.astype(np.float32)
 
 
 def sample_up() -> np.ndarray:
     """Gravity-up unit vector in the scene frame. -> [3]"""
-    return stage_from_scene()[:3, :3].T @ np.array([0.0, 1.0, 0.0])
+    return stage_from_scene()[:3, :3].T @ np.array([0.0, 1.0, 0.0])                     # [3]
 
 
 def ground_plane() -> tuple[np.ndarray, float]:
     """The ground as (n, d) with n . p + d = 0 for scene-frame points p on it; n points up."""
     n = sample_up()
-    origin = np.linalg.inv(stage_from_scene()) @ np.array([0.0, 0.0, 0.0, 1.0])
+    origin = np.linalg.inv(stage_from_scene()) @ np.array([0.0, 0.0, 0.0, 1.0])         # [4]
     return n, float(-n @ origin[:3])
 
 
@@ -165,21 +165,21 @@ class SampleRenderer:
         """One view. c2w: [4, 4] OpenCV camera-to-world in the scene frame; t_s: scene time in seconds;
         K: [3, 3] pixel intrinsics (default: sample_intrinsics).
         -> rgb uint8 [H, W, 3], depth float32 [H, W] (camera z in metres, every pixel finite)"""
-        K = sample_intrinsics(self.width, self.height) if K is None else np.asarray(K, dtype=np.float64)
-        c2w_stage = stage_from_scene() @ np.asarray(c2w, dtype=np.float64)
+        K = sample_intrinsics(self.width, self.height) if K is None else np.asarray(K, dtype=np.float64)  # [3, 3]
+        c2w_stage = stage_from_scene() @ np.asarray(c2w, dtype=np.float64)              # [4, 4]
         view_proj = gl_projection_from_K(K, self.width, self.height, NEAR_M, FAR_M) @ gl_view_from_c2w(c2w_stage)
         self.fbo.use()
         self.ctx.viewport = (0, 0, self.width, self.height)
         self.fbo.clear(0.0, 0.0, 0.0, 1.0, depth=1.0)
         for mesh, vao in self.meshes:
-            model = ball_model_matrix(t_s) if mesh.name == "ball" else np.eye(4)
+            model = ball_model_matrix(t_s) if mesh.name == "ball" else np.eye(4)        # [4, 4]
             self.prog["mvp"].write((view_proj @ model).T.astype("f4").tobytes())        # GL is column-major
             self.prog["normal_to_stage"].write(np.ascontiguousarray(model[:3, :3].T, dtype="f4").tobytes())
             self.prog["emissive"].value = mesh.emissive
             self.textures[mesh.texture].use(0)
             vao.render()
-        rgb = np.frombuffer(self.fbo.read(components=3), dtype=np.uint8).reshape(self.height, self.width, 3)
-        window_depth = np.frombuffer(self.depth.read(), dtype=np.float32).reshape(self.height, self.width)
+        rgb = np.frombuffer(self.fbo.read(components=3), dtype=np.uint8).reshape(self.height, self.width, 3)  # [H, W, 3]
+        window_depth = np.frombuffer(self.depth.read(), dtype=np.float32).reshape(self.height, self.width)  # [H, W]
         depth = linearize_depth(window_depth, NEAR_M, FAR_M).astype(np.float32)
         return rgb[::-1].copy(), depth[::-1].copy()                                    # GL rows are bottom-up
 
@@ -202,7 +202,7 @@ def render_sample_view(c2w, time_index: float, cfg: SampleConfig = SampleConfig(
     time_index: frame index at cfg.fps; K: [3, 3] (default: the sample's intrinsics at this size).
     Pass `renderer` (a SampleRenderer of this size and seed) to avoid creating a GL context per call.
     -> rgb uint8 [H, W, 3], depth float32 [H, W] (camera z, metres)"""
-    c2w = c2w.detach().cpu().numpy() if isinstance(c2w, torch.Tensor) else np.asarray(c2w)
+    c2w = c2w.detach().cpu().numpy() if isinstance(c2w, torch.Tensor) else np.asarray(c2w)  # [4, 4]
     K = K.detach().cpu().numpy() if isinstance(K, torch.Tensor) else K
     own = renderer is None
     renderer = SampleRenderer(width, height, cfg.seed) if own else renderer
@@ -211,7 +211,7 @@ def render_sample_view(c2w, time_index: float, cfg: SampleConfig = SampleConfig(
     finally:
         if own:
             renderer.release()
-    return torch.from_numpy(rgb), torch.from_numpy(depth)
+    return torch.from_numpy(rgb), torch.from_numpy(depth)                               # [H, W, 3], [H, W]
 
 
 # ---------------------------------------------------------------- building the Scene
@@ -227,8 +227,8 @@ def build_sample_scene(cfg: SampleConfig, width: int, height: int, progress: boo
                               f"frames={cfg.frames}, fps={cfg.fps}, size={width}x{height}")
     c2w = sample_poses(cfg)                                                         # [N, 4, 4]
     K = sample_intrinsics(width, height)
-    frames = np.empty((cfg.frames, height, width, 3), dtype=np.uint8)
-    depth = np.empty((cfg.frames, height, width), dtype=np.float32)
+    frames = np.empty((cfg.frames, height, width, 3), dtype=np.uint8)                   # [N, H, W, 3]
+    depth = np.empty((cfg.frames, height, width), dtype=np.float32)                     # [N, H, W]
     steps = range(cfg.frames)
     if progress:
         from tqdm import tqdm
@@ -241,7 +241,7 @@ def build_sample_scene(cfg: SampleConfig, width: int, height: int, progress: boo
             "up": [float(x) for x in sample_up()], "gl_renderer": gl_renderer}
     return Scene(frames=torch.from_numpy(frames), depth=torch.from_numpy(depth),
                  K=torch.from_numpy(K).expand(cfg.frames, 3, 3).clone(), c2w=torch.from_numpy(c2w),
-                 fps=float(cfg.fps), caption=CAPTION, meta=meta)
+                 fps=float(cfg.fps), caption=CAPTION, meta=meta)                        # [N, H, W, 3], [N, H, W], [N, 3, 3], [N, 4, 4]
 
 
 def generator_hash() -> str:

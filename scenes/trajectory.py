@@ -121,8 +121,8 @@ def interpolate_line(keys, T: int, *, pin_ends: bool = False) -> np.ndarray:
     overwrite the first, then the last sample with the raw first and last key (T = 1: last wins).
     Bit-exact with scipy 1.15-1.17 (Fortran FITPACK); scipy 1.18's rewrite picks other knots."""
     _check_count(T)
-    y = np.asarray(keys, dtype=np.float64)
-    x = np.linspace(0, 1, len(y))
+    y = np.asarray(keys, dtype=np.float64)                                              # [K]
+    x = np.linspace(0, 1, len(y))                                                       # [K]
     f = UnivariateSpline(x, y, k=3) if len(y) > 3 else interp1d(x, y)
     out = np.asarray(f(np.linspace(0, 1, T)), dtype=np.float64)   # [T]
     if pin_ends and len(y) > 3:
@@ -167,17 +167,17 @@ def sphere2pose(pitch_deg, yaw_deg, radius, *, is_zoom: bool, rotation_only: boo
     dtype float32 is the reference bit for bit: inputs, deg->rad, sin, cos and t in float32, and
     Ry @ Rx in float64 (numpy promotes the float32 entries when it builds the matrices).
     dtype float64 evaluates the same formula in float64 throughout."""
-    x, y, r = (np.asarray(v, dtype=dtype).reshape(-1) for v in (pitch_deg, yaw_deg, radius))
+    x, y, r = (np.asarray(v, dtype=dtype).reshape(-1) for v in (pitch_deg, yaw_deg, radius))  # [T] each
     sy, cy = np.sin(np.deg2rad(y)), np.cos(np.deg2rad(y))
     sx, cx = np.sin(np.deg2rad(x)), np.cos(np.deg2rad(x))
-    z64, one64 = np.zeros(len(x)), np.ones(len(x))
+    z64, one64 = np.zeros(len(x)), np.ones(len(x))                                      # [T] each
     sy6, cy6, sx6, cx6 = (v.astype(np.float64) for v in (sy, cy, sx, cx))
     rot_y = np.stack([cy6, z64, sy6, z64, one64, z64, -sy6, z64, cy6], -1).reshape(-1, 3, 3)  # [T, 3, 3]
     rot_x = np.stack([one64, z64, z64, z64, cx6, sx6, z64, -sx6, cx6], -1).reshape(-1, 3, 3)  # [T, 3, 3]
     if is_zoom:
         t = np.stack([np.zeros_like(r), np.zeros_like(r), r], -1)                 # [T, 3]
     elif rotation_only:
-        t = np.zeros((len(r), 3))
+        t = np.zeros((len(r), 3))                                                       # [T, 3]
     else:
         t = np.stack([-r * cx * sy, -r * sx, r - r * cx * cy], -1)                # [T, 3]
     c2w = np.tile(np.eye(4), (len(x), 1, 1))                                       # [T, 4, 4]
@@ -208,10 +208,10 @@ def dataset_reference_w2c(keys: TrajectoryKeys, T: int, radius: float, *, rotati
 def source_c2w(w2c_3x4, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """[N, 3, 4] w2c (extrinsic.txt) -> [N, 4, 4] c2w: cast to dtype first, complete, invert.
     float32 is what the reference renderer loads."""
-    w2c = torch.as_tensor(np.asarray(w2c_3x4), dtype=dtype)
+    w2c = torch.as_tensor(np.asarray(w2c_3x4), dtype=dtype)                             # [N, 3, 4]
     if w2c.ndim != 3 or w2c.shape[1:] != (3, 4):
         raise SceneInputError(f"source poses: expected [N, 3, 4] w2c, got {tuple(w2c.shape)}")
-    bottom = torch.tensor([0, 0, 0, 1], dtype=dtype).expand(len(w2c), 1, 4)
+    bottom = torch.tensor([0, 0, 0, 1], dtype=dtype).expand(len(w2c), 1, 4)             # [N, 1, 4]
     return torch.linalg.inv(torch.cat([w2c, bottom], dim=1))                      # [N, 4, 4]
 
 
@@ -222,7 +222,7 @@ def compose_targets(rel_c2w, src_c2w: torch.Tensor, *, relative_to_source: bool 
     relative_to_source: tgt_i = (init^-1 src_i)(init^-1 rel_i), computed as the reference does,
                         inv(inv(init^-1 rel_i) inv(init^-1 src_i)); the camera rides on src_i.
     init^-1 (not init) is the reference's quirk; it only matters when src_0 is not the identity."""
-    rel = torch.as_tensor(np.asarray(rel_c2w), dtype=src_c2w.dtype, device=src_c2w.device)
+    rel = torch.as_tensor(np.asarray(rel_c2w), dtype=src_c2w.dtype, device=src_c2w.device)  # [T, 4, 4]
     if rel.shape != src_c2w.shape:
         raise SceneInputError(f"relative poses {tuple(rel.shape)} and source poses {tuple(src_c2w.shape)} differ")
     init_inv = torch.linalg.inv(src_c2w[0])                                        # [4, 4]
@@ -256,7 +256,7 @@ POSE_JSON_FORMAT, POSE_JSON_VERSION = "roam.camera_path", 1
 
 def write_pose_json(path: str | os.PathLike, c2w, source_index=None) -> None:
     """Write [T, 4, 4] c2w (and optional [T] source indices) as a camera-path JSON file."""
-    c2w = np.asarray(c2w, dtype=np.float64)
+    c2w = np.asarray(c2w, dtype=np.float64)                                             # [T, 4, 4]
     _check_poses(c2w, source_index, os.fspath(path))
     frames = [{"c2w": m.tolist()} for m in c2w]
     for frame, idx in zip(frames, source_index if source_index is not None else []):
@@ -283,7 +283,7 @@ def read_pose_json(path: str | os.PathLike) -> tuple[np.ndarray, list[int] | Non
     if not all(isinstance(fr, dict) and "c2w" in fr for fr in frames):
         raise SceneInputError(f"{where}: every frame needs a \"c2w\" 4x4 matrix")
     try:
-        c2w = np.array([fr["c2w"] for fr in frames], dtype=np.float64)
+        c2w = np.array([fr["c2w"] for fr in frames], dtype=np.float64)                  # [T, 4, 4]
     except (TypeError, ValueError):
         raise SceneInputError(f"{where}: every \"c2w\" must be a 4x4 list of numbers") from None
     indices = [fr.get("source_index") for fr in frames]
@@ -298,7 +298,7 @@ def _check_poses(c2w: np.ndarray, source_index, where: str) -> None:
     if not np.isfinite(c2w).all():
         raise SceneInputError(f"{where}: c2w contains NaN or inf")
     rot = c2w[:, :3, :3]
-    ortho = np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+    ortho = np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))           # [T]
     bad = np.flatnonzero((np.abs(c2w[:, 3] - [0, 0, 0, 1]).max(axis=1) > 1e-6) | (ortho > 1e-4)
                          | (np.linalg.det(rot) <= 0))
     if len(bad):

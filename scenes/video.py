@@ -124,7 +124,7 @@ def resize_frames(frames: torch.Tensor, width: int, height: int) -> torch.Tensor
     if frames.shape[1:3] == (height, width):
         return frames
     x = frames.permute(0, 3, 1, 2).float()                                           # [T, 3, h, w]
-    x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)  # [T, 3, H, W]
     return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()   # [T, H, W, 3]
 
 
@@ -190,7 +190,7 @@ def decode_video(path: Path | str, width: int = 832, height: int = 480,
         where = f"missing before frame(s) {gaps[:5]}" if gaps else f"missing from frame {decoded[0]} on"
         warnings.warn(f"{path}: decoded {decoded[0]} of the {expected} frames the container lists ({where})",
                       VideoDecodeWarning, stacklevel=2)
-    return torch.cat(out), fps if fps > 0 else 24.0
+    return torch.cat(out), fps if fps > 0 else 24.0                                     # [N, H, W, 3]
 
 
 # ---------------------------------------------------------------- writing
@@ -198,7 +198,7 @@ def decode_video(path: Path | str, width: int = 832, height: int = 480,
 def checked_frame(frame, path: Path, height: int, width: int) -> np.ndarray:
     """A frame to encode (numpy or torch, any device) as a uint8 [height, width, 3] array, or a
     VideoError naming the file and the shape it got."""
-    arr = frame.detach().cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
+    arr = frame.detach().cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)  # [H, W, 3]
     if arr.dtype != np.uint8 or arr.shape != (height, width, 3):
         raise VideoError(f"{path}: expected a uint8 frame of shape {[height, width, 3]}, "
                          f"got {arr.dtype} {list(arr.shape)}")
@@ -243,7 +243,7 @@ class VideoWriter:
         """Append one frame: uint8 [H, W, 3] RGB (numpy or torch, H x W as constructed)."""
         arr = checked_frame(frame, self.path, self.height, self.width)
         if self.width % 2 or self.height % 2:
-            arr = np.pad(arr, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
+            arr = np.pad(arr, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")  # [H + H % 2, W + W % 2, 3]
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
         with self._lock:
             if self._container is None:
@@ -360,7 +360,7 @@ def write_contact_sheet(frames, timestamps_s, path: Path | str, cols: int = 4, t
 
     frames: uint8 [N, H, W, 3] (numpy or torch); timestamps_s: N seconds; tile_width: downscale
     tiles to this width (default: full size). -> path"""
-    frames = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames.detach().cpu()
+    frames = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames.detach().cpu()  # [N, H, W, 3]
     times = [float(t) for t in timestamps_s]
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8 or len(frames) == 0:
         raise VideoError(f"{path}: contact sheet needs uint8 frames [N, H, W, 3], "

@@ -30,7 +30,7 @@ def project(depth: Tensor, src_w2c: Tensor, tgt_w2c: Tensor, K: Tensor) -> tuple
     dev, f32 = depth.device, torch.float32
     rel = torch.bmm(tgt_w2c.to(f32), torch.linalg.inv(src_w2c.to(f32)))           # [B, 4, 4]
     ys, xs = torch.meshgrid(torch.arange(H, device=dev, dtype=f32), torch.arange(W, device=dev, dtype=f32),
-                            indexing="ij")
+                            indexing="ij")                                              # [H, W] each
     pix = torch.stack([xs, ys, torch.ones_like(xs)]).reshape(1, 3, H * W)          # [1, 3, N]
     rays = torch.linalg.inv(K.to(f32)) @ pix                                       # [B, 3, N]
     pts = torch.cat([depth.to(f32).reshape(B, 1, H * W) * rays,
@@ -64,18 +64,18 @@ def forward_warp(colour: Tensor, depth: Tensor, src_w2c: Tensor, tgt_w2c: Tensor
     u, v, z2 = project(depth, src_w2c, tgt_w2c, K)                                 # [B, N] each
     ell = log_depth(z2)                                                            # [B, N]
     l_max = ell.max() if log_depth_max is None else torch.as_tensor(log_depth_max, dtype=torch.float32,
-                                                                    device=ell.device)
+                                                                    device=ell.device)  # [] (0-dim)
     # soft z-buffer: nearer points dominate exponentially. The reference's weight is
     # bilinear * [z2 >= 0] / w_depth; a divisor of inf for points behind the target camera gives
     # the same bits (the bilinear factor is finite and >= 0) in one pass instead of two.
     w_depth = torch.exp(ell / l_max.clamp_min(LOG_DEPTH_FLOOR) * DEPTH_SHARPNESS)            # [B, N]
-    w_depth = torch.where(z2 >= 0, w_depth, torch.tensor(float("inf"), device=z2.device))
+    w_depth = torch.where(z2 >= 0, w_depth, torch.tensor(float("inf"), device=z2.device))  # [B, N]
     pixels = colour.to(torch.float32).permute(0, 2, 3, 1).reshape(B, H * W, C)   # [B, N, C]; free if channels-last
     acc = _splat(pixels, u, v, w_depth, H, W)
     acc = acc.reshape(B, H + 2, W + 2, C + 1)[:, 1:-1, 1:-1].permute(0, 3, 1, 2)  # [B, C+1, H, W]
     weight = acc[:, C:]                                                            # [B, 1, H, W]
     known = weight > 0
-    render = torch.where(known, acc[:, :C] / weight, torch.tensor(-1.0, device=acc.device)).clamp(-1, 1)
+    render = torch.where(known, acc[:, :C] / weight, torch.tensor(-1.0, device=acc.device)).clamp(-1, 1)  # [B, C, H, W]
     return render, known.to(torch.float32)
 
 
@@ -99,7 +99,7 @@ def _splat(colour: Tensor, u: Tensor, v: Tensor, w_depth: Tensor, H: int, W: int
     nw = base + y0.long() * (W + 2) + x0.long()                                    # [B, N] flat cell
     down, right = (y1 - y0).long() * (W + 2), (x1 - x0).long()                     # 0 or 1 row / column
     colour1 = torch.cat([colour, torch.ones_like(colour[..., :1])], dim=-1)        # [B, N, C+1]: (c, 1)
-    acc = torch.zeros(B * (H + 2) * (W + 2), C + 1, device=u.device, dtype=torch.float32)
+    acc = torch.zeros(B * (H + 2) * (W + 2), C + 1, device=u.device, dtype=torch.float32)  # [B * (H + 2) * (W + 2), C + 1]
     # the reference's order nw, sw, ne, se; an exact-integer position puts all four on one cell
     top, bottom, left, rgt = 1 - (y - y0), 1 - (y1 - y), 1 - (x - x0), 1 - (x1 - x)  # [B, N] each
     for cell, prox in ((nw, top * left), (nw + down, bottom * left), (nw + right, top * rgt),
@@ -113,9 +113,9 @@ def _splat(colour: Tensor, u: Tensor, v: Tensor, w_depth: Tensor, H: int, W: int
 def to_encoder_u8(render: Tensor) -> Tensor:
     """[B, 3, H, W] render in [-1, 1] -> [B, H, W, 3] uint8, trunc(clip((x + 1) 127.5, 0, 255)):
     what the reference pipes to its video encoder; holes (-1) become 0."""
-    return ((render.permute(0, 2, 3, 1) + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
+    return ((render.permute(0, 2, 3, 1) + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)   # [B, H, W, 3]
 
 
 def mask_to_u8(mask: Tensor) -> Tensor:
     """[B, 1, H, W] mask in {0, 1} -> [B, H, W, 3] uint8, 255 valid / 0 hole (the mask video)."""
-    return (mask.permute(0, 2, 3, 1) * 255.0).clamp(0, 255).to(torch.uint8).expand(-1, -1, -1, 3)
+    return (mask.permute(0, 2, 3, 1) * 255.0).clamp(0, 255).to(torch.uint8).expand(-1, -1, -1, 3)  # [B, H, W, 3]

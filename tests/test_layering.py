@@ -1,7 +1,6 @@
 """The layering of docs/architecture.md: every import between our packages is an edge its table
 allows, and no module imports itself back through others (imports inside functions count)."""
 import re
-from pathlib import Path
 
 from benchmarks.code_metrics import REPO, circles, import_graph, source_files
 

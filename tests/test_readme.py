@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.bench import parse_args as bench_args
-from main import COMMANDS, build_parser
+from cli.parser import COMMANDS, build_parser
 from runtime.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,13 +34,10 @@ def test_the_readme_is_short():
 @pytest.mark.parametrize("line", shown_command_lines())
 def test_every_command_line_shown_parses(line):
     argv = [token for token in shlex.split(line)[1:] if token not in ("-h", "--help")]
-    if "bench" in argv:                                # bench's own options live in benchmarks/
-        bench_args(argv[argv.index("bench") + 1:])
-        return
     if not any(token in COMMANDS for token in argv):
         argv = ["play", *argv]
     args = build_parser().parse_args(argv)
-    load_config(overrides=[*args.overrides, *getattr(args, "overrides_sub", [])])
+    load_config(overrides=[*args.overrides, *args.overrides_sub])
 
 
 def test_every_flag_named_after_a_command_exists():
@@ -51,7 +47,7 @@ def test_every_flag_named_after_a_command_exists():
              for flag in re.findall(r"(?:^|\s)(--[a-z_-]+)", span)]
     assert named
     missing = [f"{command} {flag}" for command, flag in named
-               if command in commands and command != "bench" and flag not in commands[command]._option_string_actions]
+               if command in commands and flag not in commands[command]._option_string_actions]
     assert not missing, f"the README names options that do not exist: {missing}"
 
 
@@ -59,17 +55,8 @@ def test_every_option_mentioned_exists_somewhere():
     commands = build_parser()._subparsers._group_actions[0].choices
     known = {flag for parser in commands.values() for flag in parser._option_string_actions}
     mentioned = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9_-]*)", README))
-    bench_flags = {token for line in shown_command_lines() if " bench" in line for token in line.split()}
-    unknown = sorted(flag for flag in mentioned - known if flag not in bench_flags and not bench_accepts(flag))
+    unknown = sorted(mentioned - known)
     assert not unknown, f"the README mentions options no command has: {unknown}"
-
-
-def bench_accepts(flag: str) -> bool:
-    try:
-        bench_args([flag])
-    except SystemExit:
-        return False
-    return True
 
 
 def test_every_set_key_shown_exists():

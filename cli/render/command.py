@@ -38,7 +38,7 @@ def _say(message: str) -> None:
     print(f"roam: {message}", file=sys.stderr, flush=True)
 
 
-def render(cfg, args) -> int:
+def run(cfg, args) -> int:
     """Entry point: spawn --step3_nproc ranks when no launcher did, else run this rank."""
     nproc = int(args.step3_nproc)
     if nproc < 1:

@@ -69,13 +69,13 @@ def default_K(width: int, height: int, source_size: tuple[int, int], hfov_deg: f
     src_w, src_h = source_size
     f_src = 0.5 * src_w / math.tan(math.radians(hfov_deg) / 2)
     fx, fy = f_src * width / src_w, f_src * height / src_h
-    return np.array([[fx, 0, width / 2], [0, fy, height / 2], [0, 0, 1]], dtype=np.float32)
+    return np.array([[fx, 0, width / 2], [0, fy, height / 2], [0, 0, 1]], dtype=np.float32)  # [3, 3]
 
 
 def scale_K(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
     """The reference's anisotropic scaling (pipeline-spec 4.2): row 0 (fx, 0, cx) times W'/w, row 1
     (0, fy, cy) times H'/h. K: [..., 3, 3]; sizes are (width, height). -> float64 [..., 3, 3]"""
-    K = np.array(K, dtype=np.float64)
+    K = np.array(K, dtype=np.float64)                                                   # [..., 3, 3]
     K[..., 0, :] *= to_size[0] / from_size[0]
     K[..., 1, :] *= to_size[1] / from_size[1]
     return K
@@ -84,7 +84,7 @@ def scale_K(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int])
 def resize_depth_nearest(depth: np.ndarray | torch.Tensor, width: int, height: int) -> torch.Tensor:
     """Nearest-neighbour stretch like cv2.INTER_NEAREST (source index floor(dst * in / out)).
     depth: [N, h, w] -> float32 [N, height, width]"""
-    d = torch.as_tensor(np.asarray(depth, dtype=np.float32) if not isinstance(depth, torch.Tensor) else depth)
+    d = torch.as_tensor(np.asarray(depth, dtype=np.float32) if not isinstance(depth, torch.Tensor) else depth)  # [N, h, w]
     d = d.to(torch.float32)
     if tuple(d.shape[1:]) == (height, width):
         return d.contiguous()
@@ -93,7 +93,7 @@ def resize_depth_nearest(depth: np.ndarray | torch.Tensor, width: int, height: i
 
 def static_poses(n: int) -> torch.Tensor:
     """N identity camera-to-world poses (a camera that does not move). -> float32 [N, 4, 4]"""
-    return torch.eye(4, dtype=torch.float32).expand(n, 4, 4).clone()
+    return torch.eye(4, dtype=torch.float32).expand(n, 4, 4).clone()                    # [N, 4, 4]
 
 
 def check_depth_values(depth: np.ndarray, where: str) -> None:

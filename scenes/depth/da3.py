@@ -46,7 +46,7 @@ def da3_process_size(width: int, height: int, process_res: int = PROCESS_RES, pa
 
 def reanchor(c2w: np.ndarray) -> np.ndarray:
     """c2w'_i = c2w_0^-1 c2w_i, so frame 0 is the identity. [N, 4, 4] -> float64 [N, 4, 4]"""
-    c2w = np.asarray(c2w, dtype=np.float64)
+    c2w = np.asarray(c2w, dtype=np.float64)                                             # [N, 4, 4]
     return np.linalg.inv(c2w[0]) @ c2w
 
 
@@ -54,7 +54,7 @@ def smooth_c2w(c2w: np.ndarray, sigma: float = SMOOTH_SIGMA) -> np.ndarray:
     """The reference's smooth_gaussian: filter quaternion (x, y, z, w) components and translations
     over time with gaussian_filter1d(sigma, mode='reflect', truncate=4), renormalise.
     [N, 4, 4] -> float64 [N, 4, 4]"""
-    c2w = np.asarray(c2w, dtype=np.float64)
+    c2w = np.asarray(c2w, dtype=np.float64)                                             # [N, 4, 4]
     quat = Rotation.from_matrix(c2w[:, :3, :3]).as_quat()                           # [N, 4] x y z w
     quat = gaussian_filter1d(quat, sigma, axis=0, mode="reflect", truncate=4.0)
     quat /= np.linalg.norm(quat, axis=1, keepdims=True)
@@ -81,14 +81,14 @@ def chain_chunks(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
     """Join per-chunk (depth [n, h, w], re-anchored c2w [n, 4, 4]) whose first frame repeats the
     previous chunk's last one: scale each chunk to the previous one's median depth on that frame and
     place it at that frame's pose. -> depth float32 [N, h, w], c2w float64 [N, 4, 4]"""
-    depth, c2w = [parts[0][0]], [np.asarray(parts[0][1], dtype=np.float64)]
+    depth, c2w = [parts[0][0]], [np.asarray(parts[0][1], dtype=np.float64)]             # [n, h, w], [n, 4, 4]
     for d, pose in parts[1:]:
         s = float(np.median(depth[-1][-1]) / np.median(d[0]))
-        pose = np.array(pose, dtype=np.float64)
+        pose = np.array(pose, dtype=np.float64)                                         # [n, 4, 4]
         pose[:, :3, 3] *= s
         depth.append(d[1:] * np.float32(s))
         c2w.append((c2w[-1][-1] @ pose)[1:])
-    return np.concatenate(depth).astype(np.float32), np.concatenate(c2w)
+    return np.concatenate(depth).astype(np.float32), np.concatenate(c2w)                # [N, h, w], [N, 4, 4]
 
 
 def da3_missing(model_dir: Path) -> str | None:
@@ -120,9 +120,9 @@ def _run_chunk(model, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     with torch.inference_mode():
         res = model.inference(list(frames), use_ray_pose=False)
     w2c = np.tile(np.eye(4), (len(frames), 1, 1))                                    # [n, 4, 4]
-    w2c[:, :3, :] = np.asarray(res.extrinsics, dtype=np.float64)[:, :3, :]
+    w2c[:, :3, :] = np.asarray(res.extrinsics, dtype=np.float64)[:, :3, :]              # [n, 3, 4]
     return (np.asarray(res.depth, dtype=np.float32), np.asarray(res.intrinsics, dtype=np.float64),
-            reanchor(np.linalg.inv(w2c)))
+            reanchor(np.linalg.inv(w2c)))                                               # [n, h, w], [n, 3, 3], [n, 4, 4]
 
 
 def da3_depth(req: DepthRequest, model, progress: bool = False) -> DepthResult:
@@ -144,11 +144,11 @@ def da3_depth(req: DepthRequest, model, progress: bool = False) -> DepthResult:
     for start, stop in ranges:
         depth, K, c2w = _run_chunk(model, frames[start:stop])
         parts.append((depth, c2w))
-        K0 = K if K0 is None else np.concatenate([K0, K[1:]])
+        K0 = K if K0 is None else np.concatenate([K0, K[1:]])                           # [N, 3, 3]
     depth, c2w = chain_chunks(parts)
     infer_h, infer_w = depth.shape[1:]
     width, height = req.size
     notes = {"process_size": [int(infer_w), int(infer_h)], "chunks": len(parts), "smooth_sigma": SMOOTH_SIGMA}
-    return DepthResult(depth=resize_depth_nearest(depth, width, height).clamp_min(1e-4),
+    return DepthResult(depth=resize_depth_nearest(depth, width, height).clamp_min(1e-4),  # [N, H, W]
                        K=torch.as_tensor(scale_K(K0, (infer_w, infer_h), (width, height)), dtype=torch.float32),
                        c2w=torch.as_tensor(smooth_c2w(c2w), dtype=torch.float32), provider="da3", notes=notes)

@@ -29,7 +29,7 @@ def planar_depth(K: np.ndarray, width: int, height: int, eye_height: float, back
     fy, cy = float(K[1, 1]), float(K[1, 2])
     v = np.arange(height, dtype=np.float64) - cy                                     # [H] rows below the horizon > 0
     with np.errstate(divide="ignore"):
-        ground = np.where(v > 0, eye_height * fy / np.where(v > 0, v, 1.0), np.inf)
+        ground = np.where(v > 0, eye_height * fy / np.where(v > 0, v, 1.0), np.inf)     # [H]
     rows = np.minimum(ground, backdrop).astype(np.float32)                           # [H]
     return np.repeat(rows[:, None], width, axis=1)                                   # [H, W]
 
@@ -53,9 +53,9 @@ def estimate_depth(req: DepthRequest, progress: bool = False) -> DepthResult:
             print(f"roam: estimating camera motion with pycolmap on {min(n, cfg.sfm_max_frames)} frames",
                   file=sys.stderr)
         found, poses = sfm_poses(req.frames.numpy(), K, prior, cfg.sfm_max_frames, cfg.sfm_max_width)
-        c2w = c2w if found is None else torch.as_tensor(found, dtype=torch.float32)
+        c2w = c2w if found is None else torch.as_tensor(found, dtype=torch.float32)     # [N, 4, 4]
     notes = {"prior": "level camera over a ground plane plus a backdrop", "eye_height": cfg.eye_height,
              "backdrop": cfg.backdrop, "hfov_deg": cfg.hfov_deg, "poses": poses,
              "up": [0.0, -1.0, 0.0]}                                               # level camera: up is -y (OpenCV)
-    return DepthResult(depth=torch.from_numpy(prior).expand(n, height, width).clone(),
+    return DepthResult(depth=torch.from_numpy(prior).expand(n, height, width).clone(),  # [N, H, W]
                        K=torch.from_numpy(K).expand(n, 3, 3).clone(), c2w=c2w, provider="estimate", notes=notes)

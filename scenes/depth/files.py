@@ -54,7 +54,7 @@ def load_depth_file(path: Path, png_scale: float = 0.001) -> tuple[np.ndarray, n
 
 
 def _array(path: Path, value, name: str) -> np.ndarray:
-    arr = np.asarray(value)
+    arr = np.asarray(value)                                                             # [as stored]
     if arr.dtype.kind not in "fiu":
         raise DepthError(f"{path}: '{name}' must be numeric, got dtype {arr.dtype}")
     return arr.astype(np.float32 if name == "depth" else np.float64)
@@ -90,19 +90,19 @@ def _load_folder(folder: Path, png_scale: float):
     if len(sizes) != 1:
         raise DepthError(f"{folder}: the depth PNGs differ in size ({sorted(sizes)}); give one size for all frames")
     if mode == "RGBA":
-        depth = np.stack([read_float_depth_png(p) for p in pngs])
+        depth = np.stack([read_float_depth_png(p) for p in pngs])                       # [N, h, w]
         K = read_matrix_txt(folder / "intrinsic.txt", 3) if (folder / "intrinsic.txt").is_file() else None
         w2c = read_matrix_txt(folder / "extrinsic.txt", 4) if (folder / "extrinsic.txt").is_file() else None
         return depth, K, None if w2c is None else _c2w_from_w2c(w2c)
     if mode.startswith("I;16") or mode == "I":
         scale = _png_scale(folder, png_scale)
-        return np.stack([_read_u16(p) for p in pngs]).astype(np.float32) * np.float32(scale), None, None
+        return np.stack([_read_u16(p) for p in pngs]).astype(np.float32) * np.float32(scale), None, None  # [N, h, w]
     raise DepthError(f"{pngs[0]}: PNG mode {mode}; depth PNGs must be 16-bit greyscale or float32-in-RGBA")
 
 
 def _read_u16(path: Path) -> np.ndarray:
     with Image.open(path) as img:
-        return np.array(img, dtype=np.float64)
+        return np.array(img, dtype=np.float64)                                          # [h, w]
 
 
 def _png_scale(folder: Path, default: float) -> float:
@@ -132,12 +132,12 @@ def _load_pi3(folder: Path):
 def _literal_matrices(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """pi3 text files: one Python-literal matrix per line (pipeline-spec 2.3). -> [M, *shape]"""
     try:
-        mats = [np.array(ast.literal_eval(line), dtype=np.float64) for line in path.read_text().splitlines() if line.strip()]
+        mats = [np.array(ast.literal_eval(line), dtype=np.float64) for line in path.read_text().splitlines() if line.strip()]  # [*shape] each
     except (ValueError, SyntaxError) as err:
         raise DepthError(f"{path}: not one Python-literal matrix per line ({err})") from None
     if not mats or any(m.shape != shape for m in mats):
         raise DepthError(f"{path}: expected {shape[0]}x{shape[1]} matrices, one per line")
-    return np.stack(mats)
+    return np.stack(mats)                                                               # [M, *shape]
 
 
 def _c2w_from_w2c(w2c: np.ndarray) -> np.ndarray:
@@ -182,4 +182,4 @@ def file_depth(req: DepthRequest, path: Path) -> DepthResult:
     return DepthResult(depth=resize_depth_nearest(depth, width, height),
                        K=torch.as_tensor(K_work, dtype=torch.float32).expand(n, 3, 3).clone(),
                        c2w=static_poses(n) if c2w is None else torch.as_tensor(c2w, dtype=torch.float32),
-                       provider="file", notes=notes)
+                       provider="file", notes=notes)                                    # [N, H, W], [N, 3, 3], [N, 4, 4]

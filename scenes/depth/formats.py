@@ -36,7 +36,7 @@ def _open_png(path: str | os.PathLike, mode: str) -> np.ndarray:
         with Image.open(path) as img:
             if img.mode != mode:
                 raise SceneInputError(f"{os.fspath(path)}: expected a {mode} PNG, found mode {img.mode}")
-            return np.array(img)
+            return np.array(img)                                                        # [H, W] or [H, W, C]
     except FileNotFoundError:
         raise SceneInputError(f"depth file {os.fspath(path)!r} not found") from None
     except (OSError, UnidentifiedImageError) as err:
@@ -56,13 +56,13 @@ def encode_float_rgba(depth: np.ndarray) -> np.ndarray:
     depth = np.ascontiguousarray(depth, dtype="<f4")
     if depth.ndim != 2:
         raise SceneInputError(f"float-RGBA depth: expected an [H, W] map, got shape {depth.shape}")
-    return depth.view(np.uint8).reshape(*depth.shape, 4)
+    return depth.view(np.uint8).reshape(*depth.shape, 4)                                # [H, W, 4]
 
 
 def decode_float_rgba(rgba: np.ndarray) -> np.ndarray:
     """[H, W, 4] uint8 -> [H, W] float32 (bit-exact inverse of encode_float_rgba)."""
     rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
-    return rgba.view("<f4").reshape(rgba.shape[:2]).astype(np.float32)
+    return rgba.view("<f4").reshape(rgba.shape[:2]).astype(np.float32)                  # [H, W]
 
 
 def write_float_depth_png(path: str | os.PathLike, depth: np.ndarray) -> None:
@@ -78,7 +78,7 @@ def read_float_depth_png(path: str | os.PathLike) -> np.ndarray:
 
 def encode_pi3(depths: np.ndarray) -> tuple[np.ndarray, float, float]:
     """[N, H, W] float depth -> (uint16 [N, H, W], global min, global max), arithmetic in float32."""
-    d = np.asarray(depths, dtype=np.float32)
+    d = np.asarray(depths, dtype=np.float32)                                            # [N, H, W]
     if d.ndim != 3 or d.size == 0 or not np.isfinite(d).all():
         raise SceneInputError(f"pi3 depth: expected finite [N, H, W] depth maps, got shape {d.shape}")
     lo, hi = d.min(), d.max()
@@ -90,7 +90,7 @@ def encode_pi3(depths: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 def decode_pi3(u16: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """uint16 [..., H, W] -> float64 depth u16 / 65535 * (max - min) + min (the v2v dataset)."""
-    return np.asarray(u16, dtype=np.float64) / PI3_SCALE * (hi - lo) + lo
+    return np.asarray(u16, dtype=np.float64) / PI3_SCALE * (hi - lo) + lo               # [..., H, W]
 
 
 def write_pi3_depth(folder: str | os.PathLike, depths: np.ndarray) -> None:
@@ -120,7 +120,7 @@ def read_pi3_depth(folder: str | os.PathLike) -> tuple[np.ndarray, float, float]
     frames = [_open_png(f, "I;16") for f in files]
     if len({f.shape for f in frames}) != 1:
         raise SceneInputError(f"pi3 depth: the PNGs in {Path(folder) / 'depth'} differ in size")
-    return np.stack(frames).astype(np.uint16), lo, hi
+    return np.stack(frames).astype(np.uint16), lo, hi                                   # [N, H, W]
 
 
 # --- camera text files and the depth-stage folder -------------------------------------------
@@ -139,7 +139,7 @@ def read_matrix_txt(path: str | os.PathLike, cols: int) -> np.ndarray:
                               f"got a {data.shape[0]} x {data.shape[1]} table")
     if not np.isfinite(data).all():
         raise SceneInputError(f"{os.fspath(path)}: contains NaN or inf")
-    return data.reshape(-1, 3, cols)
+    return data.reshape(-1, 3, cols)                                                    # [N, 3, cols]
 
 
 @dataclass(frozen=True)
@@ -169,12 +169,12 @@ def read_depth_stage_dir(folder: str | os.PathLike) -> DepthStage:
     K, w2c = read_matrix_txt(folder / "intrinsic.txt", 3), read_matrix_txt(folder / "extrinsic.txt", 4)
     if len(w2c) < len(frames) or len(K) < 1:
         raise SceneInputError(f"{folder}: extrinsic.txt has {len(w2c)} poses for {len(frames)} frames")
-    return DepthStage(np.stack(frames), np.stack(depth), K, w2c[:len(frames)])
+    return DepthStage(np.stack(frames), np.stack(depth), K, w2c[:len(frames)])          # [N, H, W, 3], [N, H, W]
 
 
 def _read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
-            return np.array(img.convert("RGB"))
+            return np.array(img.convert("RGB"))                                         # [H, W, 3]
     except (OSError, UnidentifiedImageError) as err:
         raise SceneInputError(f"{path}: not a readable image ({err})") from None

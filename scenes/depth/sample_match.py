@@ -53,7 +53,7 @@ def match_sample(req: DepthRequest, sample_cfg: SampleConfig, progress: bool = F
     n = req.num_frames
     notes = {"sample": dataclasses.asdict(cand), "mismatch_codes": round(worst, 3), "up": [float(x) for x in sample_up()]}
     return DepthResult(depth=torch.from_numpy(depth).clamp_min(1e-4), K=torch.from_numpy(K).expand(n, 3, 3).clone(),
-                       c2w=torch.from_numpy(c2w), provider="sample", notes=notes), worst
+                       c2w=torch.from_numpy(c2w), provider="sample", notes=notes), worst  # [N, H, W], [N, 3, 3], [N, 4, 4]
 
 
 def sample_depth(req: DepthRequest, sample_cfg: SampleConfig, progress: bool = False) -> DepthResult:

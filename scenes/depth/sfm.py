@@ -65,18 +65,18 @@ def _point_depths(rec, image, w2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixels [P, 2] and camera z [P] of the triangulated points `image` observes."""
     seen = [p for p in image.points2D if p.has_point3D()]
     if not seen:
-        return np.zeros((0, 2)), np.zeros(0)
+        return np.zeros((0, 2)), np.zeros(0)                                            # [0, 2], [0]
     xyz = np.stack([rec.points3D[p.point3D_id].xyz for p in seen])                 # [P, 3]
-    return np.stack([p.xy for p in seen]), xyz @ w2c[:3, :3].T[:, 2] + w2c[2, 3]
+    return np.stack([p.xy for p in seen]), xyz @ w2c[:3, :3].T[:, 2] + w2c[2, 3]        # [P, 2], [P]
 
 
 def _interpolate(keys: np.ndarray, c2w: np.ndarray, n: int) -> np.ndarray:
     """Poses at registered frame indices `keys` -> all n frames (slerp / linear inside, held outside)."""
-    t = np.clip(np.arange(n), keys[0], keys[-1])
+    t = np.clip(np.arange(n), keys[0], keys[-1])                                        # [n]
     out = np.tile(np.eye(4), (n, 1, 1))                                             # [n, 4, 4]
     out[:, :3, :3] = Slerp(keys, Rotation.from_matrix(c2w[:, :3, :3]))(t).as_matrix() if len(keys) > 1 \
         else c2w[0, :3, :3]
-    out[:, :3, 3] = np.stack([np.interp(t, keys, c2w[:, :3, 3][:, k]) for k in range(3)], -1)
+    out[:, :3, 3] = np.stack([np.interp(t, keys, c2w[:, :3, 3][:, k]) for k in range(3)], -1)  # [n, 3]
     return out
 
 
@@ -86,12 +86,12 @@ def _downscale(frames: np.ndarray, K: np.ndarray, prior: np.ndarray, max_width: 
     if w <= max_width:
         return frames, K, prior
     size = (max_width, max(8, round(h * max_width / w)))
-    small = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR)) for f in frames])
-    K = np.array(K, dtype=np.float64)
+    small = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR)) for f in frames])  # [M, h, w, 3]
+    K = np.array(K, dtype=np.float64)                                                   # [3, 3]
     K[0] *= size[0] / w
     K[1] *= size[1] / h
-    rows = (np.arange(size[1]) * h / size[1]).astype(int)
-    cols = (np.arange(size[0]) * w / size[0]).astype(int)
+    rows = (np.arange(size[1]) * h / size[1]).astype(int)                               # [h]
+    cols = (np.arange(size[0]) * w / size[0]).astype(int)                               # [w]
     return small, K, prior[rows][:, cols]
 
 
@@ -102,7 +102,7 @@ def sfm_poses(frames: np.ndarray, K: np.ndarray, prior_depth: np.ndarray, max_fr
     n = len(frames)
     if n < 2:
         return None, "static (a single frame)"
-    picks = np.unique(np.linspace(0, n - 1, min(n, max(2, max_frames))).round().astype(int))
+    picks = np.unique(np.linspace(0, n - 1, min(n, max(2, max_frames))).round().astype(int))  # [M]
     names = [f"{i:06d}.png" for i in picks]
     small, K, prior_depth = _downscale(frames[picks], K, prior_depth, max_width)
     with tempfile.TemporaryDirectory(prefix="roam-sfm-") as tmp:
@@ -110,7 +110,7 @@ def sfm_poses(frames: np.ndarray, K: np.ndarray, prior_depth: np.ndarray, max_fr
         registered = {} if rec is None else {im.name: im for im in rec.images.values() if im.has_pose}
         if len(registered) < MIN_REGISTERED * len(picks) or len(registered) < 2:
             return None, f"static (SfM registered {len(registered)} of {len(picks)} frames)"
-        keys = np.array([i for i, name in zip(picks, names) if name in registered])
+        keys = np.array([i for i, name in zip(picks, names) if name in registered])     # [M']
         w2c = np.stack([_w2c(registered[f"{i:06d}.png"]) for i in keys])             # [M, 4, 4]
         xy, z = _point_depths(rec, registered[f"{keys[0]:06d}.png"], w2c[0])
     c2w = w2c[0] @ np.linalg.inv(w2c)                                               # re-anchored [M, 4, 4]

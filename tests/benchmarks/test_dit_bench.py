@@ -18,9 +18,9 @@ def test_tiny_bench_runs_on_cpu(tmp_path, capsys):
 def test_compare_eager_reports_every_block_and_is_zero_for_the_same_path():
     """The optimised path compared with itself (eager, float64 RoPE) must agree exactly; the float32
     RoPE path may differ, but only by bf16 rounding."""
-    same = main(["--tiny", "--blocks", "2", "--compare-eager"])["rel_diff_vs_eager_bf16_per_block"]
-    assert same == [0.0, 0.0]
-    other = main(["--tiny", "--blocks", "2", "--compare-eager", "--seed", "3", "--rope", "fp32"])
+    same = main(["--tiny", "--blocks", "2", "--compare-eager", "--set", "model.rope=float64"])
+    assert same["rel_diff_vs_eager_bf16_per_block"] == [0.0, 0.0]
+    other = main(["--tiny", "--blocks", "2", "--compare-eager", "--seed", "3", "--set", "model.seed=5"])
     assert len(other["rel_diff_vs_eager_bf16_per_block"]) == 2
     assert all(0 <= d < 0.02 for d in other["rel_diff_vs_eager_bf16_per_block"])
 

@@ -27,3 +27,22 @@ def test_bench_cli_reports_every_stage(tmp_path):
     perf_report.main(["--add", str(out), "--results", str(tmp_path / "results"), "--doc", str(doc)])
     row = next(line for line in doc.read_text().splitlines() if "main.py bench --tiny" in line)
     assert r["date"] in row and r["device"] in row and f"{r['fps']:.1f}" in row
+
+
+def test_bench_takes_the_config_and_rejects_unknown_keys():
+    proc = subprocess.run([sys.executable, "main.py", "bench", "--tiny", "--set", "no.such.key=1"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown keys ['no']" in proc.stderr
+
+
+def test_bench_play_runs_plays_session_with_a_random_dit(tmp_path):
+    """bench --play: play's own session (headless, the sample scene) with the DiT refiner and random weights."""
+    sets = ["--set", "scenes.width=64", "--set", "scenes.height=48", "--set", "scenes.sample.frames=24",
+            "--set", f"scenes.cache_dir={tmp_path / 'cache'}"]
+    proc = subprocess.run([sys.executable, "main.py", "bench", "--play", "--tiny", "--headless", "--seconds", "1",
+                           "--out", str(tmp_path / "out"), *sets], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "dit refiner on cpu" in proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["frames_presented"] == 24
+    assert (tmp_path / "out" / "video.mp4").stat().st_size > 0

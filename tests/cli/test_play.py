@@ -6,6 +6,7 @@ import torch
 
 from runtime.config import load_config
 from cli.play import dit_expected, preload_compiler
+from model.dit import DiTConfig
 
 
 def test_no_preload_without_a_compiled_dit_on_a_gpu():
@@ -19,7 +20,7 @@ def test_no_preload_without_a_compiled_dit_on_a_gpu():
 def test_auto_expects_the_dit_when_its_weight_files_are_there(tmp_path):
     auto = ["runtime.refiner=auto", f"model.checkpoint_dir={tmp_path}"]
     assert not dit_expected(load_config(overrides=auto))                    # an empty folder: geometry
-    assert dit_expected(load_config(overrides=[*auto, "model.random_weights=true"]))
+    assert dit_expected(load_config(overrides=auto), random_dit=DiTConfig.tiny())
     (tmp_path / "Wan2.1-T2V-1.3B").mkdir()
     (tmp_path / "Wan2.1-T2V-1.3B" / "diffusion_pytorch_model.safetensors").touch()
     (tmp_path / "InSpatio-World-1.3B").mkdir()

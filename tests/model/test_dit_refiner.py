@@ -140,8 +140,10 @@ def test_compile_cache_dir_wins_over_the_default_torch_writes_on_import(tmp_path
             "from model.dit_refiner import use_compile_cache; use_compile_cache(sys.argv[1]);"
             "from torch._inductor.runtime.cache_dir_utils import cache_dir; print(cache_dir())")
     env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
-    run = lambda env: subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], env=env,
-                                     capture_output=True, text=True, check=True).stdout.strip()
+
+    def run(env) -> str:
+        return subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], env=env,
+                              capture_output=True, text=True, check=True).stdout.strip()
     assert run(env) == str(tmp_path / "cache")
     assert run({**env, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "mine")}) == str(tmp_path / "mine")
     # called first (as play does, before its preload), it neither imports torch._inductor nor is overridden

@@ -21,14 +21,6 @@ def test_cxx_comes_first_and_each_compiler_once(monkeypatch, tmp_path):
     assert len({os.path.realpath(shutil.which(c) or c) for c in found}) == len(found)
 
 
-@needs_gxx
-def test_a_remembered_compiler_is_used_while_it_exists(tmp_path):
-    (tmp_path / "compiler").write_text(shutil.which("g++"))
-    assert PackageBuilder(tmp_path).known_compiler() == shutil.which("g++")
-    (tmp_path / "compiler").write_text(str(tmp_path / "uninstalled-g++"))
-    assert PackageBuilder(tmp_path).known_compiler() is None
-
-
 def test_no_compiler_at_all_says_so(tmp_path, monkeypatch):
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))

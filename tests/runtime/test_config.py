@@ -78,6 +78,6 @@ def test_doctor_says_whether_fp8_attention_can_run_here():
     import torch
     from model.fp8_attention import fp8_attention_unavailable
     proc = subprocess.run([sys.executable, "main.py", "doctor"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("FP8 attention (model.fp8):"))
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("FP8 attention (model.fp8):"))
     reason = fp8_attention_unavailable(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     assert line.endswith(": available") if reason is None else (reason in line and "not available" in line)

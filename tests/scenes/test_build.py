@@ -102,7 +102,7 @@ def test_cli_build_prints_the_scene_folder_and_fails_in_one_line(tmp_path, capsy
     np.save(tmp_path / "bad.npy", np.full((4, 36, 64), np.nan, np.float32))
     import main                                                                      # the same CLI, in process
     assert main.main(["build", str(video), "--depth", "file", "--depth-file", str(tmp_path / "bad.npy"), *sets]) == 2
-    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("roam: error:")]
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("roam: error:")]
     assert len(lines) == 1 and "bad.npy" in lines[0] and "NaN/inf" in lines[0]
     assert main.main(["build", str(tmp_path / "missing.mp4"), *sets]) == 2
     assert "missing.mp4: no such file" in capsys.readouterr().err
@@ -158,7 +158,7 @@ def test_corrupt_middle_keeps_the_good_frames_and_names_the_frame(tmp_path, caps
     video = write_test_video(tmp_path / "mid.mp4", frames_of(n=16), mutate=corrupt)
     scene = build_scene(make_cfg(tmp_path), video, device="cpu", depth="estimate", prompt="", progress=False)
     assert 8 <= scene.num_frames < 16
-    warning = [l for l in capsys.readouterr().err.splitlines() if l.startswith("roam: warning:")]
+    warning = [x for x in capsys.readouterr().err.splitlines() if x.startswith("roam: warning:")]
     assert warning and "frame" in warning[0] and "mid.mp4" in warning[0]
 
 

@@ -1,0 +1,117 @@
+"""The command line: one sub-command per command, each taking --config and --set."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from runtime.config import add_config_args
+
+COMMANDS = {
+    "play": "walk through a scene or video in real time (the default command)",
+    "build": "turn a video into a cached Scene (depth, poses, caption)",
+    "render": "offline render with the reference pipeline's flags, on roam's engine",
+    "bench": "GPU benchmark of the generation pipeline (per-stage times, fps, memory), or play with random weights",
+    "doctor": "report which checkpoints are missing, present or verified, and what they enable",
+}
+
+
+def add_common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """--config and --set, accepted before and after the command (sub-parser values land in
+    their own attributes so they never overwrite the top-level ones)."""
+    add_config_args(p, "" if top else "_sub")
+
+
+def add_play_flags(p: argparse.ArgumentParser) -> None:
+    """What a play session takes (play, and bench --play)."""
+    p.add_argument("scene", nargs="?", default=None, metavar="SCENE_OR_VIDEO",
+                   help="a video file or a built Scene folder (default: the built-in sample scene)")
+    p.add_argument("--headless", action="store_true", help="render offscreen and write files even with a display")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds of presented video")
+    p.add_argument("--out", default=None, help="output folder (default: out/<timestamp>)")
+    p.add_argument("--script", default=None, help="drive the camera from a trajectory file or a recorded run folder")
+    p.add_argument("--record", action="store_true", help="record the whole session into OUT/recording/")
+    p.add_argument("--kiosk", action="store_true", help="fullscreen kiosk mode with attract loop")
+    p.add_argument("--realtime", action="store_true",
+                   help="headless but paced in real time (late frames are held, as in a window); default "
+                        "headless runs wait for every frame")
+
+
+def add_render_flags(p: argparse.ArgumentParser) -> None:
+    """The reference's run_test_pipeline.sh flags (same names and defaults) and roam's own."""
+    flag = p.add_argument
+    flag("--input_dir", required=True, help="folder of *.mp4 videos (sorted, not recursive)")
+    flag("--traj_txt_path", required=True, help="3-line trajectory file, e.g. traj/x_y_circle_cycle.txt")
+    flag("--checkpoint_path", default="checkpoints/InSpatio-World-1.3B/InSpatio-World-1.3B.safetensors",
+         help="DiT weights; its last two folders name the output subfolders")
+    flag("--config_path", dest="config_sub", default=None, help="roam's config.yaml (same as --config)")
+    flag("--da3_model_path", default="checkpoints/DA3", help="DA3 depth weights (roam reads <checkpoint root>/DA3)")
+    flag("--florence_model_path", default="checkpoints/Florence-2-large", help="caption model folder")
+    flag("--output_folder", default=None, help="default: ./output/<input_dir name>/<trajectory name>")
+    flag("--skip_step1", action="store_true", help="reuse captions from <input_dir>/new.json")
+    flag("--skip_step2", action="store_true", help="reuse cached scenes (always checked against the video)")
+    flag("--skip_step3", action="store_true", help="stop after captions and scenes")
+    flag("--relative_to_source", action="store_true", help="the camera rides on the source camera")
+    flag("--rotation_only", action="store_true", help="zero the trajectory's translation (pan/tilt)")
+    flag("--disable_adaptive_frame", action="store_true", help="keep the native frame count")
+    flag("--freeze_repeat", type=int, default=0, help="repeat the freeze frame this many extra times")
+    flag("--freeze_frame", type=int, default=None, help="frame to freeze (default: the middle one)")
+    flag("--render_backend", default="warper", help="warper (reference) | ply | gpu (roam's real-time render)")
+    flag("--use_tae", action="store_true", help="TAEHV tiny autoencoder instead of the Wan VAE")
+    flag("--tae_checkpoint_path", default="checkpoints/taehv/taew2_1.pth", help="TAEHV weights")
+    flag("--compile_dit", action="store_true", help="torch.compile the DiT")
+    flag("--step1_gpus", default="0", help="accepted for compatibility (captions run in each rank)")
+    flag("--step2_gpus", default="0", help="accepted for compatibility (scenes are built in each rank)")
+    flag("--step3_gpus", default=None, help="CUDA_VISIBLE_DEVICES for the ranks --step3_nproc starts")
+    flag("--step3_nproc", type=int, default=1, help="data-parallel ranks over the videos (torch.distributed)")
+    flag("--master_port", type=int, default=29513, help="torch.distributed port")
+    flag("--refiner", default="auto", help="auto | geometry | dit")
+    flag("--depth", default="auto", help="depth provider per video: auto | sample | file | da3 | estimate")
+    flag("--prompt", default=None, help="caption for every video instead of Florence-2 / new.json")
+    flag("--seed", type=int, default=0, help="seed of the DiT's noise")
+    flag("--device", default=None, help="auto | cpu | cuda (default: runtime.device)")
+    flag("--no_progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="roam: turn one video into a world you walk through in real time. "
+        "With no command, plays the built-in sample scene (headless when there is no display).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n" + "\n".join(f"  {k:<8} {v}" for k, v in COMMANDS.items()))
+    add_common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    play = sub.add_parser("play", help=COMMANDS["play"], description=COMMANDS["play"] + ". Keys: WASD/arrows "
+                          "move, mouse drag or IJKL looks, Q/E down/up, Shift runs, Space pauses time, "
+                          "H toggles the HUD, F fullscreen, P screenshot, R records, Esc quits.")
+    add_play_flags(play)
+    add_common(play)
+
+    build = sub.add_parser("build", help=COMMANDS["build"], description=COMMANDS["build"])
+    build.add_argument("video", help="input video file")
+    build.add_argument("--depth", default="auto", help="depth provider: auto | sample | file | da3 | estimate")
+    build.add_argument("--depth-file", default=None, help="depth .npz/.npy for --depth file")
+    build.add_argument("--prompt", default=None, help="caption to use instead of running Florence-2")
+    add_common(build)
+
+    render = sub.add_parser("render", help=COMMANDS["render"], description=COMMANDS["render"])
+    add_render_flags(render)
+    add_common(render)
+
+    bench = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"] + ". The model "
+                           "is built from config.yaml with random weights (change its settings with --set, e.g. "
+                           "--set model.fp8=true); see cli/bench.py.")
+    bench.add_argument("--blocks", type=int, default=10, help="blocks to run (the first --warmup are not counted)")
+    bench.add_argument("--warmup", type=int, default=2, help="blocks excluded from the medians")
+    bench.add_argument("--attn", default="auto", help="attention backend (model/attention.py)")
+    bench.add_argument("--tiny", action="store_true", help="tiny DiT at 64x96 (CPU smoke run)")
+    bench.add_argument("--json", type=Path, help="write the results here")
+    bench.add_argument("--plot", type=Path, nargs="?", const=Path("bench.png"), help="write a PNG chart")
+    bench.add_argument("--play", action="store_true",
+                       help="run play's whole session (the play flags below) with the DiT refiner and random weights")
+    add_play_flags(bench.add_argument_group("with --play"))
+    add_common(bench)
+
+    doctor = sub.add_parser("doctor", help=COMMANDS["doctor"], description=COMMANDS["doctor"])
+    add_common(doctor)
+    return parser
