@@ -70,7 +70,7 @@ def built(tmp_path_factory):
         cold, _ = two_blocks(model, block_packages=packages)
         assert packages.loaded == 0 and len(packages.store.missing) == 4   # context and denoising, first and steady block
         assert packages.store.build_missing()
-        assert packages.store.builder.wait(timeout=900), "the build did not end"
+        assert packages.store.builder.wait(timeout=1800), "the build did not end"
     finally:
         os.environ.pop("CXX") if old is None else os.environ.update(CXX=old)
     return model, root / "blocks", packages, cold, marker, reports
@@ -232,7 +232,7 @@ def test_packages_in_cuda_graphs_match_the_compiled_block_on_gpu(tmp_path):
     cold = BlockPackages(model, PackageStore(tmp_path, "cuda"))
     want = run(block_packages=cold)                          # no packages yet: the compiled block runs
     cold.store.build_missing()
-    assert cold.store.builder.wait(timeout=900) and cold.store.unavailable is None, cold.store.unavailable
+    assert cold.store.builder.wait(timeout=1800) and cold.store.unavailable is None, cold.store.unavailable
     packages = BlockPackages(model, PackageStore(tmp_path, "cuda"))
     got = run(block_packages=packages)
     assert packages.loaded == 4

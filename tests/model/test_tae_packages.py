@@ -33,7 +33,7 @@ def test_the_next_start_streams_from_the_packages(tae, tmp_path):
         assert torch.equal(got, expected)                                       # the fallback ran
     assert cold.loaded == 0 and len(cold.store.missing) == 2                    # encoder, decoder
     cold.store.build_missing()
-    assert cold.store.builder.wait(timeout=900) and cold.store.unavailable is None, cold.store.unavailable
+    assert cold.store.builder.wait(timeout=1800) and cold.store.unavailable is None, cold.store.unavailable
 
     warm = TAEPackages(tae, PackageStore(tmp_path, "cpu"), fallback=None)       # a fallback call would fail
     got = stream_two_blocks(tae, warm)
@@ -60,7 +60,7 @@ def test_packages_match_the_compiled_tae_on_gpu(tmp_path):
     cold = TAEPackages(tae, PackageStore(tmp_path, "cuda"), fallback=torch.compile(run_layers, dynamic=False))
     want = run(cold)
     cold.store.build_missing()
-    assert cold.store.builder.wait(timeout=900) and cold.store.unavailable is None, cold.store.unavailable
+    assert cold.store.builder.wait(timeout=1800) and cold.store.unavailable is None, cold.store.unavailable
     warm = TAEPackages(tae, PackageStore(tmp_path, "cuda"), fallback=None)
     got = run(warm)
     assert warm.loaded == 2
