@@ -1,16 +1,18 @@
-"""Warping depth images with OpenGL: a frame with per-pixel depth, seen from one camera, drawn from
-another camera, exactly where the geometry allows and nowhere else.
+"""Warping depth images with OpenGL: frames with per-pixel depth, each seen from its own camera, drawn
+together from another camera, exactly where the geometry allows and nowhere else.
 
-Two passes per image:
-1. splat (compute shader): every source pixel moves to the target camera and leaves its target
-   depth in a z-buffer (atomic min) on the target pixels around where it lands. So every target
-   pixel learns the nearest surface of the image that reaches it, and the pixels no surface reaches
-   stay empty: what the source camera never saw (disocclusions, the border) is never stretched over.
-2. refine (fragment shader): each covered target pixel's viewing ray is moved to the depth of the
-   source surface where it projects (fixed-point steps from the splat's depth, with inverse depth
-   sampled bilinearly, which is exact on planes), and its colour is the bilinear sample of the
-   source frame there. A pure rotation needs no depth: the ray projects to the homography's point
-   whatever its depth.
+The images live in a `LayerStack` (texture arrays: colour and inverse depth, one slot per image,
+with its camera). `DepthWarp.draw` renders a list of them in priority order, in two passes:
+1. splat (compute shader, once per image): every source pixel moves to the target camera and
+   leaves a key (the image's rank, then its target depth) on the target pixels around where it
+   lands, by atomic min. So each target pixel learns the first image in priority order that
+   reaches it, and that image's nearest surface there; pixels no image reaches stay empty: what
+   no camera saw (disocclusions, the border) is never stretched over.
+2. refine (fragment shader, once): each covered pixel's viewing ray is moved to the depth of the
+   winning image's surface where it projects (fixed-point steps from the splat's depth, with
+   inverse depth sampled bilinearly, which is exact on planes), and its colour is the bilinear
+   sample of that image there. A pure rotation needs no depth: the ray projects to the
+   homography's point whatever its depth.
 
 The cost does not grow with the camera motion (unlike a ray march along the epipolar line), and it
 is per-pixel work that software rasterisers run well: a depth-displaced mesh would cost a triangle
@@ -26,7 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-EMPTY_Z = 0x7F800000          # +inf as float bits: the z-buffer's "nothing landed here"
+EMPTY_KEY = 0xFFFFFFFF        # the z-buffer's "nothing landed here"
+MAX_LAYERS = 8                # images drawn at once (the key's top bits hold the rank)
+SPLAT_STRIDES = (1, 2)        # source pixel strides a splat can take
 
 FULLSCREEN_VS = """
 #version 430
@@ -37,79 +41,77 @@ void main() { gl_Position = vec4(in_pos, 0.0, 1.0); }
 SPLAT_CS = """
 #version 430
 layout(local_size_x = 16, local_size_y = 8) in;
-layout(r32f, binding = 0) uniform readonly image2D inv_depth;    // source 1 / z, 0 = no surface
-layout(r32ui, binding = 1) uniform uimage2D zbuf;                // target z as float bits
-uniform mat3 M;           // K_t R K_s^-1
-uniform vec3 e;           // K_t t: a source pixel q with inverse depth I lands at M q + I e (times z_t I)
+uniform sampler2DArray inv_depth;                                    // 1 / z, 0 = no surface
+layout(r32ui, binding = 1) uniform uimage2D zbuf;                    // rank << 28 | target z bits >> 3
+uniform int slot;           // the image's slot in the stack
+uniform uint rank;          // its priority (0 wins)
+uniform mat3 M;             // K_t R K_s^-1
+uniform vec3 e;             // K_t t: a source pixel q with inverse depth I lands at M q + I e (times z_t I)
 uniform ivec2 src_size;
 uniform ivec2 dst_size;
 uniform float near;
 uniform float focal_ratio;  // f_t / f_s: a source pixel covers about focal_ratio z_s / z_t target pixels
 
-void put(ivec2 t, uint z) {
-    if (all(greaterThanEqual(t, ivec2(0))) && all(lessThan(t, dst_size))) imageAtomicMin(zbuf, t, z);
-}
-
 void main() {
-    ivec2 q = ivec2(gl_GlobalInvocationID.xy);
+    ivec2 q = ivec2(gl_GlobalInvocationID.xy) * STRIDE;     // every STRIDE-th source pixel (cheaper, coarser)
     if (any(greaterThanEqual(q, src_size))) return;
-    float I = imageLoad(inv_depth, q).r;
+    float I = texelFetch(inv_depth, ivec3(q, slot), 0).r;
     if (I <= 0.0) return;
     vec3 h = M * vec3(vec2(q), 1.0) + I * e;
     float z = h.z / I;                                    // target camera z
     if (z <= near) return;
     vec2 p = h.xy / h.z;
-    uint zb = floatBitsToUint(z);
-    // the 2x2 target pixels around p that lie within reach of this sample: half a pixel spacing
-    // of the projected source grid, widened for rotated grids (no cracks) and kept under one pixel
-    // (a nearer surface spreads little over a farther one at its silhouette)
-    float reach = clamp(0.75 * focal_ratio / h.z, 0.75, 1.0);
-    ivec2 t = ivec2(floor(p));
-    for (int dy = 0; dy < 2; ++dy)
-        for (int dx = 0; dx < 2; ++dx)
-            if (all(lessThan(abs(vec2(t + ivec2(dx, dy)) - p), vec2(reach)))) put(t + ivec2(dx, dy), zb);
+    uint key = (rank << 28) | (floatBitsToUint(z) >> 3);  // a positive float's bits order like the float
+    // the target pixels around p within reach of this sample: half the projected source grid's
+    // spacing, widened for rotated grids (no cracks) and kept under one pixel per STRIDE (a nearer
+    // surface spreads little over a farther one at its silhouette)
+    float reach = float(STRIDE) * clamp(0.75 * focal_ratio / h.z, 0.75, 1.0);
+    ivec2 t = ivec2(floor(p - reach)) + 1;
+    for (int dy = 0; dy < 2 * STRIDE; ++dy)
+        for (int dx = 0; dx < 2 * STRIDE; ++dx) {
+            ivec2 u = t + ivec2(dx, dy);
+            if (all(lessThan(abs(vec2(u) - p), vec2(reach))) && all(greaterThanEqual(u, ivec2(0)))
+                    && all(lessThan(u, dst_size)))
+                imageAtomicMin(zbuf, u, key);
+        }
 }
 """
 
 REFINE_FS = """
 #version 430
-uniform sampler2D colour_tex;     // RGB, row 0 first
-uniform sampler2D inv_depth_tex;  // 1 / camera z, bilinear (inverse depth is linear across a plane)
-uniform usampler2D zbuf;          // the splat's nearest target z per pixel
-uniform mat3 A;                   // target pixel (u, v, 1) -> a = K_s R^T K_t^-1 (u, v, 1)
-uniform vec3 b;                   // K_s R^T t: at target inverse depth s the ray is at source a - s b
+uniform sampler2DArray colour_tex;     // RGB, row 0 first
+uniform sampler2DArray inv_depth_tex;  // 1 / camera z, bilinear (inverse depth is linear across a plane)
+uniform usampler2D zbuf;               // the splat's key per pixel
+uniform int slot_of[MAX_LAYERS];       // rank -> slot
+uniform mat3 A[MAX_LAYERS];            // per rank: target pixel (u, v, 1) -> a = K_s R^T K_t^-1 (u, v, 1)
+uniform vec3 b[MAX_LAYERS];            // per rank: K_s R^T t; at target inverse depth s the ray is at source a - s b
 uniform vec2 src_size;
-uniform vec2 sigma_range;         // target inverse depth (1 / far, 1 / near): the output depth's range
 uniform int fixed_point_steps;
 out vec4 frag;
 
-// the target inverse depth at which the ray point has the depth of the source surface where it projects now
-float surface(vec3 a, float s) {
-    vec3 h = a - s * b;
-    return h.z * texture(inv_depth_tex, (h.xy / h.z + 0.5) / src_size).r;
-}
-
 void main() {
-    uint zb = texelFetch(zbuf, ivec2(gl_FragCoord.xy), 0).r;
-    if (zb == 0x7F800000u) discard;                                // no surface lands here
-    vec3 a = A * vec3(gl_FragCoord.xy - 0.5, 1.0);
-    float s = 1.0 / uintBitsToFloat(zb);
-    for (int i = 0; i < fixed_point_steps; ++i) s = surface(a, s);
-    vec3 h = a - s * b;
-    vec2 p = h.xy / h.z;
-    frag = vec4(texture(colour_tex, (p + 0.5) / src_size).rgb, 1.0);
-    gl_FragDepth = clamp((sigma_range.y - s) / (sigma_range.y - sigma_range.x), 0.0, 1.0);
+    uint key = texelFetch(zbuf, ivec2(gl_FragCoord.xy), 0).r;
+    if (key == 0xFFFFFFFFu) discard;                               // no surface lands here
+    int rank = int(key >> 28);
+    float layer = float(slot_of[rank]);
+    vec3 a = A[rank] * vec3(gl_FragCoord.xy - 0.5, 1.0), bb = b[rank];
+    float s = 1.0 / uintBitsToFloat((key & 0x0FFFFFFFu) << 3);
+    for (int i = 0; i < fixed_point_steps; ++i) {                  // to the surface where the ray projects
+        vec3 h = a - s * bb;
+        s = h.z * texture(inv_depth_tex, vec3((h.xy / h.z + 0.5) / src_size, layer)).r;
+    }
+    vec3 h = a - s * bb;
+    frag = vec4(texture(colour_tex, vec3((h.xy / h.z + 0.5) / src_size, layer)).rgb, 1.0);
 }
-"""
+""".replace("MAX_LAYERS", str(MAX_LAYERS))
 
 
 @dataclass(frozen=True)
 class WarpSettings:
     """fixed_point_steps: refinements of the splat's depth along each target pixel's ray;
-    near, far: the target camera's clip range (scene units)."""
+    near: surfaces nearer than this to the target camera (scene units) are not drawn."""
     fixed_point_steps: int = 1
     near: float = 0.05
-    far: float = 1e4
 
 
 def warp_uniforms(src_K: np.ndarray, src_c2w: np.ndarray, tgt_K: np.ndarray, tgt_c2w: np.ndarray
@@ -124,34 +126,37 @@ def warp_uniforms(src_K: np.ndarray, src_c2w: np.ndarray, tgt_K: np.ndarray, tgt
     return {"M": Kt @ R @ np.linalg.inv(Ks), "e": Kt @ t, "A": Ks @ R.T @ np.linalg.inv(Kt), "b": Ks @ R.T @ t}
 
 
-class DepthLayer:
-    """One depth image on the GL side: colour (RGB8), inverse depth (R32F, 0 = no surface) and its camera."""
+class LayerStack:
+    """Depth images of one size on the GL side: colour (RGB8) and inverse depth (R32F, 0 = no
+    surface) in texture arrays, one slot per image, with each slot's camera."""
 
-    def __init__(self, ctx, size: tuple[int, int]):
+    def __init__(self, ctx, size: tuple[int, int], slots: int):
         import moderngl
-        self.ctx, self.size = ctx, size
-        self.colour = ctx.texture(size, 3)
-        self.inv_depth = ctx.texture(size, 1, dtype="f4")
+        self.ctx, self.size, self.slots = ctx, size, slots
+        self.colour = ctx.texture_array((*size, slots), 3)
+        self.inv_depth = ctx.texture_array((*size, slots), 1, dtype="f4")
         for tex in (self.colour, self.inv_depth):
             tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
             tex.repeat_x = tex.repeat_y = False
-        self.K, self.c2w = np.eye(3), np.eye(4)
-        self.valid = False
+        self.K = [np.eye(3)] * slots
+        self.c2w = [np.eye(4)] * slots
+        self.valid = [False] * slots
 
-    def upload(self, colour: np.ndarray, depth: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> None:
+    def upload(self, slot: int, colour: np.ndarray, depth: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> None:
         """colour uint8 [H, W, 3], depth float32 [H, W] camera z (> 0 and finite; others are no
         surface), K [3, 3], c2w [4, 4]."""
         w, h = self.size
         if colour.shape != (h, w, 3) or depth.shape != (h, w):
-            raise ValueError(f"DepthLayer: expected colour [{h}, {w}, 3] and depth [{h}, {w}], got "
+            raise ValueError(f"LayerStack: expected colour [{h}, {w}, 3] and depth [{h}, {w}], got "
                              f"{list(colour.shape)} and {list(depth.shape)}")
         depth = np.asarray(depth, dtype=np.float32)
         ok = np.isfinite(depth) & (depth > 0)
         inv = np.divide(1.0, depth, out=np.zeros_like(depth), where=ok)                 # [H, W]
-        self.colour.write(np.ascontiguousarray(colour, dtype=np.uint8), alignment=1)
-        self.inv_depth.write(np.ascontiguousarray(inv))
-        self.K, self.c2w = np.asarray(K, np.float64), np.asarray(c2w, np.float64)
-        self.valid = bool(ok.any())
+        viewport = (0, 0, slot, w, h, 1)
+        self.colour.write(np.ascontiguousarray(colour, dtype=np.uint8), viewport=viewport)
+        self.inv_depth.write(np.ascontiguousarray(inv), viewport=viewport)
+        self.K[slot], self.c2w[slot] = np.asarray(K, np.float64), np.asarray(c2w, np.float64)
+        self.valid[slot] = bool(ok.any())
 
     def release(self) -> None:
         self.colour.release()
@@ -159,47 +164,54 @@ class DepthLayer:
 
 
 class DepthWarp:
-    """`draw(layer, K, c2w)` renders a DepthLayer from camera (K, c2w) into the bound framebuffer of
-    `size`: RGBA with alpha 1 where covered and depth = target inverse depth mapped to [0, 1]
-    (0 at `near`); uncovered pixels are not written. Needs OpenGL 4.3 (compute shaders)."""
+    """`draw(stack, order, K, c2w)` renders the stack's images `order` = [(slot, stride), ...]
+    (first wins) from camera (K, c2w) into the bound framebuffer of `size`: colour with alpha 1
+    where an image covers a pixel, nothing elsewhere. `stride` (in SPLAT_STRIDES) > 1 splats every
+    stride-th source pixel only (cheaper, for images that fill holes). Needs OpenGL 4.3 (compute)."""
 
     def __init__(self, ctx, size: tuple[int, int], settings: WarpSettings = WarpSettings()):
         self.ctx, self.size, self.settings = ctx, size, settings
-        self.splat = ctx.compute_shader(SPLAT_CS)
+        self.splats = {stride: ctx.compute_shader(SPLAT_CS.replace("#version 430", f"#version 430\n#define STRIDE {stride}"))
+                       for stride in SPLAT_STRIDES}
         self.refine = ctx.program(vertex_shader=FULLSCREEN_VS, fragment_shader=REFINE_FS)
         quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")
         self.vbo = ctx.buffer(quad.tobytes())
         self.vao = ctx.vertex_array(self.refine, [(self.vbo, "2f", "in_pos")])
         self.zbuf = ctx.texture(size, 1, dtype="u4")
-        self._empty = np.full((size[1], size[0]), EMPTY_Z, dtype=np.uint32).tobytes()
-        self.splat["dst_size"] = size
-        self.splat["near"] = settings.near
+        self._empty = np.full((size[1], size[0]), EMPTY_KEY, dtype=np.uint32).tobytes()
+        for splat in self.splats.values():
+            splat["dst_size"], splat["near"], splat["inv_depth"] = size, settings.near, 0
         for name, value in (("colour_tex", 0), ("inv_depth_tex", 1), ("zbuf", 2),
-                            ("fixed_point_steps", settings.fixed_point_steps),
-                            ("sigma_range", (1.0 / settings.far, 1.0 / settings.near))):
+                            ("fixed_point_steps", settings.fixed_point_steps)):
             self.refine[name] = value
 
-    def draw(self, layer: DepthLayer, K: np.ndarray, c2w: np.ndarray) -> None:
-        if not layer.valid:
-            return
-        u = warp_uniforms(layer.K, layer.c2w, K, c2w)
+    def draw(self, stack: LayerStack, order: list[tuple[int, int]], K: np.ndarray, c2w: np.ndarray) -> None:
+        order = [(slot, stride) for slot, stride in order if stack.valid[slot]]
+        if len(order) > MAX_LAYERS:
+            raise ValueError(f"DepthWarp: at most {MAX_LAYERS} images at once, got {len(order)}")
         self.zbuf.write(self._empty)
-        self.splat["M"].write(u["M"].T.astype("f4").tobytes())          # GLSL matrices are column-major
-        self.splat["e"] = tuple(float(x) for x in u["e"])
-        self.splat["focal_ratio"] = float(K[0][0] / layer.K[0, 0])
-        self.splat["src_size"] = layer.size
-        layer.inv_depth.bind_to_image(0, read=True, write=False)
+        stack.inv_depth.use(0)
         self.zbuf.bind_to_image(1, read=True, write=True)
-        self.splat.run((layer.size[0] + 15) // 16, (layer.size[1] + 7) // 8)
+        A, b, slots = np.zeros((MAX_LAYERS, 3, 3)), np.zeros((MAX_LAYERS, 3)), np.zeros(MAX_LAYERS, np.int32)
+        for rank, (slot, stride) in enumerate(order):
+            u = warp_uniforms(stack.K[slot], stack.c2w[slot], K, c2w)
+            splat = self.splats[stride]
+            splat["M"].write(u["M"].T.astype("f4").tobytes())            # GLSL matrices are column-major
+            splat["e"] = tuple(float(x) for x in u["e"])
+            splat["focal_ratio"] = float(K[0][0] / stack.K[slot][0, 0])
+            splat["src_size"], splat["slot"], splat["rank"] = stack.size, slot, rank
+            splat.run(-(-stack.size[0] // (16 * stride)), -(-stack.size[1] // (8 * stride)))
+            A[rank], b[rank], slots[rank] = u["A"].T, u["b"], slot
         self.ctx.memory_barrier()
-        self.refine["A"].write(u["A"].T.astype("f4").tobytes())
-        self.refine["b"] = tuple(float(x) for x in u["b"])
-        self.refine["src_size"] = tuple(float(x) for x in layer.size)
-        layer.colour.use(0)
-        layer.inv_depth.use(1)
+        self.refine["A"].write(A.astype("f4").tobytes())
+        self.refine["b"].write(b.astype("f4").tobytes())
+        self.refine["slot_of"].write(slots.tobytes())
+        self.refine["src_size"] = tuple(float(x) for x in stack.size)
+        stack.colour.use(0)
+        stack.inv_depth.use(1)
         self.zbuf.use(2)
         self.vao.render(mode=5)                                          # TRIANGLE_STRIP
 
     def release(self) -> None:
-        for obj in (self.vao, self.vbo, self.refine, self.splat, self.zbuf):
+        for obj in (self.vao, self.vbo, self.refine, *self.splats.values(), self.zbuf):
             obj.release()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from runtime.depth_warp import DepthLayer, DepthWarp
+from runtime.depth_warp import DepthWarp, LayerStack
 from scenes.config import SampleConfig
 from scenes.sample import SampleRenderer, build_sample_scene
 
@@ -31,18 +31,17 @@ class Warper:
 
     def __init__(self, w: int, h: int):
         self.ctx = moderngl.create_standalone_context(backend="egl", require=430)
-        self.layer, self.warp = DepthLayer(self.ctx, (w, h)), DepthWarp(self.ctx, (w, h))
-        self.fbo = self.ctx.framebuffer([self.ctx.texture((w, h), 4)], self.ctx.depth_texture((w, h)))
+        self.stack, self.warp = LayerStack(self.ctx, (w, h), 1), DepthWarp(self.ctx, (w, h))
+        self.fbo = self.ctx.framebuffer([self.ctx.texture((w, h), 4)])
         self.size = (w, h)
 
     def __call__(self, colour, depth, K, src_c2w, tgt_c2w) -> tuple[np.ndarray, np.ndarray]:
         """-> colour uint8 [H, W, 3], covered bool [H, W]"""
         with self.ctx:
-            self.layer.upload(colour, depth, K, src_c2w)
+            self.stack.upload(0, colour, depth, K, src_c2w)
             self.fbo.use()
-            self.ctx.enable(moderngl.DEPTH_TEST)
-            self.fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
-            self.warp.draw(self.layer, K, tgt_c2w)
+            self.fbo.clear(0.0, 0.0, 0.0, 0.0)
+            self.warp.draw(self.stack, [(0, 1)], K, tgt_c2w)
             out = np.frombuffer(self.fbo.read(components=4), np.uint8).reshape(self.size[1], self.size[0], 4)
         return out[..., :3], out[..., 3] > 0
 
