@@ -53,15 +53,34 @@ class HeadlessPresenter:
         self._sheet: list[tuple[float, np.ndarray]] = []   # every `_stride`-th frame, at most 2 x tiles
         self._stride = 1
         self.frames_presented = 0
+        self._ctx = None
+
+    @property
+    def ctx(self):
+        """An offscreen OpenGL context (EGL) for drawing the world, made on first use."""
+        if self._ctx is None:
+            import moderngl
+            self._ctx = moderngl.create_standalone_context(backend="egl", require=430)
+        return self._ctx
 
     def events(self) -> list:
         """Events of an initialised pygame display (kiosk pads, tests on the dummy driver); none otherwise."""
         import pygame
         return pygame.event.get() if pygame.display.get_init() else []
 
+    def present_texture(self, texture, hud: HudState, read: bool = True) -> np.ndarray:
+        """A frame drawn on the GPU (RGBA8 texture, rows top first): read back and written. -> the
+        frame uint8 [H, W, 3]"""
+        w, h = texture.size
+        array = np.frombuffer(texture.read(alignment=1), np.uint8).reshape(h, w, 4)[..., :3].copy()
+        self._write(array)
+        return array
+
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """frame: uint8 [H, W, 3]."""
-        array = frame.cpu().numpy()
+        self._write(frame.cpu().numpy())
+
+    def _write(self, array: np.ndarray) -> None:
         self.writer.write(array)
         if self.frames_presented % self._stride == 0:
             self._sheet.append((self.frames_presented / self.fps, array.copy()))
@@ -73,6 +92,8 @@ class HeadlessPresenter:
         """Start-up status: a headless run has nowhere to show it (play prints it)."""
 
     def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.release()
         self.writer.finalize()
         if self._sheet:
             keep = np.unique(np.linspace(0, len(self._sheet) - 1, self.sheet_tiles).round().astype(int))
@@ -92,7 +113,7 @@ class WindowPresenter:
         import pygame
         pygame.init()
         pygame.display.set_caption(title)
-        self.pygame, self.size, self.fullscreen = pygame, (width, height), fullscreen
+        self.pygame, self.moderngl, self.size, self.fullscreen = pygame, moderngl, (width, height), fullscreen
         flags = pygame.OPENGL | pygame.DOUBLEBUF | (pygame.FULLSCREEN if fullscreen else pygame.RESIZABLE)
         self.surface = pygame.display.set_mode(self.size, flags)
         if fullscreen:
@@ -132,17 +153,35 @@ class WindowPresenter:
             self.frames.release()
             self.frames = make_uploader(self.ctx, (w, h), device)
         self.frames.upload(frame)
+        self._draw(self.frames.texture, hud)
+        self.pygame.display.flip()
+        self.frames_presented += 1
+
+    def _draw(self, texture, hud: HudState) -> None:
+        """The frame texture over the window, the HUD over it, and the screenshot if one is asked for."""
+        self.ctx.screen.use()
         self.ctx.viewport = (0, 0, *self.pygame.display.get_window_size())
         self.ctx.clear(0.0, 0.0, 0.0)
-        self.frames.texture.use(0)
+        self.ctx.enable(self.moderngl.BLEND)
+        texture.use(0)
         self.vao.render(mode=4 + 1)          # TRIANGLE_STRIP
         if hud.visible and hud.lines:
             self._draw_hud(hud.lines)
         if self._screenshot_wanted:
             self._screenshot_wanted = False
             self.screenshots.append(self.screenshot(self.out_dir / f"screenshot-{len(self.screenshots)}.png"))
+
+    def present_texture(self, texture, hud: HudState, read: bool = False) -> np.ndarray | None:
+        """A frame drawn on the GPU (texture of this context, rows top first): drawn with the HUD,
+        swapped. -> the frame uint8 [H, W, 3] when `read` (for a recording), else None."""
+        self._draw(texture, hud)
+        array = None
+        if read:
+            w, h = texture.size
+            array = np.frombuffer(texture.read(alignment=1), np.uint8).reshape(h, w, texture.components)[..., :3].copy()
         self.pygame.display.flip()
         self.frames_presented += 1
+        return array
 
     def show_status(self, lines: list[str]) -> None:
         """Before the first frame (warm-up): the lines on a dark window, so it is visibly alive."""
