@@ -66,14 +66,11 @@ void main() {
     // spacing, widened for rotated grids (no cracks) and kept under one pixel per STRIDE (a nearer
     // surface spreads little over a farther one at its silhouette)
     float reach = float(STRIDE) * clamp(0.75 * focal_ratio / h.z, 0.75, 1.0);
-    ivec2 t = ivec2(floor(p - reach)) + 1;
-    for (int dy = 0; dy < 2 * STRIDE; ++dy)
-        for (int dx = 0; dx < 2 * STRIDE; ++dx) {
-            ivec2 u = t + ivec2(dx, dy);
-            if (all(lessThan(abs(vec2(u) - p), vec2(reach))) && all(greaterThanEqual(u, ivec2(0)))
-                    && all(lessThan(u, dst_size)))
-                imageAtomicMin(zbuf, u, key);
-        }
+    ivec2 lo = max(ivec2(floor(p - reach)) + 1, ivec2(0)), hi = min(ivec2(ceil(p + reach)) - 1, dst_size - 1);
+    for (int y = lo.y; y <= hi.y; ++y)
+        for (int x = lo.x; x <= hi.x; ++x)
+            if (rank == 0u || imageLoad(zbuf, ivec2(x, y)).r > key)   // a load is cheaper than an atomic that loses
+                imageAtomicMin(zbuf, ivec2(x, y), key);
 }
 """
 

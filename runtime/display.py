@@ -45,22 +45,29 @@ class Display:
         self.layers = SceneLayers(stack, scene.frames.numpy(), scene.depth.numpy(), self.K,
                                   scene.c2w.double().numpy(), scale, static)
         self._generated_key = None
+        self._drawn: tuple | None = None            # what the frame texture holds: (c2w bytes, source, generated)
 
     def show(self, c2w: np.ndarray, source_index: int, generated: GeneratedView | None, hud: HudState,
              read: bool = False) -> np.ndarray | None:
         """Draw the world from camera c2w [4, 4] at source frame `source_index`, with `generated`
         warped over it, and present it. -> the frame uint8 [H, W, 3] when read (always headless)."""
         with self.ctx:
-            self.layers.show_source(source_index)
-            if generated is None:
-                self.layers.drop_generated()
-                self._generated_key = None
-            elif generated.key != self._generated_key:
-                self.layers.show_generated(generated.frame, generated.depth, generated.K, generated.c2w)
-                self._generated_key = generated.key
-            self.layers.fill_for(c2w)
-            self.view.render(self.layers.stack, self.layers.order(), self.K[source_index], c2w)
+            wanted = (np.asarray(c2w, np.float64).tobytes(), source_index, None if generated is None else generated.key)
+            if wanted != self._drawn:                # a still camera over still content is not drawn again
+                self._draw(c2w, source_index, generated)
+                self._drawn = wanted
             return self.presenter.present_texture(self.view.frame, hud, read=read)
+
+    def _draw(self, c2w: np.ndarray, source_index: int, generated: GeneratedView | None) -> None:
+        self.layers.show_source(source_index)
+        if generated is None:
+            self.layers.drop_generated()
+            self._generated_key = None
+        elif generated.key != self._generated_key:
+            self.layers.show_generated(generated.frame, generated.depth, generated.K, generated.c2w)
+            self._generated_key = generated.key
+        self.layers.fill_for(c2w)
+        self.view.render(self.layers.stack, self.layers.order(), self.K[source_index], c2w)
 
     def release(self) -> None:
         with self.ctx:

@@ -164,8 +164,11 @@ class Session:
         return self._script_over() and self._in_flight == 0 and len(self.buffer) == 0
 
     def _shown_s(self) -> float:
-        """Seconds of video shown: presented frames, or displayed frames with a display."""
-        return self.displayed / self.display_hz if self.display is not None else self.frames_presented / self.fps
+        """Seconds of video shown: presented (content) frames; frame locked with a display, displayed
+        frames (in real time content keeps its rate however fast the display draws)."""
+        if self.display is not None and self.frame_locked:
+            return self.displayed / self.display_hz
+        return self.frames_presented / self.fps
 
     def _script_over(self) -> bool:
         return self.script is not None and not self.script.loop and self._script_pos >= len(self.script)
@@ -436,6 +439,9 @@ class Session:
         frames = [self.clock.advance() for _ in range(n)]
         indices = np.array([f.index for f in frames])
         ride = self.source_c2w[indices] if self.cfg.runtime.rig.ride_along else None
+        if self.live_content:                # nothing is made for these poses: the display draws the rig's own
+            poses = np.stack([self.rig.c2w(None if ride is None else ride[i]) for i in range(n)])
+            return poses, indices, any(f.discontinuity for f in frames)
         period = 1.0 / self.fps
         poses = self.rig.predict(n, period, ride, start_s=max(0.0, lead_s - period))
         return poses, indices, any(f.discontinuity for f in frames)
