@@ -19,7 +19,7 @@ from cli.device import pick_device
 from cli.errors import UserError
 from runtime.display import Display
 from runtime.present import HeadlessPresenter, WindowPresenter, has_display
-from runtime.recorder import Recorder
+from runtime.recorder import Recorder, load_displayed
 from runtime.kiosk import KioskInputs, LoopedInputLog
 from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
 from runtime.session import Session, scene_scale
@@ -181,6 +181,7 @@ def play(cfg, args) -> int:
     out, fps = output_dir(cfg, args.out), cfg.runtime.loop.fps
     seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
     script = load_script(args.script, scene.c2w) if args.script else None
+    shown = load_displayed(Path(args.script)) if args.script and Path(args.script).is_dir() else None
     presenter = make_presenter(cfg, scene, out, headless=headless, kiosk=args.kiosk, device=device)
     inputs, sinks, status = controllers_for(cfg, args, headless, seconds, script)
     world = fused_world(cfg, scene, refiner, device)
@@ -209,7 +210,7 @@ def play(cfg, args) -> int:
                       max_frames=round(seconds * fps) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0,
-                      worker_setup=setup, display=display, live_content=live_content)
+                      worker_setup=setup, display=display, live_content=live_content, shown=shown)
     drawn = f", drawn at {cfg.runtime.display_hz:g} Hz from the camera at present time" if display else \
         (", frames by CUDA-OpenGL interop" if presenter.accepts_device_frames else "")
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}{drawn}, "

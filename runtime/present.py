@@ -113,6 +113,10 @@ class WindowPresenter:
                  fullscreen: bool = False, device: torch.device | str = "cpu"):
         import moderngl
         import pygame
+        # SDL makes the window's GL context through EGL, as the offscreen contexts are made (the sample
+        # scene's, the headless display's): an EGL context made before a GLX window breaks the GLX
+        # context on Mesa (X error BadAccess in glXMakeCurrent, e.g. `play` building the sample first)
+        os.environ.setdefault("SDL_VIDEO_X11_FORCE_EGL", "1")
         pygame.init()
         pygame.display.set_caption(title)
         self.pygame, self.moderngl, self.size, self.fullscreen = pygame, moderngl, (width, height), fullscreen

@@ -71,13 +71,15 @@ class Session:
     worker_setup: runs first on the generation thread (the refiner's warm-up); no block is planned
     before it is done, while the loop keeps the window responsive.
     display: a Display that draws every displayed frame from the rig's pose (module docstring);
-    live_content: with a display, show the source frames without generating blocks (geometry)."""
+    live_content: with a display, show the source frames without generating blocks (geometry);
+    shown: with a display, the displayed frames of a recorded run to show again (their poses and
+    content frames: runtime.recorder.DisplayedFrames), frame locked: exactly as they were."""
 
     def __init__(self, cfg: AppConfig, scene, refiner, presenter, *, device: torch.device,
                  inputs=(), event_sinks=(), script: ScriptedPath | None = None, recorder=None,
                  frame_locked: bool = False, max_frames: int | None = None,
                  new_recorder=None, status=(), max_worker_restarts: int = 0, scene_tensors=None,
-                 worker_setup=None, display=None, live_content: bool = False):
+                 worker_setup=None, display=None, live_content: bool = False, shown=None):
         self.cfg, self.scene, self.presenter, self.recorder = cfg, scene, presenter, recorder
         self.inputs, self.event_sinks, self.script = list(inputs), list(event_sinks), script
         self.new_recorder, self.status = new_recorder, list(status)   # recorder factory; objects with .status
@@ -86,6 +88,7 @@ class Session:
         self.virtual = VirtualClock() if frame_locked else None
         self.now = self.virtual if frame_locked else time.perf_counter
         self.display, self.live_content = display, live_content and display is not None
+        self.shown = shown if display is not None else None
         self.display_hz = cfg.runtime.display_hz
         self.telemetry = Telemetry(fps=self.fps, now=time.perf_counter,
                                    display_hz=self.display_hz if display is not None else None)
@@ -231,17 +234,21 @@ class Session:
             self._take_content(*item)
         period = 1.0 / self.display_hz
         if self.content is not None and (self._next_display_s is None or now >= self._next_display_s - 0.002):
-            self._show(now)
+            self._show()
             after = time.perf_counter()
             behind = self._next_display_s is None or after - self._next_display_s > period
             self._next_display_s = after + period if behind else self._next_display_s + period
         self._sleep()
 
     def _display_locked(self) -> None:
-        """Displayed frame k at virtual time k / display_hz, with content frame m from m / fps on
-        (waiting for it to be made)."""
-        t = self.displayed / self.display_hz
-        while self.frames_presented <= math.floor(t * self.fps + 1e-9):      # content due by now
+        """Displayed frame k at virtual time k / display_hz showing content frame m from m / fps on,
+        or, replaying displayed frames, the content frame it showed then (waiting for it to be made)."""
+        k = self.displayed
+        if self.shown is not None and k >= len(self.shown):
+            self.quit = True
+            return
+        last = int(self.shown.content[k]) if self.shown is not None else math.floor(k / self.display_hz * self.fps + 1e-9)
+        while self.frames_presented <= last:                         # content due by now
             while len(self.buffer) == 0 and (self._in_flight > 0 or self.worker.mailbox.pending):
                 if self.worker.error is not None or self.quit:
                     return
@@ -253,8 +260,12 @@ class Session:
             self._take_content(*self.buffer.pop())
         if self.content is None:
             return
-        self._show(t)
+        self._show()
         self.virtual.t = self.displayed / self.display_hz
+
+    def _stamp(self) -> float:
+        """Now for the display's telemetry: virtual time when frame locked (what the video shows)."""
+        return self.virtual.t if self.frame_locked else time.perf_counter()
 
     def _take_content(self, frame: torch.Tensor | None, info: FrameInfo) -> None:
         """The next content frame: its source frame (and generated frame) is what the display shows."""
@@ -263,27 +274,32 @@ class Session:
             self.generated = GeneratedView(key=(info.block_id, self.frames_presented), frame=frame.cpu().numpy(),
                                            depth=info.depth.cpu().numpy(), K=self.scene.K[info.source_index].double().numpy(),
                                            c2w=info.c2w)
-        self.telemetry.present(info.block_id)
+        self.telemetry.present(info.block_id, self._stamp())
         if self.first_present_s is None:
             self.first_present_s = time.perf_counter()
         self.frames_presented += 1
 
-    def _show(self, now: float) -> None:
-        """Draw and present one displayed frame from the rig's pose at (expected) present time."""
-        ahead_s = 0.0 if self.frame_locked else self._alpha / self.cfg.runtime.loop.tick_hz + self._render_s
-        c2w = self.content.c2w if self.script is not None else self._pose_at(ahead_s)   # a script is the camera
+    def _show(self) -> None:
+        """Draw and present one displayed frame from the rig's pose at (expected) present time; a
+        replay shows the recorded pose, a script the content frame's."""
+        if self.shown is not None:
+            c2w = self.shown.c2w[min(self.displayed, len(self.shown) - 1)]
+        elif self.script is not None:
+            c2w = self.content.c2w
+        else:
+            c2w = self._pose_at(0.0 if self.frame_locked else self._alpha / self.cfg.runtime.loop.tick_hz + self._render_s)
         pose_tick = self.tick
         self.hud.lines = self._hud_lines(self.content)
         t0 = time.perf_counter()
         frame = self.display.show(c2w, self.content.source_index, self.generated, self.hud,
                                   read=self.recorder is not None)
-        t = time.perf_counter()
-        self._render_s += 0.2 * ((t - t0) - self._render_s)
-        presented = self.virtual.t if self.frame_locked else t
-        self.telemetry.displayed(t, pose_tick)
+        self._render_s += 0.2 * ((time.perf_counter() - t0) - self._render_s)
+        presented = self._stamp()
+        self.telemetry.displayed(presented, pose_tick)
         self.pose_trace.displayed(presented, c2w)
         if self.recorder is not None:
-            self.recorder.log_frame(torch.from_numpy(frame), self.content.source_index, c2w)
+            self.recorder.log_frame(torch.from_numpy(frame), self.content.source_index, c2w,
+                                    content=self.frames_presented - 1)
         self.displayed += 1
 
     def _pose_at(self, ahead_s: float) -> np.ndarray:
@@ -301,6 +317,8 @@ class Session:
         wake = [self.ticker.time_to_next_tick()]
         if self.pacer.next_due_s is not None:
             wake.append(self.pacer.next_due_s - now)
+        if self._next_display_s is not None:
+            wake.append(self._next_display_s - now)
         time.sleep(min(max(0.0, min(wake)), 0.005))
 
     # ---- input -----------------------------------------------------------------------------
@@ -320,9 +338,9 @@ class Session:
         if cmds.camera.reset or cmds.camera.mode is not None or cmds.camera.cycle_mode:
             self._restart = True        # the camera jumps: the next block starts a fresh model context
         self.rig.step(cmds.camera, 1.0 / self.cfg.runtime.loop.tick_hz, self.source_c2w[self.clock.index])
-        self.telemetry.camera_command(self.tick, cmds.camera)
         self.tick += 1
         t = self.tick / self.cfg.runtime.loop.tick_hz if self.frame_locked else time.perf_counter()
+        self.telemetry.camera_command(self.tick - 1, cmds.camera, t if self.display is not None else None)
         self.pose_trace.tick(t, self.rig.c2w(self.source_c2w[self.clock.index]))
 
     def _apply_app(self, cmds: Commands) -> None:
