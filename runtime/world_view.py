@@ -20,10 +20,12 @@ PULL_FS = """
 uniform sampler2D layers;         // premultiplied: rgb * coverage, a = coverage; mipmapped (the push)
 uniform sampler2D coarser;        // the next coarser level, already filled
 uniform int level;                // the level drawn
+uniform bool coarsest;            // nothing below it: its colours are the covered share's average
 out vec4 frag;
 
 void main() {                     // this level over the coarser one: covered pixels keep their colour
     vec4 own = texelFetch(layers, ivec2(gl_FragCoord.xy), level);
+    if (coarsest) { frag = own.a > 0.0 ? own / own.a : vec4(0.0); return; }
     vec4 below = texture(coarser, gl_FragCoord.xy / vec2(textureSize(layers, level)));
     frag = own + (1.0 - min(own.a, 1.0)) * below;
 }
@@ -52,7 +54,6 @@ class WorldView:
             tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
             tex.repeat_x = tex.repeat_y = False
         self.filled_fbos = [ctx.framebuffer([tex]) for tex in self.filled]
-        self.blank = ctx.texture((1, 1), 4, np.zeros(4, "f2").tobytes(), dtype="f2")   # below the coarsest: nothing
         quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")
         self.vbo = ctx.buffer(quad.tobytes())
         self.pull_vao = ctx.vertex_array(self.pull, [(self.vbo, "2f", "in_pos")])
@@ -67,8 +68,8 @@ class WorldView:
         self.layers.use(0)
         for level in range(self.levels - 1, -1, -1):                        # pull, coarsest first
             (self.filled_fbos[level - 1] if level else self.frame_fbo).use()
-            (self.filled[level] if level + 1 < self.levels else self.blank).use(1)
-            self.pull["level"] = level
+            (self.filled[level] if level + 1 < self.levels else self.filled[-1]).use(1)
+            self.pull["level"], self.pull["coarsest"] = level, level + 1 == self.levels
             self.pull_vao.render(mode=5)                                    # TRIANGLE_STRIP
 
     def read(self) -> np.ndarray:
@@ -77,7 +78,7 @@ class WorldView:
         return np.frombuffer(self.frame_fbo.read(components=3, alignment=1), np.uint8).reshape(h, w, 3)
 
     def release(self) -> None:
-        for obj in (self.pull_vao, self.vbo, self.pull, *self.filled_fbos, *self.filled, self.blank, self.frame_fbo,
+        for obj in (self.pull_vao, self.vbo, self.pull, *self.filled_fbos, *self.filled, self.frame_fbo,
                     self.frame, self.layer_fbo, self.layers):
             obj.release()
         self.warp.release()

@@ -54,3 +54,15 @@ def test_pixels_no_image_covers_are_filled_from_their_surroundings(view):
     gap = out[:, -6:]                                    # 50 * 0.8 / 5 = 8 px never seen
     assert gap.sum(-1).min() > 150                       # filled, not black
     assert (gap[..., 1] > gap[..., 0]).all()             # with the colour of the green side beside it
+
+
+def test_a_large_hole_takes_the_colour_around_it_not_black(view):
+    """Turned 40 degrees away, most of the view was never seen: it is filled with the seen colours."""
+    ctx, world, stack = view
+    stack.upload(0, *flat((200, 100, 50)), K, np.eye(4))
+    a = np.radians(40.0)
+    turned = np.eye(4)
+    turned[:3, :3] = [[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]
+    world.render(stack, [(0, 1)], K, turned)
+    out = world.read().astype(int)
+    assert np.abs(out - (200, 100, 50)).max() <= 2
