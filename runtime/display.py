@@ -41,6 +41,7 @@ class Display:
         with ctx:
             self.view = WorldView(ctx, size, settings)
             stack = LayerStack(ctx, size, 3)
+            self.gl_renderer = ctx.info["GL_RENDERER"]
         self.K = scene.K.double().numpy()                                        # [N, 3, 3]
         self.layers = SceneLayers(stack, scene.frames.numpy(), scene.depth.numpy(), self.K,
                                   scene.c2w.double().numpy(), scale, static)
