@@ -121,7 +121,10 @@ class WindowPresenter:
         pygame.display.set_caption(title)
         self.pygame, self.moderngl, self.size, self.fullscreen = pygame, moderngl, (width, height), fullscreen
         flags = pygame.OPENGL | pygame.DOUBLEBUF | (pygame.FULLSCREEN if fullscreen else pygame.RESIZABLE)
-        self.surface = pygame.display.set_mode(self.size, flags)
+        try:                                  # swap with the display's refresh where the driver can
+            self.surface = pygame.display.set_mode(self.size, flags, vsync=1)
+        except pygame.error:
+            self.surface = pygame.display.set_mode(self.size, flags)
         if fullscreen:
             pygame.mouse.set_visible(False)
         self.ctx = moderngl.create_context()

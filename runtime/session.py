@@ -499,10 +499,12 @@ class Session:
         self.frames_presented += 1
 
     def _hud_lines(self, info: FrameInfo) -> list[str]:
-        s = self.telemetry.summary() if self.frames_presented % 48 == 0 else None   # HUD stats every 2 s
-        if s is not None:
-            self._hud_stats = s
-        s = getattr(self, "_hud_stats", {}) or {}
+        now = time.perf_counter()
+        if now - getattr(self, "_hud_at", -1e9) >= 2.0:                   # HUD stats every 2 s
+            self._hud_stats, self._hud_at = self.telemetry.summary(), now
+        s = self._hud_stats or {}
+        if s.get("display"):                                             # the display's rate, not the content's
+            s = {**s, "fps": s["display"].get("fps")}
         lat = s.get("control_to_photon_ms", {})
         state = "paused" if self.clock.paused else f"{self.clock.speed:g}x {'rev' if self.clock.direction < 0 else 'fwd'}"
         return [f"roam  {self.refiner.name} refiner  {self.rig.mode} mode",
