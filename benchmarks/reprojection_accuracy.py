@@ -4,7 +4,8 @@ depth the worker gives it: the point-cloud render's z-buffer at that camera, hol
 warped to where the camera is 0.25 s and 0.5 s of walking or turning later (the rig driven by held
 input at 60 Hz), and compared with the exact render from there: PSNR on the pixels the warp covers
 and the share it covers; then the whole displayed frame (the live source frame and the fill frame
-under the warp, push-pull in the rest) over all pixels.
+under the warp, push-pull in the rest) over all pixels; and, for comparison, the frame shown
+unwarped, as the presenter without reprojection shows it.
 
     python3 -m benchmarks.reprojection_accuracy [--frames 20 60 100] [--json OUT.json]
 """
@@ -86,17 +87,19 @@ def main(argv=None) -> None:
                      "moved": float(np.linalg.norm(later[:3, 3] - start[:3, 3])),
                      "turned_deg": float(np.degrees(np.arccos(np.clip((np.trace(start[:3, :3].T @ later[:3, :3]) - 1) / 2, -1, 1)))),
                      "covered": float(covered.mean()), "psnr_covered": psnr(warped[covered], true[covered]),
-                     "psnr_displayed": psnr(view.read(), true)})
+                     "psnr_displayed": psnr(view.read(), true), "psnr_unwarped": psnr(made[i], true)})
     ctx.release()
     print(f"sample scene {size[0]}x{size[1]}, scene scale {scale:.2f}, walk {cfg.runtime.rig.walk_speed} scales/s, "
           f"turn {cfg.runtime.rig.look_speed_deg_s} deg/s")
-    print(f"{'motion':14s} {'s':>5s} {'moved':>6s} {'turned':>7s} {'covered':>8s} {'PSNR covered':>13s} {'PSNR shown':>11s}")
+    print(f"{'motion':14s} {'s':>5s} {'moved':>6s} {'turned':>7s} {'covered':>8s} {'PSNR covered':>13s} {'PSNR shown':>11s} "
+          f"{'unwarped':>9s}")
     for name in MOTIONS:
         for seconds in (0.25, 0.5):
             sel = [r for r in rows if r["motion"] == name and r["seconds"] == seconds]
-            mean = {k: float(np.mean([r[k] for r in sel])) for k in ("moved", "turned_deg", "covered", "psnr_covered", "psnr_displayed")}
+            mean = {k: float(np.mean([r[k] for r in sel]))
+                    for k in ("moved", "turned_deg", "covered", "psnr_covered", "psnr_displayed", "psnr_unwarped")}
             print(f"{name:14s} {seconds:5.2f} {mean['moved']:6.2f} {mean['turned_deg']:6.1f}° {mean['covered']:8.3f} "
-                  f"{mean['psnr_covered']:10.2f} dB {mean['psnr_displayed']:8.2f} dB")
+                  f"{mean['psnr_covered']:10.2f} dB {mean['psnr_displayed']:8.2f} dB {mean['psnr_unwarped']:6.2f} dB")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
