@@ -172,3 +172,29 @@ def test_play_runs_in_a_window_under_xvfb(tmp_path, xvfb):
     import json
     summary = json.loads((out / "telemetry.json").read_text())["summary"]
     assert summary["display"]["frames"] >= 10 and summary["frames_presented"] >= 20
+
+
+def test_generated_frames_are_warped_from_the_camera_they_were_made_for(tmp_path):
+    """With a model refiner (the tiny DiT, random weights) each block carries its render's depth;
+    the display shows every generated frame from its own camera, where it is the frame itself."""
+    from tests.runtime.test_session import dit_scene, tiny_dit_refiner
+    scene = dit_scene()
+    cfg = load_config()
+    presenter = HeadlessPresenter(tmp_path, cfg.runtime.display_hz, scene.width, scene.height)
+    display = Display(presenter, scene, scale=scene_scale(scene))
+    recorder = Recorder(tmp_path / "recording", cfg.runtime.display_hz, scene.width, scene.height)
+    shown, made = [], {}
+    log = recorder.log_frame
+    recorder.log_frame = lambda frame, *a, content, **k: (shown.append((content, frame.numpy().copy())),
+                                                           log(frame, *a, content=content, **k))
+    session = Session(cfg, scene, tiny_dit_refiner(scene), presenter, device=torch.device("cpu"),
+                      recorder=recorder, frame_locked=True, max_frames=12, display=display)
+    take = session._take_content
+    session._take_content = lambda frame, info: (made.setdefault(session.frames_presented, frame.numpy().copy()),
+                                                 take(frame, info))
+    summary = session.run()
+    assert summary["frames_presented"] == 12 and len(shown) == 30   # 0.5 s: 12 content, 30 displayed frames
+    assert session.worker.with_depth
+    for content, frame in shown:                                 # a still camera: the warp is the identity
+        assert np.array_equal(frame, made[content])
+    assert len({content for content, _ in shown}) == 12
