@@ -34,6 +34,7 @@ class Refiner:
     fused_world = False     # conditions on the fused world state's render (scenes/fusion.py) where the config builds one
     latent_blocks = False   # yields whole latent blocks: the offline render predicts the reference's 4L' - 3 frames
     prepares_ahead = False  # prepare() does work: the worker sends it the next block's source frames while idle
+    display_draws = False   # its frames are the filled point-cloud render, which a display draws itself (no blocks)
     warm_up_note = ""       # what the window says while warm_up() runs
 
     def frames_for_block(self, first: bool) -> int:
@@ -90,6 +91,7 @@ class GeometryRefiner(Refiner):
     """Shows the point-cloud render with holes filled cheaply (push-pull). Weight-free and stateless."""
     name = "geometry"
     fused_world = True
+    display_draws = True
 
     def __init__(self, fill_levels: int = 8):
         self.fill_levels = fill_levels

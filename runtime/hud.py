@@ -1,11 +1,14 @@
 """The HUD: what the window shows over the picture, as text lines made from one frozen view.
 
 The fps and latency figures come from the telemetry summary, refreshed every `STATS_EVERY_S`
-seconds of presented video (computing it every frame would cost the loop time it measures).
+seconds (computing it every frame would cost the loop time it measures). With a display drawing at
+its own rate, the fps shown is the display's.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 STATS_EVERY_S = 2.0
 
@@ -35,6 +38,8 @@ class HudView:
 
 def hud_lines(view: HudView, stats: dict) -> list[str]:
     """The HUD's text. stats: a telemetry summary (fps, control_to_photon_ms), or {} before one."""
+    if stats.get("display"):                                   # the display's rate, not the content's
+        stats = {**stats, "fps": stats["display"].get("fps")}
     lat = stats.get("control_to_photon_ms", {})
     state = "paused" if view.paused else f"{view.speed:g}x {'rev' if view.reverse else 'fwd'}"
     return [f"roam  {view.refiner} refiner  {view.camera_mode} mode",
@@ -47,22 +52,22 @@ def hud_lines(view: HudView, stats: dict) -> list[str]:
 
 
 class Hud:
-    """The HUD's state and its stats, refreshed every STATS_EVERY_S seconds of presented video."""
+    """The HUD's state and its stats, refreshed every STATS_EVERY_S seconds of `now`."""
 
-    def __init__(self, summary, fps: float):
-        """summary: () -> the telemetry summary; fps: the presentation rate."""
+    def __init__(self, summary: Callable[[], dict], now: Callable[[], float] = time.perf_counter):
+        """summary: () -> the telemetry summary."""
         self.state = HudState(visible=True)
-        self._summary, self._fps = summary, fps
+        self._summary, self._now = summary, now
         self._stats: dict = {}
-        self._stats_at_s: float | None = None
+        self._stats_at: float | None = None
 
     def toggle(self) -> None:
         self.state.visible = not self.state.visible
 
-    def update(self, view: HudView, frames_presented: int) -> HudState:
-        """The HUD for the frame about to be shown after `frames_presented` others."""
-        video_s = frames_presented / self._fps
-        if self._stats_at_s is None or video_s - self._stats_at_s >= STATS_EVERY_S - 1e-9:
-            self._stats, self._stats_at_s = self._summary() or {}, video_s
+    def update(self, view: HudView) -> HudState:
+        """The HUD for the frame about to be shown."""
+        now = self._now()
+        if self._stats_at is None or now - self._stats_at >= STATS_EVERY_S:
+            self._stats, self._stats_at = self._summary() or {}, now
         self.state.lines = hud_lines(view, self._stats)
         return self.state

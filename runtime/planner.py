@@ -45,6 +45,11 @@ class MakeTimes:
     def add(self, prepared: bool, seconds: float) -> None:
         self._seconds[prepared] = (self._seconds[prepared] + [seconds])[-KEPT_MAKE_TIMES:]
 
+    def slowest_any(self) -> float | None:
+        """The slowest recent block of either kind; None before any."""
+        history = self._seconds[False] + self._seconds[True]
+        return max(history) if history else None
+
     def slowest(self, prepared: bool) -> float:
         """The slowest recent block of its kind (prepared blocks fall back on unprepared ones); inf before any."""
         history = self._seconds[True] if prepared and self._seconds[True] else self._seconds[False]

@@ -41,11 +41,14 @@ class RealTime:
     def presented(self, frames: int) -> None:
         pass
 
-    def rest(self, to_next_tick_s: float) -> None:
-        """Sleep until the next tick or the next frame is due, but never long."""
+    def rest(self, to_next_tick_s: float, wake_at_s: float | None = None) -> None:
+        """Sleep until the next tick, the next frame or `wake_at_s` (perf_counter time), but never long."""
+        now = time.perf_counter()
         wake = [to_next_tick_s]
         if self.pacer.next_due_s is not None:
-            wake.append(self.pacer.next_due_s - time.perf_counter())
+            wake.append(self.pacer.next_due_s - now)
+        if wake_at_s is not None:
+            wake.append(wake_at_s - now)
         time.sleep(min(max(0.0, min(wake)), MAX_SLEEP_S))
 
 
@@ -77,5 +80,5 @@ class FrameLocked:
     def presented(self, frames: int) -> None:
         self.t = frames / self.fps
 
-    def rest(self, to_next_tick_s: float) -> None:
+    def rest(self, to_next_tick_s: float, wake_at_s: float | None = None) -> None:
         pass
