@@ -43,6 +43,12 @@ class Presenter:
         """Show (or write) one frame, uint8 [H, W, 3]."""
         raise NotImplementedError
 
+    def present_texture(self, texture, hud: HudState, read: bool = False) -> np.ndarray | None:
+        """Show (or write) a frame a Display drew on the GPU: an RGBA8 texture of this presenter's
+        OpenGL context `ctx`, rows top first. -> the frame uint8 [H, W, 3] when `read`, else None.
+        Only presenters a Display draws through (runtime/display.py) implement it."""
+        raise NotImplementedError
+
     def events(self) -> list:
         """Pending window events for the controllers."""
         return []

@@ -40,7 +40,7 @@ class DepthProbe:
         rel = self.points(self.frame_index()) - c2w[:3, 3]                                  # [P, 3]
         along = rel @ direction                                                             # [P]
         front = along > 0
-        rel, along = rel[front], along[front]                                               # [P'], [P', 3]
+        rel, along = rel[front], along[front]                                               # [P', 3], [P']
         lateral_sq = np.einsum("pi,pi->p", rel, rel) - along * along                       # [P']
         ahead = along[lateral_sq < self.radius * self.radius]
         return float(ahead.min()) if ahead.size else float("inf")
