@@ -1,9 +1,12 @@
 """Size and shape of roam's source: files, lines, function lengths, import circles, capability
 probes and the share of tensor-making lines in model/ and scenes/ that carry a shape comment.
 
-    python3 -m benchmarks.code_metrics [--list-unshaped]
+    python3 -m benchmarks.code_metrics [TREE ...] [--list-unshaped]
 
-Counts every .py file of the source packages and main.py (tests apart). An import circle is a
+TREE: a checkout of roam (default: this one); with several, one column each. An older commit:
+`d=$(mktemp -d) && git archive COMMIT | tar -x -C $d && python3 -m benchmarks.code_metrics $d .`
+
+Counts every .py file of a tree's source packages and main.py (tests apart). An import circle is a
 strongly connected group of our modules, counting imports inside functions too. A probe is a call
 to hasattr() or a three-argument getattr(). A tensor-making line is an assignment or return whose
 value calls a creator of torch, numpy or torch.nn.functional (torch.zeros, np.stack, F.pad, ...) or a
@@ -35,22 +38,23 @@ SCALARS = {"float", "int", "bool", "item", "tolist", "len"}   # a value turned i
 SHAPE = re.compile(r"#.*[\[(][^\])]*[\])]")
 
 
-def source_files() -> list[Path]:
-    files = [REPO / "main.py"] if (REPO / "main.py").exists() else []
-    for top in sorted(REPO.iterdir()):
+def source_files(root: Path = REPO) -> list[Path]:
+    """main.py and every .py file of the tree's packages (top-level folders with an __init__.py)."""
+    files = [root / "main.py"] if (root / "main.py").exists() else []
+    for top in sorted(root.iterdir()):
         if top.is_dir() and top.name not in SKIP and not top.name.startswith(".") and (top / "__init__.py").exists():
             files += sorted(top.rglob("*.py"))
     return files
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(REPO).with_suffix("").parts)
+def module_name(path: Path, root: Path = REPO) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph(files: list[Path]) -> dict[str, set[str]]:
+def import_graph(files: list[Path], root: Path = REPO) -> dict[str, set[str]]:
     """module -> modules of ours it imports (anywhere in the file)."""
-    names = {module_name(p) for p in files}
+    names = {module_name(p, root) for p in files}
     graph = {}
     for path in files:
         found = set()
@@ -60,7 +64,7 @@ def import_graph(files: list[Path]) -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module)
                 found |= {f"{node.module}.{a.name}" for a in node.names}
-        graph[module_name(path)] = {m for m in found if m in names} - {module_name(path)}
+        graph[module_name(path, root)] = {m for m in found if m in names} - {module_name(path, root)}
     return graph
 
 
@@ -99,13 +103,14 @@ def function_lengths(files: list[Path]) -> list[int]:
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
 
-def probes(files: list[Path]) -> list[str]:
+def probes(files: list[Path], root: Path = REPO) -> list[str]:
+    """file:line of each hasattr() and three-argument getattr()."""
     found = []
     for p in files:
         for n in ast.walk(ast.parse(p.read_text())):
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and (
                     n.func.id == "hasattr" or (n.func.id == "getattr" and len(n.args) == 3)):
-                found.append(f"{p.relative_to(REPO)}:{n.lineno}")
+                found.append(f"{p.relative_to(root)}:{n.lineno}")
     return found
 
 
@@ -147,33 +152,43 @@ def tensor_lines(path: Path) -> list[tuple[int, bool]]:
     return out
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--list-unshaped", action="store_true", help="print each tensor-making line without a shape comment")
-    args = p.parse_args(argv)
-    files = source_files()
+def metrics(root: Path) -> tuple[dict, list[list[str]], list[str], list[str]]:
+    """The figures of one tree, its import circles, its probes and its tensor lines without a shape comment."""
+    files = source_files(root)
     lengths = sorted(function_lengths(files))
-    found_circles = circles(import_graph(files))
-    found_probes = probes(files)
-    shaped_files = [f for f in files if f.relative_to(REPO).parts[0] in SHAPED_DIRS]
-    lines = [(f, n, s) for f in shaped_files for n, s in tensor_lines(f)]
-    share = sum(s for _, _, s in lines) / max(1, len(lines))
+    found_circles = circles(import_graph(files, root))
+    found_probes = probes(files, root)
+    lines = [(f, n, s) for f in files if f.relative_to(root).parts[0] in SHAPED_DIRS for n, s in tensor_lines(f)]
     result = {"files": len(files), "lines": sum(len(f.read_text().splitlines()) for f in files),
               "functions": len(lengths), "median_function_lines": statistics.median(lengths),
               "p90_function_lines": lengths[int(0.9 * (len(lengths) - 1))],
               "import_circles": len(found_circles), "modules_in_circles": sum(map(len, found_circles)),
-              "probes": len(found_probes), "tensor_lines": len(lines), "shape_comment_share": round(share, 3)}
-    for key, value in result.items():
-        print(f"{key:<22} {value}")
-    for group in found_circles:
-        print("circle:", " <-> ".join(group))
-    for where in found_probes:
-        print("probe:", where)
-    if args.list_unshaped:
-        for f, n, s in lines:
-            if not s:
-                print(f"unshaped: {f.relative_to(REPO)}:{n}")
-    return result
+              "probes": len(found_probes), "tensor_lines": len(lines),
+              "shape_comment_share": round(sum(s for _, _, s in lines) / max(1, len(lines)), 3)}
+    unshaped = [f"{f.relative_to(root)}:{n}" for f, n, s in lines if not s]
+    return result, found_circles, found_probes, unshaped
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("trees", nargs="*", type=Path, default=[REPO], help="checkouts of roam (default: this one)")
+    p.add_argument("--list-unshaped", action="store_true", help="print each tensor-making line without a shape comment")
+    args = p.parse_args(argv)
+    for tree in args.trees:
+        if not (tree / "main.py").is_file():
+            raise SystemExit(f"code_metrics: {tree} is not a roam checkout (no main.py); pass the tree's folder")
+    found = [metrics(tree.resolve()) for tree in args.trees]
+    print(f"{'':<22}" + "".join(f"{str(tree):>24}" for tree in args.trees))
+    for key in found[0][0]:
+        print(f"{key:<22}" + "".join(f"{result[key]:>24}" for result, *_ in found))
+    for tree, (_, found_circles, found_probes, unshaped) in zip(args.trees, found):
+        for group in found_circles:
+            print(f"{tree}: circle:", " <-> ".join(group))
+        for where in found_probes:
+            print(f"{tree}: probe:", where)
+        for where in unshaped if args.list_unshaped else ():
+            print(f"{tree}: unshaped:", where)
+    return [result for result, *_ in found]
 
 
 if __name__ == "__main__":

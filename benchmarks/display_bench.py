@@ -4,10 +4,10 @@ walk with reprojection (every displayed frame drawn from the camera at present t
 fps and frame gaps, camera control-to-photon, content latency, the displayed pose's error at
 present time, time to the first frame, with the machine's load before and after.
 
-    python3 -m benchmarks.display_bench [--seconds 30] [--out DIR] [--only on|off] [play options ...]
+    python3 -m benchmarks.display_bench [--seconds 30] [--out DIR] [--only on|off] [--random-dit] [play options ...]
 
-Options after the benchmark's own go to `main.py play` (a scene, `--set ...`), e.g. the DiT with
-random weights: `--set runtime.refiner=dit --set model.random_weights=true`.
+Options after the benchmark's own go to `main.py play` (a scene, `--set ...`); `--random-dit` runs
+the DiT with random weights instead (`main.py bench --play`).
 """
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run(mode: str, seconds: float, out: Path, play_args: list[str]) -> dict:
-    cmd = [sys.executable, "main.py", "play", "--headless", "--realtime", "--seconds", str(seconds),
+def run(mode: str, seconds: float, out: Path, play_args: list[str], random_dit: bool) -> dict:
+    play = ["bench", "--play"] if random_dit else ["play"]
+    cmd = [sys.executable, "main.py", *play, "--headless", "--realtime", "--seconds", str(seconds),
            "--out", str(out / mode), *play_args, *MODES[mode]]
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
     before = load()
@@ -65,10 +66,11 @@ def main(argv=None) -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="length of each session")
     p.add_argument("--out", default="out/display_bench", help="parent folder of the sessions' outputs")
     p.add_argument("--only", choices=sorted(MODES), default=None, help="run one mode only")
+    p.add_argument("--random-dit", action="store_true", help="the DiT with random weights (main.py bench --play)")
     args, play_args = p.parse_known_args(argv)
     play_args = [a for a in play_args if a != "--"]
     out = Path(args.out)
-    results = {mode: run(mode, args.seconds, out, play_args) for mode in MODES if args.only in (None, mode)}
+    results = {mode: run(mode, args.seconds, out, play_args, args.random_dit) for mode in MODES if args.only in (None, mode)}
     head = ["reproject", "displayed fps", "gaps > 1.5 periods", "longest gap (periods)",
             "control-to-photon p50 / p95 ms", "content latency p50 / p95 ms", "pose error p95 (units / deg)",
             "first frame s", "load before -> after"]

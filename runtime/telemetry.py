@@ -208,7 +208,7 @@ def run_record(command: list[str], device) -> dict:
 def device_label(device) -> str:
     """The GPU's name, or the CPU's with its core count."""
     import torch
-    if getattr(device, "type", device) == "cuda":
+    if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
 
