@@ -5,6 +5,9 @@
 # pick the DiT) against the random-weights bench switch, each run's summary in a table.
 #
 #   bash benchmarks/weights_path_device.sh [OUT_DIR]          # on the GPU machine, from the repo root
+#
+# OUT_DIR gets the logs, encoders.json and summary.md (small); the checkpoints, the video, the Scene
+# cache and play's frames go under WORK (/tmp/roam_weights_path), outside the repo.
 #   SIZE=tiny DEVICE=cpu PLAY_SECONDS=2 WARM_SECONDS=2 RANDOM_SECONDS=0 \
 #       bash benchmarks/weights_path_device.sh /tmp/wp                # CPU rehearsal of every step
 #
@@ -20,9 +23,10 @@ DEVICE=${DEVICE:-auto}
 PLAY_SECONDS=${PLAY_SECONDS:-120}
 WARM_SECONDS=${WARM_SECONDS:-10}
 RANDOM_SECONDS=${RANDOM_SECONDS:-$PLAY_SECONDS}
-CKPT=${CKPT:-/tmp/roam_fake_checkpoints_$SIZE}
+WORK=${WORK:-/tmp/roam_weights_path}
+CKPT=${CKPT:-$WORK/checkpoints_$SIZE}
 RANDOM_SWITCH=${RANDOM_SWITCH:-model.random_weights=true}
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$WORK"
 export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
 SET=(--set "model.checkpoint_dir=$CKPT" --set "runtime.device=$DEVICE")
 stamp() { date +%s.%N; }
@@ -43,7 +47,8 @@ step "doctor"
 python3 main.py doctor "${SET[@]}" | tee "$OUT/doctor.log" || true
 
 step "a short real video"
-python3 -m benchmarks.weights_path_probe video "$OUT/walk.mp4" --seconds 5
+VIDEO=$WORK/walk.mp4
+python3 -m benchmarks.weights_path_probe video "$VIDEO" --seconds 5
 
 step "encoders as build loads them (load, run, peak memory)"
 ENC_DEVICE=$DEVICE
@@ -53,13 +58,13 @@ python3 -m benchmarks.weights_path_probe encoders "$CKPT" --device "$ENC_DEVICE"
 
 step "build (the user's path: caption, umT5, depth, Scene)"
 t0=$(stamp)
-python3 main.py build "$OUT/walk.mp4" "${SET[@]}" 2>&1 | tee "$OUT/build.log" || echo "build FAILED"
+python3 main.py build "$VIDEO" "${SET[@]}" 2>&1 | tee "$OUT/build.log" || echo "build FAILED"
 echo "build_s=$(python3 -c "print(round($(stamp) - $t0, 1))")"
 
 play() {  # name seconds extra-args...
   local name=$1 seconds=$2; shift 2
   step "play $name (${seconds} s)"
-  python3 main.py play "$OUT/walk.mp4" --headless --realtime --seconds "$seconds" --out "$OUT/$name" \
+  python3 main.py play "$VIDEO" --headless --realtime --seconds "$seconds" --out "$WORK/$name" \
     "${SET[@]}" --set runtime.refiner=auto "$@" 2>&1 | tee "$OUT/$name.log" || echo "play $name FAILED"
 }
 play auto_cold "$PLAY_SECONDS"
