@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 COMMAND_MODULES = {"play": "cli.play", "build": "cli.build", "render": "cli.render.command",
-                   "bench": "cli.bench", "doctor": "cli.doctor"}
+                   "bench": "cli.bench", "doctor": "cli.doctor", "download": "cli.download"}
 
 
 def main(argv: list[str] | None = None) -> int:

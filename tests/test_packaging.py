@@ -19,11 +19,13 @@ def test_the_readme_requirement_files_install_this_package():
     assert requirements("requirements-test.txt") == ["-e .[test]"]
 
 
-def test_the_no_deps_requirement_files_are_their_extras():
-    """Extras whose packages install with --no-deps keep a requirements file for that command (README)."""
+def test_the_extras_requirement_files_are_their_extras():
+    """Extras the README installs from a requirements file (fp8 with --no-deps) keep that file."""
     extras = PROJECT["optional-dependencies"]
     assert requirements("requirements-fp8.txt") == extras["fp8"]
-    assert {"dit", "depth", "captions", "fp8", "test"} <= extras.keys()
+    assert requirements("requirements-download.txt") == extras["download"]
+    assert set(extras["download"]) <= set(extras["test"])             # the download tests run the real client
+    assert {"dit", "depth", "captions", "fp8", "download", "test"} <= extras.keys()
 
 
 def test_the_roam_command_is_main_py():
