@@ -51,6 +51,12 @@ class ScenesConfig:
     width: int = 832                   # working frame width in pixels (the model's resolution)
     height: int = 480                  # working frame height in pixels
     cache_dir: str = ".cache/scenes"   # where built Scenes are cached, keyed by content hash
+    fit: str = "crop"                  # videos of another shape: crop (keep the shape, cut the overflow) | pad (black bars) | stretch (the reference's; `render` always stretches)
     sample: SampleConfig = field(default_factory=SampleConfig)   # the built-in sample scene
     fusion: FusionConfig = field(default_factory=FusionConfig)   # the fused world state (scenes/fusion.py)
     depth: DepthConfig = field(default_factory=DepthConfig)      # depth providers of `main.py build`
+
+    def __post_init__(self):
+        from scenes.frame_fit import MODES
+        if self.fit not in MODES:
+            raise ValueError(f"scenes.fit={self.fit!r}: expected one of {', '.join(MODES)}")

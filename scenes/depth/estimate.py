@@ -42,7 +42,7 @@ def estimate_depth(req: DepthRequest, progress: bool = False) -> DepthResult:
         raise DepthError(f"scenes.depth: need eye_height > 0, backdrop > eye_height and 0 < hfov_deg < 180, "
                          f"got {cfg.eye_height}, {cfg.backdrop}, {cfg.hfov_deg}")
     width, height = req.size
-    K = default_K(width, height, req.source_size, cfg.hfov_deg)
+    K = default_K(width, height, req.source_size, cfg.hfov_deg, req.fit)
     prior = planar_depth(K, width, height, cfg.eye_height, cfg.backdrop)             # [H, W]
     n = req.num_frames
     c2w, poses = static_poses(n), "static (scenes.depth.sfm_poses is off)"
