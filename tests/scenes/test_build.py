@@ -219,7 +219,8 @@ def test_build_crops_a_wide_video_by_default_and_says_so(tmp_path):
 @pytest.mark.parametrize("fit", ["pad", "stretch"])
 def test_pad_keeps_the_whole_picture_in_bars_and_stretch_squashes_it(tmp_path, capsys, fit):
     video = thirds_video(tmp_path / "wide.mp4")
-    scene = build_scene(make_cfg(tmp_path, f"scenes.fit={fit}"), video, depth="estimate", prompt="", progress=False)
+    scene = build_scene(make_cfg(tmp_path, f"scenes.fit={fit}"), video, depth="estimate", prompt="", progress=False,
+                        device="cpu")
     colours = scene.frames[0, H // 2].to(torch.int32)                                  # [W, 3] the middle row
     for c, x in enumerate((W // 6, W // 2, 5 * W // 6)):                               # red, green, blue thirds
         assert colours[x, c] > 180, (fit, x, colours[x].tolist())
