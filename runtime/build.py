@@ -16,12 +16,13 @@ import warnings
 from pathlib import Path
 
 from runtime.commands import pick_device
+from runtime.world_cache import load_or_build_world
 from scenes.captions import CaptionError, caption_frame, florence_missing
 from scenes.depth import DepthPlan, DepthRequest, plan_depth, run_depth
 from scenes.depth.sfm import sfm_missing
 from scenes.frame_fit import FrameFit
 from scenes.sample import generator_hash
-from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, scene_cache_key
+from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, for_storage, scene_cache_key
 from scenes.video import VideoDecodeWarning, VideoError, VideoInfo, decode_video, probe_video
 
 BUILD_VERSION = 1                  # bump when the build itself changes what it produces
@@ -38,6 +39,7 @@ def _say(message: str) -> None:
 def build_settings(cfg, plan: DepthPlan, prompt: str | None, florence_reason: str | None) -> dict:
     """Everything besides the video bytes that changes the built Scene (the cache key's settings)."""
     settings = {"builder": BUILD_VERSION, "width": cfg.scenes.width, "height": cfg.scenes.height, "fit": cfg.scenes.fit,
+                "storage": cfg.scenes.storage,
                 "depth": plan.settings(), "depth_cfg": dataclasses.asdict(cfg.scenes.depth),
                 "caption": {"prompt": prompt} if prompt is not None else {"florence": florence_reason is None}}
     if cfg.scenes.depth.sfm_poses:
@@ -96,7 +98,7 @@ def _caption(cfg, frames, prompt: str | None, florence_reason: str | None, devic
         return "", "none"
 
 
-def _make_scene(cfg, path: Path, info: VideoInfo, plan: DepthPlan, prompt: str | None,
+def _make_scene(cfg, path: Path, info: VideoInfo, video_hash: str, plan: DepthPlan, prompt: str | None,
                 florence_reason: str | None, progress: bool) -> Scene:
     from tqdm import tqdm
     device = str(pick_device(cfg.runtime.device))
@@ -116,39 +118,46 @@ def _make_scene(cfg, path: Path, info: VideoInfo, plan: DepthPlan, prompt: str |
         bar.set_postfix_str("caption")
         caption, caption_source = _caption(cfg, frames, prompt, florence_reason, device)
         bar.update()
-    meta = {"source": str(path), "source_size": [info.width, info.height], "source_fps": info.fps,
-            "fit": cfg.scenes.fit,
+    meta = {"source": str(path), "source_hash": video_hash, "source_size": [info.width, info.height],
+            "source_fps": info.fps, "fit": cfg.scenes.fit,
             "depth_provider": result.provider, "depth_notes": result.notes, "caption_source": caption_source}
     if result.notes.get("up") is not None:                # gravity-up in the scene frame, where known
         meta["up"] = result.notes["up"]
-    return Scene(frames=frames, depth=result.depth, K=result.K, c2w=result.c2w, fps=fps, caption=caption, meta=meta)
+    return for_storage(Scene(frames=frames, depth=result.depth, K=result.K, c2w=result.c2w, fps=fps, caption=caption,
+                             meta=meta), cfg.scenes.storage)
 
 
 def build_scene_at(cfg, video_path, *, depth: str = "auto", depth_file=None, prompt: str | None = None,
-                   progress: bool = True) -> tuple[Scene, Path]:
-    """Build (or load from the cache) the Scene of `video_path`. -> (Scene, its cache folder)
+                   progress: bool = True, fuse: bool = True) -> tuple[Scene, Path]:
+    """Build (or load from the cache) the Scene of `video_path`, and with `fuse` and scenes.fusion.enabled
+    its fused world (stored in the Scene's folder). -> (Scene, its cache folder)
     Raises SceneInputError subclasses (VideoError, DepthError, SceneError) with one-line messages."""
     path = Path(video_path)
     info = probe_video(path)
     check_memory(info, cfg.scenes.width, cfg.scenes.height)
     plan = plan_depth(depth, path, depth_file, Path(cfg.model.checkpoint_dir) / "DA3")
     florence_reason = florence_missing(Path(cfg.model.checkpoint_dir) / "Florence-2-large") if prompt is None else None
-    key = scene_cache_key(file_content_hash(path), build_settings(cfg, plan, prompt, florence_reason))
+    video_hash = file_content_hash(path)
+    key = scene_cache_key(video_hash, build_settings(cfg, plan, prompt, florence_reason))
     fit = FrameFit(cfg.scenes.fit, (info.width, info.height), (cfg.scenes.width, cfg.scenes.height))
     if fit.shape_change > SHAPE_NOTICE:
         _say(f"fit: {fit.describe()}")
-    cache = SceneCache(cfg.scenes.cache_dir)
+    cache = SceneCache(cfg.scenes.cache_dir, cfg.scenes.storage)
     folder = cache.path(key)
     cached = (folder / SIDECAR_FILE).is_file()
-    scene = cache.get_or_build(key, lambda: _make_scene(cfg, path, info, plan, prompt, florence_reason, progress))
+    scene = cache.get_or_build(key, lambda: _make_scene(cfg, path, info, video_hash, plan, prompt, florence_reason,
+                                                         progress))
     if cached:
         _say(f"depth: {scene.meta.get('depth_provider')} ({scene.meta.get('depth_notes', {}).get('reason')}), cached")
     _say(f"scene of {path} ({scene.num_frames} frames, {scene.width}x{scene.height}) "
          f"{'loaded from' if cached else 'written to'} {folder}")
+    if fuse and cfg.scenes.fusion.enabled:
+        load_or_build_world(scene, cfg.scenes.fusion, cfg.scenes.cache_dir, pick_device(cfg.runtime.device), progress)
     return scene, folder
 
 
 def build_scene(cfg, video_path, *, depth: str = "auto", depth_file=None, prompt: str | None = None,
-                progress: bool = True) -> Scene:
+                progress: bool = True, fuse: bool = True) -> Scene:
     """The Scene of `video_path` (see build_scene_at)."""
-    return build_scene_at(cfg, video_path, depth=depth, depth_file=depth_file, prompt=prompt, progress=progress)[0]
+    return build_scene_at(cfg, video_path, depth=depth, depth_file=depth_file, prompt=prompt, progress=progress,
+                          fuse=fuse)[0]

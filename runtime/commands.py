@@ -20,7 +20,7 @@ def dispatch(args) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         handler = {"play": run_play, "build": run_build, "render": run_render,
-                   "bench": run_bench, "doctor": run_doctor}[args.command]
+                   "bench": run_bench, "doctor": run_doctor, "cache": run_cache}[args.command]
         return handler(cfg, args)
     except (ConfigError, UserError, SceneInputError) as err:      # bad input: one line, exit 2
         print(f"roam: error: {err}", file=sys.stderr)
@@ -50,6 +50,11 @@ def run_build(cfg, args) -> int:
     _, folder = build_scene_at(cfg, args.video, depth=args.depth, depth_file=args.depth_file, prompt=args.prompt)
     print(folder)
     return 0
+
+
+def run_cache(cfg, args) -> int:
+    from runtime.cache_cmd import cache
+    return cache(cfg, args)
 
 
 def run_render(cfg, args) -> int:

@@ -120,7 +120,7 @@ def process_video(cfg, job: RenderJob, video: Path, g: int, rank: int, prompt: s
     from runtime.build import build_scene
     paths = output_paths(job.out_dir, g, rank)
     t0 = time.perf_counter()
-    scene = build_scene(cfg, video, depth=job.depth, prompt=prompt, progress=job.progress)
+    scene = build_scene(cfg, video, depth=job.depth, prompt=prompt, progress=job.progress, fuse=False)
     timings = {"scene": time.perf_counter() - t0}
     result = {"caption": scene.caption, "caption_source": scene.meta.get("caption_source"),
               "depth_provider": scene.meta.get("depth_provider"), "source_frames": scene.num_frames,
