@@ -16,6 +16,7 @@ import yaml
 
 from controllers.config import ControllersConfig
 from model.config import ModelConfig
+from runtime.cache_root import in_cache
 from scenes.config import ScenesConfig
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -223,7 +224,14 @@ def load_config(path: Path | str | None = None, overrides: typing.Sequence[str] 
     for text in overrides:
         keys, value = parse_override(text)
         _apply(raw, keys, value, text)
-    return build(AppConfig, raw, path.name)
+    return with_cache_paths(build(AppConfig, raw, path.name))
+
+
+def with_cache_paths(cfg: AppConfig) -> AppConfig:
+    """The config with its cache folders made absolute inside the user's cache folder (runtime/cache_root.py)."""
+    scenes = dataclasses.replace(cfg.scenes, cache_dir=str(in_cache(cfg.scenes.cache_dir)))
+    model = dataclasses.replace(cfg.model, compile_cache_dir=str(in_cache(cfg.model.compile_cache_dir)))
+    return dataclasses.replace(cfg, scenes=scenes, model=model)
 
 
 def config_to_dict(cfg) -> dict:

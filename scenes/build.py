@@ -20,7 +20,7 @@ from scenes.depth import DepthPlan, DepthRequest, plan_depth, run_depth
 from scenes.depth.sfm import sfm_missing
 from scenes.frame_fit import FrameFit
 from scenes.sample import generator_hash
-from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, scene_cache_key
+from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, for_storage, scene_cache_key
 from scenes.video import VideoDecodeWarning, VideoError, VideoInfo, decode_video, probe_video
 
 BUILD_VERSION = 1                  # bump when the build itself changes what it produces
@@ -37,6 +37,7 @@ def _say(message: str) -> None:
 def build_settings(cfg, plan: DepthPlan, prompt: str | None, florence_reason: str | None) -> dict:
     """Everything besides the video bytes that changes the built Scene (the cache key's settings)."""
     settings = {"builder": BUILD_VERSION, "width": cfg.scenes.width, "height": cfg.scenes.height, "fit": cfg.scenes.fit,
+                "storage": cfg.scenes.storage,
                 "depth": plan.settings(), "depth_cfg": dataclasses.asdict(cfg.scenes.depth),
                 "caption": {"prompt": prompt} if prompt is not None else {"florence": florence_reason is None}}
     if cfg.scenes.depth.sfm_poses:
@@ -95,7 +96,7 @@ def _caption(cfg, frames, prompt: str | None, florence_reason: str | None, devic
         return "", "none"
 
 
-def _make_scene(cfg, path: Path, info: VideoInfo, plan: DepthPlan, prompt: str | None,
+def _make_scene(cfg, path: Path, info: VideoInfo, video_hash: str, plan: DepthPlan, prompt: str | None,
                 florence_reason: str | None, progress: bool, device: str) -> Scene:
     from tqdm import tqdm
     with tqdm(total=3, desc=f"build {path.name}", unit="step", file=sys.stderr, disable=not progress) as bar:
@@ -114,12 +115,13 @@ def _make_scene(cfg, path: Path, info: VideoInfo, plan: DepthPlan, prompt: str |
         bar.set_postfix_str("caption")
         caption, caption_source = _caption(cfg, frames, prompt, florence_reason, device)
         bar.update()
-    meta = {"source": str(path), "source_size": [info.width, info.height], "source_fps": info.fps,
-            "fit": cfg.scenes.fit,
+    meta = {"source": str(path), "source_hash": video_hash, "source_size": [info.width, info.height],
+            "source_fps": info.fps, "fit": cfg.scenes.fit,
             "depth_provider": result.provider, "depth_notes": result.notes, "caption_source": caption_source}
     if result.notes.get("up") is not None:                # gravity-up in the scene frame, where known
         meta["up"] = result.notes["up"]
-    return Scene(frames=frames, depth=result.depth, K=result.K, c2w=result.c2w, fps=fps, caption=caption, meta=meta)
+    return for_storage(Scene(frames=frames, depth=result.depth, K=result.K, c2w=result.c2w, fps=fps, caption=caption,
+                             meta=meta), cfg.scenes.storage)
 
 
 def build_scene_at(cfg, video_path, *, device, depth: str = "auto", depth_file=None, prompt: str | None = None,
@@ -132,14 +134,16 @@ def build_scene_at(cfg, video_path, *, device, depth: str = "auto", depth_file=N
     check_memory(info, cfg.scenes.width, cfg.scenes.height)
     plan = plan_depth(depth, path, depth_file, Path(cfg.model.checkpoint_dir) / "DA3")
     florence_reason = florence_missing(Path(cfg.model.checkpoint_dir) / "Florence-2-large") if prompt is None else None
-    key = scene_cache_key(file_content_hash(path), build_settings(cfg, plan, prompt, florence_reason))
+    video_hash = file_content_hash(path)
+    key = scene_cache_key(video_hash, build_settings(cfg, plan, prompt, florence_reason))
     fit = FrameFit(cfg.scenes.fit, (info.width, info.height), (cfg.scenes.width, cfg.scenes.height))
     if fit.shape_change > SHAPE_NOTICE:
         _say(f"fit: {fit.describe()}")
-    cache = SceneCache(cfg.scenes.cache_dir)
+    cache = SceneCache(cfg.scenes.cache_dir, cfg.scenes.storage)
     folder = cache.path(key)
     cached = (folder / SIDECAR_FILE).is_file()
-    scene = cache.get_or_build(key, lambda: _make_scene(cfg, path, info, plan, prompt, florence_reason, progress, str(device)))
+    scene = cache.get_or_build(key, lambda: _make_scene(cfg, path, info, video_hash, plan, prompt, florence_reason,
+                                                         progress, str(device)))
     if cached:
         _say(f"depth: {scene.meta.get('depth_provider')} ({scene.meta.get('depth_notes', {}).get('reason')}), cached")
     _say(f"scene of {path} ({scene.num_frames} frames, {scene.width}x{scene.height}) "

@@ -35,6 +35,7 @@ class FusionConfig:
     dilate_px: int = 3                 # grow the dynamic mask by this many pixels (edges of moving things)
     protect_px: int = 12               # fused points behind a moving thing fill no hole within this many pixels of it
     chunk_frames: int = 8              # frames processed at once while building (memory vs. speed)
+    point_stride: int = 1              # every n-th frame (and the last) adds its static points; every frame gets its moving-pixel mask
 
     def __post_init__(self):
         if self.max_points < 1 or self.voxel_pixels <= 0 or self.analysis_stride < 1 or self.chunk_frames < 1:
@@ -50,7 +51,8 @@ class FusionConfig:
 class ScenesConfig:
     width: int = 832                   # working frame width in pixels (the model's resolution)
     height: int = 480                  # working frame height in pixels
-    cache_dir: str = ".cache/scenes"   # where built Scenes are cached, keyed by content hash
+    cache_dir: str = "scenes"          # where built Scenes are cached, keyed by content hash (relative: inside the user's cache folder, $ROAM_CACHE_DIR or $XDG_CACHE_HOME/roam)
+    storage: str = "compact"           # how Scenes are stored: compact (frames as high-quality video, depth float16 where the reference's depth codec is no finer) | exact (lossless; `render` always uses it)
     fit: str = "crop"                  # videos of another shape: crop (keep the shape, cut the overflow) | pad (black bars) | stretch (the reference's; `render` always stretches)
     sample: SampleConfig = field(default_factory=SampleConfig)   # the built-in sample scene
     fusion: FusionConfig = field(default_factory=FusionConfig)   # the fused world state (scenes/fusion.py)
@@ -60,3 +62,5 @@ class ScenesConfig:
         from scenes.frame_fit import MODES
         if self.fit not in MODES:
             raise ValueError(f"scenes.fit={self.fit!r}: expected one of {', '.join(MODES)}")
+        if self.storage not in ("compact", "exact"):
+            raise ValueError(f"scenes.storage={self.storage!r}: expected compact or exact")
