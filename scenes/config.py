@@ -1,6 +1,8 @@
 """Config of scene building and rendering (section `scenes` of config.yaml)."""
 from dataclasses import dataclass, field
 
+FIT_MODES = ("stretch", "crop", "pad")    # scenes.fit (scenes/frame_fit.py)
+
 
 @dataclass(frozen=True)
 class SampleConfig:
@@ -59,8 +61,7 @@ class ScenesConfig:
     depth: DepthConfig = field(default_factory=DepthConfig)      # depth providers of `main.py build`
 
     def __post_init__(self):
-        from scenes.frame_fit import MODES
-        if self.fit not in MODES:
-            raise ValueError(f"scenes.fit={self.fit!r}: expected one of {', '.join(MODES)}")
+        if self.fit not in FIT_MODES:
+            raise ValueError(f"scenes.fit={self.fit!r}: expected one of {', '.join(FIT_MODES)}")
         if self.storage not in ("compact", "exact"):
             raise ValueError(f"scenes.storage={self.storage!r}: expected compact or exact")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-MODES = ("stretch", "crop", "pad")
+from scenes.config import FIT_MODES
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ class FrameFit:
     size: tuple[int, int]
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"scenes.fit={self.mode!r}: expected one of {', '.join(MODES)}")
+        if self.mode not in FIT_MODES:
+            raise ValueError(f"scenes.fit={self.mode!r}: expected one of {', '.join(FIT_MODES)}")
 
     # ---------------------------------------------------------------- geometry
     def window(self, width: int, height: int) -> tuple[int, int, int, int]:
@@ -76,7 +76,6 @@ class FrameFit:
     # ---------------------------------------------------------------- applying it
     def frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Source frames uint8 [T, h, w, 3] -> working frames uint8 [T, H, W, 3] (bilinear, antialias)."""
-        from scenes.video import resize_frames
         x0, y0, x1, y1 = self.window(frames.shape[2], frames.shape[1])
         ix0, iy0, ix1, iy1 = self.inner()
         out = resize_frames(frames[:, y0:y1, x0:x1], ix1 - ix0, iy1 - iy0)             # [T, ih, iw, 3]
@@ -86,7 +85,6 @@ class FrameFit:
     def depth(self, depth: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Depth covering the source picture [N, h, w] (any resolution) -> float32 [N, H, W], nearest
         samples; pad's bars repeat the nearest edge depth."""
-        from scenes.depth.base import resize_depth_nearest
         d = torch.as_tensor(np.asarray(depth, dtype=np.float32) if not isinstance(depth, torch.Tensor) else depth)
         x0, y0, x1, y1 = self.window(d.shape[2], d.shape[1])
         ix0, iy0, ix1, iy1 = self.inner()
@@ -109,3 +107,26 @@ class FrameFit:
         K[..., 0, 2] += ix0
         K[..., 1, 2] += iy0
         return K
+
+
+# ---------------------------------------------------------------- resizing
+
+def resize_frames(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Stretch-resize like the reference (bilinear, antialias, align_corners=False).
+
+    frames: uint8 [T, h, w, 3]   ->   uint8 [T, height, width, 3]"""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    x = frames.permute(0, 3, 1, 2).float()                                           # [T, 3, h, w]
+    x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()   # [T, H, W, 3]
+
+
+def resize_depth_nearest(depth: np.ndarray | torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Nearest-neighbour stretch like cv2.INTER_NEAREST (source index floor(dst * in / out)).
+    depth: [N, h, w] -> float32 [N, height, width]"""
+    d = torch.as_tensor(np.asarray(depth, dtype=np.float32) if not isinstance(depth, torch.Tensor) else depth)
+    d = d.to(torch.float32)
+    if tuple(d.shape[1:]) == (height, width):
+        return d.contiguous()
+    return F.interpolate(d[:, None], size=(height, width), mode="nearest")[:, 0].contiguous()   # [N, H, W]

@@ -22,11 +22,10 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from scenes.atomic import write_atomic
 from scenes.errors import SceneInputError
-from scenes.frame_fit import FrameFit
+from scenes.frame_fit import FrameFit, resize_frames
 
 CHUNK_PIXELS = 16_000_000          # source pixels resized per chunk (~190 MB of float32 RGB)
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -117,17 +116,6 @@ def probe_video(path: Path | str) -> VideoInfo:
                          has_audio=bool(container.streams.audio))
     finally:
         container.close()
-
-
-def resize_frames(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Stretch-resize like the reference (bilinear, antialias, align_corners=False).
-
-    frames: uint8 [T, h, w, 3]   ->   uint8 [T, height, width, 3]"""
-    if frames.shape[1:3] == (height, width):
-        return frames
-    x = frames.permute(0, 3, 1, 2).float()                                           # [T, 3, h, w]
-    x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()   # [T, H, W, 3]
 
 
 def _flush(pending: list[np.ndarray], turns: int, fit: str, width: int, height: int, out: list[torch.Tensor]) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from scenes.config import DepthConfig
 from scenes.errors import SceneInputError
@@ -88,16 +87,6 @@ def scale_K(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int])
     K[..., 0, :] *= to_size[0] / from_size[0]
     K[..., 1, :] *= to_size[1] / from_size[1]
     return K
-
-
-def resize_depth_nearest(depth: np.ndarray | torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Nearest-neighbour stretch like cv2.INTER_NEAREST (source index floor(dst * in / out)).
-    depth: [N, h, w] -> float32 [N, height, width]"""
-    d = torch.as_tensor(np.asarray(depth, dtype=np.float32) if not isinstance(depth, torch.Tensor) else depth)
-    d = d.to(torch.float32)
-    if tuple(d.shape[1:]) == (height, width):
-        return d.contiguous()
-    return F.interpolate(d[:, None], size=(height, width), mode="nearest")[:, 0].contiguous()   # [N, H, W]
 
 
 def static_poses(n: int) -> torch.Tensor:

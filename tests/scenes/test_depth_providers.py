@@ -13,7 +13,8 @@ from scipy.spatial.transform import Rotation
 from tests.makers import FakeDA3
 from scenes.config import DepthConfig, SampleConfig
 from scenes.depth import DepthError, DepthRequest, plan_depth, run_depth
-from scenes.depth.base import default_K, depth_errors, resize_depth_nearest, scale_K
+from scenes.depth.base import default_K, depth_errors, scale_K
+from scenes.frame_fit import resize_depth_nearest
 from scenes.depth.da3 import (chain_chunks, chunk_ranges, da3_depth, da3_process_size, reanchor, smooth_c2w)
 from scenes.depth.estimate import estimate_depth
 from scenes.depth.files import file_depth
