@@ -37,11 +37,12 @@ class FusionConfig:
     dilate_px: int = 3                 # grow the dynamic mask by this many pixels (edges of moving things)
     protect_px: int = 12               # fused points behind a moving thing fill no hole within this many pixels of it
     chunk_frames: int = 8              # frames processed at once while building (memory vs. speed)
-    point_stride: int = 1              # every n-th frame (and the last) adds its static points; every frame gets its moving-pixel mask
+    point_stride: int = 4              # every n-th frame (and the last) adds its static points; every frame gets its moving-pixel mask
 
     def __post_init__(self):
-        if self.max_points < 1 or self.voxel_pixels <= 0 or self.analysis_stride < 1 or self.chunk_frames < 1:
-            raise ValueError("fusion: max_points, voxel_pixels, analysis_stride and chunk_frames must be positive")
+        if min(self.max_points, self.analysis_stride, self.chunk_frames, self.point_stride) < 1 or self.voxel_pixels <= 0:
+            raise ValueError("fusion: max_points, voxel_pixels, analysis_stride, chunk_frames and point_stride must be "
+                             "positive")
         if not self.neighbour_offsets or 0 in self.neighbour_offsets:
             raise ValueError(f"fusion.neighbour_offsets must be non-zero frame offsets, got {list(self.neighbour_offsets)}")
         if not (0 < self.dynamic_vote <= 1) or self.depth_tolerance <= 0 or self.colour_tolerance <= 0 or min(
