@@ -30,6 +30,7 @@ def run_play(cfg, args) -> int:
 def run_build(cfg, args) -> int:
     """Build (or find in the cache) the Scene of args.video and its fused world (with scenes.fusion.enabled);
     print the Scene's folder on stdout."""
+    from cli.depth_notice import depth_notice
     from cli.device import pick_device
     from runtime.world_cache import load_or_build_world
     from scenes.build import build_scene_at
@@ -38,6 +39,8 @@ def run_build(cfg, args) -> int:
                                    prompt=args.prompt)
     if cfg.scenes.fusion.enabled:
         load_or_build_world(scene, cfg.scenes.fusion, cfg.scenes.cache_dir, device)
+    if (notice := depth_notice(scene)) is not None:
+        print(notice, file=sys.stderr)
     print(folder)
     return 0
 

@@ -40,7 +40,7 @@ def build_settings(cfg, plan: DepthPlan, prompt: str | None, florence_reason: st
                 "storage": cfg.scenes.storage,
                 "depth": plan.settings(), "depth_cfg": dataclasses.asdict(cfg.scenes.depth),
                 "caption": {"prompt": prompt} if prompt is not None else {"florence": florence_reason is None}}
-    if cfg.scenes.depth.sfm_poses:
+    if cfg.scenes.depth.sfm:
         settings["sfm_available"] = sfm_missing() is None
     if plan.mode in ("auto", "sample"):
         settings["sample"] = {**dataclasses.asdict(cfg.scenes.sample), "generator": generator_hash()}
@@ -117,7 +117,8 @@ def _make_scene(cfg, path: Path, info: VideoInfo, video_hash: str, plan: DepthPl
         bar.update()
     meta = {"source": str(path), "source_hash": video_hash, "source_size": [info.width, info.height],
             "source_fps": info.fps, "fit": cfg.scenes.fit,
-            "depth_provider": result.provider, "depth_notes": result.notes, "caption_source": caption_source}
+            "depth_provider": result.provider, "depth_notes": result.notes, "caption_source": caption_source,
+            "depth_trust": float(result.notes.get("trust", 1.0))}
     if result.notes.get("up") is not None:                # gravity-up in the scene frame, where known
         meta["up"] = result.notes["up"]
     return for_storage(Scene(frames=frames, depth=result.depth, K=result.K, c2w=result.c2w, fps=fps, caption=caption,

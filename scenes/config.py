@@ -18,8 +18,8 @@ class DepthConfig:
     eye_height: float = 1.6            # estimate: camera height above the assumed ground plane (metres)
     backdrop: float = 30.0             # estimate: depth of the far backdrop plane behind the ground (metres)
     png_scale: float = 0.001           # file: depth units per code of 16-bit PNGs that have no scale.txt (mm -> m)
-    sfm_poses: bool = False            # estimate: EXPERIMENTAL camera motion by pycolmap SfM (pip install pycolmap); scale unreliable
-    sfm_max_frames: int = 200          # estimate: most frames SfM sees (evenly spaced; the others are interpolated)
+    sfm: bool = False                  # estimate: EXPERIMENTAL structure from motion with pycolmap (pip install pycolmap): camera motion and sparse depth over the prior, used when the reconstruction is sound (not yet better than the prior on the sample: docs/performance.md)
+    sfm_max_frames: int = 64           # estimate: most frames SfM sees (evenly spaced; the others take interpolated poses)
     sfm_max_width: int = 480           # estimate: frames are downscaled to at most this width for SfM (speed)
 
 

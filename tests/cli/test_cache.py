@@ -1,6 +1,6 @@
 """Caches live in the user's cache folder, whatever the current folder: `build` there (with its fused
-world), `play --headless` from elsewhere finds both (real subprocesses), and `main.py cache` lists
-and cleans them, on real videos written here."""
+world), `play --headless` from elsewhere finds both (real subprocesses), each saying once that the
+guessed depth makes parallax wrong; `main.py cache` lists and cleans them; real videos written here."""
 import os
 import subprocess
 import sys
@@ -39,10 +39,12 @@ def test_build_then_play_from_another_folder_share_the_scene_and_its_fused_world
     folder = Path(built.stdout.strip().splitlines()[-1])
     assert folder.parent == home / "roam" / "scenes" and "fusing the scene" in built.stderr
     assert len(list(folder.glob("world-*.safetensors"))) == 1, "the fused world is stored with the Scene"
+    assert built.stderr.count("parallax will be wrong") == 1 and "download --only depth" in built.stderr
     played = roam(["play", str(video), "--headless", "--seconds", "0.5", "--out", str(there / "out"), *SMALL,
                    "--set", "runtime.refiner=geometry"], there, home)
     assert played.returncode == 0, played.stderr[-2000:]
     assert f"loaded from {folder}" in played.stderr and "fusing the scene" not in played.stderr
+    assert played.stderr.count("parallax will be wrong") == 1                       # once, from play
     assert not (here / ".cache").exists() and not (there / ".cache").exists()
 
 
