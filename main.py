@@ -12,6 +12,7 @@ COMMANDS = {
     "bench": "GPU benchmark of the generation pipeline: per-stage times, fps, memory",
     "doctor": "report which checkpoints are missing, present or verified, and what they enable",
     "cache": "list roam's caches (Scenes, compiled kernels) with their sizes, or clean them",
+    "download": "fetch the official weights into the checkpoint folder, then run doctor",
 }
 
 
@@ -113,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--older-than", type=float, default=None, metavar="DAYS",
                        help="clean: the Scenes not used for this many days")
     add_common(cache)
+    download = sub.add_parser("download", help=COMMANDS["download"], description=COMMANDS["download"] +
+                              " (what the reference's scripts/download.sh fetches; needs huggingface_hub).")
+    download.add_argument("--only", choices=("dit", "depth", "captions", "tae"), default=None,
+                          help="one part: dit (about 23 GB) | depth (DA3, 6.8 GB) | captions (Florence-2, 1.6 GB) | "
+                               "tae (20 MB); default: all")
+    download.add_argument("--dir", default=None, help="checkpoint folder (default: model.checkpoint_dir, checkpoints)")
+    add_common(download)
     return parser
 
 
