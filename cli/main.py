@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 
 COMMAND_MODULES = {"play": "cli.play", "build": "cli.build", "render": "cli.render.command",
-                   "bench": "cli.bench", "doctor": "cli.doctor", "download": "cli.download"}
+                   "bench": "cli.bench", "doctor": "cli.doctor", "download": "cli.download",
+                   "cache": "cli.cache"}
 
 
 def main(argv: list[str] | None = None) -> int:

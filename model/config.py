@@ -13,7 +13,7 @@ class ModelConfig:
     compile: bool = True               # torch.compile the DiT (and the TAE: compile_codec) on a GPU: a slow first start, cached for later ones
     compile_codec: bool = True         # also torch.compile the tiny autoencoder's encoder and decoder on a GPU
     aot_packages: bool = True          # with compile: load the bf16 DiT block and the TAE from AOTInductor packages (compile_cache_dir/packages) instead of tracing them; a start without them builds them in the background for the next one
-    compile_cache_dir: str = ".cache/compile"  # torch.compile's kernel cache and the AOT packages (packages/), reused by later runs (time to first frame)
+    compile_cache_dir: str = "compile"  # torch.compile's kernel cache and the AOT packages (packages/), reused by later runs (time to first frame); relative: inside the user's cache folder
     compile_row_limit: int = 2048      # LayerNorm/RMSNorm rows up to this wide compile to one-pass kernels (the DiT's are 1536); 0: PyTorch's 1024
     cuda_graphs: bool = True           # replay each DiT pass as one CUDA graph on a GPU (no launch gaps; ~4 static graphs)
     fp8: bool = False                  # FP8 mode: FP8 matmuls in the DiT's linear layers (Hopper/Ada GPUs; faster, less exact)
