@@ -37,7 +37,8 @@ def trimmed(result: dict) -> dict:
     per-frame times stay in the session's own folder)."""
     if kind_of(result) == "bench":
         return result
-    return {"run": result["run"], "session": result.get("session"), "summary": result["summary"]}
+    return {"run": result["run"], "session": result.get("session"), "summary": result["summary"],
+            **({"note": result["note"]} if "note" in result else {})}
 
 
 def result_name(result: dict) -> str:
@@ -51,11 +52,16 @@ def ms(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f} ms"
 
 
+def command_cell(command: str, note: str | None) -> str:
+    return f"`{command}`" + (f" ({note})" if note else "")
+
+
 def bench_row(r: dict) -> str:
     stages = r["stage_ms"]
     prepared = ms(r["prepared"]["request_ms"]) if r.get("prepared") else "-"
     memory = "-" if r.get("peak_mem_gib") is None else f"{r['peak_mem_gib']:.2f} GiB"
-    cells = [r["date"], r["device"], f"`{r['command']}`", r["codec"], *(ms(stages.get(s)) for s in
+    device = r["device"] + (f" (load {r['load_avg_1min']:.1f})" if "load_avg_1min" in r else "")
+    cells = [r["date"], device, command_cell(r["command"], r.get("note")), r["codec"], *(ms(stages.get(s)) for s in
              ("render", "encode", "dit", "decode")), f"**{ms(r['block_ms'])}**", f"**{r['fps']:.1f}**", prepared, memory]
     return "| " + " | ".join(cells) + " |"
 
@@ -63,14 +69,19 @@ def bench_row(r: dict) -> str:
 def play_row(r: dict) -> str:
     run, summary, session = r["run"], r["summary"], r.get("session") or {}
     latency = summary.get("control_to_photon_ms") or {}
+    # frame locked (headless without --realtime): every frame waited for, so no pacing or latency to report
+    locked = session.get("frame_locked", (session.get("pacer") or {}).get("presented", 1) == 0)
     lat = f"{latency['p50']:.0f} / {latency['p95']:.0f} / {latency['max']:.0f} ms (n = {latency['n']})" \
-        if latency.get("n") else "-"
-    fps = "-" if summary.get("fps") is None else f"{summary['fps']:.2f}"
-    first = session.get("time_to_first_frame_s")
-    cells = [run["date"], run["device"], f"`{run['command']}`", run.get("refiner", "-"),
-             str(summary.get("frames_presented", "-")), fps, lat, str(summary.get("late_frames", "-")),
-             str((session.get("pacer") or {}).get("underruns", "-")), ms(summary.get("jitter_ms")),
-             "-" if first is None else f"{first:.1f} s"]
+        if latency.get("n") and not locked else "-"
+    fps = "-" if summary.get("fps") is None else f"{summary['fps']:.2f}" + (" (frame locked)" if locked else "")
+    first, seen = session.get("time_to_first_frame_s"), summary.get("seen") or {}
+    device = run["device"] + (f" (load {run['load_avg_1min']:.1f})" if "load_avg_1min" in run else "")
+    cells = [run["date"], device, command_cell(run["command"], r.get("note")), run.get("refiner", "-"),
+             str(summary.get("frames_presented", "-")), fps, lat, "-" if locked else str(summary.get("late_frames", "-")),
+             "-" if locked else str((session.get("pacer") or {}).get("underruns", "-")),
+             "-" if locked else ms(summary.get("jitter_ms")),
+             "-" if first is None else f"{first:.1f} s",
+             f"{100 * seen['mean']:.0f} / {100 * seen['min']:.0f} %" if seen.get("n") else "-"]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -81,8 +92,9 @@ TABLES = {                       # kind: (title, caption, header, row)
               bench_row),
     "play": ("Play sessions", "Play sessions (`main.py play`, from their telemetry.json): frames per second presented, "
              "control-to-photon latency p50 / p95 / max, frames shown more than half a period late, "
-             "pacer underruns, frame-interval jitter, time to the first frame.",
-             "| date | device | command | refiner | frames | fps | control-to-photon | late | underruns | jitter | first frame |",
+             "pacer underruns, frame-interval jitter, time to the first frame, and the share of each frame's "
+             "view the point-cloud render covered (what the video saw; mean / worst frame).",
+             "| date | device | command | refiner | frames | fps | control-to-photon | late | underruns | jitter | first frame | view seen |",
              play_row),
 }
 
@@ -113,14 +125,21 @@ def regenerated(doc_text: str, results: list[dict]) -> str:
     return doc_text.rstrip("\n") + "\n\n" + section + "\n"
 
 
-def add(paths: list[Path], folder: Path) -> list[Path]:
-    """Keep each run (trimmed) in `folder` under its kind, date and device. -> the files written."""
+def add(paths: list[Path], folder: Path, note: str | None = None) -> list[Path]:
+    """Keep each run (trimmed, with `note` when given) in `folder` under its kind, date and device.
+    -> the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for path in paths:
         try:
             result = trimmed(json.loads(Path(path).read_text()))
+            if note:
+                result = {**result, "note": note}
             target = folder / result_name(result)
+            for n in range(2, 1000):         # two runs in one minute on one device
+                if not target.exists():
+                    break
+                target = folder / result_name(result).replace(".json", f"-{n}.json")
         except (OSError, ValueError, KeyError) as err:
             raise SystemExit(f"perf_report: {path}: {err}; give `main.py bench --json` output or a play "
                              "session's telemetry.json") from None
@@ -132,11 +151,12 @@ def add(paths: list[Path], folder: Path) -> list[Path]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m benchmarks.perf_report", description=__doc__.split("\n")[0])
     p.add_argument("--add", nargs="+", type=Path, default=[], metavar="JSON", help="result files to keep first")
+    p.add_argument("--note", default=None, help="with --add: what the runs were (e.g. the code before a change)")
     p.add_argument("--check", action="store_true", help="only check that the document is up to date")
     p.add_argument("--results", type=Path, default=REPO / "docs" / "results", help="folder of result files")
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "performance.md", help="the document")
     args = p.parse_args(argv)
-    for path in add(args.add, args.results):
+    for path in add(args.add, args.results, args.note):
         print(f"perf_report: kept {path}")
     text = args.doc.read_text() if args.doc.exists() else "# Performance\n"
     new = regenerated(text, load_results(args.results))

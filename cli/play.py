@@ -29,7 +29,8 @@ from scenes.scene import load_scene
 
 # The session figures play prints and keeps in telemetry.json ("session").
 SUMMARY_KEYS = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms", "control_to_photon_ms",
-                "late_frames", "pacer", "prepared_blocks", "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s")
+                "late_frames", "pacer", "prepared_blocks", "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s",
+                "frame_locked")
 
 
 def dit_expected(cfg) -> bool:
@@ -105,11 +106,11 @@ def fused_world(cfg, scene, refiner, device):
     return load_or_build_world(scene, fusion, cfg.scenes.cache_dir, device)
 
 
-def kiosk_inputs(cfg, live, sinks, seconds):
+def kiosk_inputs(cfg, scene, live, sinks, seconds):
     """Live controllers behind the kiosk rules; attract mode plays a recorded run or the demo walk."""
     kiosk = cfg.runtime.kiosk
     attract = LoopedInputLog(Path(kiosk.attract_run) / "inputs.jsonl") if kiosk.attract_run else \
-        demo_walk(seconds or DEMO_PERIOD_S, cfg.runtime.loop.tick_hz)
+        demo_walk(scene, seconds or DEMO_PERIOD_S, cfg.runtime.loop.tick_hz, min_seen=cfg.runtime.walk_min_seen)
     keyboard = next((s for s in sinks if isinstance(s, PygameKeyboard)), None)
     held = (lambda: keyboard.state().held) if keyboard is not None else frozenset
     return KioskInputs([i for i in live if i is not None], attract, idle_timeout_s=kiosk.idle_timeout_s,
@@ -122,11 +123,11 @@ def output_dir(cfg, out: str | None) -> Path:
     return Path(cfg.runtime.out_dir) / time.strftime("play-%Y%m%d-%H%M%S")
 
 
-def controllers_for(cfg, args, headless: bool, seconds, script):
+def controllers_for(cfg, args, scene, headless: bool, seconds, script):
     """(inputs polled each tick, window event sinks, HUD status sources) for this session."""
     inputs, sinks = [], []
     if headless and script is None and not args.kiosk:
-        inputs.append(demo_walk(seconds, cfg.runtime.loop.tick_hz))
+        inputs.append(demo_walk(scene, seconds, cfg.runtime.loop.tick_hz, min_seen=cfg.runtime.walk_min_seen))
     if not headless:
         keyboard = PygameKeyboard(cfg.controllers)
         inputs, sinks = [keyboard], [keyboard]
@@ -136,7 +137,7 @@ def controllers_for(cfg, args, headless: bool, seconds, script):
         sinks += [pad] if hasattr(pad, "handle") else []
     status = [pad] if pad is not None and hasattr(pad, "status") else []
     if args.kiosk:
-        inputs = [kiosk_inputs(cfg, inputs, sinks, seconds)]
+        inputs = [kiosk_inputs(cfg, scene, inputs, sinks, seconds)]
         status.append(inputs[0])
     return inputs, sinks, status
 
@@ -164,7 +165,7 @@ def play(cfg, args) -> int:
     script = load_script(args.script, scene.c2w) if args.script else None
     presenter = HeadlessPresenter(out, fps, scene.width, scene.height) if headless else \
         WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk, device=device)
-    inputs, sinks, status = controllers_for(cfg, args, headless, seconds, script)
+    inputs, sinks, status = controllers_for(cfg, args, scene, headless, seconds, script)
     takes = iter(range(1, 10**6))
     new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
     tensors = SceneTensors(scene, device, fused_world(cfg, scene, refiner, device))

@@ -40,6 +40,7 @@ class FrameInfo:
     block_id: int
     source_index: int
     c2w: np.ndarray            # [4, 4] float64, the camera it was rendered from
+    seen: float | None = None  # share of its pixels the point-cloud render covered
 
 
 class VirtualClock:
@@ -311,8 +312,7 @@ class Session:
             return poses, indices, False
         frames = [self.clock.advance() for _ in range(n)]
         indices = np.array([f.index for f in frames])
-        ride = self.source_c2w[indices] if self.cfg.runtime.rig.ride_along else None
-        poses = self.rig.predict(n, 1.0 / self.fps, ride)
+        poses = self.rig.predict(n, 1.0 / self.fps, self.source_c2w[indices])
         return poses, indices, any(f.discontinuity for f in frames)
 
     def _collect(self, wait: bool) -> None:
@@ -333,14 +333,15 @@ class Session:
         offset = len(req.source_indices) - len(block.frames)      # a short block keeps its last frames
         for i, frame in enumerate(block.frames):
             j = offset + i
-            self.buffer.push(frame, FrameInfo(req.block_id, req.source_indices[j], req.target_c2w[j]))
+            seen = float(block.seen[j]) if block.seen is not None else None
+            self.buffer.push(frame, FrameInfo(req.block_id, req.source_indices[j], req.target_c2w[j], seen))
 
     # ---- presentation -----------------------------------------------------------------------
     def _present(self, frame: torch.Tensor, info: FrameInfo) -> None:
         self.hud.lines = self._hud_lines(info)
         self.presenter.present(frame, self.hud)
         now = time.perf_counter()
-        self.telemetry.present(info.block_id, now)
+        self.telemetry.present(info.block_id, now, seen=info.seen)
         if self.first_present_s is None:
             self.first_present_s = now
         if self.recorder is not None:
@@ -359,8 +360,19 @@ class Session:
                 + (f"{lat['p50']:4.0f} ms" if "p50" in lat else "  -- ms"),
                 f"time {info.source_index:4d}/{self.scene.num_frames - 1}  {state}",
                 f"buffer {len(self.buffer):2d} frames  block {info.block_id}",
+                *seen_lines(info.seen, self.cfg.runtime.seen_warning, self.cfg.controllers.keys.reset),
                 *[str(source.status) for source in self.status],
                 f"REC {self.recorder.frames} frames" if self.recorder is not None else "C records"]
+
+
+def seen_lines(seen: float | None, warning: float, reset_keys: tuple[str, ...]) -> list[str]:
+    """The HUD's word on how much of the view the video saw (the render's coverage of the frame)."""
+    if seen is None:
+        return []
+    if seen < warning:
+        back = f" ({reset_keys[0].upper()}: back to the video's camera)" if reset_keys else ""
+        return [f"OUTSIDE THE SEEN WORLD: {100 * seen:.0f} % of the view seen{back}"]
+    return [f"seen {100 * seen:3.0f} % of the view"]
 
 
 def peak_gpu_memory_gib(device: torch.device) -> float | None:
