@@ -66,6 +66,7 @@ class TimeCommand:
 @dataclass(frozen=True)
 class AppCommand:
     toggle_hud: bool = False
+    toggle_help: bool = False            # the key and gamepad help overlay
     toggle_fullscreen: bool = False
     screenshot: bool = False
     toggle_record: bool = False          # start / stop recording a camera run

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from controllers.commands import Commands, TimeCommand, merge
+from controllers.help import help_rows
 from controllers.scripted import ScriptedPath
 from runtime.config import AppConfig
 from runtime.pacing import JitterBuffer, Pacer
@@ -90,7 +92,7 @@ class Session:
                                        keep_on_device=getattr(presenter, "accepts_device_frames", False),
                                        setup=worker_setup)
         self.max_worker_restarts, self.worker_restarts = max_worker_restarts, 0
-        self.hud = HudState(visible=True)
+        self.hud = HudState(visible=True, help_rows=help_rows(cfg.controllers))
         self.tick = 0
         self.frames_presented = 0
         self.quit = False
@@ -177,8 +179,8 @@ class Session:
             if hasattr(self.refiner, "warm_up") else []
         while not self.worker.ready.wait(0.1) and not self.quit:
             self._pump_events()
-            self.presenter.show_status([f"roam: warming up the {self.refiner.name} refiner, "
-                                        f"{time.perf_counter() - t0:.0f} s", *compiles])
+            self.presenter.show_status([f"warming up the {self.refiner.name} refiner "
+                                        f"({time.perf_counter() - t0:.0f} s)", *compiles])
 
     def _present_locked(self) -> None:
         while len(self.buffer) == 0 and (self._in_flight > 0 or self.worker.mailbox.pending):
@@ -224,12 +226,14 @@ class Session:
         app = cmds.app
         if app.quit:
             self.quit = True
-        if app.toggle_hud:
-            self.hud.visible = not self.hud.visible
+        if app.toggle_hud or app.toggle_help:
+            self.hud.visible ^= app.toggle_hud
+            self.hud.show_help ^= app.toggle_help
+            self.presenter.refresh()                 # at once, also while paused or between slow frames
         if app.toggle_fullscreen and hasattr(self.presenter, "toggle_fullscreen"):
             self.presenter.toggle_fullscreen()
-        if app.screenshot and hasattr(self.presenter, "request_screenshot"):
-            self.presenter.request_screenshot()
+        if app.screenshot and (path := self.presenter.save_screenshot()) is not None:
+            print(f"roam: screenshot {path}", file=sys.stderr)
         if app.toggle_record and self.new_recorder is not None:
             if self.recorder is None:
                 self.recorder = self.new_recorder()
