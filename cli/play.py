@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from controllers.gamepad import make_gamepad
@@ -18,6 +19,7 @@ from cli.errors import UserError
 from runtime.present import HeadlessPresenter, WindowPresenter, has_display
 from runtime.recorder import Recorder
 from runtime.kiosk import KioskInputs, LoopedInputLog
+from runtime.loading import LoadingCancelled, run_with_loading_screen
 from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
 from runtime.session import Session
 from runtime.telemetry import run_record
@@ -112,9 +114,15 @@ def kiosk_inputs(cfg, scene, live, sinks, seconds):
     attract = LoopedInputLog(Path(kiosk.attract_run) / "inputs.jsonl") if kiosk.attract_run else \
         demo_walk(scene, seconds or DEMO_PERIOD_S, cfg.runtime.loop.tick_hz, min_seen=cfg.runtime.walk_min_seen)
     keyboard = next((s for s in sinks if isinstance(s, PygameKeyboard)), None)
-    held = (lambda: keyboard.state().held) if keyboard is not None else frozenset
     return KioskInputs([i for i in live if i is not None], attract, idle_timeout_s=kiosk.idle_timeout_s,
-                       tick_hz=cfg.runtime.loop.tick_hz, admin_quit=kiosk.admin_quit, held_keys=held)
+                       tick_hz=cfg.runtime.loop.tick_hz, admin_quit=kiosk.admin_quit,
+                       held_keys=keys_down(keyboard) if keyboard is not None else frozenset)
+
+
+def keys_down(keyboard: PygameKeyboard):
+    """-> the key names held now or pressed since the last tick (a quick tap of a whole key
+    combination, such as the kiosk's admin quit, counts though no key is held at the tick)."""
+    return lambda: keyboard.state().held | keyboard.state().pressed
 
 
 def output_dir(cfg, out: str | None) -> Path:
@@ -123,13 +131,14 @@ def output_dir(cfg, out: str | None) -> Path:
     return Path(cfg.runtime.out_dir) / time.strftime("play-%Y%m%d-%H%M%S")
 
 
-def controllers_for(cfg, args, scene, headless: bool, seconds, script):
-    """(inputs polled each tick, window event sinks, HUD status sources) for this session."""
+def controllers_for(cfg, args, scene, keyboard: PygameKeyboard | None, seconds, script):
+    """(inputs polled each tick, window event sinks, HUD status sources) for this session; a window's
+    keyboard, or None headless (then the demo walk drives, unless a script or the kiosk does)."""
     inputs, sinks = [], []
+    headless = keyboard is None
     if headless and script is None and not args.kiosk:
         inputs.append(demo_walk(scene, seconds, cfg.runtime.loop.tick_hz, min_seen=cfg.runtime.walk_min_seen))
     if not headless:
-        keyboard = PygameKeyboard(cfg.controllers)
         inputs, sinks = [keyboard], [keyboard]
     pad = make_gamepad(cfg.controllers.gamepad, cfg.controllers.scrub_step_s)
     if pad is not None and (not headless or not hasattr(pad, "handle")):   # a pygame pad needs the window
@@ -149,27 +158,63 @@ def warm_up(refiner, scene) -> None:
         print(f"roam: warm-up done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
-def play(cfg, args) -> int:
-    started = time.perf_counter()
-    device = pick_device(cfg.runtime.device)
+@dataclass
+class Parts:
+    """What play loads before a session can start, and when each part was ready (perf_counter s)."""
+    scene: object
+    refiner: object
+    world: object
+    preloaded: bool
+    t_scene: float
+    t_model: float
+    t_world: float
+
+
+def load_parts(cfg, args, device, report) -> Parts:
+    """The scene, the refiner and the fused world; `report(step)` names each step as it starts."""
     preload = preload_compiler(cfg, device)
+    report("loading the built-in sample scene" if args.scene is None else f"loading {Path(args.scene).name}")
     scene = load_play_scene(cfg, args.scene)
     if preload is not None:
         preload.join()
     t_scene = time.perf_counter()
+    report(f"loading the refiner ({cfg.runtime.refiner})")
     refiner = make_refiner(cfg, device, scene)
     t_model = time.perf_counter()
+    report("fusing the world (once per scene)")
+    world = fused_world(cfg, scene, refiner, device)
+    return Parts(scene, refiner, world, preload is not None, t_scene, t_model, time.perf_counter())
+
+
+def play(cfg, args) -> int:
+    started = time.perf_counter()
+    device = pick_device(cfg.runtime.device)
     headless = args.headless or not has_display()
     out, fps = output_dir(cfg, args.out), cfg.runtime.loop.fps
+    if headless:
+        parts = load_parts(cfg, args, device, report=lambda step: None)
+        presenter = HeadlessPresenter(out, fps, parts.scene.width, parts.scene.height)
+    else:                           # the window first, so the loading shows on it rather than a black screen
+        presenter = WindowPresenter(cfg.scenes.width, cfg.scenes.height, out_dir=out, fullscreen=args.kiosk,
+                                    device=device)
+        keyboard = PygameKeyboard(cfg.controllers)
+        admin, keys = frozenset(cfg.runtime.kiosk.admin_quit), keys_down(keyboard)
+        quit_asked = (lambda: bool(admin) and admin <= keys()) if args.kiosk else (lambda: keyboard.poll().app.quit)
+        try:
+            parts = run_with_loading_screen(presenter, lambda report: load_parts(cfg, args, device, report),
+                                            handle=keyboard.handle, quit_asked=quit_asked)
+        except LoadingCancelled:
+            presenter.close()
+            print("roam: closed while loading", file=sys.stderr)
+            return 0
+    scene, refiner = parts.scene, parts.refiner
     seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
     script = load_script(args.script, scene.c2w) if args.script else None
-    presenter = HeadlessPresenter(out, fps, scene.width, scene.height) if headless else \
-        WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk, device=device)
-    inputs, sinks, status = controllers_for(cfg, args, scene, headless, seconds, script)
+    inputs, sinks, status = controllers_for(cfg, args, scene, None if headless else keyboard, seconds, script)
     takes = iter(range(1, 10**6))
     new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
-    tensors = SceneTensors(scene, device, fused_world(cfg, scene, refiner, device))
-    t_world = time.perf_counter()
+    tensors = SceneTensors(scene, device, parts.world)
+    t_scene, t_model, t_world = parts.t_scene, parts.t_model, parts.t_world
 
     def setup() -> None:
         """Warm-up on the generation thread, which owns the CUDA state (PyTorch keeps cuDNN's
@@ -177,7 +222,7 @@ def play(cfg, args) -> int:
         t0 = time.perf_counter()
         warm_up(refiner, scene)
         tensors.warm_up()
-        print(f"roam: ready in {time.perf_counter() - started:.1f} s (scene{' and compiler' if preload else ''} "
+        print(f"roam: ready in {time.perf_counter() - started:.1f} s (scene{' and compiler' if parts.preloaded else ''} "
               f"{t_scene - started:.1f} s, model {t_model - t_scene:.1f} s, world {t_world - t_model:.1f} s, "
               f"warm-up {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
 

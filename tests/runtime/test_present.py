@@ -79,3 +79,36 @@ def a_frame_keeps_its_shape_and_a_screenshot_is_written_at_once_with_the_help(wi
     helped = pygame.surfarray.array3d(pygame.image.load(str(with_help))).transpose(1, 0, 2)
     assert (np.abs(helped.astype(int) - image).sum(axis=2) > 60).mean() > 0.2   # a dark table over the frame
 
+
+def test_the_loading_screen_runs_the_work_on_a_thread_and_a_quit_cancels_it():
+    """No window needed: a stand-in presenter records what the loading screen shows."""
+    import threading
+
+    from runtime.loading import LoadingCancelled, run_with_loading_screen
+
+    class Screen:
+        def __init__(self):
+            self.shown = []
+
+        def events(self):
+            return ["an event"]
+
+        def show_status(self, lines):
+            self.shown.append(lines)
+
+    screen, handled, release = Screen(), [], threading.Event()
+
+    def work(report):
+        report("fusing the world")
+        release.wait(5)
+        return threading.current_thread().name
+    release_soon = threading.Timer(0.5, release.set)
+    release_soon.start()
+    assert run_with_loading_screen(screen, work, handle=handled.append, poll_s=0.05) == "loading"
+    assert any(lines[0].startswith("fusing the world (") for lines in screen.shown) and handled
+    release.clear()
+    with pytest.raises(LoadingCancelled):
+        run_with_loading_screen(screen, work, quit_asked=lambda: len(screen.shown) > 3, poll_s=0.05)
+    release.set()
+    with pytest.raises(ValueError, match="bad video"):
+        run_with_loading_screen(screen, lambda report: (_ for _ in ()).throw(ValueError("bad video")))
