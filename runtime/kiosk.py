@@ -50,7 +50,7 @@ class KioskInputs:
         if not self.attracting:                  # idle timeout: reset the world, start attract mode
             self.attracting = True
             return Commands(camera=CameraCommand(reset=True, mode="walk"), time=TimeCommand(jump_fraction=0.0))
-        return dataclasses.replace(self.attract.poll(), app=AppCommand())
+        return dataclasses.replace(self.attract.poll(), app=live.app)     # the HUD and help toggles work
 
 
 def _is_idle(cmds: Commands) -> bool:
