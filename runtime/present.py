@@ -224,10 +224,10 @@ class WindowPresenter:
         self.vao.render(mode=4 + 1)
 
     def _paint_hud(self, surface, hud: HudState) -> None:
-        if hud.visible and hud.lines:
-            self._paint_box(surface, hud.lines, (0, 0))
-        if hud.show_help and hud.help_rows:
+        if hud.show_help and hud.help_rows:          # the help covers the HUD while it shows
             self._paint_help(surface, hud.help_rows)
+        elif hud.visible and hud.lines:
+            self._paint_box(surface, hud.lines, (0, 0))
 
     def _paint_box(self, surface, lines: list[str], at: tuple[int, int]) -> None:
         pg, pad, line_h = self.pygame, 8, self.font.get_linesize()
