@@ -75,12 +75,15 @@ def play_row(r: dict) -> str:
         if latency.get("n") and not locked else "-"
     fps = "-" if summary.get("fps") is None else f"{summary['fps']:.2f}" + (" (frame locked)" if locked else "")
     first, seen = session.get("time_to_first_frame_s"), summary.get("seen") or {}
+    shown, content = summary.get("display") or {}, summary.get("content_latency_ms") or {}
+    displayed = f"{shown['fps']:.1f} ({shown.get('gaps', '-')})" if shown.get("fps") and not locked else "-"
+    content_lat = f"{content['p50']:.0f} / {content['p95']:.0f} ms" if content.get("n") and not locked else "-"
     device = run["device"] + (f" (load {run['load_avg_1min']:.1f})" if "load_avg_1min" in run else "")
     cells = [run["date"], device, command_cell(run["command"], r.get("note")), run.get("refiner", "-"),
              str(summary.get("frames_presented", "-")), fps, lat, "-" if locked else str(summary.get("late_frames", "-")),
              "-" if locked else str((session.get("pacer") or {}).get("underruns", "-")),
              "-" if locked else ms(summary.get("jitter_ms")),
-             "-" if first is None else f"{first:.1f} s",
+             "-" if first is None else f"{first:.1f} s", displayed, content_lat,
              f"{100 * seen['mean']:.0f} / {100 * seen['min']:.0f} %" if seen.get("n") else "-"]
     return "| " + " | ".join(cells) + " |"
 
@@ -90,11 +93,16 @@ TABLES = {                       # kind: (title, caption, header, row)
               "\"after request\" is a block prepared ahead, the time a camera change waits for it.",
               "| date | device | command | codec | render | encode | DiT | decode | block | fps | after request | peak memory |",
               bench_row),
-    "play": ("Play sessions", "Play sessions (`main.py play`, from their telemetry.json): frames per second presented, "
-             "control-to-photon latency p50 / p95 / max, frames shown more than half a period late, "
-             "pacer underruns, frame-interval jitter, time to the first frame, and the share of each frame's "
-             "view the point-cloud render covered (what the video saw; mean / worst frame).",
-             "| date | device | command | refiner | frames | fps | control-to-photon | late | underruns | jitter | first frame | view seen |",
+    "play": ("Play sessions", "Play sessions (`main.py play`, from their telemetry.json): content frames presented "
+             "and their rate, control-to-photon latency p50 / p95 / max (with reprojection: from a camera "
+             "change to the first displayed frame whose pose includes it), content frames shown more than "
+             "half a period late, pacer underruns, frame-interval jitter, time to the first frame; with "
+             "reprojection also the displayed frame rate (displayed frames more than 1.5 display periods "
+             "apart) and the content latency (a camera change to the first frame generated for it) p50 / p95; "
+             "and the share of each shown frame's view that the video saw (mean / worst frame). Frame-locked "
+             "runs (headless without --realtime) wait for every frame: no rates or latencies.",
+             "| date | device | command | refiner | frames | fps | control-to-photon | late | underruns | jitter "
+             "| first frame | displayed fps (gaps) | content latency | view seen |",
              play_row),
 }
 

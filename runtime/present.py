@@ -45,26 +45,47 @@ class HudState:
 
 
 class HeadlessPresenter:
-    """Writes every presented frame to OUT/video.mp4 (H.264, atomic) and keeps a few for the
-    contact sheet (OUT/contact_sheet.png, a grid of frames with their timestamps)."""
+    """Writes every presented frame to OUT/video.mp4 (H.264 at x264 `preset`, atomic) and keeps a few
+    for the contact sheet (OUT/contact_sheet.png, a grid of frames with their timestamps)."""
     accepts_device_frames = False     # encodes from host memory: the worker copies frames to the host
 
-    def __init__(self, out_dir: Path, fps: float, width: int, height: int, sheet_tiles: int = 12):
+    def __init__(self, out_dir: Path, fps: float, width: int, height: int, sheet_tiles: int = 12,
+                 preset: str = "medium"):
         self.out_dir, self.fps, self.sheet_tiles = Path(out_dir), fps, sheet_tiles
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.writer = BackgroundVideoWriter(self.out_dir / "video.mp4", fps=fps, width=width, height=height)
+        self.writer = BackgroundVideoWriter(self.out_dir / "video.mp4", fps=fps, width=width, height=height,
+                                            preset=preset)
         self._sheet: list[tuple[float, np.ndarray]] = []   # every `_stride`-th frame, at most 2 x tiles
         self._stride = 1
         self.frames_presented = 0
+        self._ctx = None
+
+    @property
+    def ctx(self):
+        """An offscreen OpenGL context (EGL) for drawing the world, made on first use."""
+        if self._ctx is None:
+            import moderngl
+            self._ctx = moderngl.create_standalone_context(backend="egl", require=430)
+        return self._ctx
 
     def events(self) -> list:
         """Events of an initialised pygame display (kiosk pads, tests on the dummy driver); none otherwise."""
         import pygame
         return pygame.event.get() if pygame.display.get_init() else []
 
+    def present_texture(self, texture, hud: HudState, read: bool = True) -> np.ndarray:
+        """A frame drawn on the GPU (RGBA8 texture, rows top first): read back and written. -> the
+        frame uint8 [H, W, 3]"""
+        w, h = texture.size
+        array = np.frombuffer(texture.read(alignment=1), np.uint8).reshape(h, w, 4)[..., :3].copy()
+        self._write(array)
+        return array
+
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """frame: uint8 [H, W, 3]."""
-        array = frame.cpu().numpy()
+        self._write(frame.cpu().numpy())
+
+    def _write(self, array: np.ndarray) -> None:
         self.writer.write(array)
         if self.frames_presented % self._stride == 0:
             self._sheet.append((self.frames_presented / self.fps, array.copy()))
@@ -83,6 +104,8 @@ class HeadlessPresenter:
         return None
 
     def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.release()
         self.writer.finalize()
         if self._sheet:
             keep = np.unique(np.linspace(0, len(self._sheet) - 1, self.sheet_tiles).round().astype(int))
@@ -102,15 +125,22 @@ class WindowPresenter:
                  fullscreen: bool = False, device: torch.device | str = "cpu"):
         import moderngl
         import pygame
+        # SDL makes the window's GL context through EGL, as the offscreen contexts are made (the sample
+        # scene's, the headless display's): an EGL context made before a GLX window breaks the GLX
+        # context on Mesa (X error BadAccess in glXMakeCurrent, e.g. `play` building the sample first)
+        os.environ.setdefault("SDL_VIDEO_X11_FORCE_EGL", "1")
         pygame.display.init()             # not pygame.init(): no audio, so no ALSA errors on machines without sound
         pygame.font.init()
         pygame.display.set_caption(title)
-        self.pygame, self.size, self.fullscreen = pygame, (width, height), fullscreen
-        if fullscreen:                    # (0, 0): the desktop's resolution, not a mode change to the frame's
-            self.surface = pygame.display.set_mode((0, 0), pygame.OPENGL | pygame.DOUBLEBUF | pygame.FULLSCREEN)
+        self.pygame, self.moderngl, self.size, self.fullscreen = pygame, moderngl, (width, height), fullscreen
+        # fullscreen at (0, 0): the desktop's resolution, not a mode change to the frame's
+        size, flags = ((0, 0), pygame.FULLSCREEN) if fullscreen else (self.size, pygame.RESIZABLE)
+        try:                                  # swap with the display's refresh where the driver can
+            self.surface = pygame.display.set_mode(size, pygame.OPENGL | pygame.DOUBLEBUF | flags, vsync=1)
+        except pygame.error:
+            self.surface = pygame.display.set_mode(size, pygame.OPENGL | pygame.DOUBLEBUF | flags)
+        if fullscreen:
             pygame.mouse.set_visible(False)
-        else:
-            self.surface = pygame.display.set_mode(self.size, pygame.OPENGL | pygame.DOUBLEBUF | pygame.RESIZABLE)
         self.ctx = moderngl.create_context()
         self.ctx.enable(moderngl.BLEND)
         self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
@@ -125,6 +155,7 @@ class WindowPresenter:
         self.out_dir = Path(out_dir) if out_dir is not None else Path(".")
         self.screenshots: list[Path] = []
         self._hud: HudState | None = None              # the session's HUD, as last presented
+        self._texture = None                           # the frame texture last presented
 
     @property
     def accepts_device_frames(self) -> bool:
@@ -147,10 +178,25 @@ class WindowPresenter:
             self.frames.release()
             self.frames = make_uploader(self.ctx, (w, h), device)
         self.frames.upload(frame)
-        self._hud = hud
-        self._draw(self.ctx.screen)
+        self._show(self.frames.texture, hud)
         self.pygame.display.flip()
         self.frames_presented += 1
+
+    def present_texture(self, texture, hud: HudState, read: bool = False) -> np.ndarray | None:
+        """A frame drawn on the GPU (texture of this context, rows top first): drawn with the HUD,
+        swapped. -> the frame uint8 [H, W, 3] when `read` (for a recording), else None."""
+        self._show(texture, hud)
+        array = None
+        if read:
+            w, h = texture.size
+            array = np.frombuffer(texture.read(alignment=1), np.uint8).reshape(h, w, texture.components)[..., :3].copy()
+        self.pygame.display.flip()
+        self.frames_presented += 1
+        return array
+
+    def _show(self, texture, hud: HudState) -> None:
+        self._texture, self._hud = texture, hud
+        self._draw(self.ctx.screen)
 
     def refresh(self) -> None:
         """Draw the last frame again with the HUD as it is now (a toggled HUD or help shows at once)."""
@@ -202,8 +248,9 @@ class WindowPresenter:
         W, H = self.window_size
         self.ctx.viewport = (0, 0, W, H)
         self.ctx.clear(0.0, 0.0, 0.0)
-        self.ctx.viewport = letterbox(self.frames.size, (W, H))
-        self.frames.texture.use(0)
+        self.ctx.enable(self.moderngl.BLEND)  # the display's world drawing may have turned it off
+        self.ctx.viewport = letterbox(self._texture.size, (W, H))
+        self._texture.use(0)
         self.vao.render(mode=4 + 1)          # TRIANGLE_STRIP
         self.ctx.viewport = (0, 0, W, H)
         hud = self._hud
