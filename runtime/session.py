@@ -133,6 +133,7 @@ class Session:
         self._render_s = 0.0                           # recent time from pose sample to present (EMA)
         self._alpha = 0.0                              # the ticker's fraction of a tick at the last advance
         self._seen_shown: float | None = None          # the last displayed frame's share the video saw
+        self._waiting_since = self._status_due_s = time.perf_counter()   # the first frame's wait: since, next redraw
 
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> dict:
@@ -140,7 +141,7 @@ class Session:
         self.worker.start()
         try:
             self._await_worker()
-            wall0 = time.perf_counter()
+            wall0 = self._waiting_since = time.perf_counter()
             self.ticker.restart()                  # input and time start now, not during the warm-up
             with GcPauses() as gc_pauses:
                 while not self._finished():
@@ -193,6 +194,8 @@ class Session:
 
     def _iterate(self) -> None:
         self._pump_events()
+        if self.presenter.frames_presented == 0:
+            self._show_waiting()
         due, self._alpha = self.ticker.advance()
         for _ in range(due):
             self._tick()
@@ -218,6 +221,13 @@ class Session:
             self._pump_events()
             self.presenter.show_status([f"warming up the {self.refiner.name} refiner "
                                         f"({time.perf_counter() - t0:.0f} s)", *compiles])
+
+    def _show_waiting(self) -> None:
+        """Until the first frame is on screen (its block can take seconds): say so, four times a second."""
+        now = time.perf_counter()
+        if now >= self._status_due_s:
+            self._status_due_s = now + 0.25
+            self.presenter.show_status([f"making the first frames ({now - self._waiting_since:.0f} s)"])
 
     def _present_locked(self) -> None:
         while len(self.buffer) == 0 and (self._in_flight > 0 or self.worker.mailbox.pending):
