@@ -16,6 +16,7 @@ from controllers.gamepad import make_gamepad
 from controllers.keyboard import PygameKeyboard
 from model import checkpoint
 from model.refiners import GeometryRefiner
+from cli.depth_notice import depth_notice
 from cli.device import pick_device
 from cli.errors import UserError
 from runtime.display import Display
@@ -200,6 +201,8 @@ def load_parts(cfg, args, device, report) -> Parts:
     preload = preload_compiler(cfg, device)
     report("loading the built-in sample scene" if args.scene is None else f"loading {Path(args.scene).name}")
     scene = load_play_scene(cfg, args.scene)
+    if (notice := depth_notice(scene)) is not None:
+        print(notice, file=sys.stderr)
     if preload is not None:
         preload.join()
     t_scene = time.perf_counter()
