@@ -3,6 +3,7 @@ becomes one line and exit code 2, Ctrl-C exit code 130. `python main.py ...` and
 command both come here."""
 from __future__ import annotations
 
+import os
 import sys
 
 COMMAND_MODULES = {"play": "cli.play", "build": "cli.build", "render": "cli.render.command",
@@ -13,6 +14,7 @@ COMMAND_MODULES = {"play": "cli.play", "build": "cli.build", "render": "cli.rend
 def main(argv: list[str] | None = None) -> int:
     from cli.bytecode_cache import use_bytecode_cache
     use_bytecode_cache()                            # before anything imports torch
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")   # no banner when pygame is imported
     from cli.parser import COMMANDS, build_parser
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -48,7 +50,6 @@ def exit_process(code: int) -> None:
     exception", exit 134), so with such a thread alive the process ends without that shutdown; every
     output is finished and flushed by then."""
     import logging
-    import os
     import threading
     if threading.active_count() == 1:
         sys.exit(code)

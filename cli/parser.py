@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from runtime.config import add_config_args
+from runtime.config import ConfigError, add_config_args, load_config
 
 COMMANDS = {
     "play": "walk through a scene or video in real time (the default command)",
@@ -74,6 +74,17 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
     flag("--no_progress", action="store_true", help="no progress bars")
 
 
+def keys_help() -> str:
+    """What each key and gamepad button does in play, as config.yaml binds them (play --help)."""
+    from controllers.config import ControllersConfig
+    from controllers.help import help_text
+    try:
+        controllers = load_config().controllers
+    except ConfigError:                  # a broken config.yaml is reported when a command runs
+        controllers = ControllersConfig()
+    return help_text(controllers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="roam: turn one video into a world you walk through in real time. "
@@ -83,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    play = sub.add_parser("play", help=COMMANDS["play"], description=COMMANDS["play"] + ". Keys: WASD/arrows "
-                          "move, mouse drag or IJKL looks, Q/E down/up, Shift runs, Space pauses time, "
-                          "H toggles the HUD, F fullscreen, P screenshot, R records, Esc quits.")
+    play = sub.add_parser("play", help=COMMANDS["play"], formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description=f"{COMMANDS['play']}.\n\nkeys, gamepad and what they do (config.yaml "
+                          f"controllers; in the window, ? or F1 shows this):\n{keys_help()}")
     add_play_flags(play)
     add_common(play)
 

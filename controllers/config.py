@@ -52,6 +52,7 @@ class KeyBindings:
     cycle_mode: tuple[str, ...] = ("tab",)  # camera mode: walk -> fly -> orbit -> tripod
     reset: tuple[str, ...] = ("r",)    # camera back to the source camera
     hud: tuple[str, ...] = ("h",)      # show / hide the HUD
+    help: tuple[str, ...] = ("?", "f1")  # show / hide the key and gamepad help
     fullscreen: tuple[str, ...] = ("f",)  # toggle fullscreen
     screenshot: tuple[str, ...] = ("p",)  # save the current frame as PNG
     record: tuple[str, ...] = ("c",)   # start / stop recording a camera run (OUT/recording-N/)
