@@ -19,6 +19,7 @@ frame 0 repeated, so with the TAE the mask lags its block by 3 frames, as in the
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
@@ -38,6 +39,8 @@ from model.sampler import FRAMES_PER_BLOCK, BlockSampler
 from model.source_cache import SourceLatentCache
 
 log = logging.getLogger(__name__)
+WAN_CONFIG_KEYS = (                 # config.json values the DiT takes (the reference's load_config)
+    "dim", "ffn_dim", "num_heads", "num_layers", "freq_dim", "text_len", "text_dim", "out_dim", "eps")
 MASK_LAG = 3          # frames of the previous block the reference's mask grouping reaches back
 
 
@@ -189,13 +192,40 @@ def to_signed(frames_u8: torch.Tensor, device) -> torch.Tensor:
 
 
 def load_dit_refiner(cfg, device, prompt_embeds: torch.Tensor, latent_hw: tuple[int, int]) -> DiTRefiner:
-    """The DiT and the codec from cfg.checkpoint_dir, verified strictly. prompt_embeds: [1, 512, 4096]."""
+    """The DiT and the codec from cfg.checkpoint_dir, verified strictly. prompt_embeds: [1, S, text_dim]
+    (umT5-XXL: [1, 512, 4096]). Raises CheckpointError naming the file at fault."""
     root = Path(cfg.checkpoint_dir)
     files = checkpoint.discover(root)
+    dit_cfg = dit_config(root / checkpoint.WAN_CONFIG)
+    if prompt_embeds.shape[-1] != dit_cfg.text_dim:
+        raise checkpoint.CheckpointError(
+            f"{root / checkpoint.WAN_CONFIG}: the DiT takes {dit_cfg.text_dim}-wide text embeddings but the scene's "
+            f"prompt embedding is {prompt_embeds.shape[-1]} wide (made by another text encoder); {checkpoint.GET_WAN}")
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" and cfg.dtype == "bfloat16" else torch.float32
-    model = CausalWanModel(DiTConfig(), device="meta", dtype=dtype)
+    model = CausalWanModel(dit_cfg, device="meta", dtype=dtype)
     checkpoint.load_dit(model, list(files.dit_base), files.dit_inspatio, device=device)
     return _assemble(cfg, model.eval(), load_codec(cfg, device=device, latent_dtype=dtype), prompt_embeds, latent_hw)
+
+
+def dit_config(path: Path) -> DiTConfig:
+    """The DiT's architecture from Wan's config.json, as the reference reads it, with in_dim 36
+    (latent 16 | mask 4 | render 16). `text_dim` is not in Wan's file: WanModel's 4096 holds unless
+    the file names another. Raises CheckpointError naming the file."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise checkpoint.CheckpointError(f"{path}: file not found; {checkpoint.GET_WAN}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise checkpoint.CheckpointError(f"{path}: unreadable JSON ({e}); {checkpoint.GET_WAN}") from None
+    if not isinstance(raw, dict):
+        raise checkpoint.CheckpointError(f"{path}: not a config mapping; {checkpoint.GET_WAN}")
+    values = {k: raw[k] for k in WAN_CONFIG_KEYS if k in raw}
+    if "patch_size" in raw:
+        values["patch_size"] = tuple(raw["patch_size"])
+    try:
+        return DiTConfig(**values)                       # in_dim keeps 36, whatever the file says
+    except (TypeError, ValueError) as e:
+        raise checkpoint.CheckpointError(f"{path}: not a Wan DiT config ({e}); {checkpoint.GET_WAN}") from None
 
 
 def random_dit_refiner(cfg, device, latent_hw: tuple[int, int], seed: int = 0,
@@ -281,21 +311,3 @@ def use_compile_cache(path: str) -> None:
         os.path.abspath(current) == os.path.abspath(torch_dirs.default_cache_dir())
     if current is None or torch_default:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(path).resolve())
-
-
-def dit_refiner_or_reason(cfg, device, scene=None):
-    """(DiTRefiner, "") when the config asks for random weights or every checkpoint the DiT path
-    needs verifies, else (None, why not)."""
-    latent_hw = (scene.height // 8, scene.width // 8) if scene is not None else (60, 104)
-    if cfg.random_weights:
-        return random_dit_refiner(cfg, device, latent_hw, cfg.seed), ""
-    codec = "TAE codec" if cfg.use_tae else "Wan VAE codec"
-    needed = [r for r in checkpoint.doctor_report(Path(cfg.checkpoint_dir))
-              if r.enables.startswith("DiT refiner") or r.enables.startswith(codec)]
-    bad = [f"{r.name}: {r.status}" for r in needed if r.status != "verified"]
-    if bad or not needed:
-        return None, (f"DiT checkpoints not verified in {cfg.checkpoint_dir} ({'; '.join(bad) or 'none found'}); "
-                      "see checkpoints/README.md and `python main.py doctor`")
-    if scene is None or scene.prompt_embeds is None:
-        return None, "the scene has no prompt embedding; rebuild it with the umT5 checkpoint present"
-    return load_dit_refiner(cfg, device, scene.prompt_embeds, latent_hw), ""

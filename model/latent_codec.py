@@ -117,16 +117,25 @@ class TAECodec(LatentCodec):
         return 4 * n_latents
 
 
-def load_codec(cfg: ModelConfig, *, device, latent_dtype: torch.dtype = torch.bfloat16,
-               vae_cfg: VAEConfig = VAEConfig(), tae_cfg: TAEConfig = TAEConfig()) -> LatentCodec:
+def load_codec(cfg: ModelConfig, *, device, latent_dtype: torch.dtype = torch.bfloat16) -> LatentCodec:
     """The codec `cfg.use_tae` selects, loaded strictly from cfg.checkpoint_dir (TAE in fp16,
     VAE in bf16, the reference's dtypes; float32 on CPU, where half-precision convs are slow)."""
     root = Path(cfg.checkpoint_dir)
     on_cpu = torch.device(device).type == "cpu"
     if cfg.use_tae:
-        tae = TAEHV(tae_cfg, device="meta", dtype=torch.float32 if on_cpu else torch.float16)
+        tae = TAEHV(TAEConfig(), device="meta", dtype=torch.float32 if on_cpu else torch.float16)
         checkpoint.load_tae(tae, root / checkpoint.TAE_FILE, device=device)
         return TAECodec(tae.eval(), latent_dtype)
-    vae = WanVAE(vae_cfg, device="meta", dtype=torch.float32 if on_cpu else torch.bfloat16)
-    checkpoint.load_vae(vae, root / checkpoint.VAE_FILE, device=device)
+    path = root / checkpoint.VAE_FILE
+    vae = WanVAE(vae_config(path), device="meta", dtype=torch.float32 if on_cpu else torch.bfloat16)
+    checkpoint.load_vae(vae, path, device=device)
     return VAECodec(vae.eval(), latent_dtype)
+
+
+def vae_config(path: Path) -> VAEConfig:
+    """The Wan VAE's architecture from its file (the release carries no config; the reference
+    hard-codes it): the base width is encoder.conv1's output channels."""
+    f = checkpoint.TensorFile(path, checkpoint.GET_WAN)
+    if "encoder.conv1.weight" not in f.shapes:
+        raise checkpoint.CheckpointError(f"{path}: not a Wan VAE file (no encoder.conv1.weight); {checkpoint.GET_WAN}")
+    return VAEConfig(dim=f.shapes["encoder.conv1.weight"][0])

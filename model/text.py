@@ -9,8 +9,10 @@ the Scene caches. transformers is an optional extra, imported only when an encod
 from __future__ import annotations
 
 import gc
+import hashlib
 import html
 import re
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ import torch
 from torch import Tensor
 
 from model import checkpoint
+
+SAMPLE_BYTES = 1 << 20      # per sampled window of the encoder_identity fingerprint
 
 
 @dataclass(frozen=True)
@@ -126,15 +130,92 @@ class TextEncoder:
             torch.cuda.empty_cache()
 
 
-def load_text_encoder(checkpoint_dir: Path | str, *, device, dtype: torch.dtype = torch.bfloat16,
-                      cfg: T5Config = T5Config()) -> TextEncoder:
+def t5_config(weights: Path | str) -> T5Config:
+    """The encoder's architecture from its file's tensor shapes (the release carries no config; the
+    reference hard-codes umT5-XXL): token_embedding [vocab, dim], blocks.i.attn.q [dim_attn, dim],
+    blocks.i.ffn.fc1 [dim_ffn, dim], blocks.i.pos_embedding.embedding [buckets, heads]."""
+    f = checkpoint.TensorFile(weights, checkpoint.GET_WAN)
+    need = ("token_embedding.weight", "blocks.0.attn.q.weight", "blocks.0.ffn.fc1.weight",
+            "blocks.0.pos_embedding.embedding.weight")
+    if missing := [k for k in need if k not in f.shapes]:
+        raise checkpoint.CheckpointError(f"{f.path}: not a umT5 encoder file (no {missing[0]}); {checkpoint.GET_WAN}")
+    vocab, dim = f.shapes["token_embedding.weight"]
+    buckets, heads = f.shapes["blocks.0.pos_embedding.embedding.weight"]
+    layers = sum(1 for k in f.shapes if re.fullmatch(r"blocks\.\d+\.norm1\.weight", k))
+    return T5Config(vocab_size=vocab, dim=dim, dim_attn=f.shapes["blocks.0.attn.q.weight"][0],
+                    dim_ffn=f.shapes["blocks.0.ffn.fc1.weight"][0], num_heads=heads, num_layers=layers,
+                    num_buckets=buckets)
+
+
+def load_text_encoder(checkpoint_dir: Path | str, *, device, dtype: torch.dtype = torch.bfloat16) -> TextEncoder:
     """Tokenizer from Wan2.1-T2V-1.3B/google/umt5-xxl, encoder weights from
-    models_t5_umt5-xxl-enc-bf16.{safetensors,pth}, loaded strictly onto `device` in `dtype`."""
+    models_t5_umt5-xxl-enc-bf16.{safetensors,pth} (architecture from their shapes), loaded strictly
+    onto `device` in `dtype`."""
     files = checkpoint.discover(checkpoint_dir)
     if files.t5 is None or files.tokenizer is None:
         missing = checkpoint.T5_FILES[0] if files.t5 is None else checkpoint.TOKENIZER_DIR
         raise checkpoint.CheckpointError(f"{Path(checkpoint_dir) / missing}: not found; {checkpoint.GET_WAN}")
-    tokenizer = _transformers().AutoTokenizer.from_pretrained(str(files.tokenizer))
+    cfg = t5_config(files.t5)
+    try:
+        tokenizer = _transformers().AutoTokenizer.from_pretrained(str(files.tokenizer))
+    except (OSError, ValueError) as e:
+        raise checkpoint.CheckpointError(f"{files.tokenizer}: unreadable tokenizer ({e}); {checkpoint.GET_WAN}") from None
+    if len(tokenizer) > cfg.vocab_size:
+        raise checkpoint.CheckpointError(f"{files.tokenizer}: {len(tokenizer)} tokens, more than the encoder's "
+                                         f"{cfg.vocab_size} rows in {files.t5}; {checkpoint.GET_WAN}")
     model = build_umt5(cfg, device="meta", dtype=dtype)
     checkpoint.load_umt5(model, files.t5, device=device)
     return TextEncoder(model, tokenizer, cfg)
+
+
+def encoder_identity(checkpoint_dir: Path | str) -> str | None:
+    """Names the encoder that turns captions into prompt_embeds here, or None when its files are
+    missing: the weight file's size and three sampled MiB (start, middle, end; a download of other
+    weights differs there, and an 11 GB file is not read whole) and the tokenizer files' bytes.
+    -> 16 hex characters"""
+    files = checkpoint.discover(checkpoint_dir)
+    if files.t5 is None or files.tokenizer is None:
+        return None
+    h = hashlib.sha256()
+    size = files.t5.stat().st_size
+    h.update(f"{files.t5.name}:{size}".encode())
+    with open(files.t5, "rb") as f:
+        for start in (0, max(0, size // 2 - SAMPLE_BYTES // 2), max(0, size - SAMPLE_BYTES)):
+            f.seek(start)
+            h.update(f.read(SAMPLE_BYTES))
+    for path in sorted(p for p in files.tokenizer.iterdir() if p.is_file()):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def encode_prompt(checkpoint_dir: Path | str, caption: str, *, device, report=lambda msg: None) -> Tensor:
+    """The caption's prompt_embeds, bf16 [1, text_len, dim] on the CPU: umT5 is loaded onto `device`,
+    runs once and is freed before this returns. A GPU without room for it falls back to the CPU.
+    `report(line)` hears where it runs and how long loading and encoding took."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            return _encode_once(checkpoint_dir, caption, device, report)
+        except torch.cuda.OutOfMemoryError:
+            gc.collect()
+            torch.cuda.empty_cache()
+            report(f"umT5 does not fit in the free memory of {device}; encoding on the CPU instead")
+    files = checkpoint.discover(checkpoint_dir)
+    gib = files.t5.stat().st_size / 2**30 if files.t5 is not None else 0
+    report(f"umT5 runs on the CPU (no GPU): reading {gib:.1f} GiB of weights, then encoding; with the "
+           "official 5.7 B-parameter encoder this takes minutes, once per caption")
+    return _encode_once(checkpoint_dir, caption, torch.device("cpu"), report)
+
+
+def _encode_once(checkpoint_dir, caption: str, device: torch.device, report) -> Tensor:
+    t0 = time.perf_counter()
+    encoder = load_text_encoder(checkpoint_dir, device=device)
+    t1 = time.perf_counter()
+    try:
+        embeds = encoder(caption).to("cpu", torch.bfloat16)                   # [1, text_len, dim]
+    finally:
+        encoder.free()
+    t2 = time.perf_counter()
+    report(f"caption encoded by umT5 on {device.type} in {t2 - t0:.1f} s (load {t1 - t0:.1f} s, "
+           f"encode {t2 - t1:.1f} s); the encoder is freed")
+    return embeds

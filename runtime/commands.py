@@ -45,9 +45,12 @@ def run_play(cfg, args) -> int:
 
 
 def run_build(cfg, args) -> int:
-    """Build (or find in the cache) the Scene of args.video; print its folder on stdout."""
+    """Build (or find in the cache) the Scene of args.video and embed its caption when the text
+    encoder is here; print its folder on stdout."""
     from runtime.build import build_scene_at
-    _, folder = build_scene_at(cfg, args.video, depth=args.depth, depth_file=args.depth_file, prompt=args.prompt)
+    from runtime.prompt_embedding import embed_built_scene
+    scene, folder = build_scene_at(cfg, args.video, depth=args.depth, depth_file=args.depth_file, prompt=args.prompt)
+    embed_built_scene(cfg.model.checkpoint_dir, scene, pick_device(cfg.runtime.device))
     print(folder)
     return 0
 

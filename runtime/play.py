@@ -12,10 +12,10 @@ from pathlib import Path
 from controllers.gamepad import make_gamepad
 from controllers.keyboard import PygameKeyboard
 from model import checkpoint
-from model.refiners import GeometryRefiner
 from runtime.commands import UserError, pick_device
 from runtime.present import HeadlessPresenter, WindowPresenter, has_display
 from runtime.recorder import Recorder
+from runtime.refiner_choice import make_refiner
 from runtime.kiosk import KioskInputs, LoopedInputLog
 from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
 from runtime.session import Session
@@ -63,29 +63,6 @@ def load_play_scene(cfg, name: str | None):
         from runtime.build import build_scene
         return build_scene(cfg, path)
     raise UserError(f"{name}: no such video or scene folder")
-
-
-def make_refiner(cfg, device, scene=None):
-    """`runtime.refiner`: geometry, dit, or auto (dit when its checkpoints verify, else geometry)."""
-    choice = cfg.runtime.refiner
-    if choice not in ("auto", "geometry", "dit"):
-        raise UserError(f"runtime.refiner={choice!r}: expected auto, geometry or dit")
-    if choice == "geometry":
-        return GeometryRefiner()
-    from model.dit_refiner import dit_refiner_or_reason
-    from model.fp8 import check_fp8_support
-    if cfg.model.fp8:
-        try:
-            check_fp8_support(device)
-        except ValueError as err:
-            raise UserError(str(err)) from None
-    refiner, reason = dit_refiner_or_reason(cfg.model, device, scene)
-    if refiner is not None:
-        return refiner
-    if choice == "dit":
-        raise UserError(f"runtime.refiner=dit: {reason}")
-    print(f"roam: geometry refiner (no weights needed): {reason}", file=sys.stderr)
-    return GeometryRefiner()
 
 
 def fused_world(cfg, scene, refiner, device):

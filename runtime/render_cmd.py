@@ -137,7 +137,7 @@ def refiner_factory(choice: str):
     """(cfg, device, scene) -> Refiner: geometry, dit (weights must verify), or auto (dit when they do);
     the same choice `play` makes, with --refiner in place of runtime.refiner."""
     def make(cfg, device, scene):
-        from runtime.play import make_refiner
+        from runtime.refiner_choice import make_refiner
         return make_refiner(dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, refiner=choice)),
                             device, scene)
     return make

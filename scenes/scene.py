@@ -1,12 +1,16 @@
 """The Scene: source frames, depth, intrinsics, poses, fps, caption and prompt embedding, with its file
 format and the content-addressed cache it lives in.
 
-On disk a Scene is one folder with two files:
+On disk a Scene is one folder with two files, and a third once its caption is encoded:
 
     scene.safetensors   frames uint8 [N, H, W, 3], depth float32 [N, H, W], K float32 [N, 3, 3],
-                        c2w float32 [N, 4, 4] (OpenCV axes), optional prompt_embeds bf16 [S, D] or [1, S, D]
+                        c2w float32 [N, 4, 4] (OpenCV axes)
     scene.json          the sidecar: format, version, fps, caption, the shape and dtype of every tensor,
                         the sha256 of scene.safetensors, and `meta` (source path, build settings, ...)
+    prompt.safetensors  prompt_embeds bf16 [S, D] or [1, S, D], the text encoder's output for the
+                        caption; its metadata names the caption (sha256) and the encoder. It can be
+                        added or replaced later (the encoder downloaded after the build) without
+                        touching the other two files; one that no longer matches the caption is ignored.
 
 Both are written under temporary names and renamed, the sidecar last, so a reader sees either the old
 scene, the new one, or (after a crash between the renames) a hash mismatch that it reports as
@@ -26,10 +30,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 from safetensors.torch import save_file
 
+from scenes.atomic import write_atomic
 from scenes.errors import SceneInputError
 
 FORMAT = "roam-scene"
@@ -38,6 +44,9 @@ TENSOR_FILE, SIDECAR_FILE = "scene.safetensors", "scene.json"
 DTYPES = {"frames": torch.uint8, "depth": torch.float32, "K": torch.float32, "c2w": torch.float32,
           "prompt_embeds": torch.bfloat16}
 DTYPE_NAMES = {torch.uint8: "uint8", torch.float32: "float32", torch.bfloat16: "bfloat16"}
+
+PROMPT_FILE = "prompt.safetensors"
+GEOMETRY = ("frames", "depth", "K", "c2w")
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +63,11 @@ class Scene:
     K: float32 [N, 3, 3] pixel intrinsics, pixel centres at integer coordinates (OpenCV).
     c2w: float32 [N, 4, 4] camera-to-world, OpenCV camera axes (+x right, +y down, +z forward).
     prompt_embeds: optional bf16 [S, D] or [1, S, D] umT5 output for `caption` (D = 4096).
+    prompt_encoder: names the text encoder that made prompt_embeds ("" where unknown).
     meta: JSON-serialisable; by convention `source` (input path) and `settings` (build settings).
-    content_hash: sha256 of the stored tensor file ("" until the scene is saved or loaded)."""
+    content_hash: sha256 of the stored tensor file ("" until the scene is saved or loaded).
+    folder: the folder it was loaded from or saved to (None until then), where a prompt embedding
+    made later is stored."""
     frames: torch.Tensor
     depth: torch.Tensor
     K: torch.Tensor
@@ -63,8 +75,10 @@ class Scene:
     fps: float
     caption: str = ""
     prompt_embeds: torch.Tensor | None = None
+    prompt_encoder: str = ""
     meta: dict = field(default_factory=dict)
     content_hash: str = ""
+    folder: Path | None = None
 
     @property
     def num_frames(self) -> int:
@@ -80,10 +94,7 @@ class Scene:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The tensors as stored in scene.safetensors."""
-        out = {"frames": self.frames, "depth": self.depth, "K": self.K, "c2w": self.c2w}
-        if self.prompt_embeds is not None:
-            out["prompt_embeds"] = self.prompt_embeds
-        return out
+        return {name: getattr(self, name) for name in GEOMETRY}
 
     def save(self, folder: Path | str) -> Path:
         return save_scene(self, folder)
@@ -160,7 +171,9 @@ def _tmp_name(path: Path) -> Path:
 def save_scene(scene: Scene, folder: Path | str) -> Path:
     """Validate and write `scene` into `folder` atomically (temp names, then rename; sidecar last).
 
-    -> the folder. Raises SceneError if the scene is invalid; nothing half-written remains."""
+    The prompt embedding goes to prompt.safetensors (save_prompt_embeds); a folder's earlier one is
+    removed when the scene has none. -> the folder. Raises SceneError if the scene is invalid;
+    nothing half-written remains."""
     folder = Path(folder)
     validate_scene(scene, f"scene for {folder}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -177,11 +190,48 @@ def save_scene(scene: Scene, folder: Path | str) -> Path:
         tmp_sidecar.write_text(json.dumps(sidecar, indent=2))
         os.replace(tmp_tensors, folder / TENSOR_FILE)
         os.replace(tmp_sidecar, folder / SIDECAR_FILE)
-        scene.content_hash = sidecar["content_hash"]
+        scene.content_hash, scene.folder = sidecar["content_hash"], folder
     finally:
         for tmp in (tmp_tensors, tmp_sidecar):
             tmp.unlink(missing_ok=True)
+    if scene.prompt_embeds is not None:
+        save_prompt_embeds(scene, folder)
+    else:
+        (folder / PROMPT_FILE).unlink(missing_ok=True)
     return folder
+
+
+def caption_hash(caption: str) -> str:
+    return sha256_bytes(caption.encode("utf-8"))
+
+
+def save_prompt_embeds(scene: Scene, folder: Path | str) -> Path:
+    """Write scene.prompt_embeds (for scene.caption, by scene.prompt_encoder) to the scene folder's
+    prompt.safetensors, atomically; the scene's other files are not touched."""
+    validate_scene(scene, f"scene for {folder}")
+    if scene.prompt_embeds is None:
+        raise SceneError(f"{folder}: the scene has no prompt embedding to save")
+    data = save_safetensors({"prompt_embeds": scene.prompt_embeds.detach().contiguous()},
+                            metadata={"caption_sha256": caption_hash(scene.caption), "encoder": scene.prompt_encoder})
+    return write_atomic(Path(folder) / PROMPT_FILE, data)
+
+
+def _load_prompt_embeds(folder: Path, caption: str) -> tuple[torch.Tensor | None, str]:
+    """(prompt_embeds, encoder) from prompt.safetensors, or (None, "") when there is none, it is
+    unreadable or it belongs to another caption (derived data: it is made again, the scene stays)."""
+    path = folder / PROMPT_FILE
+    if not path.is_file():
+        return None, ""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta, embeds = f.metadata() or {}, f.get_tensor("prompt_embeds")
+    except (SafetensorError, OSError, KeyError) as err:
+        log.warning("%s: unreadable prompt embedding (%s); it is ignored and made again when needed", path, err)
+        return None, ""
+    if meta.get("caption_sha256") != caption_hash(caption):
+        log.warning("%s: made for another caption; it is ignored and made again when needed", path)
+        return None, ""
+    return embeds, meta.get("encoder", "")
 
 
 def _read_sidecar(folder: Path) -> dict:
@@ -235,13 +285,18 @@ def load_scene(folder: Path | str, verify_hash: bool = True) -> Scene:
         raise SceneError(f"{path}: not a readable safetensors file ({err}); rebuild the scene") from err
     del data
     _check_against_sidecar(tensors, sidecar, str(path))
-    missing = {"frames", "depth", "K", "c2w"} - tensors.keys()
+    missing = set(GEOMETRY) - tensors.keys()
     if missing:
         raise SceneError(f"{path}: missing tensors {sorted(missing)}")
-    scene = Scene(frames=tensors["frames"], depth=tensors["depth"], K=tensors["K"], c2w=tensors["c2w"],
-                  fps=sidecar["fps"], caption=sidecar["caption"], prompt_embeds=tensors.get("prompt_embeds"),
-                  meta=sidecar["meta"], content_hash=sidecar["content_hash"])
+    scene = Scene(**{name: tensors[name] for name in GEOMETRY}, fps=sidecar["fps"], caption=sidecar["caption"],
+                  meta=sidecar["meta"], content_hash=sidecar["content_hash"], folder=folder)
     validate_scene(scene, str(path))
+    scene.prompt_embeds, scene.prompt_encoder = _load_prompt_embeds(folder, scene.caption)
+    try:
+        validate_scene(scene, str(folder / PROMPT_FILE))
+    except SceneError as err:
+        log.warning("%s; it is ignored and made again when needed", err)
+        scene.prompt_embeds, scene.prompt_encoder = None, ""
     return scene
 
 
@@ -292,6 +347,7 @@ class SceneCache:
             except OSError:
                 if not (folder / SIDECAR_FILE).is_file():
                     raise
+            scene.folder = folder
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return scene
