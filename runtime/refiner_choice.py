@@ -35,6 +35,15 @@ def missing_files(model_cfg) -> list[tuple[Path, str]]:
     return [(root / rel, fix) for have, rel, fix in needed if have is None]
 
 
+def weight_files(model_cfg) -> dict[str, list[int]]:
+    """The files the DiT path reads, as {path: [size, mtime_ns]}: outputs made before a file was
+    downloaded, replaced or deleted are not taken for the DiT's (render reuses outputs only while
+    this stays the same)."""
+    files = checkpoint.discover(model_cfg.checkpoint_dir)
+    paths = [files.wan_config, *files.dit_base, files.dit_inspatio, files.t5, files.tokenizer, files.vae, files.tae]
+    return {str(p): [(st := p.stat()).st_size, st.st_mtime_ns] for p in paths if p is not None}
+
+
 def load_dit(cfg, device, scene, say: Callable[[str], None]):
     """The DiT refiner for `scene`, or DiTUnavailable naming the file at fault and its fix."""
     from model.dit_refiner import load_dit_refiner

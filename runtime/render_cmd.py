@@ -20,6 +20,7 @@ import torch
 
 from runtime import render_dist
 from runtime.commands import UserError, pick_device
+from runtime.refiner_choice import weight_files
 from runtime.config import config_to_dict
 from runtime.render_job import RenderJob, output_paths, process_video
 from runtime.render_outputs import BACKENDS
@@ -178,7 +179,8 @@ def _settings(cfg, args, job: RenderJob, video: Path, prompt: str | None, rank, 
             "render_backend": job.backend, "refiner": args.refiner, "depth": job.depth, "prompt": prompt,
             "skip_step3": job.skip_step3, "checkpoint_path": str(args.checkpoint_path),
             "tae_checkpoint_path": str(args.tae_checkpoint_path),
-            "scenes": config_to_dict(cfg.scenes), "model": config_to_dict(cfg.model)}
+            "scenes": config_to_dict(cfg.scenes), "model": config_to_dict(cfg.model),
+            "weights": weight_files(cfg.model) if args.refiner != "geometry" else None}
 
 
 def reusable(record_path: Path, settings: dict, out_dir: Path) -> dict | None:

@@ -7,6 +7,7 @@ stretches every image to its own square input, so the model sees nearly the same
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,27 +30,41 @@ def florence_missing(model_dir: Path) -> str | None:
     return None
 
 
+def load_florence(model_dir: Path, device: str = "cpu"):
+    """(model, processor) from `model_dir` in either published format: transformers' own Florence-2
+    classes (config.json without `auto_map`, e.g. florence-community/Florence-2-large) or the
+    original repository's remote code (microsoft/Florence-2-large, trust_remote_code). fp16 on CUDA,
+    else fp32, eager attention, as the reference loads it."""
+    import torch
+    import transformers
+    dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
+    try:
+        remote = "auto_map" in json.loads((Path(model_dir) / "config.json").read_text())
+        auto = transformers.AutoModelForCausalLM if remote else transformers.AutoModelForImageTextToText
+        model = auto.from_pretrained(str(model_dir), trust_remote_code=remote, dtype=dtype, attn_implementation="eager")
+        processor = transformers.AutoProcessor.from_pretrained(str(model_dir), trust_remote_code=remote)
+    except (OSError, ValueError, ImportError, AttributeError, TypeError, RuntimeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise CaptionError(f"{model_dir}: cannot load Florence-2 ({type(err).__name__}: {first})") from None
+    return model.to(device).eval(), processor
+
+
 def caption_frame(frame: np.ndarray, model_dir: Path, device: str = "cpu") -> str:
     """Caption one uint8 [H, W, 3] RGB frame with the reference's settings: task <MORE_DETAILED_CAPTION>,
     greedy, max_new_tokens 1024, use_cache False, fp16 on CUDA else fp32. -> the caption text"""
     import torch
     from PIL import Image
-    from transformers import AutoModelForCausalLM, AutoProcessor
-    dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
-    try:
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), trust_remote_code=True, torch_dtype=dtype,
-                                                     attn_implementation="eager").to(device).eval()
-        processor = AutoProcessor.from_pretrained(str(model_dir), trust_remote_code=True)
-    except (OSError, ValueError, ImportError, AttributeError, TypeError, RuntimeError) as err:
-        raise CaptionError(f"{model_dir}: cannot load Florence-2 ({type(err).__name__}: {err})") from None
+    model, processor = load_florence(model_dir, device)
     image = Image.fromarray(np.ascontiguousarray(frame))
     inputs = processor(text=[TASK], images=[image], return_tensors="pt").to(device)
     with torch.inference_mode():
-        ids = model.generate(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"].to(dtype),
+        ids = model.generate(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"].to(model.dtype),
                              max_new_tokens=MAX_NEW_TOKENS, do_sample=False, num_beams=1, use_cache=False)
     text = processor.batch_decode(ids, skip_special_tokens=False)[0].replace("<pad>", "")
     try:
         parsed = processor.post_process_generation(text, task=TASK, image_size=image.size)
         return str(parsed[TASK]).strip()
-    except (KeyError, ValueError, TypeError):       # the reference falls back to the raw text too
-        return text.strip()
+    except (KeyError, ValueError, TypeError, AttributeError):
+        # transformers' own Florence-2 processor parses no pure-text task; the original one's parse of
+        # this task drops the sentence tokens
+        return text.replace("<s>", "").replace("</s>", "").strip()
