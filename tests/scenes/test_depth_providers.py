@@ -258,8 +258,11 @@ def test_da3_adapter_runs_chunks_and_scales_to_the_working_size(tmp_path):
     assert np.all(np.diff(x) > 0) and abs(x[-1] - 0.9) < 0.25                      # chained over chunks, smoothed
 
 
-def test_da3_missing_package_or_weights_says_what_to_do(tmp_path):
-    with pytest.raises(DepthError, match="pip install .*Depth-Anything-3"):
+def test_da3_missing_package_or_weights_says_what_to_do(tmp_path, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "depth_anything_3" else real(name))
+    with pytest.raises(DepthError, match=r"pip install --no-deps -r requirements-da3.txt"):
         plan_depth("da3", tmp_path / "v.mp4", da3_dir=tmp_path / "DA3")
     plan = plan_depth("auto", tmp_path / "v.mp4", da3_dir=tmp_path / "DA3")
     assert plan.fallback == "estimate" and "depth_anything_3" in plan.reason
@@ -287,7 +290,7 @@ def test_da3_without_weights_says_where_to_download_them(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "depth_anything_3" else real(name))
     (tmp_path / "DA3").mkdir()
-    with pytest.raises(DepthError, match=r"no DA3 weights in .*DA3 .*config.json.*download"):
+    with pytest.raises(DepthError, match=r"no DA3 weights in .*DA3 .*config.json.*download --only depth"):
         plan_depth("da3", tmp_path / "v.mp4", da3_dir=tmp_path / "DA3")
 
 
