@@ -18,13 +18,14 @@ from pathlib import Path
 
 import torch
 
-from runtime import render_dist
-from runtime.commands import UserError, pick_device
-from runtime.refiner_choice import weight_files
+from cli.render import dist as render_dist
+from cli.device import pick_device
+from cli.errors import UserError
+from cli.refiner_choice import make_refiner, weight_files
 from runtime.config import config_to_dict
-from runtime.render_job import RenderJob, output_paths, process_video
-from runtime.render_outputs import BACKENDS
-from runtime.render_plan import FrameSettings
+from cli.render.job import RenderJob, output_paths, process_video
+from cli.render.outputs import BACKENDS
+from cli.render.plan import FrameSettings
 from scenes.atomic import write_atomic
 from scenes.errors import SceneInputError
 from scenes.scene import file_content_hash
@@ -138,7 +139,6 @@ def refiner_factory(choice: str):
     """(cfg, device, scene) -> Refiner: geometry, dit (weights must verify), or auto (dit when they do);
     the same choice `play` makes, with --refiner in place of runtime.refiner."""
     def make(cfg, device, scene):
-        from runtime.refiner_choice import make_refiner
         return make_refiner(dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, refiner=choice)),
                             device, scene)
     return make

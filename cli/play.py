@@ -12,16 +12,18 @@ from pathlib import Path
 from controllers.gamepad import make_gamepad
 from controllers.keyboard import PygameKeyboard
 from model import checkpoint
-from runtime.commands import UserError, pick_device
+from cli.device import pick_device
+from cli.errors import UserError
+from cli.refiner_choice import make_refiner
 from runtime.present import HeadlessPresenter, WindowPresenter, has_display
 from runtime.recorder import Recorder
-from runtime.refiner_choice import make_refiner
 from runtime.kiosk import KioskInputs, LoopedInputLog
 from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
 from runtime.session import Session
 from runtime.worker import SceneTensors
 from runtime.world_cache import load_or_build_world
-from scenes.scene import load_sample_scene, load_scene
+from scenes.sample import load_sample_scene
+from scenes.scene import load_scene
 
 
 def dit_expected(cfg) -> bool:
@@ -60,8 +62,8 @@ def load_play_scene(cfg, name: str | None):
     if path.is_dir():
         return load_scene(path)
     if path.is_file():
-        from runtime.build import build_scene
-        return build_scene(cfg, path)
+        from scenes.build import build_scene
+        return build_scene(cfg, path, device=pick_device(cfg.runtime.device))
     raise UserError(f"{name}: no such video or scene folder")
 
 

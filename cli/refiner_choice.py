@@ -12,8 +12,8 @@ from typing import Callable
 
 from model import checkpoint
 from model.refiners import GeometryRefiner
-from runtime.commands import UserError
-from runtime.prompt_embedding import DOWNLOAD_DIT, EmbeddingUnavailable, ensure_prompt_embeds, say_line
+from cli.errors import UserError
+from cli.prompt_embedding import DOWNLOAD_DIT, EmbeddingUnavailable, ensure_prompt_embeds, say_line
 
 CHOICES = ("auto", "geometry", "dit")
 DOWNLOAD_TAE = "python main.py download --only tae"

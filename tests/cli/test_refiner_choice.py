@@ -8,9 +8,9 @@ import torch
 
 from tests.makers import write_tiny_checkpoints
 from model import checkpoint as ck
-from runtime.commands import UserError
+from cli.errors import UserError
 from runtime.config import load_config
-from runtime.refiner_choice import make_refiner
+from cli.refiner_choice import make_refiner
 from scenes.scene import PROMPT_FILE, Scene, load_scene, save_scene
 
 pytest.importorskip("transformers")
