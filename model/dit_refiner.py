@@ -19,7 +19,6 @@ frame 0 repeated, so with the TAE the mask lags its block by 3 frames, as in the
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
@@ -39,8 +38,6 @@ from model.sampler import FRAMES_PER_BLOCK, BlockSampler
 from model.source_cache import SourceLatentCache
 
 log = logging.getLogger(__name__)
-WAN_CONFIG_KEYS = (                 # config.json values the DiT takes (the reference's load_config)
-    "dim", "ffn_dim", "num_heads", "num_layers", "freq_dim", "text_len", "text_dim", "out_dim", "eps")
 MASK_LAG = 3          # frames of the previous block the reference's mask grouping reaches back
 
 
@@ -196,7 +193,9 @@ def load_dit_refiner(cfg, device, prompt_embeds: torch.Tensor, latent_hw: tuple[
     (umT5-XXL: [1, 512, 4096]). Raises CheckpointError naming the file at fault."""
     root = Path(cfg.checkpoint_dir)
     files = checkpoint.discover(root)
-    dit_cfg = dit_config(root / checkpoint.WAN_CONFIG)
+    if files.wan_config is None:
+        raise checkpoint.CheckpointError(f"{root / checkpoint.WAN_CONFIG}: not found; {checkpoint.GET_WAN}")
+    dit_cfg = DiTConfig(**checkpoint.wan_dit_size(files.wan_config))
     if prompt_embeds.shape[-1] != dit_cfg.text_dim:
         raise checkpoint.CheckpointError(
             f"{root / checkpoint.WAN_CONFIG}: the DiT takes {dit_cfg.text_dim}-wide text embeddings but the scene's "
@@ -205,27 +204,6 @@ def load_dit_refiner(cfg, device, prompt_embeds: torch.Tensor, latent_hw: tuple[
     model = CausalWanModel(dit_cfg, device="meta", dtype=dtype)
     checkpoint.load_dit(model, list(files.dit_base), files.dit_inspatio, device=device)
     return _assemble(cfg, model.eval(), load_codec(cfg, device=device, latent_dtype=dtype), prompt_embeds, latent_hw)
-
-
-def dit_config(path: Path) -> DiTConfig:
-    """The DiT's architecture from Wan's config.json, as the reference reads it, with in_dim 36
-    (latent 16 | mask 4 | render 16). `text_dim` is not in Wan's file: WanModel's 4096 holds unless
-    the file names another. Raises CheckpointError naming the file."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise checkpoint.CheckpointError(f"{path}: file not found; {checkpoint.GET_WAN}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise checkpoint.CheckpointError(f"{path}: unreadable JSON ({e}); {checkpoint.GET_WAN}") from None
-    if not isinstance(raw, dict):
-        raise checkpoint.CheckpointError(f"{path}: not a config mapping; {checkpoint.GET_WAN}")
-    values = {k: raw[k] for k in WAN_CONFIG_KEYS if k in raw}
-    if "patch_size" in raw:
-        values["patch_size"] = tuple(raw["patch_size"])
-    try:
-        return DiTConfig(**values)                       # in_dim keeps 36, whatever the file says
-    except (TypeError, ValueError) as e:
-        raise checkpoint.CheckpointError(f"{path}: not a Wan DiT config ({e}); {checkpoint.GET_WAN}") from None
 
 
 def random_dit_refiner(cfg, device, latent_hw: tuple[int, int], seed: int = 0,

@@ -117,25 +117,19 @@ class TAECodec(LatentCodec):
         return 4 * n_latents
 
 
-def load_codec(cfg: ModelConfig, *, device, latent_dtype: torch.dtype = torch.bfloat16) -> LatentCodec:
+def load_codec(cfg: ModelConfig, *, device, latent_dtype: torch.dtype = torch.bfloat16,
+               tae_cfg: TAEConfig = TAEConfig()) -> LatentCodec:
     """The codec `cfg.use_tae` selects, loaded strictly from cfg.checkpoint_dir (TAE in fp16,
-    VAE in bf16, the reference's dtypes; float32 on CPU, where half-precision convs are slow)."""
+    VAE in bf16, the reference's dtypes; float32 on CPU, where half-precision convs are slow). The
+    VAE's width is the file's own (96 for Wan2.1_VAE.pth)."""
     root = Path(cfg.checkpoint_dir)
     on_cpu = torch.device(device).type == "cpu"
     if cfg.use_tae:
-        tae = TAEHV(TAEConfig(), device="meta", dtype=torch.float32 if on_cpu else torch.float16)
+        tae = TAEHV(tae_cfg, device="meta", dtype=torch.float32 if on_cpu else torch.float16)
         checkpoint.load_tae(tae, root / checkpoint.TAE_FILE, device=device)
         return TAECodec(tae.eval(), latent_dtype)
-    path = root / checkpoint.VAE_FILE
-    vae = WanVAE(vae_config(path), device="meta", dtype=torch.float32 if on_cpu else torch.bfloat16)
-    checkpoint.load_vae(vae, path, device=device)
+    vae_file = checkpoint.TensorFile(root / checkpoint.VAE_FILE, checkpoint.GET_WAN)
+    vae = WanVAE(VAEConfig(**checkpoint.wan_vae_size(vae_file)), device="meta",
+                 dtype=torch.float32 if on_cpu else torch.bfloat16)
+    checkpoint.load_vae(vae, vae_file.path, device=device)
     return VAECodec(vae.eval(), latent_dtype)
-
-
-def vae_config(path: Path) -> VAEConfig:
-    """The Wan VAE's architecture from its file (the release carries no config; the reference
-    hard-codes it): the base width is encoder.conv1's output channels."""
-    f = checkpoint.TensorFile(path, checkpoint.GET_WAN)
-    if "encoder.conv1.weight" not in f.shapes:
-        raise checkpoint.CheckpointError(f"{path}: not a Wan VAE file (no encoder.conv1.weight); {checkpoint.GET_WAN}")
-    return VAEConfig(dim=f.shapes["encoder.conv1.weight"][0])

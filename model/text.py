@@ -130,32 +130,15 @@ class TextEncoder:
             torch.cuda.empty_cache()
 
 
-def t5_config(weights: Path | str) -> T5Config:
-    """The encoder's architecture from its file's tensor shapes (the release carries no config; the
-    reference hard-codes umT5-XXL): token_embedding [vocab, dim], blocks.i.attn.q [dim_attn, dim],
-    blocks.i.ffn.fc1 [dim_ffn, dim], blocks.i.pos_embedding.embedding [buckets, heads]."""
-    f = checkpoint.TensorFile(weights, checkpoint.GET_WAN)
-    need = ("token_embedding.weight", "blocks.0.attn.q.weight", "blocks.0.ffn.fc1.weight",
-            "blocks.0.pos_embedding.embedding.weight")
-    if missing := [k for k in need if k not in f.shapes]:
-        raise checkpoint.CheckpointError(f"{f.path}: not a umT5 encoder file (no {missing[0]}); {checkpoint.GET_WAN}")
-    vocab, dim = f.shapes["token_embedding.weight"]
-    buckets, heads = f.shapes["blocks.0.pos_embedding.embedding.weight"]
-    layers = sum(1 for k in f.shapes if re.fullmatch(r"blocks\.\d+\.norm1\.weight", k))
-    return T5Config(vocab_size=vocab, dim=dim, dim_attn=f.shapes["blocks.0.attn.q.weight"][0],
-                    dim_ffn=f.shapes["blocks.0.ffn.fc1.weight"][0], num_heads=heads, num_layers=layers,
-                    num_buckets=buckets)
-
-
 def load_text_encoder(checkpoint_dir: Path | str, *, device, dtype: torch.dtype = torch.bfloat16) -> TextEncoder:
     """Tokenizer from Wan2.1-T2V-1.3B/google/umt5-xxl, encoder weights from
-    models_t5_umt5-xxl-enc-bf16.{safetensors,pth} (architecture from their shapes), loaded strictly
-    onto `device` in `dtype`."""
+    models_t5_umt5-xxl-enc-bf16.{safetensors,pth}, loaded strictly onto `device` in `dtype`. The
+    encoder's size is read off the file (umT5-XXL for the official one)."""
     files = checkpoint.discover(checkpoint_dir)
     if files.t5 is None or files.tokenizer is None:
         missing = checkpoint.T5_FILES[0] if files.t5 is None else checkpoint.TOKENIZER_DIR
         raise checkpoint.CheckpointError(f"{Path(checkpoint_dir) / missing}: not found; {checkpoint.GET_WAN}")
-    cfg = t5_config(files.t5)
+    cfg = T5Config(**checkpoint.umt5_size(checkpoint.TensorFile(files.t5, checkpoint.GET_WAN)))
     try:
         tokenizer = _transformers().AutoTokenizer.from_pretrained(str(files.tokenizer))
     except (OSError, ValueError) as e:
