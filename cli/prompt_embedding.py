@@ -35,7 +35,7 @@ def needs_encoding(scene, identity: str | None) -> bool:
 def why_cannot_encode(checkpoint_dir: Path | str) -> str | None:
     """None when umT5 can run here, else a line naming the missing file or package and the fix."""
     files = checkpoint.discover(checkpoint_dir)
-    for have, rel in ((files.t5, checkpoint.T5_FILES[0]), (files.tokenizer, checkpoint.TOKENIZER_DIR)):
+    for have, rel in ((files.t5, checkpoint.T5_FILES[1]), (files.tokenizer, checkpoint.TOKENIZER_DIR)):
         if have is None:
             return f"{Path(checkpoint_dir) / rel} is missing (the umT5 text encoder); get it with `{DOWNLOAD_DIT}`"
     if importlib.util.find_spec("transformers") is None:

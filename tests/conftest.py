@@ -29,3 +29,14 @@ def parity_dir() -> Path:
     if not PARITY.is_dir():
         pytest.skip(f"parity fixtures not found at {PARITY} (set ROAM_PARITY_DIR)")
     return PARITY
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> Path:
+    """A complete official-layout checkpoint tree with the tiny sizes (benchmarks/fake_checkpoints.py),
+    written once per session; tests that change it work on a copy."""
+    pytest.importorskip("transformers")
+    from benchmarks.fake_checkpoints import SIZES, write_tree
+    root = tmp_path_factory.mktemp("tiny_tree") / "checkpoints"
+    write_tree(root, SIZES["tiny"], seed=0, device="cpu", log=lambda line: None)
+    return root

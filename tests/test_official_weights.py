@@ -1,5 +1,5 @@
 """The official weights' path end to end on the CPU, through the real commands in subprocesses, with
-the tiny checkpoint tree `python -m benchmarks.fake_checkpoints DIR --size tiny` writes: doctor
+the tiny checkpoint tree of `python -m benchmarks.fake_checkpoints DIR --size tiny`: doctor
 verifies every part; build captions a real MP4 with Florence-2, encodes the caption with umT5 and
 stores the embedding; play with runtime.refiner=auto runs the DiT, and a recorded run replays bit for
 bit; render writes the DiT's frame counts; a deleted file and a corrupted one are each named, with
@@ -48,12 +48,8 @@ def make_video(path: Path, n: int, seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tree") / "checkpoints"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.fake_checkpoints", str(root), "--size", "tiny"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return root
+def tree(tiny_checkpoints) -> Path:
+    return tiny_checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +94,7 @@ def test_play_auto_runs_the_dit_and_a_recorded_run_replays_bit_for_bit(built, tr
 
 def test_render_writes_the_dits_frame_counts(tree, tmp_path):
     videos = tmp_path / "in"
+    videos.mkdir()
     for i, n in enumerate((301, 247, 257)):
         make_video(videos / f"v{i}.mp4", n, seed=10 + i)
     out = tmp_path / "out"
@@ -105,7 +102,7 @@ def test_render_writes_the_dits_frame_counts(tree, tmp_path):
                 "--checkpoint_path", str(tree / ck.INSPATIO_FILE), "--output_folder", str(out), "--prompt", "a street",
                 "--disable_adaptive_frame", "--use_tae", "--no_progress", tmp=tmp_path, checkpoints=tree)
     assert proc.returncode == 0, proc.stderr
-    version = out / "InSpatio-World-1.3B" / "InSpatio-World-1.3B" / "version_0"
+    version = out / tree.name / "InSpatio-World-1.3B" / "version_0"       # named after --checkpoint_path's folders
     for g, (T, pred) in enumerate(((301, 297), (247, 237), (257, 249))):
         result = json.loads((version / f"{g}-run_rank0.json").read_text())["result"]
         assert result["refiner"] == "dit" and result["pred_frames"] == pred
