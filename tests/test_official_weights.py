@@ -1,9 +1,9 @@
 """The official weights' path end to end on the CPU, through the real commands in subprocesses, with
-the tiny checkpoint tree of `python -m benchmarks.fake_checkpoints DIR --size tiny`: doctor
-verifies every part; build captions a real MP4 with Florence-2, encodes the caption with umT5 and
-stores the embedding; play with runtime.refiner=auto runs the DiT, and a recorded run replays bit for
-bit; render writes the DiT's frame counts; a deleted file and a corrupted one are each named, with
-the command that fixes them, by doctor and by auto's one line."""
+the tiny checkpoint tree of `python -m benchmarks.fake_checkpoints DIR --size tiny`: build captions a
+real MP4 with Florence-2, encodes the caption with umT5 and stores the embedding; play with
+runtime.refiner=auto runs the DiT, and a recorded run replays bit for bit; render writes the DiT's
+frame counts; a deleted file and a corrupted one are each named, with the command that fixes them,
+by doctor and by auto's one line."""
 import json
 import shutil
 import subprocess
@@ -61,12 +61,6 @@ def built(tree, tmp_path_factory) -> tuple[Path, Path]:
     assert proc.returncode == 0, proc.stderr
     assert lines(proc, "roam: encoding") and "on cpu" in lines(proc, "roam: caption encoded by umT5")[0]
     return tmp, Path(proc.stdout.strip().splitlines()[-1])
-
-
-def test_doctor_verifies_every_part_of_the_tiny_tree(tree, tmp_path):
-    proc = roam("doctor", tmp=tmp_path, checkpoints=tree)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "DiT refiner: ready" in proc.stdout and " missing " not in proc.stdout and " invalid " not in proc.stdout
 
 
 def test_build_captions_encodes_and_stores_the_embedding(built, tree):
