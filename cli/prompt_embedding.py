@@ -43,22 +43,28 @@ def why_cannot_encode(checkpoint_dir: Path | str) -> str | None:
     return None
 
 
-def ensure_prompt_embeds(checkpoint_dir: Path | str, scene, device, say: Callable[[str], None]) -> bool:
+def ensure_prompt_embeds(checkpoint_dir: Path | str, scene, device, say: Callable[[str], None],
+                         made: dict | None = None) -> bool:
     """Give `scene` the embedding of its caption by the encoder in `checkpoint_dir` unless it has it,
-    and store it in scene.folder (when the scene has one). -> whether it encoded now.
-    Raises EmbeddingUnavailable when it must encode and cannot; CheckpointError for a broken encoder file."""
+    and store it in scene.folder (when the scene has one). `made`, {(caption, encoder): embedding},
+    lets one command encode a caption several scenes share once (render --prompt). -> whether it
+    encoded now. Raises EmbeddingUnavailable when it must encode and cannot; CheckpointError for a
+    broken encoder file."""
     identity = encoder_identity(checkpoint_dir)
     if not needs_encoding(scene, identity):
         return False
-    if (reason := why_cannot_encode(checkpoint_dir)) is not None:
-        raise EmbeddingUnavailable(reason)
-    caption = f'"{scene.caption[:60]}{"..." if len(scene.caption) > 60 else ""}"' if scene.caption else "the empty caption"
-    say(f"encoding {caption} with umT5 (once per caption; stored with the scene)")
-    scene.prompt_embeds = encode_prompt(checkpoint_dir, scene.caption, device=device, report=say)
-    scene.prompt_encoder = identity
+    made = {} if made is None else made
+    encoded = (scene.caption, identity) not in made
+    if encoded:
+        if (reason := why_cannot_encode(checkpoint_dir)) is not None:
+            raise EmbeddingUnavailable(reason)
+        shown = f'"{scene.caption[:60]}{"..." if len(scene.caption) > 60 else ""}"' if scene.caption else "the empty caption"
+        say(f"encoding {shown} with umT5 (once per caption; stored with the scene)")
+        made[scene.caption, identity] = encode_prompt(checkpoint_dir, scene.caption, device=device, report=say)
+    scene.prompt_embeds, scene.prompt_encoder = made[scene.caption, identity], identity
     if scene.folder is not None:
         save_prompt_embeds(scene, scene.folder)
-    return True
+    return encoded
 
 
 def embed_built_scene(checkpoint_dir: Path | str, scene, device, say: Callable[[str], None] = say_line) -> None:

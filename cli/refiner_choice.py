@@ -44,15 +44,16 @@ def weight_files(model_cfg) -> dict[str, list[int]]:
     return {str(p): [(st := p.stat()).st_size, st.st_mtime_ns] for p in paths if p is not None}
 
 
-def load_dit(cfg, device, scene, say: Callable[[str], None]):
-    """The DiT refiner for `scene`, or DiTUnavailable naming the file at fault and its fix."""
+def load_dit(cfg, device, scene, say: Callable[[str], None], made: dict | None = None):
+    """The DiT refiner for `scene`, or DiTUnavailable naming the file at fault and its fix (`made`:
+    see ensure_prompt_embeds)."""
     from model.dit_refiner import load_dit_refiner
     if missing := missing_files(cfg.model):
         path, fix = missing[0]
         more = f" (and {len(missing) - 1} more: `python main.py doctor` lists them)" if len(missing) > 1 else ""
         raise DiTUnavailable(f"{path} is missing{more}; get it with `{fix}`")
     try:
-        ensure_prompt_embeds(cfg.model.checkpoint_dir, scene, device, say)
+        ensure_prompt_embeds(cfg.model.checkpoint_dir, scene, device, say, made)
     except EmbeddingUnavailable as err:
         raise DiTUnavailable(f"the scene has no prompt embedding and {err}") from None
     except checkpoint.CheckpointError as err:
@@ -64,8 +65,9 @@ def load_dit(cfg, device, scene, say: Callable[[str], None]):
         raise DiTUnavailable(f"{err}; get it again with `{fix}`") from None
 
 
-def make_refiner(cfg, device, scene, say: Callable[[str], None] = say_line):
-    """The refiner `cfg.runtime.refiner` asks for, with one line saying which and why."""
+def make_refiner(cfg, device, scene, say: Callable[[str], None] = say_line, made: dict | None = None):
+    """The refiner `cfg.runtime.refiner` asks for, with one line saying which and why (`made`: prompt
+    embeddings this command already made, see ensure_prompt_embeds)."""
     choice = cfg.runtime.refiner
     if choice not in CHOICES:
         raise UserError(f"runtime.refiner={choice!r}: expected auto, geometry or dit")
@@ -83,7 +85,7 @@ def make_refiner(cfg, device, scene, say: Callable[[str], None] = say_line):
         say("refiner: dit with random weights (model.random_weights; the frames are noise)")
         return random_dit_refiner(cfg.model, device, (scene.height // 8, scene.width // 8), cfg.model.seed)
     try:
-        refiner = load_dit(cfg, device, scene, say)
+        refiner = load_dit(cfg, device, scene, say, made)
     except DiTUnavailable as err:
         if choice == "dit":
             raise UserError(f"runtime.refiner=dit: {err}") from None

@@ -174,7 +174,8 @@ def encoder_identity(checkpoint_dir: Path | str) -> str | None:
 def encode_prompt(checkpoint_dir: Path | str, caption: str, *, device, report=lambda msg: None) -> Tensor:
     """The caption's prompt_embeds, bf16 [1, text_len, dim] on the CPU: umT5 is loaded onto `device`,
     runs once and is freed before this returns. A GPU without room for it falls back to the CPU.
-    `report(line)` hears where it runs and how long loading and encoding took."""
+    `report(line)` hears where it runs, how long the encoding will take on the CPU (timed on its
+    first layer) and how long loading and encoding took."""
     device = torch.device(device)
     if device.type == "cuda":
         try:
@@ -184,9 +185,9 @@ def encode_prompt(checkpoint_dir: Path | str, caption: str, *, device, report=la
             torch.cuda.empty_cache()
             report(f"umT5 does not fit in the free memory of {device}; encoding on the CPU instead")
     files = checkpoint.discover(checkpoint_dir)
-    gib = files.t5.stat().st_size / 2**30 if files.t5 is not None else 0
-    report(f"umT5 runs on the CPU (no GPU): reading {gib:.1f} GiB of weights, then encoding; with the "
-           "official 5.7 B-parameter encoder this takes minutes, once per caption")
+    size = files.t5.stat().st_size if files.t5 is not None else 0
+    report(f"umT5 runs on the CPU (no GPU): reading {size / 2**30:.2f} GiB of weights, then encoding once; "
+           "the time it takes follows")
     return _encode_once(checkpoint_dir, caption, torch.device("cpu"), report)
 
 
@@ -194,6 +195,14 @@ def _encode_once(checkpoint_dir, caption: str, device: torch.device, report) -> 
     t0 = time.perf_counter()
     encoder = load_text_encoder(checkpoint_dir, device=device)
     t1 = time.perf_counter()
+    report(f"umT5 loaded in {t1 - t0:.1f} s")
+    layers = encoder.model.encoder.block
+    if device.type == "cpu" and len(layers) > 1:
+        def first_layer_done(module, args, output):
+            left = (time.perf_counter() - t1) * (len(layers) - 1)
+            report(f"umT5 encoding on the CPU: about {left:.0f} s more ({len(layers)} layers)")
+            hook.remove()
+        hook = layers[0].register_forward_hook(first_layer_done)
     try:
         embeds = encoder(caption).to("cpu", torch.bfloat16)                   # [1, text_len, dim]
     finally:

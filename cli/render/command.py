@@ -137,10 +137,13 @@ def _note_weight_paths(cfg, args) -> None:
 
 def refiner_factory(choice: str):
     """(cfg, device, scene) -> Refiner: geometry, dit (weights must verify), or auto (dit when they do);
-    the same choice `play` makes, with --refiner in place of runtime.refiner."""
+    the same choice `play` makes, with --refiner in place of runtime.refiner. A caption several
+    videos share (--prompt) is encoded once."""
+    made = {}
+
     def make(cfg, device, scene):
         return make_refiner(dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, refiner=choice)),
-                            device, scene)
+                            device, scene, made=made)
     return make
 
 

@@ -44,7 +44,7 @@ def test_auto_runs_the_dit_and_stores_the_embedding_it_made_on_demand(checkpoint
     stored = load_scene(tmp_path / "scene")
     assert stored.prompt_embeds.shape == (1, 512, 64) and stored.prompt_encoder == scene.prompt_encoder != ""
     again, said = choose(checkpoints, stored)                    # made once: the next start only loads it
-    assert again.name == "dit" and not any("encoding" in line for line in said)
+    assert again.name == "dit" and not any(line.startswith("encoding ") for line in said)
 
 
 def test_an_embedding_is_kept_when_the_encoder_is_gone_and_remade_for_another_encoder(checkpoints, tiny_checkpoints,
@@ -54,12 +54,12 @@ def test_an_embedding_is_kept_when_the_encoder_is_gone_and_remade_for_another_en
     first = load_scene(tmp_path / "scene").prompt_embeds
     shutil.rmtree(checkpoints / ck.TOKENIZER_DIR)
     refiner, said = choose(checkpoints, load_scene(tmp_path / "scene"))
-    assert refiner.name == "dit" and not any("encoding" in line for line in said)
+    assert refiner.name == "dit" and not any(line.startswith("encoding ") for line in said)
     shutil.copytree(tiny_checkpoints / ck.TOKENIZER_DIR, checkpoints / ck.TOKENIZER_DIR)
     encoder = torch.load(checkpoints / ck.T5_FILES[1], weights_only=True)    # other encoder weights
     torch.save({k: v * 1.5 if k == "norm.weight" else v for k, v in encoder.items()}, checkpoints / ck.T5_FILES[1])
     refiner, said = choose(checkpoints, load_scene(tmp_path / "scene"))
-    assert refiner.name == "dit" and any("encoding" in line for line in said)
+    assert refiner.name == "dit" and any(line.startswith("encoding ") for line in said)
     assert not torch.equal(load_scene(tmp_path / "scene").prompt_embeds, first)
 
 
@@ -93,3 +93,12 @@ def test_dit_refuses_with_the_same_line_and_geometry_says_it_was_asked_for(check
         choose(checkpoints, saved_scene(tmp_path / "scene"), "dit", "model.use_tae=false")
     refiner, said = choose(checkpoints, saved_scene(tmp_path / "scene"), "geometry")
     assert refiner.name == "geometry" and said == ["refiner: geometry (runtime.refiner=geometry)"]
+
+
+def test_a_caption_two_scenes_share_is_encoded_once_per_command(checkpoints, tmp_path):
+    cfg = load_config(overrides=[f"model.checkpoint_dir={checkpoints}"])
+    made, said = {}, []
+    for name in ("a", "b"):
+        assert make_refiner(cfg, torch.device("cpu"), saved_scene(tmp_path / name), say=said.append, made=made).name == "dit"
+    assert sum(line.startswith("encoding ") for line in said) == 1
+    assert torch.equal(load_scene(tmp_path / "a").prompt_embeds, load_scene(tmp_path / "b").prompt_embeds)
