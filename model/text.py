@@ -196,13 +196,14 @@ def _encode_once(checkpoint_dir, caption: str, device: torch.device, report) -> 
     encoder = load_text_encoder(checkpoint_dir, device=device)
     t1 = time.perf_counter()
     report(f"umT5 loaded in {t1 - t0:.1f} s")
-    layers = encoder.model.encoder.block
-    if device.type == "cpu" and len(layers) > 1:
+    if device.type == "cpu":
+        layers = len(encoder.model.encoder.block)
+
         def first_layer_done(module, args, output):
-            left = (time.perf_counter() - t1) * (len(layers) - 1)
-            report(f"umT5 encoding on the CPU: about {left:.0f} s more ({len(layers)} layers)")
             hook.remove()
-        hook = layers[0].register_forward_hook(first_layer_done)
+            report(f"umT5 encoding on the CPU: about {(time.perf_counter() - t1) * (layers - 1):.0f} s more "
+                   f"({layers} layers)")
+        hook = encoder.model.encoder.block[0].register_forward_hook(first_layer_done)
     try:
         embeds = encoder(caption).to("cpu", torch.bfloat16)                   # [1, text_len, dim]
     finally:
