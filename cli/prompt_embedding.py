@@ -75,3 +75,5 @@ def embed_built_scene(checkpoint_dir: Path | str, scene, device, say: Callable[[
             say(f"prompt embedding: stored with the scene (encoder {scene.prompt_encoder or 'unknown'})")
     except EmbeddingUnavailable as err:
         say(f"no prompt embedding yet (the DiT needs one; play makes it once the encoder is here): {err}")
+    except checkpoint.CheckpointError as err:
+        say(f"no prompt embedding yet (the DiT needs one): {err}; get it again with `{DOWNLOAD_DIT}`")

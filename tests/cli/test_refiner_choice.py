@@ -102,3 +102,16 @@ def test_a_caption_two_scenes_share_is_encoded_once_per_command(checkpoints, tmp
         assert make_refiner(cfg, torch.device("cpu"), saved_scene(tmp_path / name), say=said.append, made=made).name == "dit"
     assert sum(line.startswith("encoding ") for line in said) == 1
     assert torch.equal(load_scene(tmp_path / "a").prompt_embeds, load_scene(tmp_path / "b").prompt_embeds)
+
+
+def test_build_without_a_usable_encoder_keeps_the_scene_and_says_why(checkpoints, tmp_path):
+    from cli.prompt_embedding import embed_built_scene
+    scene, said = saved_scene(tmp_path / "scene"), []
+    encoder = checkpoints / ck.T5_FILES[1]
+    encoder.write_bytes(encoder.read_bytes()[:2048])
+    embed_built_scene(checkpoints, scene, torch.device("cpu"), say=said.append)
+    assert said[-1].startswith(f"no prompt embedding yet (the DiT needs one): {encoder}: ")
+    assert said[-1].endswith("get it again with `python main.py download --only dit`")
+    encoder.unlink()
+    embed_built_scene(checkpoints, scene, torch.device("cpu"), say=said.append)
+    assert f"{encoder} is missing (the umT5 text encoder)" in said[-1] and scene.prompt_embeds is None
