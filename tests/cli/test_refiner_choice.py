@@ -115,3 +115,12 @@ def test_build_without_a_usable_encoder_keeps_the_scene_and_says_why(checkpoints
     encoder.unlink()
     embed_built_scene(checkpoints, scene, torch.device("cpu"), say=said.append)
     assert f"{encoder} is missing (the umT5 text encoder)" in said[-1] and scene.prompt_embeds is None
+
+
+def test_the_weight_files_render_keys_its_reuse_on_follow_downloads_and_deletions(checkpoints):
+    from cli.refiner_choice import weight_files
+    cfg = load_config(overrides=[f"model.checkpoint_dir={checkpoints}"]).model
+    before = weight_files(cfg)
+    assert str(checkpoints / ck.INSPATIO_FILE) in before and str(checkpoints / ck.TAE_FILE) in before
+    (checkpoints / ck.TAE_FILE).unlink()
+    assert weight_files(cfg) != before
