@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from model import checkpoint
-from model.text import encode_prompt, encoder_identity
-from scenes.scene import save_prompt_embeds
+from model.text import encode_prompt
+from scenes.scene import save_prompt_embeds, weights_fingerprint
 
 DOWNLOAD_DIT = "python main.py download --only dit"
 
@@ -24,6 +24,15 @@ def say_line(message: str) -> None:
 
 class EmbeddingUnavailable(RuntimeError):
     """The scene needs an embedding and this machine cannot make it: one line naming the file and the fix."""
+
+
+def encoder_identity(checkpoint_dir: Path | str) -> str | None:
+    """Names the encoder that turns captions into prompt_embeds here (its weight file and tokenizer
+    files), or None when they are missing."""
+    files = checkpoint.discover(checkpoint_dir)
+    if files.t5 is None or files.tokenizer is None:
+        return None
+    return weights_fingerprint([files.t5, *(p for p in files.tokenizer.iterdir() if p.is_file())])
 
 
 def needs_encoding(scene, identity: str | None) -> bool:

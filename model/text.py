@@ -9,7 +9,6 @@ the Scene caches. transformers is an optional extra, imported only when an encod
 from __future__ import annotations
 
 import gc
-import hashlib
 import html
 import re
 import time
@@ -21,8 +20,6 @@ import torch
 from torch import Tensor
 
 from model import checkpoint
-
-SAMPLE_BYTES = 1 << 20      # per sampled window of the encoder_identity fingerprint
 
 
 @dataclass(frozen=True)
@@ -149,26 +146,6 @@ def load_text_encoder(checkpoint_dir: Path | str, *, device, dtype: torch.dtype 
     model = build_umt5(cfg, device="meta", dtype=dtype)
     checkpoint.load_umt5(model, files.t5, device=device)
     return TextEncoder(model, tokenizer, cfg)
-
-
-def encoder_identity(checkpoint_dir: Path | str) -> str | None:
-    """Names the encoder that turns captions into prompt_embeds here, or None when its files are
-    missing: the weight file's size and three sampled MiB (start, middle, end; a download of other
-    weights differs there, and an 11 GB file is not read whole) and the tokenizer files' bytes.
-    -> 16 hex characters"""
-    files = checkpoint.discover(checkpoint_dir)
-    if files.t5 is None or files.tokenizer is None:
-        return None
-    h = hashlib.sha256()
-    size = files.t5.stat().st_size
-    h.update(f"{files.t5.name}:{size}".encode())
-    with open(files.t5, "rb") as f:
-        for start in (0, max(0, size // 2 - SAMPLE_BYTES // 2), max(0, size - SAMPLE_BYTES)):
-            f.seek(start)
-            h.update(f.read(SAMPLE_BYTES))
-    for path in sorted(p for p in files.tokenizer.iterdir() if p.is_file()):
-        h.update(path.name.encode() + path.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def encode_prompt(checkpoint_dir: Path | str, caption: str, *, device, report=lambda msg: None) -> Tensor:

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from scenes.scene import weights_fingerprint
+
+FLORENCE_DIR = "Florence-2-large"          # under the checkpoint root
 TASK = "<MORE_DETAILED_CAPTION>"
 MAX_NEW_TOKENS = 1024
 
@@ -28,6 +31,12 @@ def florence_missing(model_dir: Path) -> str | None:
         return (f"no Florence-2 weights in {model_dir}; download them with `huggingface-cli download "
                 f"microsoft/Florence-2-large --local-dir {model_dir}`, or pass --prompt TEXT")
     return None
+
+
+def florence_identity(model_dir: Path) -> str:
+    """Names the Florence-2 weights and processor files in `model_dir` (part of a Scene's cache key:
+    other weights write another caption)."""
+    return weights_fingerprint([p for p in Path(model_dir).rglob("*") if p.is_file() and not p.name.startswith(".")])
 
 
 def load_florence(model_dir: Path, device: str = "cpu"):

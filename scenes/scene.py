@@ -164,6 +164,21 @@ def file_content_hash(path: Path | str, chunk_bytes: int = 1 << 22) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def weights_fingerprint(paths: list[Path], sample_bytes: int = 1 << 20) -> str:
+    """Names a set of weight files cheaply (for cache keys of what a model made): each file's name,
+    size and three sampled windows of `sample_bytes` (start, middle, end), since other weights differ
+    there and an 11 GB file is not read whole; small files are read whole. -> 16 hex characters"""
+    h = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        size = path.stat().st_size
+        h.update(f"{path.name}\0{size}\0".encode())
+        with open(path, "rb") as f:
+            for start in sorted({0, max(0, size // 2 - sample_bytes // 2), max(0, size - sample_bytes)}):
+                f.seek(start)
+                h.update(f.read(sample_bytes))
+    return h.hexdigest()[:16]
+
+
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 

@@ -124,3 +124,17 @@ def test_the_weight_files_render_keys_its_reuse_on_follow_downloads_and_deletion
     assert str(checkpoints / ck.INSPATIO_FILE) in before and str(checkpoints / ck.TAE_FILE) in before
     (checkpoints / ck.TAE_FILE).unlink()
     assert weight_files(cfg) != before
+
+
+def test_encoder_identity_follows_the_weights_and_the_tokenizer(checkpoints):
+    from cli.prompt_embedding import encoder_identity
+    first = encoder_identity(checkpoints)
+    assert first is not None and first == encoder_identity(checkpoints)
+    encoder = torch.load(checkpoints / ck.T5_FILES[1], weights_only=True)
+    torch.save({k: v + 1 if k == "norm.weight" else v for k, v in encoder.items()}, checkpoints / ck.T5_FILES[1])
+    second = encoder_identity(checkpoints)
+    assert second != first
+    (checkpoints / ck.TOKENIZER_DIR / "tokenizer_config.json").write_text("{}")
+    assert encoder_identity(checkpoints) not in (first, second)
+    (checkpoints / ck.T5_FILES[1]).unlink()
+    assert encoder_identity(checkpoints) is None
