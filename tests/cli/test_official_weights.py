@@ -19,7 +19,7 @@ from scenes.scene import PROMPT_FILE, load_scene
 from tests.makers import write_test_video
 
 pytest.importorskip("transformers")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 H, W = 16, 32                                          # the smallest size the DiT's 2 x 2 patches of 8 x 8 latents take
 
 
