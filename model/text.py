@@ -169,6 +169,8 @@ def encode_prompt(checkpoint_dir: Path | str, caption: str, *, device, report=la
 
 
 def _encode_once(checkpoint_dir, caption: str, device: torch.device, report) -> Tensor:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     encoder = load_text_encoder(checkpoint_dir, device=device)
     t1 = time.perf_counter()
@@ -186,6 +188,7 @@ def _encode_once(checkpoint_dir, caption: str, device: torch.device, report) -> 
     finally:
         encoder.free()
     t2 = time.perf_counter()
+    peak = f", peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB" if device.type == "cuda" else ""
     report(f"caption encoded by umT5 on {device.type} in {t2 - t0:.1f} s (load {t1 - t0:.1f} s, "
-           f"encode {t2 - t1:.1f} s); the encoder is freed")
+           f"encode {t2 - t1:.1f} s{peak}); the encoder is freed")
     return embeds
