@@ -20,10 +20,16 @@ from runtime.recorder import Recorder
 from runtime.kiosk import KioskInputs, LoopedInputLog
 from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
 from runtime.session import Session
+from runtime.telemetry import run_record
 from runtime.worker import SceneTensors
 from runtime.world_cache import load_or_build_world
 from scenes.sample import load_sample_scene
 from scenes.scene import load_scene
+
+
+# The session figures play prints and keeps in telemetry.json ("session").
+SUMMARY_KEYS = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms", "control_to_photon_ms",
+                "late_frames", "pacer", "prepared_blocks", "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s")
 
 
 def dit_expected(cfg) -> bool:
@@ -37,8 +43,8 @@ def dit_expected(cfg) -> bool:
 
 def preload_compiler(cfg, device) -> threading.Thread | None:
     """With the DiT expected and compiled on a GPU: start CUDA and import torch.compile's machinery on
-    a thread while the scene loads (in a fresh process on the H100 they took 5 s and 10 s,
-    benchmarks/startup_probe.py), instead of one after the other before the first frame."""
+    a thread while the scene loads (each takes seconds in a fresh process: benchmarks/startup_probe.py),
+    instead of one after the other before the first frame."""
     if not (device.type == "cuda" and cfg.model.compile and dit_expected(cfg)):
         return None
     from model.dit_refiner import use_compile_cache
@@ -163,19 +169,20 @@ def play(cfg, args) -> int:
           f"{', frames by CUDA-OpenGL interop' if presenter.accepts_device_frames else ''}, "
           f"output in {out}", file=sys.stderr)
     interrupted = stop_on_sigint(session)
+    run, summary = run_record(["main.py", *sys.argv[1:]], device), None
+    run["refiner"] = refiner.name
     try:
         summary = session.run()
         if session.first_present_s is not None:
             summary["time_to_first_frame_s"] = session.first_present_s - started
-        keys = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms", "control_to_photon_ms",
-                "late_frames", "pacer", "prepared_blocks", "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s")
-        print(json.dumps({k: summary.get(k) for k in keys}))
+        summary = {k: summary.get(k) for k in SUMMARY_KEYS}
+        print(json.dumps(summary))
     finally:                   # also on Ctrl-C: the video and recording are already finalized
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if hasattr(refiner, "close"):
             refiner.close()    # background work, e.g. a package build: the next start builds the rest
         out.mkdir(parents=True, exist_ok=True)
-        session.telemetry.write_json(out / "telemetry.json")
+        session.telemetry.write_json(out / "telemetry.json", run=run, session=summary)
         print(f"roam: wrote {out}", file=sys.stderr)
     if interrupted:
         print("roam: interrupted", file=sys.stderr)

@@ -17,11 +17,15 @@ stages while the presenter records presents.
 from __future__ import annotations
 
 import bisect
+import datetime
 import gc
 import json
-from collections import deque
+import os
+import platform
+import shlex
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable
 
@@ -141,9 +145,28 @@ class Telemetry:
             presents = [round(t - self.t0, 6) for t, _ in self._presents]
         return {"summary": self.summary(), "fps_target": self.fps, "blocks_s": blocks, "present_times_s": presents}
 
-    def write_json(self, path: Path | str) -> None:
-        """Write everything (times relative to the start) to `path`, via a temporary name."""
-        write_atomic(path, json.dumps(self.to_dict(), indent=1).encode())
+    def write_json(self, path: Path | str, **extra) -> None:
+        """Write everything (times relative to the start) and `extra` (e.g. `run=run_record(...)`) to
+        `path`, via a temporary name."""
+        write_atomic(path, json.dumps({**extra, **self.to_dict()}, indent=1).encode())
+
+
+def run_record(command: list[str], device) -> dict:
+    """What ran, where and when: kept with a run's results, so a table made from them
+    (docs/performance.md, benchmarks/perf_report.py) can cite the command, the device and the date.
+    command: the argument list after the interpreter, e.g. ["main.py", "bench", "--blocks", "12"]."""
+    import torch
+    return {"command": "python3 " + shlex.join(command), "device": device_label(device),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "torch": torch.__version__, "load_avg_1min": round(os.getloadavg()[0], 2)}
+
+
+def device_label(device) -> str:
+    """The GPU's name, or the CPU's with its core count."""
+    import torch
+    if getattr(device, "type", device) == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
 
 
 class GcPauses:
