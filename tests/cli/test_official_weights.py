@@ -122,8 +122,8 @@ def test_a_deleted_file_and_a_corrupted_one_are_named_with_their_fix(built, tree
                          "get it with `python main.py download --only tae`")
     shutil.copy2(tree / ck.TAE_FILE, broken / ck.TAE_FILE)
     play = roam("play", str(folder), "--headless", "--seconds", "0.5", "--out", str(tmp_path / "q"),
-                "--set", "runtime.refiner=dit", tmp=tmp_path, checkpoints=broken)
-    assert play.returncode == 2
-    error = play.stderr.strip().splitlines()[-1]
-    assert error.startswith(f"roam: error: runtime.refiner=dit: {inspatio}: ") and "truncated" in error
-    assert error.endswith("get it again with `python main.py download --only dit`")
+                tmp=tmp_path, checkpoints=broken)
+    chosen = lines(play, "roam: refiner: ")
+    assert play.returncode == 0 and len(chosen) == 1
+    assert chosen[0].startswith(f"roam: refiner: geometry, not the DiT: {inspatio}: ") and "truncated" in chosen[0]
+    assert chosen[0].endswith("get it again with `python main.py download --only dit`")
