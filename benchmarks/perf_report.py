@@ -67,10 +67,13 @@ def play_row(r: dict) -> str:
         if latency.get("n") else "-"
     fps = "-" if summary.get("fps") is None else f"{summary['fps']:.2f}"
     first = session.get("time_to_first_frame_s")
+    shown, content = summary.get("display") or {}, summary.get("content_latency_ms") or {}
+    displayed = f"{shown['fps']:.1f} ({shown.get('gaps', '-')})" if shown.get("fps") else "-"
+    content_lat = f"{content['p50']:.0f} / {content['p95']:.0f} ms" if content.get("n") else "-"
     cells = [run["date"], run["device"], f"`{run['command']}`", run.get("refiner", "-"),
              str(summary.get("frames_presented", "-")), fps, lat, str(summary.get("late_frames", "-")),
              str((session.get("pacer") or {}).get("underruns", "-")), ms(summary.get("jitter_ms")),
-             "-" if first is None else f"{first:.1f} s"]
+             "-" if first is None else f"{first:.1f} s", displayed, content_lat]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -79,10 +82,14 @@ TABLES = {                       # kind: (title, caption, header, row)
               "\"after request\" is a block prepared ahead, the time a camera change waits for it.",
               "| date | device | command | codec | render | encode | DiT | decode | block | fps | after request | peak memory |",
               bench_row),
-    "play": ("Play sessions", "Play sessions (`main.py play`, from their telemetry.json): frames per second presented, "
-             "control-to-photon latency p50 / p95 / max, frames shown more than half a period late, "
-             "pacer underruns, frame-interval jitter, time to the first frame.",
-             "| date | device | command | refiner | frames | fps | control-to-photon | late | underruns | jitter | first frame |",
+    "play": ("Play sessions", "Play sessions (`main.py play`, from their telemetry.json): content frames presented "
+             "and their rate, control-to-photon latency p50 / p95 / max (with reprojection: from a camera "
+             "change to the first displayed frame whose pose includes it), content frames shown more than "
+             "half a period late, pacer underruns, frame-interval jitter, time to the first frame; with "
+             "reprojection also the displayed frame rate (displayed frames more than 1.5 display periods "
+             "apart) and the content latency (a camera change to the first frame generated for it) p50 / p95.",
+             "| date | device | command | refiner | frames | fps | control-to-photon | late | underruns | jitter "
+             "| first frame | displayed fps (gaps) | content latency |",
              play_row),
 }
 

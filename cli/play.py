@@ -9,17 +9,20 @@ import threading
 import time
 from pathlib import Path
 
+import torch
+
 from controllers.gamepad import make_gamepad
 from controllers.keyboard import PygameKeyboard
 from model import checkpoint
 from cli.device import pick_device
 from cli.errors import UserError
 from cli.refiner_choice import make_refiner
+from runtime.display import Display
 from runtime.present import HeadlessPresenter, WindowPresenter, has_display
-from runtime.recorder import Recorder
+from runtime.recorder import Recorder, load_displayed
 from runtime.kiosk import KioskInputs, LoopedInputLog
 from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
-from runtime.session import Session
+from runtime.session import Session, scene_scale
 from runtime.telemetry import run_record
 from runtime.worker import SceneTensors
 from runtime.world_cache import load_or_build_world
@@ -29,7 +32,8 @@ from scenes.scene import load_scene
 
 # The session figures play prints and keeps in telemetry.json ("session").
 SUMMARY_KEYS = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms", "control_to_photon_ms",
-                "late_frames", "pacer", "prepared_blocks", "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s")
+                "content_latency_ms", "display", "pose_error", "late_frames", "pacer", "prepared_blocks",
+                "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s")
 
 
 def dit_expected(cfg) -> bool:
@@ -80,6 +84,28 @@ def fused_world(cfg, scene, refiner, device):
     if not (fusion.enabled if refiner.name == "geometry" else fusion.fused_conditioning_for_dit):
         return None
     return load_or_build_world(scene, fusion, cfg.scenes.cache_dir, device)
+
+
+def make_presenter(cfg, scene, out: Path, *, headless: bool, kiosk: bool, device):
+    """A window, or files: video.mp4 at the display's rate when reprojecting (x264's veryfast preset:
+    half medium's CPU time per frame at the same size), else at loop.fps."""
+    if not headless:
+        return WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=kiosk, device=device)
+    if cfg.runtime.reproject:
+        return HeadlessPresenter(out, cfg.runtime.display_hz, scene.width, scene.height, preset="veryfast")
+    return HeadlessPresenter(out, cfg.runtime.loop.fps, scene.width, scene.height)
+
+
+def make_display(cfg, scene, presenter, world) -> Display | None:
+    """With `runtime.reproject`: the display that draws every frame from the camera at present time.
+    The fused world (if built) tells which pixels of each source frame are static (the fill image)."""
+    if not cfg.runtime.reproject:
+        return None
+    static = None
+    if world is not None:
+        def static(i: int):
+            return ~world.dynamic(torch.tensor([i]), scene.height, scene.width)[0].cpu().numpy()
+    return Display(presenter, scene, scale=scene_scale(scene), static=static or (lambda i: None))
 
 
 def kiosk_inputs(cfg, live, sinks, seconds):
@@ -139,12 +165,16 @@ def play(cfg, args) -> int:
     out, fps = output_dir(cfg, args.out), cfg.runtime.loop.fps
     seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
     script = load_script(args.script, scene.c2w) if args.script else None
-    presenter = HeadlessPresenter(out, fps, scene.width, scene.height) if headless else \
-        WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk, device=device)
+    shown = load_displayed(Path(args.script)) if args.script and Path(args.script).is_dir() else None
+    presenter = make_presenter(cfg, scene, out, headless=headless, kiosk=args.kiosk, device=device)
     inputs, sinks, status = controllers_for(cfg, args, headless, seconds, script)
+    world = fused_world(cfg, scene, refiner, device)
+    display = make_display(cfg, scene, presenter, world)
+    live_content = display is not None and isinstance(refiner, GeometryRefiner)
+    tensors = SceneTensors(scene, device, None if live_content else world)
+    video_fps = cfg.runtime.display_hz if display is not None else fps
     takes = iter(range(1, 10**6))
-    new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
-    tensors = SceneTensors(scene, device, fused_world(cfg, scene, refiner, device))
+    new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", video_fps, scene.width, scene.height)
     t_world = time.perf_counter()
 
     def setup() -> None:
@@ -160,17 +190,21 @@ def play(cfg, args) -> int:
     session = Session(cfg, scene, refiner, presenter, device=device, inputs=inputs, event_sinks=sinks,
                       scene_tensors=tensors,
                       script=script, frame_locked=headless and not args.realtime,
-                      recorder=Recorder(out / "recording", fps, scene.width, scene.height) if args.record else None,
+                      recorder=Recorder(out / "recording", video_fps, scene.width, scene.height) if args.record else None,
                       max_frames=round(seconds * fps) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0,
-                      worker_setup=setup)
-    print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}"
-          f"{', frames by CUDA-OpenGL interop' if presenter.accepts_device_frames else ''}, "
+                      worker_setup=setup, display=display, live_content=live_content, shown=shown)
+    drawn = f", drawn at {cfg.runtime.display_hz:g} Hz from the camera at present time " \
+            f"(GL: {display.gl_renderer})" if display else \
+        (", frames by CUDA-OpenGL interop" if presenter.accepts_device_frames else "")
+    print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}{drawn}, "
           f"output in {out}", file=sys.stderr)
     interrupted = stop_on_sigint(session)
     run, summary = run_record(["main.py", *sys.argv[1:]], device), None
     run["refiner"] = refiner.name
+    if display is not None:
+        run["gl_renderer"] = display.gl_renderer
     try:
         summary = session.run()
         if session.first_present_s is not None:

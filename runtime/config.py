@@ -112,9 +112,15 @@ class RuntimeConfig:
     clock: ClockConfig = field(default_factory=ClockConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)
     headless_seconds: float = 4.0      # length of a headless session when --seconds is not given
+    reproject: bool = True             # draw the world from the newest camera pose at display_hz (false: show each generated frame as made)
+    display_hz: float = 60.0           # displayed frames per second when reprojecting (a window also waits for its display's refresh)
     out_dir: str = "out"               # parent folder of session output folders
     refiner: str = "auto"              # auto | geometry | dit
     device: str = "auto"               # auto | cpu | cuda
+
+    def __post_init__(self):
+        if not self.display_hz > 0:
+            raise ValueError(f"display_hz must be > 0, got {self.display_hz}")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@ nothing already recorded.
 
 OUT/recording/
   inputs.jsonl   one line per tick that had input: the tick index and its commands (idle ticks are left out)
-  poses.jsonl    one line per presented frame: frame index, source index, c2w (flushed as written)
+  poses.jsonl    one line per presented frame: frame index, source index, c2w (flushed as written); when
+                 the display draws every frame from the camera (runtime.reproject) also `content`, the
+                 number of the content frame it showed (replaying these shows the same frames)
   poses.json     the same as one JSON document, written (atomically) when the recording closes
   blocks.jsonl   one line per generation request: block id, whether it restarted the model context,
                  its source indices and camera poses (every requested frame, also those a refiner
@@ -13,6 +15,7 @@ OUT/recording/
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +49,14 @@ class Recorder:
                "c2w": np.asarray(c2w, dtype=np.float64).tolist()}
         self._blocks.write(json.dumps(row) + "\n")
 
-    def log_frame(self, frame: torch.Tensor, source_index: int, c2w: np.ndarray) -> None:
-        """frame: uint8 [H, W, 3] (host or GPU); c2w: [4, 4] OpenCV camera-to-world."""
+    def log_frame(self, frame: torch.Tensor, source_index: int, c2w: np.ndarray, content: int | None = None) -> None:
+        """frame: uint8 [H, W, 3] (host or GPU); c2w: [4, 4] OpenCV camera-to-world; content: the
+        content frame a displayed frame showed."""
         self._video.write(frame.cpu().numpy())
         row = {"frame": self.frames, "source_index": int(source_index),
                "c2w": np.asarray(c2w, dtype=np.float64).tolist()}
+        if content is not None:
+            row["content"] = int(content)
         self._poses.write(json.dumps(row) + "\n")
         self.frames += 1
 
@@ -94,6 +100,28 @@ def load_recorded_blocks(folder: Path) -> tuple[np.ndarray, list[int], list[int]
         c2w += row["c2w"]
         indices += row["source_indices"]
     return np.array(c2w, dtype=np.float64), indices, restarts
+
+
+@dataclass(frozen=True)
+class DisplayedFrames:
+    """The displayed frames of a recorded run: c2w float64 [D, 4, 4] and content [D], the content
+    frame each one showed."""
+    c2w: np.ndarray
+    content: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.content)
+
+
+def load_displayed(folder: Path) -> DisplayedFrames | None:
+    """A recorded run's displayed frames, or None when its frames were presented as made (no
+    `content` in its pose rows: recorded without reprojection)."""
+    path = Path(folder) / "poses.jsonl"
+    rows = read_pose_log(path) if path.is_file() else []
+    if not rows or "content" not in rows[0]:
+        return None
+    return DisplayedFrames(np.array([r["c2w"] for r in rows], dtype=np.float64),
+                           np.array([r["content"] for r in rows], dtype=np.int64))
 
 
 def load_recorded_poses(folder: Path) -> tuple[np.ndarray, list[int], float]:
