@@ -14,6 +14,7 @@ import torch
 from controllers.gamepad import make_gamepad
 from controllers.keyboard import PygameKeyboard
 from model import checkpoint
+from model.refiners import GeometryRefiner
 from cli.device import pick_device
 from cli.errors import UserError
 from cli.refiner_choice import make_refiner
