@@ -82,7 +82,7 @@ def test_play_auto_runs_the_dit_and_a_recorded_run_replays_bit_for_bit(built, tr
                   tmp=tmp, checkpoints=tree)
     assert replay.returncode == 0, replay.stderr
     a, b = decoded(tmp / "a" / "video.mp4"), decoded(tmp / "b" / "video.mp4")
-    assert len(a) == 24 and len(b) >= len(a)
+    assert len(a) >= 24 and len(b) >= len(a)                     # one second, at the display's rate
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
