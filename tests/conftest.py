@@ -33,10 +33,9 @@ def parity_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> Path:
-    """A complete official-layout checkpoint tree with the tiny sizes (benchmarks/fake_checkpoints.py),
-    written once per session; tests that change it work on a copy."""
-    pytest.importorskip("transformers")
+    """A complete checkpoint tree at the tiny size (benchmarks/fake_checkpoints.py), written once per
+    session. Read-only: a test that breaks files works on a copy (shutil.copytree)."""
     from benchmarks.fake_checkpoints import SIZES, write_tree
-    root = tmp_path_factory.mktemp("tiny_tree") / "checkpoints"
-    write_tree(root, SIZES["tiny"], seed=0, device="cpu", log=lambda line: None)
+    root = tmp_path_factory.mktemp("tiny_checkpoints") / "checkpoints"
+    write_tree(root, SIZES["tiny"], seed=0, device="cpu", log=lambda msg: None)
     return root

@@ -16,7 +16,7 @@ The network is the package's own (`depth_anything_3.cfg` builds the registry pre
 config.json names, as `DepthAnything3` does). roam does the steps of the library's `inference` it
 needs itself (ImageNet normalisation, autocast, OutputProcessor): the `DepthAnything3` wrapper
 imports torchvision and its exporters' packages (moviepy, pycolmap, ...) when it loads, and a
-torchvision build must match its torch build exactly (requirements-da3.txt installs the package
+torchvision build must match its torch build exactly (requirements-depth.txt installs the package
 without them).
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ from scenes.video import decode_video
 
 PROCESS_RES, PATCH = 504, 14
 SMOOTH_SIGMA = 2.0
-INSTALL_HINT = "install the optional extra: pip install --no-deps -r requirements-da3.txt"
+INSTALL_HINT = "install the optional extra: pip install --no-deps -r requirements-depth.txt"
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"      # DepthAnything3.from_pretrained's files
 DEFAULT_MODEL = "da3-large"                                         # DepthAnything3's model_name default
 REF_VIEW_STRATEGY = "saddle_balanced"                               # DepthAnything3.inference's default

@@ -1,4 +1,4 @@
-"""`--depth da3` through the depth-anything-3 package (requirements-da3.txt): its smallest preset with
+"""`--depth da3` through the depth-anything-3 package (requirements-depth.txt): its smallest preset with
 seeded random weights in the official files (config.json naming the preset, model.safetensors with the
 wrapper's `model.` prefix), loaded strictly and run by roam's adapter, from the build command too."""
 import json

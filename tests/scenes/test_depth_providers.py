@@ -262,7 +262,7 @@ def test_da3_missing_package_or_weights_says_what_to_do(tmp_path, monkeypatch):
     import importlib.util
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "depth_anything_3" else real(name))
-    with pytest.raises(DepthError, match=r"pip install --no-deps -r requirements-da3.txt"):
+    with pytest.raises(DepthError, match=r"pip install --no-deps -r requirements-depth.txt"):
         plan_depth("da3", tmp_path / "v.mp4", da3_dir=tmp_path / "DA3")
     plan = plan_depth("auto", tmp_path / "v.mp4", da3_dir=tmp_path / "DA3")
     assert plan.fallback == "estimate" and "depth_anything_3" in plan.reason
