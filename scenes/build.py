@@ -17,7 +17,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from scenes.captions import FLORENCE_DIR, CaptionError, caption_frame, florence_identity, florence_missing
+from scenes.caption_weights import FLORENCE_DIR
+from scenes.captions import CaptionError, caption_frame, florence_identity, florence_missing
 from scenes.depth import DepthPlan, DepthRequest, plan_depth, run_depth
 from scenes.depth.sfm import sfm_missing
 from scenes.sample import generator_hash

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from scenes.caption_weights import GET_FLORENCE
 from scenes.scene import weights_fingerprint
 
-FLORENCE_DIR = "Florence-2-large"          # under the checkpoint root
 TASK = "<MORE_DETAILED_CAPTION>"
 MAX_NEW_TOKENS = 1024
 
@@ -28,8 +28,7 @@ def florence_missing(model_dir: Path) -> str | None:
     if importlib.util.find_spec("transformers") is None:
         return "the transformers package is not installed (pip install transformers)"
     if not (Path(model_dir) / "config.json").is_file():
-        return (f"no Florence-2 weights in {model_dir}; download them with `huggingface-cli download "
-                f"microsoft/Florence-2-large --local-dir {model_dir}`, or pass --prompt TEXT")
+        return f"no Florence-2 weights in {model_dir}; {GET_FLORENCE} (or pass --prompt TEXT)"
     return None
 
 
@@ -40,21 +39,24 @@ def florence_identity(model_dir: Path) -> str:
 
 
 def load_florence(model_dir: Path, device: str = "cpu"):
-    """(model, processor) from `model_dir` in either published format: transformers' own Florence-2
-    classes (config.json without `auto_map`, e.g. florence-community/Florence-2-large) or the
-    original repository's remote code (microsoft/Florence-2-large, trust_remote_code). fp16 on CUDA,
-    else fp32, eager attention, as the reference loads it."""
+    """(model, processor) through transformers' own Florence-2 classes, from the folder layout of
+    florence-community/Florence-2-large (what `download --only captions` fetches). fp16 on CUDA, else
+    fp32, eager attention, as the reference loads it. CaptionError names the folder and the fix."""
     import torch
     import transformers
     dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
     try:
-        remote = "auto_map" in json.loads((Path(model_dir) / "config.json").read_text())
-        auto = transformers.AutoModelForCausalLM if remote else transformers.AutoModelForImageTextToText
-        model = auto.from_pretrained(str(model_dir), trust_remote_code=remote, dtype=dtype, attn_implementation="eager")
-        processor = transformers.AutoProcessor.from_pretrained(str(model_dir), trust_remote_code=remote)
+        if "auto_map" in json.loads((Path(model_dir) / "config.json").read_text()):
+            raise CaptionError(f"{model_dir}: microsoft's original Florence-2, whose own code does not load with "
+                               f"transformers 5; replace it with transformers' copy: {GET_FLORENCE}")
+        model = transformers.AutoModelForImageTextToText.from_pretrained(str(model_dir), dtype=dtype,
+                                                                         attn_implementation="eager")
+        processor = transformers.AutoProcessor.from_pretrained(str(model_dir))
+    except CaptionError:
+        raise
     except (OSError, ValueError, ImportError, AttributeError, TypeError, RuntimeError, KeyError) as err:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        raise CaptionError(f"{model_dir}: cannot load Florence-2 ({type(err).__name__}: {first})") from None
+        raise CaptionError(f"{model_dir}: cannot load Florence-2 ({type(err).__name__}: {first}); {GET_FLORENCE}") from None
     return model.to(device).eval(), processor
 
 
@@ -69,11 +71,7 @@ def caption_frame(frame: np.ndarray, model_dir: Path, device: str = "cpu") -> st
     with torch.inference_mode():
         ids = model.generate(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"].to(model.dtype),
                              max_new_tokens=MAX_NEW_TOKENS, do_sample=False, num_beams=1, use_cache=False)
-    text = processor.batch_decode(ids, skip_special_tokens=False)[0].replace("<pad>", "")
-    try:
-        parsed = processor.post_process_generation(text, task=TASK, image_size=image.size)
-        return str(parsed[TASK]).strip()
-    except (KeyError, ValueError, TypeError, AttributeError):
-        # transformers' own Florence-2 processor parses no pure-text task; the original one's parse of
-        # this task drops the sentence tokens
-        return text.replace("<s>", "").replace("</s>", "").strip()
+    text = processor.batch_decode(ids, skip_special_tokens=False)[0]
+    # the processor's post-processing of this pure-text task: the sentence and padding tokens removed
+    # (its own post_process_generation cannot be called: transformers 5.25 lists no "pure_text" parser)
+    return text.replace("<pad>", "").replace("<s>", "").replace("</s>", "").strip()

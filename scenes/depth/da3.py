@@ -33,6 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from scipy.spatial.transform import Rotation
 
+from scenes.depth.da3_weights import GET_DA3
 from scenes.depth.base import DepthError, DepthRequest, DepthResult, resize_depth_nearest, scale_K
 from scenes.video import decode_video
 
@@ -110,8 +111,7 @@ def da3_missing(model_dir: Path) -> str | None:
     if importlib.util.find_spec("depth_anything_3") is None:
         return f"the depth_anything_3 package is not installed; {INSTALL_HINT}"
     if not (model_dir / CONFIG_FILE).is_file() or not (model_dir / WEIGHTS_FILE).is_file():
-        return (f"no DA3 weights in {model_dir} (need {CONFIG_FILE} and {WEIGHTS_FILE}); get them with "
-                f"`python main.py download --only depth`")
+        return f"no DA3 weights in {model_dir} (need {CONFIG_FILE} and {WEIGHTS_FILE}); {GET_DA3}"
     return None
 
 
@@ -122,21 +122,20 @@ class DA3Runner:
     library's autocast on a GPU (bf16, fp16 where bf16 is missing; float32 on the CPU), then its
     OutputProcessor."""
 
-    def __init__(self, net, device):
-        self.net, self.device = net, torch.device(device)
+    def __init__(self, net, output_processor, device):
+        self.net, self.output_processor, self.device = net, output_processor, torch.device(device)
         on_gpu = self.device.type == "cuda"
         self.autocast_dtype = torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float16
 
     def inference(self, images: list[np.ndarray], use_ray_pose: bool = False):
         """images: uint8 [h, w, 3] each, h and w multiples of 14. -> Prediction (depth [n, h, w],
         intrinsics [n, 3, 3], extrinsics w2c [n, 3, 4])"""
-        from depth_anything_3.utils.io.output_processor import OutputProcessor
         x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float() / 255   # [n, 3, h, w]
         x = ((x - IMAGENET_MEAN.to(self.device)) / IMAGENET_STD.to(self.device))[None]           # [1, n, 3, h, w]
         with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype,
                                                     enabled=self.device.type == "cuda"):
             raw = self.net(x, None, None, [], False, use_ray_pose, REF_VIEW_STRATEGY)
-        return OutputProcessor()(raw)
+        return self.output_processor(raw)
 
 
 def load_da3(model_dir: Path, device: str) -> DA3Runner:
@@ -146,9 +145,12 @@ def load_da3(model_dir: Path, device: str) -> DA3Runner:
     reason = da3_missing(model_dir)
     if reason:
         raise DepthError(f"--depth da3: {reason}")
-    from depth_anything_3.cfg import create_object, load_config
-    from depth_anything_3.registry import MODEL_REGISTRY
-    again = "get it again with `python main.py download --only depth`"
+    try:
+        from depth_anything_3.cfg import create_object, load_config
+        from depth_anything_3.registry import MODEL_REGISTRY
+        from depth_anything_3.utils.io.output_processor import OutputProcessor
+    except ImportError as err:
+        raise DepthError(f"--depth da3: the depth_anything_3 package does not import ({err}); {INSTALL_HINT}") from None
     try:
         name = json.loads((model_dir / CONFIG_FILE).read_text()).get("model_name", DEFAULT_MODEL)
         net = create_object(load_config(MODEL_REGISTRY[name]))
@@ -157,16 +159,16 @@ def load_da3(model_dir: Path, device: str) -> DA3Runner:
         raise DepthError(f"{model_dir / CONFIG_FILE}: model_name {err} is not a DA3 preset of the installed "
                          f"package ({', '.join(sorted(MODEL_REGISTRY))})") from None
     except (OSError, ValueError, AttributeError, SafetensorError) as err:
-        raise DepthError(f"{model_dir}: cannot read DA3 ({type(err).__name__}: {err}); {again}") from None
+        raise DepthError(f"{model_dir}: cannot read DA3 ({type(err).__name__}: {err}); {GET_DA3}") from None
     want = net.state_dict()
     missing, unexpected = sorted(want.keys() - state.keys()), sorted(state.keys() - want.keys())
     wrong = sorted(k for k in want.keys() & state.keys() if want[k].shape != state[k].shape)
     if missing or unexpected or wrong:
         problems = [f"{label} {len(keys)} ({', '.join(keys[:3])})" for label, keys in
                     (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-        raise DepthError(f"{model_dir / WEIGHTS_FILE}: not the {name} network: {', '.join(problems)}; {again}")
+        raise DepthError(f"{model_dir / WEIGHTS_FILE}: not the {name} network: {', '.join(problems)}; {GET_DA3}")
     net.load_state_dict(state)
-    return DA3Runner(net.to(device).eval(), device)
+    return DA3Runner(net.to(device).eval(), OutputProcessor(), device)
 
 
 def _run_chunk(model, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

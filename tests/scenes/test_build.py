@@ -1,5 +1,6 @@
 """`main.py build` on real videos written here with PyAV: end to end (API and CLI subprocess), the cache
 key, chunked depth for long videos, and the bad-input list (one-line errors, nothing written)."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -204,3 +205,12 @@ def test_the_cache_key_covers_the_prompt_and_the_florence_weights(tmp_path):
     first = caption_settings(cfg, None, None)
     (folder / "model.safetensors").write_bytes(b"b" * 4096)                        # other weights, same size
     assert caption_settings(cfg, None, None) != first and first != {"florence": False}
+
+
+def test_microsofts_original_florence_layout_names_the_download_that_replaces_it(tmp_path):
+    from scenes.captions import CaptionError, load_florence
+    folder = tmp_path / "Florence-2-large"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"auto_map": {"AutoModelForCausalLM": "modeling_florence2.X"}}))
+    with pytest.raises(CaptionError, match=r"microsoft's original Florence-2.*python main.py download --only captions"):
+        load_florence(folder)
