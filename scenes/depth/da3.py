@@ -24,6 +24,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import warnings
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +135,7 @@ class DA3Runner:
         x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float() / 255   # [n, 3, h, w]
         x = ((x - IMAGENET_MEAN.to(self.device)) / IMAGENET_STD.to(self.device))[None]           # [1, n, 3, h, w]
         with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype,
-                                                    enabled=self.device.type == "cuda"):
+                                                    enabled=self.device.type == "cuda"), redirect_stdout(sys.stderr):
             raw = self.net(x, None, None, [], False, use_ray_pose, REF_VIEW_STRATEGY)
         return self.output_processor(raw)
 
@@ -146,14 +148,17 @@ def load_da3(model_dir: Path, device: str) -> DA3Runner:
     if reason:
         raise DepthError(f"--depth da3: {reason}")
     try:
-        from depth_anything_3.cfg import create_object, load_config
+        with warnings.catch_warnings():                 # its omegaconf call is deprecated in omegaconf 2.4
+            warnings.simplefilter("ignore", UserWarning)
+            from depth_anything_3.cfg import create_object, load_config
         from depth_anything_3.registry import MODEL_REGISTRY
         from depth_anything_3.utils.io.output_processor import OutputProcessor
     except ImportError as err:
         raise DepthError(f"--depth da3: the depth_anything_3 package does not import ({err}); {INSTALL_HINT}") from None
     try:
         name = json.loads((model_dir / CONFIG_FILE).read_text()).get("model_name", DEFAULT_MODEL)
-        net = create_object(load_config(MODEL_REGISTRY[name]))
+        with redirect_stdout(sys.stderr):               # the package logs to stdout, which is build's answer
+            net = create_object(load_config(MODEL_REGISTRY[name]))
         state = {k.removeprefix("model."): v for k, v in load_file(str(model_dir / WEIGHTS_FILE)).items()}
     except KeyError as err:
         raise DepthError(f"{model_dir / CONFIG_FILE}: model_name {err} is not a DA3 preset of the installed "

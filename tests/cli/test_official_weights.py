@@ -1,10 +1,12 @@
 """The official weights' path end to end on the CPU, through the real commands in subprocesses, with
-the tiny checkpoint tree of `python -m benchmarks.fake_checkpoints DIR --size tiny`: build captions a
+the tiny checkpoint tree of `python -m benchmarks.fake_checkpoints DIR --size tiny`: doctor verifies
+every part; build captions a
 real MP4 with Florence-2, encodes the caption with umT5 and stores the embedding; play with
 runtime.refiner=auto runs the DiT, and a recorded run replays bit for bit; render writes the DiT's
 frame counts; a deleted file and a corrupted one are each named, with the command that fixes them,
 by doctor and by auto's one line."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -63,6 +65,14 @@ def built(tree, tmp_path_factory) -> tuple[Path, Path]:
     return tmp, Path(proc.stdout.strip().splitlines()[-1])
 
 
+def test_doctor_verifies_every_part_of_the_tree(tree, tmp_path):
+    doctor = roam("doctor", tmp=tmp_path, checkpoints=tree)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert all(f"\n{part} (complete): " in doctor.stdout for part in ("dit", "depth", "captions", "tae"))
+    statuses = re.findall(r"^  (\S+) ", doctor.stdout, re.M)                  # one row per file or folder
+    assert len(statuses) == 9 and set(statuses) == {"verified"} and "DiT refiner: ready" in doctor.stdout
+
+
 def test_build_captions_encodes_and_stores_the_embedding(built, tree):
     _, folder = built
     scene = load_scene(folder)
@@ -74,12 +84,12 @@ def test_build_captions_encodes_and_stores_the_embedding(built, tree):
 def test_play_auto_runs_the_dit_and_a_recorded_run_replays_bit_for_bit(built, tree):
     tmp, folder = built
     first = roam("play", str(folder), "--headless", "--seconds", "1", "--record", "--out", str(tmp / "a"),
-                 tmp=tmp, checkpoints=tree)
+                 "--set", "runtime.refiner=auto", tmp=tmp, checkpoints=tree)
     assert first.returncode == 0, first.stderr
     chosen = lines(first, "roam: refiner: ")
     assert len(chosen) == 1 and chosen[0].startswith("roam: refiner: dit (auto: ") and not lines(first, "roam: encoding")
     replay = roam("play", str(folder), "--headless", "--script", str(tmp / "a" / "recording"), "--out", str(tmp / "b"),
-                  tmp=tmp, checkpoints=tree)
+                  "--set", "runtime.refiner=auto", tmp=tmp, checkpoints=tree)
     assert replay.returncode == 0, replay.stderr
     a, b = decoded(tmp / "a" / "video.mp4"), decoded(tmp / "b" / "video.mp4")
     assert len(a) >= 24 and len(b) >= len(a)                     # one second, at the display's rate
@@ -115,14 +125,14 @@ def test_a_deleted_file_and_a_corrupted_one_are_named_with_their_fix(built, tree
     assert "missing" in doctor.stdout and str(broken / ck.TAE_FILE) in doctor.stdout
     assert "invalid" in doctor.stdout and "truncated" in doctor.stdout
     play = roam("play", str(folder), "--headless", "--seconds", "0.5", "--out", str(tmp_path / "p"),
-                tmp=tmp_path, checkpoints=broken)
+                "--set", "runtime.refiner=auto", tmp=tmp_path, checkpoints=broken)
     chosen = lines(play, "roam: refiner: ")
     assert play.returncode == 0 and len(chosen) == 1
     assert chosen[0] == (f"roam: refiner: geometry, not the DiT: {broken / ck.TAE_FILE} is missing; "
                          "get it with `python main.py download --only tae`")
     shutil.copy2(tree / ck.TAE_FILE, broken / ck.TAE_FILE)
     play = roam("play", str(folder), "--headless", "--seconds", "0.5", "--out", str(tmp_path / "q"),
-                tmp=tmp_path, checkpoints=broken)
+                "--set", "runtime.refiner=auto", tmp=tmp_path, checkpoints=broken)
     chosen = lines(play, "roam: refiner: ")
     assert play.returncode == 0 and len(chosen) == 1
     assert chosen[0].startswith(f"roam: refiner: geometry, not the DiT: {inspatio}: ") and "truncated" in chosen[0]

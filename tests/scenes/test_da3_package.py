@@ -66,6 +66,7 @@ def test_build_with_depth_da3_stores_the_networks_depth(tmp_path, da3_dir):
                           "--set", "scenes.width=64", "--set", "scenes.height=32"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    scene = load_scene(out.stdout.strip().splitlines()[-1])
+    assert len(out.stdout.splitlines()) == 1                                  # the scene's folder, nothing else
+    scene = load_scene(out.stdout.strip())
     assert scene.meta["depth_provider"] == "da3" and scene.meta["depth_notes"]["process_size"] == [504, 280]
     assert scene.depth.shape == (3, 32, 64) and bool((scene.depth > 0).all())
