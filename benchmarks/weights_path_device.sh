@@ -9,13 +9,14 @@
 # OUT_DIR gets the logs, encoders.json and summary.md (small); the checkpoints, the video, the Scene
 # cache and play's frames go under WORK (/tmp/roam_weights_path), outside the repo.
 #   SIZE=tiny DEVICE=cpu DEPTH=estimate PLAY_SECONDS=2 WARM_SECONDS=2 RANDOM_SECONDS=2 \
-#       bash benchmarks/weights_path_device.sh /tmp/wp                # CPU rehearsal of every step
+#     SETS="scenes.width=64 scenes.height=32" bash benchmarks/weights_path_device.sh /tmp/wp  # CPU rehearsal
 #
 # Environment: SIZE (full), DEVICE (auto), DEPTH (auto: DA3 from the tree; build's --depth),
 # PLAY_SECONDS (120), WARM_SECONDS (10: a second auto run that measures the warm time to first frame),
 # RANDOM_SECONDS (PLAY_SECONDS; 0 skips the random-weights run, a full-size DiT), CKPT (a folder
-# outside the repo; 31 GB at full size), RANDOM_SWITCH (the --set that turns on random weights). A
-# step that fails is reported and the run goes on. play runs the Scene that build printed.
+# outside the repo; 31 GB at full size), RANDOM_SWITCH (the --set that turns on random weights), SETS
+# (more `--set KEY=VALUE`s for every command, space-separated). A step that fails is reported and the
+# run goes on. play runs the Scene that build printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-${OUT:-out/weights_path}}
@@ -29,8 +30,9 @@ WORK=${WORK:-/tmp/roam_weights_path}
 CKPT=${CKPT:-$WORK/checkpoints_$SIZE}
 RANDOM_SWITCH=${RANDOM_SWITCH:-model.random_weights=true}
 mkdir -p "$OUT" "$WORK"
-export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
+export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy ROAM_CACHE_DIR=${ROAM_CACHE_DIR:-$WORK/cache}
 SET=(--set "model.checkpoint_dir=$CKPT" --set "runtime.device=$DEVICE")
+for kv in ${SETS:-}; do SET+=(--set "$kv"); done
 stamp() { date +%s.%N; }
 step() { echo; echo "== $1"; }
 
