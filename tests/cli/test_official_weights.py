@@ -122,8 +122,10 @@ def test_a_deleted_file_and_a_corrupted_one_are_named_with_their_fix(built, tree
     inspatio.write_bytes(inspatio.read_bytes()[:4096])
     doctor = roam("doctor", tmp=tmp_path, checkpoints=broken)
     assert doctor.returncode == 1
-    assert "missing" in doctor.stdout and str(broken / ck.TAE_FILE) in doctor.stdout
-    assert "invalid" in doctor.stdout and "truncated" in doctor.stdout
+    [deleted] = [line for line in doctor.stdout.splitlines() if line.endswith(ck.TAE_FILE)]
+    [corrupted] = [line for line in doctor.stdout.splitlines() if f"{ck.INSPATIO_FILE}:" in line]
+    assert deleted.startswith("  missing ") and "get it:     python main.py download --only tae" in doctor.stdout
+    assert corrupted.startswith("  invalid ") and "truncated" in corrupted and "download --only dit" in corrupted
     play = roam("play", str(folder), "--headless", "--seconds", "0.5", "--out", str(tmp_path / "p"),
                 "--set", "runtime.refiner=auto", tmp=tmp_path, checkpoints=broken)
     chosen = lines(play, "roam: refiner: ")
