@@ -20,10 +20,12 @@ def test_the_readme_requirement_files_install_this_package():
 
 
 def test_the_extras_requirement_files_are_their_extras():
-    """Extras the README installs from a requirements file (fp8 with --no-deps) keep that file."""
+    """Extras installed from a requirements file (fp8 and depth with --no-deps) keep that file."""
     extras = PROJECT["optional-dependencies"]
     assert requirements("requirements-fp8.txt") == extras["fp8"]
     assert requirements("requirements-download.txt") == extras["download"]
+    depth = requirements("requirements-depth.txt")          # the package itself, and what it needs at run time
+    assert depth[0].startswith("depth-anything-3==") and depth[1:] == extras["depth"]
     assert set(extras["download"]) <= set(extras["test"])             # the download tests run the real client
     assert {"dit", "depth", "captions", "fp8", "download", "test"} <= extras.keys()
 
