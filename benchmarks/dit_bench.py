@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.pipeline_bench import require_cuda_unless_tiny
 from model.attention import BACKENDS
 from model.config import ModelConfig
 from model.dit import FP8_LAYERS, CausalWanModel, DiTConfig
@@ -97,6 +98,7 @@ def compare_with_eager(model: CausalWanModel, inputs: dict, grid: tuple[int, int
 
 
 def run(args: argparse.Namespace) -> dict:
+    require_cuda_unless_tiny(args.tiny, "dit_bench")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg, grid = (DiTConfig.tiny(), TINY_GRID) if args.tiny else (DiTConfig(), FULL_GRID)
     model = CausalWanModel(cfg, attn_backend="sdpa", device=device, dtype=torch.float32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from runtime.config import ConfigError, load_config
+from scenes.atomic import file_problem
 from scenes.errors import SceneInputError
 
 
@@ -16,18 +17,23 @@ def not_yet(name: str, issue: str) -> int:
     return 2
 
 
-def dispatch(args) -> int:
+def dispatch(args, stop) -> int:
+    """Run the command; `stop` is the process's StopSignals (runtime/stop_signals.py), which main.py
+    installed and which turns a stop signal outside a session into Interrupted."""
     try:
         cfg = load_config(args.config, args.overrides)
-        handler = {"play": run_play, "build": run_build, "render": run_render,
-                   "bench": run_bench, "doctor": run_doctor}[args.command]
+        if args.command == "play":
+            return run_play(cfg, args, stop)
+        handler = {"build": run_build, "render": run_render, "bench": run_bench, "doctor": run_doctor}[args.command]
         return handler(cfg, args)
     except (ConfigError, UserError, SceneInputError) as err:      # bad input: one line, exit 2
         print(f"roam: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("roam: interrupted", file=sys.stderr)
-        return 130
+    except OSError as err:                  # an unusable folder, a full disk: one line, exit 2
+        if (problem := file_problem(err)) is None:
+            raise
+        print(f"roam: error: {problem}", file=sys.stderr)
+        return 2
 
 
 def pick_device(name: str):
@@ -39,9 +45,9 @@ def pick_device(name: str):
     return torch.device(name)
 
 
-def run_play(cfg, args) -> int:
+def run_play(cfg, args, stop) -> int:
     from runtime.play import play
-    return play(cfg, args)
+    return play(cfg, args, stop)
 
 
 def run_build(cfg, args) -> int:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import signal
 import sys
 import threading
 import time
@@ -21,6 +20,7 @@ from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
 from runtime.session import Session
 from runtime.worker import SceneTensors
 from runtime.world_cache import load_or_build_world
+from scenes.atomic import writable_folder
 from scenes.scene import load_sample_scene, load_scene
 
 
@@ -140,8 +140,14 @@ def warm_up(refiner, scene) -> None:
         print(f"roam: warm-up done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
-def play(cfg, args) -> int:
+def play(cfg, args, stop) -> int:
+    """Run a session; `stop` (runtime/stop_signals.py): the first stop signal ends it cleanly, with
+    the exit code 128 + its number."""
     started = time.perf_counter()
+    out, fps = writable_folder(output_dir(cfg, args.out)), cfg.runtime.loop.fps   # before anything slow
+    if args.script and not Path(args.script).exists():
+        raise UserError(f"--script {args.script}: no such file or folder; give a trajectory .txt, a camera-path "
+                        ".json or a recorded run folder")
     device = pick_device(cfg.runtime.device)
     preload = preload_compiler(cfg, device)
     scene = load_play_scene(cfg, args.scene)
@@ -151,9 +157,9 @@ def play(cfg, args) -> int:
     refiner = make_refiner(cfg, device, scene)
     t_model = time.perf_counter()
     headless = args.headless or not has_display()
-    out, fps = output_dir(cfg, args.out), cfg.runtime.loop.fps
-    seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
     script = load_script(args.script, scene.c2w) if args.script else None
+    seconds = args.seconds if args.seconds is not None else \
+        (cfg.runtime.headless_seconds if headless and not args.kiosk and script is None else None)
     presenter = HeadlessPresenter(out, fps, scene.width, scene.height) if headless else \
         WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk, device=device)
     inputs, sinks, status = controllers_for(cfg, args, headless, seconds, script)
@@ -176,42 +182,27 @@ def play(cfg, args) -> int:
                       scene_tensors=tensors,
                       script=script, frame_locked=headless and not args.realtime,
                       recorder=Recorder(out / "recording", fps, scene.width, scene.height) if args.record else None,
-                      max_frames=round(seconds * fps) if seconds is not None else None,
+                      max_frames=max(1, round(seconds * fps)) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0,
                       worker_setup=setup)
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}"
           f"{', frames by CUDA-OpenGL interop' if presenter.accepts_device_frames else ''}, "
           f"output in {out}", file=sys.stderr)
-    interrupted = stop_on_sigint(session)
     try:
-        summary = session.run()
+        with stop.graceful(session.request_quit):
+            summary = session.run()
         if session.first_present_s is not None:
             summary["time_to_first_frame_s"] = session.first_present_s - started
         keys = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms", "control_to_photon_ms",
                 "late_frames", "pacer", "prepared_blocks", "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s")
         print(json.dumps({k: summary.get(k) for k in keys}))
-    finally:                   # also on Ctrl-C: the video and recording are already finalized
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    finally:                   # also after a second stop signal: the video and recording are already finalized
         if hasattr(refiner, "close"):
             refiner.close()    # background work, e.g. a package build: the next start builds the rest
-        out.mkdir(parents=True, exist_ok=True)
         session.telemetry.write_json(out / "telemetry.json")
         print(f"roam: wrote {out}", file=sys.stderr)
-    if interrupted:
+    if stop.exit_code is not None:
         print("roam: interrupted", file=sys.stderr)
-    return 130 if interrupted else 0
-
-
-def stop_on_sigint(session) -> list:
-    """The first Ctrl-C ends the session at the next loop step, so the video, the recording and the
-    telemetry are finished whole; a second one stops at once. -> a list that is non-empty once asked."""
-    asked = []
-
-    def handler(signum, frame):
-        if asked:
-            raise KeyboardInterrupt
-        asked.append(signum)
-        session.quit = True
-    signal.signal(signal.SIGINT, handler)
-    return asked
+        return stop.exit_code
+    return 0

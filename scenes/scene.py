@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
+from scenes.atomic import remove_stale_temporaries, temporary_path, writable_folder
 from scenes.errors import SceneInputError
 
 FORMAT = "roam-scene"
@@ -153,10 +153,6 @@ def file_content_hash(path: Path | str, chunk_bytes: int = 1 << 22) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
 def save_scene(scene: Scene, folder: Path | str) -> Path:
     """Validate and write `scene` into `folder` atomically (temp names, then rename; sidecar last).
 
@@ -165,7 +161,7 @@ def save_scene(scene: Scene, folder: Path | str) -> Path:
     validate_scene(scene, f"scene for {folder}")
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous() for k, v in scene.tensors().items()}
-    tmp_tensors, tmp_sidecar = _tmp_name(folder / TENSOR_FILE), _tmp_name(folder / SIDECAR_FILE)
+    tmp_tensors, tmp_sidecar = temporary_path(folder / TENSOR_FILE), temporary_path(folder / SIDECAR_FILE)
     try:
         save_file(tensors, str(tmp_tensors), metadata={"format": FORMAT, "version": str(VERSION)})
         sidecar = {
@@ -283,8 +279,10 @@ class SceneCache:
             except SceneError as err:
                 log.warning("scene cache entry %s is stale or corrupt (%s); rebuilding it", folder, err)
                 shutil.rmtree(folder, ignore_errors=True)
+        writable_folder(self.root)                # a read-only or full cache fails now, not after the build
+        remove_stale_temporaries(self.root)       # staging folders of builds that were killed
         scene = builder()
-        staging = self.root / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        staging = temporary_path(folder)
         try:
             save_scene(scene, staging)
             try:
