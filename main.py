@@ -124,12 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from runtime.stop_signals import Interrupted, StopSignals
-    stop = StopSignals().install()                  # before anything starts SDL (see runtime/stop_signals.py)
-    try:
-        return run_command(argv, stop)
-    except Interrupted as err:                      # a stop signal outside a session: unwound like Ctrl-C
-        print("roam: interrupted", file=sys.stderr)
-        return err.exit_code
+    with StopSignals() as stop:                     # before anything starts SDL (see runtime/stop_signals.py)
+        try:
+            return run_command(argv, stop)
+        except Interrupted as err:                  # a stop signal outside a session: unwound like Ctrl-C
+            print("roam: interrupted", file=sys.stderr)
+            return err.exit_code
 
 
 def run_command(argv: list[str] | None, stop) -> int:

@@ -33,16 +33,23 @@ class Interrupted(KeyboardInterrupt):
 
 
 class StopSignals:
-    """The process's handler of the stop signals; `install()` once, from the composition root."""
+    """The process's handler of the stop signals, installed for the duration of a `with` block by
+    the composition root."""
 
     def __init__(self):
         self.received: int | None = None        # the first stop signal, once one came
         self._on_first: Callable[[], None] | None = None
+        self._previous: dict[int, object] = {}
 
-    def install(self) -> "StopSignals":
+    def __enter__(self) -> "StopSignals":
+        """Install the handlers (the previous ones come back on exit, for callers such as tests)."""
         for signum in STOP_SIGNALS:
-            signal.signal(signum, self._handle)
+            self._previous[signum] = signal.signal(signum, self._handle)
         return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
     @property
     def exit_code(self) -> int | None:

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +164,13 @@ def save_scene(scene: Scene, folder: Path | str) -> Path:
     tensors = {k: v.detach().contiguous() for k, v in scene.tensors().items()}
     tmp_tensors, tmp_sidecar = temporary_path(folder / TENSOR_FILE), temporary_path(folder / SIDECAR_FILE)
     try:
-        save_file(tensors, str(tmp_tensors), metadata={"format": FORMAT, "version": str(VERSION)})
+        try:
+            save_file(tensors, str(tmp_tensors), metadata={"format": FORMAT, "version": str(VERSION)})
+        except SafetensorError as err:          # an I/O error from safetensors' Rust side: "... (os error 28)"
+            code = re.search(r"os error (\d+)", str(err))
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(folder / TENSOR_FILE)) from None
         sidecar = {
             "format": FORMAT, "version": VERSION, "fps": float(scene.fps), "caption": scene.caption,
             "num_frames": scene.num_frames, "height": scene.height, "width": scene.width,

@@ -120,3 +120,41 @@ def tmpfs(folder: Path, size: str = "1m"):
 def read_only(folder: Path) -> None:
     """Remount the tmpfs at `folder` read-only (what it holds stays readable)."""
     subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True, capture_output=True)
+
+
+def wait_for_text(proc: subprocess.Popen, text: str, timeout: float = 240) -> str:
+    """Read the running command's stderr until `text` appears (progress bars included). -> what was read"""
+    import os
+    import select
+    seen, deadline = "", time.monotonic() + timeout
+    while text not in seen:
+        assert time.monotonic() < deadline, f"{text!r} did not appear in {timeout} s:\n{seen[-3000:]}"
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 65536).decode(errors="replace")
+            assert chunk or proc.poll() is None, f"the command ended before {text!r}:\n{seen[-3000:]}"
+            seen += chunk
+    return seen
+
+
+@contextmanager
+def xvfb():
+    """A virtual X display (Xvfb) for a real window; the test is skipped where Xvfb is not installed.
+    -> the DISPLAY value"""
+    import os
+    import shutil
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                              pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    try:
+        with os.fdopen(read) as pipe:
+            display = pipe.readline().strip()
+        if not display:
+            pytest.skip("Xvfb did not start")
+        yield f":{display}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -2,13 +2,16 @@
 SIGKILL in the middle of a recording, bad numbers, bad files and folders. Every case runs the real
 command in a subprocess on a tiny sample scene and checks what it leaves behind."""
 import json
+import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from tests.reliability import (build_tiny_cache, cache_flags, decoded_frames, leftovers, one_line_error, read_only,
-                               roam, run_roam, stop, tmpfs, wait_for_lines)
+                               roam, run_roam, stop, tmpfs, wait_for_lines, wait_for_text, xvfb)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +57,20 @@ def test_a_second_stop_signal_ends_at_once_and_the_videos_still_play(tmp_path, c
     _, stderr = stop(proc, signal.SIGTERM)
     assert proc.returncode == 143, stderr[-3000:]
     assert decoded_frames(out / "recording" / "video.mp4") >= presented - 24
+
+
+def test_a_stop_signal_ends_a_window_session(tmp_path, cache):
+    """In a real window (Xvfb) SDL's own handler would turn SIGTERM into a quit event and exit 0."""
+    out = tmp_path / "out"
+    with xvfb() as display:
+        env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"} | {"DISPLAY": display}
+        proc = roam("play", "--record", "--out", out, *cache_flags(cache), env=env)
+        wait_for_lines(out / "recording" / "poses.jsonl", 12, proc)
+        _, stderr = stop(proc, signal.SIGTERM)
+    assert proc.returncode == 143, stderr[-3000:]
+    assert "window session" in stderr
+    rows = json.loads((out / "recording" / "poses.json").read_text())["frames"]
+    assert decoded_frames(out / "recording" / "video.mp4") == len(rows) >= 12 and not leftovers(out)
 
 
 def test_a_stop_signal_ends_the_kiosk(tmp_path, cache):
@@ -183,3 +200,55 @@ def test_a_disk_that_fills_up_mid_session_ends_it_with_one_line_and_playable_vid
         assert decoded_frames(disk / "out" / "video.mp4") > 0
         assert decoded_frames(disk / "out" / "recording" / "video.mp4") > 0
         assert not leftovers(disk)
+
+
+# ---- render ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    from tests.runtime.test_render_cmd import make_video
+    folder = tmp_path_factory.mktemp("videos")
+    make_video(folder, "clip")
+    return folder
+
+
+def render(videos, out, traj, *flags):
+    from tests.runtime.test_render_cmd import CIRCLE, H, W
+    return roam("render", "--input_dir", videos, "--traj_txt_path", traj or CIRCLE, "--output_folder", out,
+                "--prompt", "a clip", "--refiner", "geometry", "--set", f"scenes.width={W}", "--set",
+                f"scenes.height={H}", "--set", f"scenes.cache_dir={out.parent / 'cache'}", *flags)
+
+
+def test_a_stop_signal_mid_render_leaves_no_output_and_cleans_a_killed_runs_files(tmp_path, videos):
+    """SIGTERM while the frames are rendered: exit 143, no video, record or temporary file of the
+    interrupted video is left; the half-written videos of an earlier killed run are removed first."""
+    out = tmp_path / "out"
+    version = out / "checkpoints" / "InSpatio-World-1.3B" / "version_0"
+    version.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = version / f".0-pred_video_rank0.mp4.{dead.pid}.0badc0de.tmp"
+    stale.write_bytes(b"half a video")
+    proc = render(videos, out, None, "--freeze_repeat", "3000", "--disable_adaptive_frame")
+    wait_for_text(proc, "render clip")
+    _, stderr = stop(proc, signal.SIGTERM)
+    assert proc.returncode == 143, stderr[-3000:]
+    assert not stale.exists() and not leftovers(out)
+    assert not list(version.glob("*.mp4")) and not list(version.glob("*run_rank0.json"))
+
+
+def test_a_trajectory_that_needs_more_memory_than_there_is_fails_that_video_in_one_line(tmp_path, videos):
+    """20000 keys a turn of 7200 degrees apart: the adaptive frame count would be 180 million frames."""
+    traj = tmp_path / "spin.txt"
+    traj.write_text(" ".join(["3600", "-3600"] * 10_000) + "\n0 0\n1 1\n")
+    proc = render(videos, tmp_path / "out", traj)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert "clip.mp4: failed, skipped: SceneInputError: the frame program's 179991001 output frames (24 rendered " \
+           "natively) need about 343.3 GiB" in stderr
+
+
+def test_render_flags_out_of_range_are_one_line(tmp_path):
+    done = run_roam("render", "--input_dir", tmp_path, "--traj_txt_path", "traj/zoom_out_in.txt",
+                    "--freeze_repeat", "1000000000", timeout=120)
+    one_line_error(done, "--freeze_repeat: 1000000000 is out of range: expected 0 to 100000")
