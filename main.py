@@ -1,5 +1,5 @@
 """roam: walk through a video as a 4D world. The composition root: parse the command line, load
-the config, hand over to the command's entry point in runtime/commands.py. No logic lives here."""
+the config, hand over to the command's entry point in cli/main.py. No logic lives here."""
 from __future__ import annotations
 
 import argparse
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"] + ". Options: "
                            "--blocks N, --warmup N, --vae (Wan VAE instead of TAEHV), --compile, --attn NAME, "
-                           "--row-limit N, --json OUT.json, --plot [OUT.png], --tiny (CPU smoke run); see benchmarks/pipeline_bench.py.")
+                           "--row-limit N, --json OUT.json, --plot [OUT.png], --tiny (CPU smoke run); see cli/bench.py.")
     add_common(bench)
 
     doctor = sub.add_parser("doctor", help=COMMANDS["doctor"], description=COMMANDS["doctor"])
@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from runtime.stop_signals import Interrupted, StopSignals
-    with StopSignals() as stop:                     # before anything starts SDL (see runtime/stop_signals.py)
+    from cli.stop_signals import Interrupted, StopSignals
+    with StopSignals() as stop:                     # before anything starts SDL (see cli/stop_signals.py)
         try:
             return run_command(argv, stop)
         except Interrupted as err:                  # a stop signal outside a session: unwound like Ctrl-C
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(argv: list[str] | None, stop) -> int:
-    from runtime.bytecode_cache import use_bytecode_cache
+    from cli.bytecode_cache import use_bytecode_cache
     use_bytecode_cache()                            # before anything imports torch
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -143,12 +143,12 @@ def run_command(argv: list[str] | None, stop) -> int:
     if extra and args.command != "bench":           # bench hands its own options to benchmarks/
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "bench":                     # benchmarks/ sits beside runtime/, not inside it
-        from benchmarks.pipeline_bench import main as bench_main
+        from cli.bench import main as bench_main
         bench_main(extra)
         return 0
     args.config = getattr(args, "config_sub", None) or args.config
     args.overrides = [*args.overrides, *getattr(args, "overrides_sub", [])]
-    from runtime import commands
+    from cli import main as commands
     return commands.dispatch(args, stop)
 
 

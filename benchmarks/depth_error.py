@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from runtime.build import build_scene
 from runtime.config import load_config
+from scenes.build import build_scene
 from scenes.depth.base import depth_errors
 from scenes.sample import build_sample_scene
 from scenes.video import VideoWriter
@@ -35,7 +35,7 @@ def measure(width: int, height: int, frames: int) -> dict:
         out = {"size": [width, height], "frames": frames}
         for mode in ("estimate", "auto"):
             t0 = time.perf_counter()
-            scene = build_scene(cfg, video, depth=mode, prompt="", progress=False)
+            scene = build_scene(cfg, video, device="cpu", depth=mode, prompt="", progress=False)
             out[mode] = {"provider": scene.meta["depth_provider"], **depth_errors(scene.depth, truth.depth),
                          "build_s": round(time.perf_counter() - t0, 2)}
     return out

@@ -19,13 +19,13 @@ import copy
 import json
 import logging
 import statistics
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from benchmarks.pipeline_bench import require_cuda_unless_tiny
 from model.attention import BACKENDS
 from model.config import ModelConfig
 from model.dit import FP8_LAYERS, CausalWanModel, DiTConfig
@@ -98,7 +98,10 @@ def compare_with_eager(model: CausalWanModel, inputs: dict, grid: tuple[int, int
 
 
 def run(args: argparse.Namespace) -> dict:
-    require_cuda_unless_tiny(args.tiny, "dit_bench")
+    if not args.tiny and not torch.cuda.is_available():      # not 12-14 GB and minutes on the CPU first
+        print("roam: error: dit_bench measures the full-size DiT and needs a CUDA GPU, and PyTorch sees none here; "
+              "run it on a GPU machine, or add --tiny for a small CPU smoke run", file=sys.stderr)
+        raise SystemExit(2)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg, grid = (DiTConfig.tiny(), TINY_GRID) if args.tiny else (DiTConfig(), FULL_GRID)
     model = CausalWanModel(cfg, attn_backend="sdpa", device=device, dtype=torch.float32)

@@ -14,7 +14,7 @@ import dataclasses
 import runpy
 import sys
 
-import runtime.play as play
+import runtime.scripts
 from controllers.commands import TimeCommand
 
 
@@ -38,7 +38,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--every", type=float, default=2.1, help="seconds between pause toggles")
     args, rest = p.parse_known_args(argv)
-    play.demo_walk = with_pauses(play.demo_walk, args.every)
+    runtime.scripts.demo_walk = with_pauses(runtime.scripts.demo_walk, args.every)   # before play imports it
     sys.argv = ["main.py", *rest]
     runpy.run_path("main.py", run_name="__main__")
 

@@ -1,6 +1,6 @@
 """Where the "model" stage of play's start-up goes on a GPU, in a fresh process (random weights):
 
-    python3 -m benchmarks.startup_probe [--warm-up [--profile OUT.prof] [--log-autotune]]
+    python3 [-X pycache_prefix=.cache/pycache] -m benchmarks.startup_probe [--warm-up [--profile OUT.prof] [--log-autotune]]
 
 Times CUDA initialisation, importing torch.compile's machinery, building the full-size DiT, filling
 it with random weights, and then the whole random DiT refiner (TAE, prompt K/V, KV cache, samplers).
@@ -8,6 +8,8 @@ Imports happen inside `main` on purpose: their cost is what is measured. --warm-
 warm-up (compiling or loading every shape, capturing the CUDA graphs) on this thread; --profile
 runs it under cProfile and prints where its time goes; --log-autotune counts and names the Triton
 kernels Inductor benchmarks at run time (a warm start should find every choice in its cache).
+On an install without bytecode, `-X pycache_prefix` uses the cache that `main.py` sets up for itself
+(cli/bytecode_cache.py), as play does.
 """
 import argparse
 import cProfile
@@ -22,8 +24,8 @@ def main(argv=None) -> dict:
     p.add_argument("--profile", help="with --warm-up: write its cProfile stats here and print the top")
     p.add_argument("--log-autotune", action="store_true", help="with --warm-up: list the kernels autotuned during it")
     args = p.parse_args(argv)
-    from runtime.bytecode_cache import use_bytecode_cache
-    print("bytecode cache:", "roam's own (the install has none)" if use_bytecode_cache() else "the install's")
+    import sys
+    print("bytecode cache:", sys.pycache_prefix or "the install's")
     t0 = time.perf_counter()
     import torch
     if not torch.cuda.is_available():

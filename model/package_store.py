@@ -230,7 +230,7 @@ def candidates() -> list[str]:
 
 def _start_child(cxx: str, spec_path: Path, log_path: Path) -> tuple[subprocess.Popen, Path]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    if sys.pycache_prefix:                      # roam's bytecode cache (runtime/bytecode_cache.py): a quick import
+    if sys.pycache_prefix:                      # roam's bytecode cache (cli/bytecode_cache.py): a quick import
         env.update(PYTHONPYCACHEPREFIX=sys.pycache_prefix, PYTHONDONTWRITEBYTECODE="")
     with open(log_path, "w") as out:            # a file, not a pipe: a long compiler log cannot block the child
         child = subprocess.Popen([sys.executable, "-m", "model.package_store", cxx, str(spec_path)],

@@ -11,7 +11,7 @@ encoding it leaves the encoder state bitwise unchanged (a fixed point, checked b
 entry keeps the current id and every later block of the pause hits.
 
 Indices must always mean the same frames for one cache: DiTRefiner owns one, and one DiTRefiner
-serves one scene (runtime/play.py and runtime/render_job.py make one per scene); call clear() if the
+serves one scene (cli/play.py and cli/render/job.py make one per scene); call clear() if the
 frames behind the indices ever change. Latents returned on a hit are the stored tensors: callers must
 not write into them (the sampler copies them into its own buffers).
 """

@@ -28,7 +28,7 @@ from runtime.probe import DepthProbe
 from runtime.rig import CameraRig
 from runtime.telemetry import GcPauses, Telemetry
 from runtime.ticker import FixedTicker
-from runtime.worker import Block, BlockRequest, GenerationWorker, PrepareHint, SceneTensors
+from runtime.worker import BlockRequest, GeneratedBlock, GenerationWorker, PrepareHint, SceneTensors
 from runtime.world_clock import WorldClock
 from scenes.atomic import close_all
 
@@ -84,7 +84,7 @@ class Session:
         self.buffer = JitterBuffer()
         self.pacer = Pacer(self.buffer, 1.0 / self.fps, cfg.runtime.pacing)
         self.refiner = refiner
-        self._done: queue.Queue[Block] = queue.Queue()
+        self._done: queue.Queue[GeneratedBlock] = queue.Queue()
         tensors = scene_tensors if scene_tensors is not None else SceneTensors(scene, device)
         self.worker = GenerationWorker(tensors, refiner, self._done.put, mark=self.telemetry.mark,
                                        keep_on_device=getattr(presenter, "accepts_device_frames", False),
@@ -327,7 +327,7 @@ class Session:
         except queue.Empty:
             pass
 
-    def _accept(self, block: Block) -> None:
+    def _accept(self, block: GeneratedBlock) -> None:
         req = block.request
         self._in_flight -= len(req.source_indices)
         history = self._make_s[block.prepared]

@@ -1,7 +1,7 @@
 """The generation worker: one thread that owns all model state (and, on a GPU, all CUDA state).
 
 The tick thread hands it `BlockRequest`s through a latest-wins mailbox of depth 1 (a newer request
-replaces one not yet started, which is counted as dropped); it answers with finished `Block`s.
+replaces one not yet started, which is counted as dropped); it answers with finished `GeneratedBlock`s.
 The worker renders the point cloud for the block's camera poses, asks the refiner for frames and
 records a timestamp for every stage.
 
@@ -49,7 +49,7 @@ class PrepareHint:
 
 
 @dataclass
-class Block:
+class GeneratedBlock:
     """A finished block: frames uint8 [T', H, W, 3] on the CPU, or finished on the worker's device when
     the worker keeps them there. The frames are the LAST T' of the request's frames (a refiner may
     return fewer, e.g. the DiT's first block). prepared: its camera-independent work was done ahead."""
@@ -146,13 +146,13 @@ class GenerationWorker:
 
     `setup`, if given, runs first on the worker's thread (warm-up): per-thread state such as PyTorch's
     cuDNN execution plans is then made by the thread that uses it. `ready` is set once it is done.
-    `on_block` is called from the worker thread with each finished Block; it must only enqueue.
+    `on_block` is called from the worker thread with each finished GeneratedBlock; it must only enqueue.
     `mark(block_id, stage, t)` receives each stage's time (telemetry) once the block is done.
     A failure inside a block is logged and reported through `error` (the watchdog restarts).
     `keep_on_device`: hand out frames where the refiner made them (the presenter uploads CUDA frames
     by CUDA-OpenGL interop) instead of copying them to the CPU."""
 
-    def __init__(self, scene_tensors: SceneTensors, refiner: Refiner, on_block: Callable[[Block], None],
+    def __init__(self, scene_tensors: SceneTensors, refiner: Refiner, on_block: Callable[[GeneratedBlock], None],
                  mark: Callable[[int, str, float], None] = lambda block, stage, t: None,
                  keep_on_device: bool = False, setup: Callable[[], None] | None = None):
         self.scene, self.refiner, self.on_block, self._mark = scene_tensors, refiner, on_block, mark
@@ -233,7 +233,7 @@ class GenerationWorker:
         for stage, t in clock.times():
             self._mark(request.block_id, stage, t)
         self.blocks_done += 1
-        return Block(request=request, frames=frames, prepared=prepared)
+        return GeneratedBlock(request=request, frames=frames, prepared=prepared)
 
 
 def to_host(frames: torch.Tensor) -> torch.Tensor:

@@ -303,9 +303,3 @@ class SceneCache:
 
     def remove(self, key: str) -> None:
         shutil.rmtree(self.path(key), ignore_errors=True)
-
-
-def load_sample_scene(cfg, cache_dir: Path | str | None = None, progress: bool = True) -> Scene:
-    """The built-in sample scene, built on first use and cached (see scenes/sample.py)."""
-    from scenes.sample import load_sample_scene as _load   # sample.py imports this module
-    return _load(cfg, cache_dir, progress)

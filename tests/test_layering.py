@@ -1,41 +1,44 @@
-"""The one-way data flow of DESIGN.md: scenes/ and model/ never import runtime/, controllers/ or each
-other; controllers/ imports none of our packages; only main.py imports runtime/."""
-import ast
+"""The layering of docs/architecture.md: every import between our packages is an edge its table
+allows, and no module imports itself back through others (imports inside functions count)."""
+import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-OURS = {"controllers", "runtime", "scenes", "model", "benchmarks"}
-ALLOWED = {
-    "controllers": set(),
-    "scenes": set(),
-    "model": set(),
-    "runtime": {"controllers", "scenes", "model"},
-    "benchmarks": {"runtime", "controllers", "scenes", "model"},
-}
+from benchmarks.code_metrics import REPO, circles, import_graph, source_files
+
+TABLE_ROW = re.compile(r"^\| `(\w+)/` \|[^|]*\| ([^|]*) \|$")
 
 
-def imported_packages(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return found & OURS
+def allowed_edges() -> dict[str, set[str]]:
+    """package -> packages it may import, read from docs/architecture.md's table."""
+    rows = {}
+    for line in (REPO / "docs" / "architecture.md").read_text().splitlines():
+        if m := TABLE_ROW.match(line.strip()):
+            rows[m.group(1)] = {p.strip() for p in m.group(2).split(",")} - {"(none)", ""}
+    rows["main"] = {"cli"}
+    return rows
 
 
-def test_import_edges_follow_the_design():
+def test_the_table_covers_every_package():
+    packages = {p.relative_to(REPO).parts[0] for p in source_files()} - {"main.py"}
+    assert packages == set(allowed_edges()) - {"main"}
+
+
+def test_import_edges_follow_the_architecture():
+    allowed = allowed_edges()
     bad = []
-    for package, allowed in ALLOWED.items():
-        for path in (REPO / package).rglob("*.py"):
-            for dep in imported_packages(path) - allowed - {package}:
-                bad.append(f"{path.relative_to(REPO)} imports {dep}")
-    assert not bad, "layering violations:\n" + "\n".join(bad)
+    for module, deps in import_graph(source_files()).items():
+        package = module.split(".")[0]
+        for dep in deps:
+            if dep.split(".")[0] not in allowed[package] | {package}:
+                bad.append(f"{module} imports {dep}")
+    assert not bad, "imports docs/architecture.md does not allow:\n" + "\n".join(sorted(bad))
+
+
+def test_no_import_circles():
+    found = circles(import_graph(source_files()))
+    assert not found, "import circles:\n" + "\n".join(" <-> ".join(group) for group in found)
 
 
 def test_modules_stay_small():
-    long = [f"{p.relative_to(REPO)}: {n} lines" for package in ALLOWED
-            for p in (REPO / package).rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > 600]
+    long = [f"{p.relative_to(REPO)}: {n} lines" for p in source_files() if (n := len(p.read_text().splitlines())) > 600]
     assert not long, "modules over 600 lines:\n" + "\n".join(long)

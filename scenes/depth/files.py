@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from scenes.depth.base import (DepthError, DepthRequest, DepthResult, check_depth_values, default_K,
                                resize_depth_nearest, scale_K, static_poses)
-from scenes.depth_files import decode_pi3, read_float_depth_png, read_matrix_txt, read_pi3_depth
+from scenes.depth.formats import decode_pi3, read_float_depth_png, read_matrix_txt, read_pi3_depth
 from scenes.errors import SceneInputError
 
 ASPECT_TOLERANCE = 0.1          # depth maps may be stretched, but not to a different shape than source or working size

@@ -206,14 +206,14 @@ def test_a_disk_that_fills_up_mid_session_ends_it_with_one_line_and_playable_vid
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    from tests.runtime.test_render_cmd import make_video
+    from tests.cli.test_render import make_video
     folder = tmp_path_factory.mktemp("videos")
     make_video(folder, "clip")
     return folder
 
 
 def render(videos, out, traj, *flags):
-    from tests.runtime.test_render_cmd import CIRCLE, H, W
+    from tests.cli.test_render import CIRCLE, H, W
     return roam("render", "--input_dir", videos, "--traj_txt_path", traj or CIRCLE, "--output_folder", out,
                 "--prompt", "a clip", "--refiner", "geometry", "--set", f"scenes.width={W}", "--set",
                 f"scenes.height={H}", "--set", f"scenes.cache_dir={out.parent / 'cache'}", *flags)

@@ -17,7 +17,7 @@ from scenes.depth.base import default_K, depth_errors, resize_depth_nearest, sca
 from scenes.depth.da3 import (chain_chunks, chunk_ranges, da3_depth, da3_process_size, reanchor, smooth_c2w)
 from scenes.depth.estimate import estimate_depth
 from scenes.depth.files import file_depth
-from scenes.depth_files import write_float_depth_png, write_pi3_depth
+from scenes.depth.formats import write_float_depth_png, write_pi3_depth
 from scenes.sample import build_sample_scene
 from scenes.video import VideoWriter
 

@@ -12,7 +12,7 @@ from scenes.scene import load_scene
 from tests.makers import write_test_video
 from tests.reliability import (TINY, leftovers, one_line_error, read_only, roam, run_roam, stop, tmpfs,
                                wait_for_text)
-from tests.runtime.test_build import frames_of
+from tests.scenes.test_build import frames_of
 
 SMALL = ["--set", "scenes.width=48", "--set", "scenes.height=32"]
 

@@ -7,7 +7,7 @@ import torch
 
 from scenes import trajectory as tj
 from scenes import warper as wp
-from scenes.depth_files import read_depth_stage_dir
+from scenes.depth.formats import read_depth_stage_dir
 from scenes.frames import freeze_indices
 from scenes.render import reference_K, render_views, video_log_depth_max
 

@@ -12,7 +12,8 @@ from controllers.gamepad import make_gamepad
 from controllers.keyboard import PygameKeyboard
 from model import checkpoint
 from model.refiners import GeometryRefiner
-from runtime.commands import UserError, pick_device
+from cli.device import pick_device
+from cli.errors import UserError
 from runtime.present import HeadlessPresenter, WindowPresenter, has_display
 from runtime.recorder import Recorder
 from runtime.kiosk import KioskInputs, LoopedInputLog
@@ -21,7 +22,8 @@ from runtime.session import Session
 from runtime.worker import SceneTensors
 from runtime.world_cache import load_or_build_world
 from scenes.atomic import writable_folder
-from scenes.scene import load_sample_scene, load_scene
+from scenes.sample import load_sample_scene
+from scenes.scene import load_scene
 
 
 def dit_expected(cfg) -> bool:
@@ -60,8 +62,8 @@ def load_play_scene(cfg, name: str | None):
     if path.is_dir():
         return load_scene(path)
     if path.is_file():
-        from runtime.build import build_scene
-        return build_scene(cfg, path)
+        from scenes.build import build_scene
+        return build_scene(cfg, path, device=pick_device(cfg.runtime.device))
     raise UserError(f"{name}: no such video or scene folder")
 
 
@@ -141,7 +143,7 @@ def warm_up(refiner, scene) -> None:
 
 
 def play(cfg, args, stop) -> int:
-    """Run a session; `stop` (runtime/stop_signals.py): the first stop signal ends it cleanly, with
+    """Run a session; `stop` (cli/stop_signals.py): the first stop signal ends it cleanly, with
     the exit code 128 + its number."""
     started = time.perf_counter()
     out, fps = writable_folder(output_dir(cfg, args.out)), cfg.runtime.loop.fps   # before anything slow

@@ -1,4 +1,4 @@
-"""`main.py build VIDEO`: decode a video, give it depth and cameras, caption it, and store the Scene in
+"""`main.py build VIDEO` (and play or render given a video): decode a video, give it depth and cameras, caption it, and store the Scene in
 the cache (cfg.scenes.cache_dir), keyed by the video's content hash and the build settings.
 
 Steps: probe and plan (bad input fails here, before any work), decode (scenes/video.py, streamed,
@@ -15,7 +15,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from runtime.commands import pick_device
 from scenes.captions import CaptionError, caption_frame, florence_missing
 from scenes.depth import DepthPlan, DepthRequest, plan_depth, run_depth
 from scenes.depth.sfm import sfm_missing
@@ -82,9 +81,8 @@ def _caption(cfg, frames, prompt: str | None, florence_reason: str | None, devic
 
 
 def _make_scene(cfg, path: Path, info: VideoInfo, plan: DepthPlan, prompt: str | None,
-                florence_reason: str | None, progress: bool) -> Scene:
+                florence_reason: str | None, progress: bool, device: str) -> Scene:
     from tqdm import tqdm
-    device = str(pick_device(cfg.runtime.device))
     with tqdm(total=3, desc=f"build {path.name}", unit="step", file=sys.stderr, disable=not progress) as bar:
         bar.set_postfix_str("decode")
         frames, fps = _decode(path, cfg.scenes.width, cfg.scenes.height)
@@ -108,9 +106,10 @@ def _make_scene(cfg, path: Path, info: VideoInfo, plan: DepthPlan, prompt: str |
     return Scene(frames=frames, depth=result.depth, K=result.K, c2w=result.c2w, fps=fps, caption=caption, meta=meta)
 
 
-def build_scene_at(cfg, video_path, *, depth: str = "auto", depth_file=None, prompt: str | None = None,
+def build_scene_at(cfg, video_path, *, device, depth: str = "auto", depth_file=None, prompt: str | None = None,
                    progress: bool = True) -> tuple[Scene, Path]:
-    """Build (or load from the cache) the Scene of `video_path`. -> (Scene, its cache folder)
+    """Build (or load from the cache) the Scene of `video_path`, running the depth and caption models
+    on `device`. -> (Scene, its cache folder)
     Raises SceneInputError subclasses (VideoError, DepthError, SceneError) with one-line messages."""
     path = Path(video_path)
     info = probe_video(path)
@@ -121,7 +120,7 @@ def build_scene_at(cfg, video_path, *, depth: str = "auto", depth_file=None, pro
     cache = SceneCache(cfg.scenes.cache_dir)
     folder = cache.path(key)
     cached = (folder / SIDECAR_FILE).is_file()
-    scene = cache.get_or_build(key, lambda: _make_scene(cfg, path, info, plan, prompt, florence_reason, progress))
+    scene = cache.get_or_build(key, lambda: _make_scene(cfg, path, info, plan, prompt, florence_reason, progress, str(device)))
     if cached:
         _say(f"depth: {scene.meta.get('depth_provider')} ({scene.meta.get('depth_notes', {}).get('reason')}), cached")
     _say(f"scene of {path} ({scene.num_frames} frames, {scene.width}x{scene.height}) "
@@ -129,7 +128,8 @@ def build_scene_at(cfg, video_path, *, depth: str = "auto", depth_file=None, pro
     return scene, folder
 
 
-def build_scene(cfg, video_path, *, depth: str = "auto", depth_file=None, prompt: str | None = None,
+def build_scene(cfg, video_path, *, device, depth: str = "auto", depth_file=None, prompt: str | None = None,
                 progress: bool = True) -> Scene:
     """The Scene of `video_path` (see build_scene_at)."""
-    return build_scene_at(cfg, video_path, depth=depth, depth_file=depth_file, prompt=prompt, progress=progress)[0]
+    return build_scene_at(cfg, video_path, device=device, depth=depth, depth_file=depth_file, prompt=prompt,
+                          progress=progress)[0]

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 import main
-import runtime.render_outputs as render_outputs
-from runtime.render_plan import FrameSettings, plan_frames
+import cli.render.outputs as render_outputs
+from cli.render.plan import FrameSettings, plan_frames
 from scenes.frames import dataset_frames, freeze_indices
 from scenes.trajectory import dataset_reference_w2c, read_keys, target_c2w
 from scenes.video import VideoWriter
@@ -284,7 +284,7 @@ def test_block_refiner_predicts_4L_minus_3_frames_and_conditioning_keeps_T(tmp_p
                                                                            script_frames):
     """T = 45: L = 12, L' = 12, so 4L' - 3 = 45 predicted frames; the TAE's script is 4L' = 48
     frames, padded with the last frame, the VAE's 9 + 3 * 12 = 45."""
-    import runtime.render_cmd as render_cmd
+    import cli.render.command as render_cmd
     monkeypatch.setattr(render_cmd, "refiner_factory", lambda choice: lambda cfg, device, scene: BlockRefiner(first))
     make_video(tmp_path / "in", "clip", n=45, seed=6)
     assert run(tmp_path, tmp_path / "in", CIRCLE, "--disable_adaptive_frame") == 0
@@ -295,7 +295,7 @@ def test_block_refiner_predicts_4L_minus_3_frames_and_conditioning_keeps_T(tmp_p
 
 
 def test_block_refiner_drops_the_trailing_partial_block(tmp_path, monkeypatch):
-    import runtime.render_cmd as render_cmd
+    import cli.render.command as render_cmd
     monkeypatch.setattr(render_cmd, "refiner_factory", lambda choice: lambda cfg, device, scene: BlockRefiner(9))
     make_video(tmp_path / "in", "clip", n=24, seed=7)
     assert run(tmp_path, tmp_path / "in", CIRCLE, "--disable_adaptive_frame") == 0

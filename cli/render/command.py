@@ -18,12 +18,13 @@ from pathlib import Path
 
 import torch
 
-from runtime import render_dist
-from runtime.commands import UserError, pick_device
+from cli.render import dist as render_dist
+from cli.device import pick_device
+from cli.errors import UserError
 from runtime.config import config_to_dict
-from runtime.render_job import RenderJob, output_paths, process_video
-from runtime.render_outputs import BACKENDS
-from runtime.render_plan import FrameSettings
+from cli.render.job import RenderJob, output_paths, process_video
+from cli.render.outputs import BACKENDS
+from cli.render.plan import FrameSettings
 from scenes.atomic import remove_stale_temporaries, writable_folder, write_atomic
 from scenes.errors import SceneInputError
 from scenes.scene import file_content_hash
@@ -137,7 +138,7 @@ def refiner_factory(choice: str):
     """(cfg, device, scene) -> Refiner: geometry, dit (weights must verify), or auto (dit when they do);
     the same choice `play` makes, with --refiner in place of runtime.refiner."""
     def make(cfg, device, scene):
-        from runtime.play import make_refiner
+        from cli.play import make_refiner
         return make_refiner(dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, refiner=choice)),
                             device, scene)
     return make

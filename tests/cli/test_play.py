@@ -1,11 +1,11 @@
-"""runtime/play.py start-up: the compiler preload runs only where it pays."""
+"""cli/play.py start-up: the compiler preload runs only where it pays."""
 import sys
 
 import pytest
 import torch
 
 from runtime.config import load_config
-from runtime.play import dit_expected, preload_compiler
+from cli.play import dit_expected, preload_compiler
 
 
 def test_no_preload_without_a_compiled_dit_on_a_gpu():

@@ -46,15 +46,6 @@ def synthetic_scene(n: int, height: int, width: int) -> Scene:
     return Scene(frames=frames, depth=depth, K=K, c2w=c2w, fps=24.0)
 
 
-def require_cuda_unless_tiny(tiny: bool, command: str) -> None:
-    """The full-size model is measured on a CUDA GPU: on a CPU it would take 12-14 GB and minutes
-    before saying anything, so without one a full-size run stops at once (exit code 2)."""
-    if not tiny and not torch.cuda.is_available():
-        print(f"roam: error: {command} measures the full-size model and needs a CUDA GPU, and PyTorch sees none "
-              f"here; run it on a GPU machine, or add --tiny for a small CPU smoke run", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def orbit_poses(n: int, start: int) -> np.ndarray:
     """Small sideways orbit, one pose per frame: [n, 4, 4]."""
     out = np.tile(np.eye(4), (n, 1, 1))
@@ -65,7 +56,10 @@ def orbit_poses(n: int, start: int) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> dict:
-    require_cuda_unless_tiny(args.tiny, "main.py bench")
+    if not args.tiny and not torch.cuda.is_available():      # not 12-14 GB and minutes on the CPU first
+        print("roam: error: main.py bench measures the full-size model and needs a CUDA GPU, and PyTorch sees none "
+              "here; run it on a GPU machine, or add --tiny for a small CPU smoke run", file=sys.stderr)
+        raise SystemExit(2)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     H, W = (64, 96) if args.tiny else (480, 832)
     cfg = ModelConfig(use_tae=not args.vae, compile=not args.no_compile, compile_scope=args.compile_scope, fp8=args.fp8,

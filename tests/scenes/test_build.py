@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.makers import FakeDA3, write_audio_only_mp4, write_test_video
-from runtime.build import build_scene, build_scene_at
+from scenes.build import build_scene, build_scene_at
 from runtime.config import load_config
 from scenes.depth import DepthError
 from scenes.errors import SceneInputError
@@ -44,17 +44,17 @@ def nothing_written(tmp_path) -> bool:
 def test_build_writes_a_scene_and_reuses_it(tmp_path, capsys):
     video = write_test_video(tmp_path / "clip.mp4", frames_of())
     cfg = make_cfg(tmp_path)
-    scene, folder = build_scene_at(cfg, video, depth="estimate", prompt="a test clip", progress=False)
+    scene, folder = build_scene_at(cfg, video, device="cpu", depth="estimate", prompt="a test clip", progress=False)
     assert scene.frames.shape == (12, H, W, 3) and scene.depth.shape == (12, H, W) and scene.fps == 24.0
     assert scene.caption == "a test clip" and scene.meta["depth_provider"] == "estimate"
     on_disk = load_scene(folder)
     assert torch.equal(on_disk.frames, scene.frames) and torch.equal(on_disk.depth, scene.depth)
     assert "written to" in capsys.readouterr().err
-    again, folder2 = build_scene_at(cfg, video, depth="estimate", prompt="a test clip", progress=False)
+    again, folder2 = build_scene_at(cfg, video, device="cpu", depth="estimate", prompt="a test clip", progress=False)
     assert folder2 == folder and "loaded from" in capsys.readouterr().err
-    assert build_scene_at(cfg, video, depth="estimate", prompt="other", progress=False)[1] != folder
+    assert build_scene_at(cfg, video, device="cpu", depth="estimate", prompt="other", progress=False)[1] != folder
     write_test_video(video, frames_of(seed=5))                                             # new bytes: a stale key
-    assert build_scene_at(cfg, video, depth="estimate", prompt="a test clip", progress=False)[1] != folder
+    assert build_scene_at(cfg, video, device="cpu", depth="estimate", prompt="a test clip", progress=False)[1] != folder
 
 
 def test_auto_uses_the_npz_beside_the_video_and_its_bytes_key_the_cache(tmp_path, capsys):
@@ -62,17 +62,17 @@ def test_auto_uses_the_npz_beside_the_video_and_its_bytes_key_the_cache(tmp_path
     depth = np.linspace(1, 5, 6 * 36 * 64, dtype=np.float32).reshape(6, 36, 64)
     np.savez(tmp_path / "clip.npz", depth=depth)
     cfg = make_cfg(tmp_path)
-    scene, folder = build_scene_at(cfg, video, prompt="", progress=False)
+    scene, folder = build_scene_at(cfg, video, device="cpu", prompt="", progress=False)
     assert scene.meta["depth_provider"] == "file" and "clip.npz" in capsys.readouterr().err
     np.testing.assert_allclose(scene.depth[0, 0, 0].item(), depth[0, 0, 0])
     np.savez(tmp_path / "clip.npz", depth=depth * 2)
-    scene2, folder2 = build_scene_at(cfg, video, prompt="", progress=False)
+    scene2, folder2 = build_scene_at(cfg, video, device="cpu", prompt="", progress=False)
     assert folder2 != folder and torch.allclose(scene2.depth, scene.depth * 2)
 
 
 def test_no_prompt_and_no_florence_gives_an_empty_caption_with_a_notice(tmp_path, capsys):
     video = write_test_video(tmp_path / "clip.mp4", frames_of(n=3))
-    scene = build_scene(make_cfg(tmp_path), video, depth="estimate", progress=False)
+    scene = build_scene(make_cfg(tmp_path), video, device="cpu", depth="estimate", progress=False)
     assert scene.caption == "" and scene.meta["caption_source"] == "none"
     assert "Florence-2" in capsys.readouterr().err
 
@@ -83,9 +83,9 @@ def test_long_videos_run_depth_in_chunks_and_keep_every_frame(tmp_path, monkeypa
     model = FakeDA3()
     monkeypatch.setattr("scenes.depth.choose.da3_missing", lambda model_dir: None)
     monkeypatch.setattr("scenes.depth.choose.load_da3", lambda model_dir, device: model)
-    monkeypatch.setattr("runtime.build.REFERENCE_MAX_FRAMES", 8)
+    monkeypatch.setattr("scenes.build.REFERENCE_MAX_FRAMES", 8)
     video = write_test_video(tmp_path / "long.mp4", frames_of(n=10))
-    scene = build_scene(make_cfg(tmp_path, "scenes.depth.chunk_frames=4"), video, depth="da3", prompt="", progress=False)
+    scene = build_scene(make_cfg(tmp_path, "scenes.depth.chunk_frames=4"), video, device="cpu", depth="da3", prompt="", progress=False)
     assert scene.num_frames == 10 and [b[0] for b in model.batches] == [4, 4, 4]
     err = capsys.readouterr().err
     assert "10 frames, more than the reference's 8; all are kept" in err and "3 chunks" in err
@@ -126,7 +126,7 @@ def test_unreadable_videos_fail_in_one_line_and_write_nothing(tmp_path, case, me
     elif case == "folder":
         path.mkdir()
     with pytest.raises(VideoError, match=message) as err:
-        build_scene(make_cfg(tmp_path), path, depth="estimate", prompt="", progress=False)
+        build_scene(make_cfg(tmp_path), path, device="cpu", depth="estimate", prompt="", progress=False)
     assert "\n" not in str(err.value) and str(path) in str(err.value)
     assert nothing_written(tmp_path)
 
@@ -143,7 +143,7 @@ def test_bad_depth_files_fail_in_one_line_and_write_nothing(tmp_path, mutate, me
     depth = np.linspace(1, 5, 6 * 36 * 64, dtype=np.float32).reshape(6, 36, 64)
     np.savez(tmp_path / "d.npz", depth=mutate(depth))
     with pytest.raises(DepthError, match=message) as err:
-        build_scene(make_cfg(tmp_path), video, depth="file", depth_file=tmp_path / "d.npz", prompt="", progress=False)
+        build_scene(make_cfg(tmp_path), video, device="cpu", depth="file", depth_file=tmp_path / "d.npz", prompt="", progress=False)
     assert "\n" not in str(err.value) and "d.npz" in str(err.value)
     assert nothing_written(tmp_path)
 
@@ -157,7 +157,7 @@ def test_corrupt_middle_keeps_the_good_frames_and_names_the_frame(tmp_path, caps
             return bad
         return packet
     video = write_test_video(tmp_path / "mid.mp4", frames_of(n=16), mutate=corrupt)
-    scene = build_scene(make_cfg(tmp_path), video, depth="estimate", prompt="", progress=False)
+    scene = build_scene(make_cfg(tmp_path), video, device="cpu", depth="estimate", prompt="", progress=False)
     assert 8 <= scene.num_frames < 16
     warning = [l for l in capsys.readouterr().err.splitlines() if l.startswith("roam: warning:")]
     assert warning and "frame" in warning[0] and "mid.mp4" in warning[0]
@@ -167,13 +167,13 @@ def test_odd_sizes_large_frames_and_variable_frame_rate(tmp_path):
     cfg = make_cfg(tmp_path)
     odd = write_test_video(tmp_path / "odd.mp4", np.random.default_rng(0).integers(0, 256, (4, 9, 17, 3), np.uint8),
                            pix_fmt="yuv444p")
-    scene = build_scene(cfg, odd, depth="estimate", prompt="", progress=False)
+    scene = build_scene(cfg, odd, device="cpu", depth="estimate", prompt="", progress=False)
     assert scene.frames.shape == (4, H, W, 3) and scene.meta["source_size"] == [17, 9]
     big = write_test_video(tmp_path / "big.mp4", np.repeat(frames_of(n=2, h=54, w=96), 40, axis=1).repeat(40, axis=2))
-    scene = build_scene(cfg, big, depth="estimate", prompt="", progress=False)
+    scene = build_scene(cfg, big, device="cpu", depth="estimate", prompt="", progress=False)
     assert scene.frames.shape == (2, H, W, 3) and scene.meta["source_size"] == [3840, 2160]
     vfr = write_test_video(tmp_path / "vfr.mp4", frames_of(n=8), pts=[0, 40, 50, 120, 130, 200, 290, 300])
-    scene = build_scene(cfg, vfr, depth="estimate", prompt="", progress=False)
+    scene = build_scene(cfg, vfr, device="cpu", depth="estimate", prompt="", progress=False)
     assert scene.num_frames == 8 and 0 < scene.fps < 1000
 
 
@@ -181,7 +181,7 @@ def test_a_video_too_long_for_memory_fails_before_decoding(tmp_path, monkeypatch
     video = write_test_video(tmp_path / "clip.mp4", frames_of(n=6))
     monkeypatch.setattr("scenes.memory.available_memory_bytes", lambda: 6 * W * H * 10)
     with pytest.raises(SceneInputError, match=r"6 frames at 48x32 need about .* GiB, .* free; cut the video"):
-        build_scene(make_cfg(tmp_path), video, depth="estimate", prompt="", progress=False)
+        build_scene(make_cfg(tmp_path), video, device="cpu", depth="estimate", prompt="", progress=False)
     assert nothing_written(tmp_path)
 
 
@@ -189,5 +189,5 @@ def test_a_broken_florence_download_gives_a_notice_and_an_empty_caption(tmp_path
     (tmp_path / "ckpt" / "Florence-2-large").mkdir(parents=True)
     (tmp_path / "ckpt" / "Florence-2-large" / "config.json").write_text("{}")
     video = write_test_video(tmp_path / "clip.mp4", frames_of(n=3))
-    scene = build_scene(make_cfg(tmp_path), video, depth="estimate", progress=False)
+    scene = build_scene(make_cfg(tmp_path), video, device="cpu", depth="estimate", progress=False)
     assert scene.caption == "" and "cannot load Florence-2" in capsys.readouterr().err

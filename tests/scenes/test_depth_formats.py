@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scenes import depth_files as df
+from scenes.depth import formats as df
 from scenes.errors import SceneInputError
 
 

@@ -1,4 +1,4 @@
-"""roam's own bytecode cache for installs without bytecode (runtime/bytecode_cache.py), checked in
+"""roam's own bytecode cache for installs without bytecode (cli/bytecode_cache.py), checked in
 fresh interpreters with PYTHONDONTWRITEBYTECODE=1 as container images set it."""
 import compileall
 import json
@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import json, sys
-from runtime.bytecode_cache import use_bytecode_cache
+from cli.bytecode_cache import use_bytecode_cache
 used = use_bytecode_cache(sys.argv[1], "slowpkg")
 import slowpkg.sub
 print(json.dumps({"used": used, "prefix": sys.pycache_prefix, "value": slowpkg.sub.VALUE}))
@@ -61,7 +61,7 @@ def test_an_install_with_bytecode_is_left_alone(tmp_path):
 
 
 def test_a_missing_package_changes_nothing(tmp_path):
-    from runtime.bytecode_cache import use_bytecode_cache
+    from cli.bytecode_cache import use_bytecode_cache
     before = (sys.pycache_prefix, sys.dont_write_bytecode)
     assert not use_bytecode_cache(tmp_path / "pycache", "no_such_package_here")
     assert (sys.pycache_prefix, sys.dont_write_bytecode) == before

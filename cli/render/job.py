@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from controllers.scripted import ScriptedPath
-from runtime.render_outputs import ConditioningWriters, PredictionPresenter, ReferenceRender, save_tensor_atomic
-from runtime.render_plan import (FrameSettings, RenderPlan, block_script_length, check_dit_length, plan_frames,
+from cli.render.outputs import ConditioningWriters, PredictionPresenter, ReferenceRender, save_tensor_atomic
+from cli.render.plan import (FrameSettings, RenderPlan, block_script_length, check_dit_length, plan_frames,
                                  pred_frames, script_indices)
 from runtime.session import Session
 from runtime.worker import SceneTensors
@@ -117,10 +117,10 @@ def _bar(job: RenderJob, total: int, desc: str, rank: int):
 def process_video(cfg, job: RenderJob, video: Path, g: int, rank: int, prompt: str | None,
                   device: torch.device) -> dict:
     """Build the scene, plan, render and write one video. -> the record's result part (raises on failure)."""
-    from runtime.build import build_scene
+    from scenes.build import build_scene
     paths = output_paths(job.out_dir, g, rank)
     t0 = time.perf_counter()
-    scene = build_scene(cfg, video, depth=job.depth, prompt=prompt, progress=job.progress)
+    scene = build_scene(cfg, video, device=device, depth=job.depth, prompt=prompt, progress=job.progress)
     timings = {"scene": time.perf_counter() - t0}
     result = {"caption": scene.caption, "caption_source": scene.meta.get("caption_source"),
               "depth_provider": scene.meta.get("depth_provider"), "source_frames": scene.num_frames,
