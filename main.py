@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runtime.config import number_flag
+from cli.flags import number_flag
 
 MAX_FREEZE_REPEAT = 100_000      # --freeze_repeat: over an hour of extra output frames at 24 fps
 

@@ -8,7 +8,6 @@ range. A dataclass declares the range of each numeric field once, in its `RANGES
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import types
@@ -220,21 +219,6 @@ def check_range(value, low: float, high: float, why: str, where: str) -> None:
     """Raise ConfigError naming `where`, the value, its range and why, unless low <= value <= high."""
     if problem := out_of_range(value, low, high, why):
         raise ConfigError(f"{where}={value!r} {problem}")
-
-
-def number_flag(kind: type, low: float, high: float, why: str):
-    """A command-line flag's argparse `type`: an int or float in [low, high]; anything else is
-    argparse's error naming the value, the range and why."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if problem := out_of_range(value, low, high, why):
-            raise argparse.ArgumentTypeError(f"{text} {problem}")
-        return value
-    parse.__name__ = kind.__name__                # argparse names the type in some messages
-    return parse
 
 
 def _number(x: float) -> str:

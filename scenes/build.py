@@ -21,7 +21,7 @@ from scenes.depth.sfm import sfm_missing
 from scenes.memory import require_memory
 from scenes.sample import generator_hash
 from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, scene_cache_key
-from scenes.video import VideoDecodeWarning, VideoError, VideoInfo, decode_video, probe_video
+from scenes.video import VideoDecodeWarning, VideoInfo, decode_video, probe_video
 
 BUILD_VERSION = 1                  # bump when the build itself changes what it produces
 REFERENCE_MAX_FRAMES = 1000        # the reference cuts videos here; roam keeps every frame

@@ -29,3 +29,12 @@ def parity_dir() -> Path:
     if not PARITY.is_dir():
         pytest.skip(f"parity fixtures not found at {PARITY} (set ROAM_PARITY_DIR)")
     return PARITY
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    """A scene cache holding the tiny sample scene (tests/reliability.py TINY) and its fused world,
+    built once for the reliability suites' subprocesses (pass `cache_flags(cache)`). They may add to
+    it; none may damage it."""
+    from tests.reliability import build_tiny_cache
+    return build_tiny_cache(tmp_path_factory.mktemp("tiny-cache"))

@@ -50,6 +50,11 @@ def run_roam(*args: str, timeout: float = 300, **popen) -> subprocess.CompletedP
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
+def recorded_play(out: Path, cache: Path, *flags) -> subprocess.Popen:
+    """A headless session that records and would run for 10 minutes."""
+    return roam("play", "--headless", "--seconds", 600, "--record", "--out", out, *cache_flags(cache), *flags)
+
+
 def wait_for_lines(path: Path, lines: int, proc: subprocess.Popen, timeout: float = 240) -> int:
     """Wait until the file `path` has at least `lines` lines (a session's poses.jsonl) while `proc` runs."""
     deadline = time.monotonic() + timeout
