@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli.flags import number_flag
+from cli.flags import Parser, number_flag
 
 MAX_FREEZE_REPEAT = 100_000      # --freeze_repeat: over an hour of extra output frames at 24 fps
 
@@ -16,13 +16,6 @@ COMMANDS = {
     "bench": "GPU benchmark of the generation pipeline: per-stage times, fps, memory",
     "doctor": "report which checkpoints are missing, present or verified, and what they enable",
 }
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with roam's one-line errors: `roam: error: ...`, exit code 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"roam: error: {message}; see python3 {self.prog} --help\n")
 
 
 def add_common(p: argparse.ArgumentParser, top: bool = False) -> None:

@@ -3,10 +3,11 @@
     python3 -m benchmarks.kiosk_soak [--minutes 15] [--interval-s 30] [--out DIR] [--set KEY=VALUE ...]
 
 The kiosk runs as a real subprocess (the command a kiosk machine runs) until it is ready; from then on
-its resident memory (VmRSS of /proc/PID/status) is sampled every `--interval-s` seconds. At the end it
-is stopped with SIGTERM, as a service manager stops it, and must exit 143 with its files finished. The
-table gives each sample, and the summary the growth from minute 2 (after the caches and buffers have
-filled) to the end. Linux only (reads /proc).
+its resident memory (VmRSS of /proc/PID/status) is read every second and a row printed every
+`--interval-s` seconds: the reading then, and the lowest and highest of the interval (a block's
+temporaries come and go within it). At the end it is stopped with SIGTERM, as a service manager stops
+it, and must exit 143 with its files finished. The summary gives the growth from minute 2 (after the
+caches and buffers have filled) to the end. Linux only (reads /proc).
 """
 from __future__ import annotations
 
@@ -57,26 +58,32 @@ def soak(args: argparse.Namespace) -> dict:
             if proc.poll() is not None:
                 raise SystemExit(f"kiosk_soak: the kiosk exited with {proc.returncode} before its first frame:\n"
                                  + "\n".join(log[-20:]))
-        samples, t0 = [], time.monotonic()
-        print(f"{'minute':>7} {'RSS MB':>9} {'vs min 2':>9}", flush=True)
+        samples, t0, window = [], time.monotonic(), []
+        print(f"{'minute':>7} {'RSS MB':>9} {'min':>7} {'max':>7} {'vs min 2':>9}   (min, max: over the interval)",
+              flush=True)
+        next_row = 0.0
         while (elapsed := time.monotonic() - t0) <= args.minutes * 60 + 1:
             mb = rss_mb(proc.pid)
             if mb is None:
                 raise SystemExit(f"kiosk_soak: the kiosk died after {elapsed:.0f} s:\n" + "\n".join(log[-20:]))
-            samples.append((elapsed, mb))
-            base = next((m for s, m in samples if s >= SETTLED_S), None)
-            growth = f"{100 * (mb / base - 1):+8.1f}%" if base else f"{'':>9}"
-            print(f"{elapsed / 60:7.1f} {mb:9.0f} {growth}", flush=True)
-            time.sleep(max(0.0, args.interval_s - (time.monotonic() - t0 - elapsed)))
+            window.append(mb)
+            if elapsed >= next_row:
+                samples.append((elapsed, mb, min(window), max(window)))
+                base = next((m for s, m, _, _ in samples if s >= SETTLED_S), None)
+                growth = f"{100 * (mb / base - 1):+8.1f}%" if base else f"{'':>9}"
+                print(f"{elapsed / 60:7.1f} {mb:9.0f} {min(window):7.0f} {max(window):7.0f} {growth}", flush=True)
+                window, next_row = [], next_row + args.interval_s
+            time.sleep(min(1.0, args.interval_s))
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         stdout, _ = proc.communicate(timeout=300)
-    settled = [mb for s, mb in samples if s >= SETTLED_S]
+    settled = [row for row in samples if row[0] >= SETTLED_S]
+    growth = lambda k: 100 * (settled[-1][k] / settled[0][k] - 1) if len(settled) > 1 else None
     summary = next((json.loads(line) for line in reversed(stdout.splitlines()) if line.startswith("{")), {})
     return {"command": cmd, "exit_code": proc.returncode, "samples": samples,
-            "rss_settled_mb": settled[0] if settled else None, "rss_end_mb": samples[-1][1],
-            "growth_pct": 100 * (settled[-1] / settled[0] - 1) if len(settled) > 1 else None,
+            "rss_settled_mb": settled[0][1] if settled else None, "rss_end_mb": samples[-1][1],
+            "growth_pct": growth(1), "floor_growth_pct": growth(2),
             "frames_presented": summary.get("frames_presented"), "achieved_fps": summary.get("achieved_fps")}
 
 
@@ -91,8 +98,9 @@ def main(argv=None) -> dict:
     if not Path("/proc/self/status").is_file():
         raise SystemExit("kiosk_soak reads /proc: it runs on Linux only")
     result = soak(args)
-    growth = "n/a (run longer than 2 minutes)" if result["growth_pct"] is None else f"{result['growth_pct']:+.1f}%"
-    print(f"\nRSS {result['rss_settled_mb']} MB at minute 2 -> {result['rss_end_mb']:.0f} MB at the end: {growth}; "
+    pct = lambda key: "n/a (run longer than 2 minutes)" if result[key] is None else f"{result[key]:+.1f}%"
+    print(f"\nRSS {result['rss_settled_mb']} MB at minute 2 -> {result['rss_end_mb']:.0f} MB at the end: "
+          f"{pct('growth_pct')} (the interval's lowest: {pct('floor_growth_pct')}); "
           f"{result['frames_presented']} frames presented ({result['achieved_fps'] or 0:.1f} fps); "
           f"exit code {result['exit_code']} after SIGTERM (expected 143)")
     if args.json:

@@ -1,9 +1,16 @@
-"""Types of the command-line flags: numbers with a range, checked as the config's numbers are."""
+"""The command line's parser with one-line errors, and its flags' numbers, range-checked as the config's are."""
 from __future__ import annotations
 
 import argparse
 
 from runtime.config import out_of_range
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with roam's one-line errors: `roam: error: ...`, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"roam: error: {message}; see python3 {self.prog} --help\n")
 
 
 def number_flag(kind: type, low: float, high: float, why: str):

@@ -32,6 +32,7 @@ from safetensors.torch import save_file
 
 from scenes.atomic import remove_stale_temporaries, temporary_path, writable_folder
 from scenes.errors import SceneInputError
+from scenes.memory import require_memory
 
 FORMAT = "roam-scene"
 VERSION = 1
@@ -226,6 +227,8 @@ def load_scene(folder: Path | str, verify_hash: bool = True) -> Scene:
     sidecar = _read_sidecar(folder)
     path = folder / TENSOR_FILE
     try:
+        require_memory(2 * path.stat().st_size, f"{path}: the scene's tensors (read, then unpacked)",
+                       "close other programs, or rebuild the scene with a lower scenes.width/height")
         data = path.read_bytes()
     except OSError as err:
         raise SceneError(f"{path}: cannot read ({err.strerror}); rebuild the scene") from err
