@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -28,6 +27,7 @@ from cli.flags import Parser, number_flag
 from model.config import ModelConfig
 from model.dit import DiTConfig
 from model.dit_refiner import random_dit_refiner
+from runtime.telemetry import run_record
 from runtime.worker import BlockRequest, GenerationWorker, PrepareHint, SceneTensors
 from scenes.scene import Scene
 
@@ -112,8 +112,7 @@ def summarise(args, marks: dict, frames: list[int], prepare_ms: dict[int, float]
         prepared = {"blocks": len(prepare_ms), "stage_ms": stages, "request_ms": request_ms,
                     "prepare_ms": statistics.median(prepare_ms.values())}
     return {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "codec": refiner.codec.name, "attention": refiner.sampler.model.attn_backend,
+        **run_record(["main.py", "bench", *args.argv], device), "codec": refiner.codec.name, "attention": refiner.sampler.model.attn_backend,
         "compile": not args.no_compile and args.compile_scope, "fp8": args.fp8, "cuda_graphs": not args.no_cuda_graphs, "rope": args.rope, "row_limit": args.row_limit, "blocks": args.blocks, "steady_blocks": len(steady),
         "aot_packages": packages_status(refiner.packages),
         "stage_ms": per_stage, "block_ms": block_ms, "frames_per_block": frames_per_block,
@@ -200,7 +199,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    args.argv = argv
     result = run(args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

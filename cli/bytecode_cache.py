@@ -1,8 +1,8 @@
 """A bytecode cache of roam's own for Python installs that keep none.
 
 Container images often install packages without compiled bytecode and set
-PYTHONDONTWRITEBYTECODE=1, so every start compiles torch, sympy and Triton from source again: on
-the lent H100 image that is most of the 10-16 s `import torch` and torch.compile's imports take.
+PYTHONDONTWRITEBYTECODE=1, so every start compiles torch, sympy and Triton from source again, most
+of what importing torch and torch.compile's machinery takes there (docs/performance.md, Bytecode cache).
 When the bytecode of `torch` is missing where Python looks for it, roam writes and reads bytecode
 under its own cache folder instead (sys.pycache_prefix); a normal install, with its bytecode, is
 left alone. Call it before anything imports torch.

@@ -8,22 +8,32 @@ import threading
 import time
 from pathlib import Path
 
+import torch
+
 from controllers.gamepad import make_gamepad
 from controllers.keyboard import PygameKeyboard
 from model import checkpoint
 from model.refiners import GeometryRefiner
 from cli.device import pick_device
 from cli.errors import UserError
+from runtime.display import Display
 from runtime.present import HeadlessPresenter, WindowPresenter, has_display
-from runtime.recorder import Recorder
+from runtime.recorder import Recorder, load_displayed
 from runtime.kiosk import KioskInputs, LoopedInputLog
 from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
-from runtime.session import Session
+from runtime.session import Session, scene_scale
+from runtime.telemetry import run_record
 from runtime.worker import SceneTensors
 from runtime.world_cache import load_or_build_world
 from scenes.atomic import writable_folder
 from scenes.sample import load_sample_scene
 from scenes.scene import load_scene
+
+
+# The session figures play prints and keeps in telemetry.json ("session").
+SUMMARY_KEYS = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms", "control_to_photon_ms",
+                "content_latency_ms", "display", "pose_error", "late_frames", "pacer", "prepared_blocks",
+                "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s")
 
 
 def dit_expected(cfg) -> bool:
@@ -37,8 +47,8 @@ def dit_expected(cfg) -> bool:
 
 def preload_compiler(cfg, device) -> threading.Thread | None:
     """With the DiT expected and compiled on a GPU: start CUDA and import torch.compile's machinery on
-    a thread while the scene loads (in a fresh process on the H100 they took 5 s and 10 s,
-    benchmarks/startup_probe.py), instead of one after the other before the first frame."""
+    a thread while the scene loads (each takes seconds in a fresh process: benchmarks/startup_probe.py),
+    instead of one after the other before the first frame."""
     if not (device.type == "cuda" and cfg.model.compile and dit_expected(cfg)):
         return None
     from model.dit_refiner import use_compile_cache
@@ -97,6 +107,28 @@ def fused_world(cfg, scene, refiner, device):
     if not (fusion.enabled if refiner.name == "geometry" else fusion.fused_conditioning_for_dit):
         return None
     return load_or_build_world(scene, fusion, cfg.scenes.cache_dir, device)
+
+
+def make_presenter(cfg, scene, out: Path, *, headless: bool, kiosk: bool, device):
+    """A window, or files: video.mp4 at the display's rate when reprojecting (x264's veryfast preset:
+    half medium's CPU time per frame at the same size), else at loop.fps."""
+    if not headless:
+        return WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=kiosk, device=device)
+    if cfg.runtime.reproject:
+        return HeadlessPresenter(out, cfg.runtime.display_hz, scene.width, scene.height, preset="veryfast")
+    return HeadlessPresenter(out, cfg.runtime.loop.fps, scene.width, scene.height)
+
+
+def make_display(cfg, scene, presenter, world) -> Display | None:
+    """With `runtime.reproject`: the display that draws every frame from the camera at present time.
+    The fused world (if built) tells which pixels of each source frame are static (the fill image)."""
+    if not cfg.runtime.reproject:
+        return None
+    static = None
+    if world is not None:
+        def static(i: int):
+            return ~world.dynamic(torch.tensor([i]), scene.height, scene.width)[0].cpu().numpy()
+    return Display(presenter, scene, scale=scene_scale(scene), static=static or (lambda i: None))
 
 
 def kiosk_inputs(cfg, live, sinks, seconds):
@@ -162,12 +194,16 @@ def play(cfg, args, stop) -> int:
     script = load_script(args.script, scene.c2w) if args.script else None
     seconds = args.seconds if args.seconds is not None else \
         (cfg.runtime.headless_seconds if headless and not args.kiosk and script is None else None)
-    presenter = HeadlessPresenter(out, fps, scene.width, scene.height) if headless else \
-        WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=args.kiosk, device=device)
+    shown = load_displayed(Path(args.script)) if args.script and Path(args.script).is_dir() else None
+    presenter = make_presenter(cfg, scene, out, headless=headless, kiosk=args.kiosk, device=device)
     inputs, sinks, status = controllers_for(cfg, args, headless, seconds, script)
+    world = fused_world(cfg, scene, refiner, device)
+    display = make_display(cfg, scene, presenter, world)
+    live_content = display is not None and isinstance(refiner, GeometryRefiner)
+    tensors = SceneTensors(scene, device, None if live_content else world)
+    video_fps = cfg.runtime.display_hz if display is not None else fps
     takes = iter(range(1, 10**6))
-    new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", fps, scene.width, scene.height)
-    tensors = SceneTensors(scene, device, fused_world(cfg, scene, refiner, device))
+    new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", video_fps, scene.width, scene.height)
     t_world = time.perf_counter()
 
     def setup() -> None:
@@ -183,26 +219,31 @@ def play(cfg, args, stop) -> int:
     session = Session(cfg, scene, refiner, presenter, device=device, inputs=inputs, event_sinks=sinks,
                       scene_tensors=tensors,
                       script=script, frame_locked=headless and not args.realtime,
-                      recorder=Recorder(out / "recording", fps, scene.width, scene.height) if args.record else None,
+                      recorder=Recorder(out / "recording", video_fps, scene.width, scene.height) if args.record else None,
                       max_frames=max(1, round(seconds * fps)) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0,
-                      worker_setup=setup)
-    print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}"
-          f"{', frames by CUDA-OpenGL interop' if presenter.accepts_device_frames else ''}, "
+                      worker_setup=setup, display=display, live_content=live_content, shown=shown)
+    drawn = f", drawn at {cfg.runtime.display_hz:g} Hz from the camera at present time " \
+            f"(GL: {display.gl_renderer})" if display else \
+        (", frames by CUDA-OpenGL interop" if presenter.accepts_device_frames else "")
+    print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}{drawn}, "
           f"output in {out}", file=sys.stderr)
+    run, summary = run_record(["main.py", *sys.argv[1:]], device), None
+    run["refiner"] = refiner.name
+    if display is not None:
+        run["gl_renderer"] = display.gl_renderer
     try:
         with stop.graceful(session.request_quit):
             summary = session.run()
         if session.first_present_s is not None:
             summary["time_to_first_frame_s"] = session.first_present_s - started
-        keys = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms", "control_to_photon_ms",
-                "late_frames", "pacer", "prepared_blocks", "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s")
-        print(json.dumps({k: summary.get(k) for k in keys}))
+        summary = {k: summary.get(k) for k in SUMMARY_KEYS}
+        print(json.dumps(summary))
     finally:                   # also after a second stop signal: the video and recording are already finalized
         if hasattr(refiner, "close"):
             refiner.close()    # background work, e.g. a package build: the next start builds the rest
-        session.telemetry.write_json(out / "telemetry.json")
+        session.telemetry.write_json(out / "telemetry.json", run=run, session=summary)
         print(f"roam: wrote {out}", file=sys.stderr)
     if stop.exit_code is not None:
         print("roam: interrupted", file=sys.stderr)

@@ -9,8 +9,8 @@ The kernel is chosen once, by `select_attention`, when a model is built (never p
   sdpa        PyTorch SDPA with its own dispatch (CPU, meta, float32 reference runs)
   cudnn_fp8   cuDNN's FP8 kernel (model/fp8_attention.py; Hopper, nvidia-cudnn-frontend), for the
               FP8 mode's self-attention; its own CPU emulation off the GPU (tests)
-  auto        fa3, else flash, else SDPA preferring cuDNN (measured 0.82 ms against 1.33 ms for
-              the SDPA flash kernel at q 4680 x k 14040, 12 heads, bf16, H100) on CUDA; sdpa elsewhere.
+  auto        fa3, else flash, else SDPA preferring cuDNN (faster than SDPA's flash kernel at the
+              DiT's shapes: benchmarks/kernel_bench.py) on CUDA; sdpa elsewhere.
 """
 import importlib
 import logging

@@ -1,6 +1,6 @@
 """The DiT's transformer block compiled ahead of time (model/package_store.py): one AOTInductor
 package per pass shape, loaded by later starts, so a warm start neither traces the block with Dynamo
-nor looks its kernels up in torch.compile's caches (time to first frame; README, Start-up).
+nor looks its kernels up in torch.compile's caches (time to first frame; docs/performance.md, Start-up).
 
 A package holds one block's code for one pass shape with the layer's weights as inputs, so it serves
 all 30 layers:
@@ -37,7 +37,7 @@ class PackageUnavailable(RuntimeError):
 def cudnn_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """model/attention.py's signature ([B, L, Nh, Dh] in and out) on cuDNN's SDPA kernel, named
     explicitly: an exported program drops `sdpa_kernel`'s backend choice, and SDPA's own dispatch
-    would pick its flash kernel (1.38 against 0.79 ms a call on an H100, kernel_bench)."""
+    would pick its flash kernel, the slower one here (benchmarks/kernel_bench.py)."""
     out = torch.ops.aten._scaled_dot_product_cudnn_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                                               None, False, 0.0, False, False)[0]
     return out.transpose(1, 2)

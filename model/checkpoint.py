@@ -252,6 +252,60 @@ def load_dit(dit: nn.Module, base_paths: list[Path], inspatio_path: Path, *, dev
     load_module(dit, files + [(TensorFile(inspatio_path, GET_INSPATIO), DIT_INSPATIO_KEYMAP)], device=device)
 
 
+# --- model sizes from the files (the tree's own config.json and tensor shapes) --------------
+
+DIT_CONFIG_KEYS = ("dim", "ffn_dim", "num_heads", "num_layers", "freq_dim", "text_len", "text_dim", "out_dim", "eps")
+
+
+def wan_dit_size(config_path: Path) -> dict:
+    """DiTConfig field values from Wan2.1-T2V-1.3B/config.json (the keys WanModel takes; in_dim is
+    InSpatio's 36 whatever the file says, text_dim defaults to umT5-XXL's 4096 when absent)."""
+    try:
+        raw = json.loads(Path(config_path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{config_path}: unreadable JSON ({e}); {GET_WAN}") from None
+    if raw.get("model_type") != "t2v":
+        raise CheckpointError(f"{config_path}: model_type {raw.get('model_type')!r}, not a Wan2.1 T2V config; {GET_WAN}")
+    return {k: raw[k] for k in DIT_CONFIG_KEYS if k in raw}
+
+
+def umt5_reference_shapes(cfg) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of the reference umT5 encoder file (wan/modules/t5.py names) for a
+    T5Config-like `cfg`: 242 tensors at umT5-XXL's size."""
+    D, A, Fd = cfg.dim, cfg.dim_attn, cfg.dim_ffn
+    shapes = {"token_embedding.weight": (cfg.vocab_size, D)}
+    for i in range(cfg.num_layers):
+        b = f"blocks.{i}."
+        shapes.update({b + "norm1.weight": (D,), b + "attn.q.weight": (A, D), b + "attn.k.weight": (A, D),
+                       b + "attn.v.weight": (A, D), b + "attn.o.weight": (D, A), b + "norm2.weight": (D,),
+                       b + "ffn.gate.0.weight": (Fd, D), b + "ffn.fc1.weight": (Fd, D), b + "ffn.fc2.weight": (D, Fd),
+                       b + "pos_embedding.embedding.weight": (cfg.num_buckets, cfg.num_heads)})
+    shapes["norm.weight"] = (D,)
+    return shapes
+
+
+def umt5_size(f: TensorFile) -> dict:
+    """T5Config field values read off a reference umT5 file's shapes (its header only)."""
+    s = f.shapes
+    try:
+        vocab, dim = s["token_embedding.weight"]
+        buckets, heads = s["blocks.0.pos_embedding.embedding.weight"]
+        size = dict(vocab_size=vocab, dim=dim, dim_attn=s["blocks.0.attn.q.weight"][0],
+                    dim_ffn=s["blocks.0.ffn.fc1.weight"][0], num_heads=heads, num_buckets=buckets)
+    except (KeyError, ValueError):
+        raise CheckpointError(f"{f.path}: not a umT5 encoder file (no token_embedding / blocks.0 tensors of the "
+                              f"reference's names); {f.get}") from None
+    size["num_layers"] = len({k.split(".")[1] for k in s if k.startswith("blocks.")})
+    return size
+
+
+def wan_vae_size(f: TensorFile) -> dict:
+    """VAEConfig field values read off a Wan VAE file's shapes: its base width."""
+    if "encoder.conv1.weight" not in f.shapes:
+        raise CheckpointError(f"{f.path}: not a Wan VAE file (no encoder.conv1.weight); {f.get}")
+    return {"dim": f.shapes["encoder.conv1.weight"][0]}
+
+
 def load_manifest(name: str, manifest_dir: Path = MANIFEST_DIR) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape from model/manifests/<name>.json (the parity `*_keys.json` layout:
     {"keys": [{"name", "shape"}, ...]}, or a plain {name: shape} mapping)."""

@@ -24,7 +24,7 @@ from model.rope import apply_rope
 
 log = logging.getLogger(__name__)
 Rope = tuple[Tensor, Tensor]  # (cos, sin), each [L, Dh / 2], from model.rope.token_table
-# Linear layers of a block that run in FP8 with model.fp8. Measured per layer on an H100
+# Linear layers of a block that run in FP8 with model.fp8. Measured per layer
 # (benchmarks/kernel_bench.py, dit_bench --fp8-layers): only the up-projection pays; its input
 # quantization fuses into the LayerNorm kernel, while the 1536-wide projections are slower in FP8 and
 # quantizing the 8960-wide GELU output costs more than its matmul saves.

@@ -193,7 +193,9 @@ def load_dit_refiner(cfg, device, prompt_embeds: torch.Tensor, latent_hw: tuple[
     root = Path(cfg.checkpoint_dir)
     files = checkpoint.discover(root)
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" and cfg.dtype == "bfloat16" else torch.float32
-    model = CausalWanModel(DiTConfig(), device="meta", dtype=dtype)
+    if files.wan_config is None:
+        raise checkpoint.CheckpointError(f"{root / checkpoint.WAN_CONFIG}: not found; {checkpoint.GET_WAN}")
+    model = CausalWanModel(DiTConfig(**checkpoint.wan_dit_size(files.wan_config)), device="meta", dtype=dtype)
     checkpoint.load_dit(model, list(files.dit_base), files.dit_inspatio, device=device)
     return _assemble(cfg, model.eval(), load_codec(cfg, device=device, latent_dtype=dtype), prompt_embeds, latent_hw)
 

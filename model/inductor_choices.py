@@ -3,9 +3,9 @@
 Inductor writes a reduction over a row (LayerNorm, RMSNorm) as a "persistent" kernel, which loads
 the row once, only up to 1024 elements; wider rows loop over 512- or 1024-element chunks and read
 the row again to normalise it. The DiT's rows are 1536 wide (its hidden size), so every LayerNorm
-and the fused q/k RMSNorm + RoPE kernel looped. Persistent up to 2048 measured 3 ms less per block
-on the H100 (dit_bench --profile: element-wise kernels 30.8-31.5 -> 27.5-28.2 ms, DiT 262.1-262.9
--> 258.8-259.9 ms, same outputs) and compiles faster (fewer launch configurations to tune).
+and the fused q/k RMSNorm + RoPE kernel looped. Persistent up to 2048 makes the block faster with the
+same outputs (`dit_bench --profile`; docs/performance.md, "DiT alone") and compiles faster (fewer
+launch configurations to tune).
 
 Imported only where torch.compile runs (it imports Inductor).
 """

@@ -118,15 +118,18 @@ class TAECodec(LatentCodec):
 
 
 def load_codec(cfg: ModelConfig, *, device, latent_dtype: torch.dtype = torch.bfloat16,
-               vae_cfg: VAEConfig = VAEConfig(), tae_cfg: TAEConfig = TAEConfig()) -> LatentCodec:
+               tae_cfg: TAEConfig = TAEConfig()) -> LatentCodec:
     """The codec `cfg.use_tae` selects, loaded strictly from cfg.checkpoint_dir (TAE in fp16,
-    VAE in bf16, the reference's dtypes; float32 on CPU, where half-precision convs are slow)."""
+    VAE in bf16, the reference's dtypes; float32 on CPU, where half-precision convs are slow). The
+    VAE's width is the file's own (96 for Wan2.1_VAE.pth)."""
     root = Path(cfg.checkpoint_dir)
     on_cpu = torch.device(device).type == "cpu"
     if cfg.use_tae:
         tae = TAEHV(tae_cfg, device="meta", dtype=torch.float32 if on_cpu else torch.float16)
         checkpoint.load_tae(tae, root / checkpoint.TAE_FILE, device=device)
         return TAECodec(tae.eval(), latent_dtype)
-    vae = WanVAE(vae_cfg, device="meta", dtype=torch.float32 if on_cpu else torch.bfloat16)
-    checkpoint.load_vae(vae, root / checkpoint.VAE_FILE, device=device)
+    vae_file = checkpoint.TensorFile(root / checkpoint.VAE_FILE, checkpoint.GET_WAN)
+    vae = WanVAE(VAEConfig(**checkpoint.wan_vae_size(vae_file)), device="meta",
+                 dtype=torch.float32 if on_cpu else torch.bfloat16)
+    checkpoint.load_vae(vae, vae_file.path, device=device)
     return VAECodec(vae.eval(), latent_dtype)

@@ -1,6 +1,6 @@
 """The TAE's encoder and decoder compiled ahead of time (model/package_store.py): one AOTInductor
 package per part and input shape, loaded by later starts instead of tracing `run_layers` with Dynamo
-(time to first frame: 2-4 s of a warm start went there, README, Start-up).
+(time to first frame: docs/performance.md, Start-up).
 
     run = TAEPackages(tae, store, fallback=torch.compile(run_layers))   # run_layers' signature
     stream = TAEStream(tae, run)
@@ -22,9 +22,8 @@ from model.tae import TAEHV, TAEConfig, run_layers
 SOURCES = ("tae.py", "tae_packages.py", "package_store.py", "inductor_choices.py")
 # The build runs while play does (model/package_store.py). Benchmarking the kernels' launch configs
 # there (the TAE's were not found in torch.compile's autotuning cache) ran full-size TAE kernels on
-# the GPU and held play's frames back by up to 422 ms on an H100. With each kernel's heuristic config
-# the TAE is as fast: encode 11.0 and decode 7.4 ms a block, against 11.2 and 7.5 ms with
-# torch.compile (`main.py bench`, H100; README, Start-up).
+# the GPU and held play's frames back. With each kernel's heuristic config the TAE is as fast as
+# with torch.compile (`main.py bench`; docs/performance.md, Start-up).
 BUILD_SETTINGS = {"triton.autotune_pointwise": False}
 
 

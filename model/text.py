@@ -126,15 +126,16 @@ class TextEncoder:
             torch.cuda.empty_cache()
 
 
-def load_text_encoder(checkpoint_dir: Path | str, *, device, dtype: torch.dtype = torch.bfloat16,
-                      cfg: T5Config = T5Config()) -> TextEncoder:
+def load_text_encoder(checkpoint_dir: Path | str, *, device, dtype: torch.dtype = torch.bfloat16) -> TextEncoder:
     """Tokenizer from Wan2.1-T2V-1.3B/google/umt5-xxl, encoder weights from
-    models_t5_umt5-xxl-enc-bf16.{safetensors,pth}, loaded strictly onto `device` in `dtype`."""
+    models_t5_umt5-xxl-enc-bf16.{safetensors,pth}, loaded strictly onto `device` in `dtype`. The
+    encoder's size is read off the file (umT5-XXL for the official one)."""
     files = checkpoint.discover(checkpoint_dir)
     if files.t5 is None or files.tokenizer is None:
         missing = checkpoint.T5_FILES[0] if files.t5 is None else checkpoint.TOKENIZER_DIR
         raise checkpoint.CheckpointError(f"{Path(checkpoint_dir) / missing}: not found; {checkpoint.GET_WAN}")
     tokenizer = _transformers().AutoTokenizer.from_pretrained(str(files.tokenizer))
+    cfg = T5Config(**checkpoint.umt5_size(checkpoint.TensorFile(files.t5, checkpoint.GET_WAN)))
     model = build_umt5(cfg, device="meta", dtype=dtype)
     checkpoint.load_umt5(model, files.t5, device=device)
     return TextEncoder(model, tokenizer, cfg)

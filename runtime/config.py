@@ -149,11 +149,14 @@ class RuntimeConfig:
     clock: ClockConfig = field(default_factory=ClockConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)
     headless_seconds: float = 4.0      # length of a headless session when --seconds is not given
+    reproject: bool = True             # draw the world from the newest camera pose at display_hz (false: show each generated frame as made)
+    display_hz: float = 60.0           # displayed frames per second when reprojecting (a window also waits for its display's refresh)
     out_dir: str = "out"               # parent folder of session output folders
     refiner: str = "auto"              # auto | geometry | dit
     device: str = "auto"               # auto | cpu | cuda
 
-    RANGES: ClassVar[dict] = {"headless_seconds": (0.1, 10**7, "seconds of presented video")}
+    RANGES: ClassVar[dict] = {"headless_seconds": (0.1, 10**7, "seconds of presented video"),
+                              "display_hz": (1, 1000, "displayed frames per second")}
 
 
 @dataclass(frozen=True)

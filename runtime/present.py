@@ -42,28 +42,48 @@ class HudState:
 
 
 class HeadlessPresenter:
-    """Writes every presented frame to OUT/video.mp4 (H.264, durable: it plays up to about a second
-    before a crash or SIGKILL) and keeps a few for the contact sheet (OUT/contact_sheet.png, a grid
-    of frames with their timestamps)."""
+    """Writes every presented frame to OUT/video.mp4 (H.264 at x264 `preset`, durable: it plays up to
+    about a second before a crash or SIGKILL) and keeps a few for the contact sheet
+    (OUT/contact_sheet.png, a grid of frames with their timestamps)."""
     accepts_device_frames = False     # encodes from host memory: the worker copies frames to the host
 
-    def __init__(self, out_dir: Path, fps: float, width: int, height: int, sheet_tiles: int = 12):
+    def __init__(self, out_dir: Path, fps: float, width: int, height: int, sheet_tiles: int = 12,
+                 preset: str = "medium"):
         self.out_dir, self.fps, self.sheet_tiles = Path(out_dir), fps, sheet_tiles
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.writer = BackgroundVideoWriter(self.out_dir / "video.mp4", fps=fps, width=width, height=height,
-                                            durable=True)
+                                            preset=preset, durable=True)
         self._sheet: list[tuple[float, np.ndarray]] = []   # every `_stride`-th frame, at most 2 x tiles
         self._stride = 1
         self.frames_presented = 0
+        self._ctx = None
+
+    @property
+    def ctx(self):
+        """An offscreen OpenGL context (EGL) for drawing the world, made on first use."""
+        if self._ctx is None:
+            import moderngl
+            self._ctx = moderngl.create_standalone_context(backend="egl", require=430)
+        return self._ctx
 
     def events(self) -> list:
         """Events of an initialised pygame display (kiosk pads, tests on the dummy driver); none otherwise."""
         import pygame
         return pygame.event.get() if pygame.display.get_init() else []
 
+    def present_texture(self, texture, hud: HudState, read: bool = True) -> np.ndarray:
+        """A frame drawn on the GPU (RGBA8 texture, rows top first): read back and written. -> the
+        frame uint8 [H, W, 3]"""
+        w, h = texture.size
+        array = np.frombuffer(texture.read(alignment=1), np.uint8).reshape(h, w, 4)[..., :3].copy()
+        self._write(array)
+        return array
+
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """frame: uint8 [H, W, 3]."""
-        array = frame.cpu().numpy()
+        self._write(frame.cpu().numpy())
+
+    def _write(self, array: np.ndarray) -> None:
         self.writer.write(array)
         if self.frames_presented % self._stride == 0:
             self._sheet.append((self.frames_presented / self.fps, array.copy()))
@@ -75,6 +95,8 @@ class HeadlessPresenter:
         """Start-up status: a headless run has nowhere to show it (play prints it)."""
 
     def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.release()
         self.writer.finalize()
         if self._sheet:
             keep = np.unique(np.linspace(0, len(self._sheet) - 1, self.sheet_tiles).round().astype(int))
@@ -92,11 +114,18 @@ class WindowPresenter:
                  fullscreen: bool = False, device: torch.device | str = "cpu"):
         import moderngl
         import pygame
+        # SDL makes the window's GL context through EGL, as the offscreen contexts are made (the sample
+        # scene's, the headless display's): an EGL context made before a GLX window breaks the GLX
+        # context on Mesa (X error BadAccess in glXMakeCurrent, e.g. `play` building the sample first)
+        os.environ.setdefault("SDL_VIDEO_X11_FORCE_EGL", "1")
         pygame.init()
         pygame.display.set_caption(title)
-        self.pygame, self.size, self.fullscreen = pygame, (width, height), fullscreen
+        self.pygame, self.moderngl, self.size, self.fullscreen = pygame, moderngl, (width, height), fullscreen
         flags = pygame.OPENGL | pygame.DOUBLEBUF | (pygame.FULLSCREEN if fullscreen else pygame.RESIZABLE)
-        self.surface = pygame.display.set_mode(self.size, flags)
+        try:                                  # swap with the display's refresh where the driver can
+            self.surface = pygame.display.set_mode(self.size, flags, vsync=1)
+        except pygame.error:
+            self.surface = pygame.display.set_mode(self.size, flags)
         if fullscreen:
             pygame.mouse.set_visible(False)
         self.ctx = moderngl.create_context()
@@ -134,17 +163,35 @@ class WindowPresenter:
             self.frames.release()
             self.frames = make_uploader(self.ctx, (w, h), device)
         self.frames.upload(frame)
+        self._draw(self.frames.texture, hud)
+        self.pygame.display.flip()
+        self.frames_presented += 1
+
+    def _draw(self, texture, hud: HudState) -> None:
+        """The frame texture over the window, the HUD over it, and the screenshot if one is asked for."""
+        self.ctx.screen.use()
         self.ctx.viewport = (0, 0, *self.pygame.display.get_window_size())
         self.ctx.clear(0.0, 0.0, 0.0)
-        self.frames.texture.use(0)
+        self.ctx.enable(self.moderngl.BLEND)
+        texture.use(0)
         self.vao.render(mode=4 + 1)          # TRIANGLE_STRIP
         if hud.visible and hud.lines:
             self._draw_hud(hud.lines)
         if self._screenshot_wanted:
             self._screenshot_wanted = False
             self.screenshots.append(self.screenshot(self.out_dir / f"screenshot-{len(self.screenshots)}.png"))
+
+    def present_texture(self, texture, hud: HudState, read: bool = False) -> np.ndarray | None:
+        """A frame drawn on the GPU (texture of this context, rows top first): drawn with the HUD,
+        swapped. -> the frame uint8 [H, W, 3] when `read` (for a recording), else None."""
+        self._draw(texture, hud)
+        array = None
+        if read:
+            w, h = texture.size
+            array = np.frombuffer(texture.read(alignment=1), np.uint8).reshape(h, w, texture.components)[..., :3].copy()
         self.pygame.display.flip()
         self.frames_presented += 1
+        return array
 
     def show_status(self, lines: list[str]) -> None:
         """Before the first frame (warm-up): the lines on a dark window, so it is visibly alive."""

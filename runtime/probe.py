@@ -6,7 +6,6 @@ from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
-import torch
 
 
 class DepthProbe:
@@ -26,13 +25,13 @@ class DepthProbe:
             self._points.move_to_end(i)
             return self._points[i]
         s = self.stride
-        depth = self.scene.depth[i, ::s, ::s].double()                                     # [h, w]
-        v, u = torch.meshgrid(torch.arange(depth.shape[0], dtype=torch.float64) * s,
-                              torch.arange(depth.shape[1], dtype=torch.float64) * s, indexing="ij")
-        pix = torch.stack([u, v, torch.ones_like(u)], -1)[depth > 0]                      # [P, 3]
-        cam = (pix @ torch.linalg.inv(self.scene.K[i].double()).T) * depth[depth > 0][:, None]   # [P, 3]
-        c2w = self.scene.c2w[i].double()
-        self._points[i] = (cam @ c2w[:3, :3].T + c2w[:3, 3]).numpy()                       # [P, 3]
+        depth = self.scene.depth[i, ::s, ::s].numpy().astype(np.float64)                  # [h, w]
+        v, u = np.mgrid[0:depth.shape[0], 0:depth.shape[1]] * float(s)                     # [h, w] each
+        ok = depth > 0
+        pix = np.stack([u[ok], v[ok], np.ones(int(ok.sum()))], -1)                          # [P, 3]
+        cam = (pix @ np.linalg.inv(self.scene.K[i].double().numpy()).T) * depth[ok][:, None]   # [P, 3]
+        c2w = self.scene.c2w[i].double().numpy()
+        self._points[i] = cam @ c2w[:3, :3].T + c2w[:3, 3]                                  # [P, 3]
         if len(self._points) > self.keep:
             self._points.popitem(last=False)
         return self._points[i]
@@ -40,6 +39,8 @@ class DepthProbe:
     def __call__(self, c2w: np.ndarray, direction: np.ndarray) -> float:
         rel = self.points(self.frame_index()) - c2w[:3, 3]                                  # [P, 3]
         along = rel @ direction                                                             # [P]
-        lateral = np.linalg.norm(rel - along[:, None] * direction, axis=1)                  # [P]
-        ahead = along[(along > 0) & (lateral < self.radius)]
+        front = along > 0
+        rel, along = rel[front], along[front]                                               # [P'], [P', 3]
+        lateral_sq = np.einsum("pi,pi->p", rel, rel) - along * along                       # [P']
+        ahead = along[lateral_sq < self.radius * self.radius]
         return float(ahead.min()) if ahead.size else float("inf")

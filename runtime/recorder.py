@@ -4,7 +4,9 @@ and a replay (`play --script OUT/recording`) works from what is there.
 
 OUT/recording/
   inputs.jsonl   one line per tick that had input: the tick index and its commands (idle ticks are left out)
-  poses.jsonl    one line per presented frame: frame index, source index, c2w
+  poses.jsonl    one line per presented frame: frame index, source index, c2w; when the display draws
+                 every frame from the camera (runtime.reproject) also `content`, the number of the content
+                 frame it showed (replaying these shows the same frames)
   poses.json     the same as one JSON document, written (atomically) when the recording closes
   blocks.jsonl   one line per generation request: block id, whether it restarted the model context,
                  its source indices and camera poses (every requested frame, also those a refiner
@@ -17,6 +19,7 @@ loses at most a line it was writing, and readers skip a cut-off last line.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +54,14 @@ class Recorder:
                "c2w": np.asarray(c2w, dtype=np.float64).tolist()}
         self._blocks.write(row)
 
-    def log_frame(self, frame: torch.Tensor, source_index: int, c2w: np.ndarray) -> None:
-        """frame: uint8 [H, W, 3] (host or GPU); c2w: [4, 4] OpenCV camera-to-world."""
+    def log_frame(self, frame: torch.Tensor, source_index: int, c2w: np.ndarray, content: int | None = None) -> None:
+        """frame: uint8 [H, W, 3] (host or GPU); c2w: [4, 4] OpenCV camera-to-world; content: the
+        content frame a displayed frame showed."""
         self._video.write(frame.cpu().numpy())
         row = {"frame": self.frames, "source_index": int(source_index),
                "c2w": np.asarray(c2w, dtype=np.float64).tolist()}
+        if content is not None:
+            row["content"] = int(content)
         self._poses.write(row)
         self.frames += 1
 
@@ -151,6 +157,33 @@ def load_recorded_blocks(folder: Path) -> tuple[np.ndarray, list[int], list[int]
         frames += len(row.get("source_indices", ()))
     c2w, indices = _poses(rows, path)
     return c2w, indices, restarts
+
+
+@dataclass(frozen=True)
+class DisplayedFrames:
+    """The displayed frames of a recorded run: c2w float64 [D, 4, 4] and content [D], the content
+    frame each one showed."""
+    c2w: np.ndarray
+    content: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.content)
+
+
+def load_displayed(folder: Path) -> DisplayedFrames | None:
+    """A recorded run's displayed frames, or None when its frames were presented as made (no
+    `content` in its pose rows: recorded without reprojection)."""
+    path = Path(folder) / "poses.jsonl"
+    rows = read_pose_log(path) if path.is_file() else []
+    if not rows or "content" not in rows[0]:
+        return None
+    c2w, _ = _poses(rows, path)
+    try:
+        content = np.array([int(r["content"]) for r in rows], dtype=np.int64)                 # [D]
+    except (KeyError, TypeError, ValueError) as err:
+        raise RecordingError(f"{path}: not a recorded run's log ({type(err).__name__}: {err}); "
+                             "record the run again with `play --record`") from None
+    return DisplayedFrames(c2w, content)
 
 
 def load_recorded_poses(folder: Path) -> tuple[np.ndarray, list[int], float]:

@@ -30,6 +30,7 @@ import numpy as np
 from controllers.commands import CAMERA_MODES, CameraCommand
 from runtime.config import RigConfig
 
+PREDICT_STEP_S = 1.0 / 60.0          # predictions integrate in steps no longer than a tick at 60 Hz
 Probe = Callable[[np.ndarray, np.ndarray], float]   # (c2w [4, 4] world, unit direction [3] world) -> distance or inf
 
 
@@ -161,16 +162,24 @@ class CameraRig:
         self._held = CameraCommand(move=cmd.move, look=cmd.look, run=cmd.run)
         self.state = self._integrate(self.state, cmd, dt_s, self._frame(source_c2w))
 
-    def predict(self, n_frames: int, dt_s: float, source_c2ws=None) -> np.ndarray:
-        """The next n poses [n, 4, 4], one per `dt_s`, if the current input stays held (mouse
-        motion does not repeat). The rig itself does not change. Ride-along needs the source
-        poses of those frames [n, 4, 4]."""
+    def predict(self, n_frames: int, dt_s: float, source_c2ws=None, start_s: float = 0.0) -> np.ndarray:
+        """The poses [n, 4, 4] at start_s + dt_s, start_s + 2 dt_s, ... from now, if the current
+        input stays held (mouse motion does not repeat), integrated in steps of at most
+        PREDICT_STEP_S as the ticks would. The rig itself does not change. Ride-along needs the
+        source poses of those frames [n, 4, 4]."""
         state, out = self.state, []
         for i in range(n_frames):
             frame = self._frame(None if source_c2ws is None else source_c2ws[i])
-            state = self._integrate(state, self._held, dt_s, frame)
+            state = self._advance(state, start_s + dt_s if i == 0 else dt_s, frame)
             out.append(frame @ state.rel_c2w())
         return np.stack(out) if out else np.zeros((0, 4, 4))
+
+    def _advance(self, state: RigState, dt_s: float, frame: np.ndarray) -> RigState:
+        """`state` after dt_s seconds of the held input."""
+        steps = max(1, math.ceil(dt_s / PREDICT_STEP_S - 1e-9))
+        for _ in range(steps):
+            state = self._integrate(state, self._held, dt_s / steps, frame)
+        return state
 
     def reset(self, to_c2w=None, source_c2w=None) -> None:
         """Back to the source camera (rel = I: the anchor, or with ride-along the current source

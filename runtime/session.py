@@ -8,10 +8,18 @@ buffer, plan the next block when the buffer runs low, and present the frame that
   and holds the last frame when generation is late. The tick never waits for generation.
 - Frame locked (`frame_locked=True`, headless and offline): a virtual clock that advances one frame
   period per presented frame and waits for every frame, so the output is complete and deterministic.
+
+With a `display` (runtime/display.py, `runtime.reproject`), frames from the jitter buffer are not
+shown as they are: they become the content, and the display draws the world from the rig's pose at
+present time, `runtime.display_hz` times a second (frame locked: one display period per frame).
+The camera reaches the screen at the display's rate; content still changes at `loop.fps`. With
+`live_content` (the geometry refiner) no blocks are generated at all: the planner hands the world
+clock's source frames straight to the jitter buffer and the display draws the point cloud itself.
 """
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import time
 from dataclasses import dataclass
@@ -22,11 +30,12 @@ import torch
 from controllers.commands import Commands, TimeCommand, merge
 from controllers.scripted import ScriptedPath
 from runtime.config import AppConfig
+from runtime.display import GeneratedView
 from runtime.pacing import JitterBuffer, Pacer
 from runtime.present import HudState
 from runtime.probe import DepthProbe
 from runtime.rig import CameraRig
-from runtime.telemetry import GcPauses, Telemetry
+from runtime.telemetry import GcPauses, PoseTrace, Telemetry
 from runtime.ticker import FixedTicker
 from runtime.worker import BlockRequest, GeneratedBlock, GenerationWorker, PrepareHint, SceneTensors
 from runtime.world_clock import WorldClock
@@ -41,6 +50,7 @@ class FrameInfo:
     block_id: int
     source_index: int
     c2w: np.ndarray            # [4, 4] float64, the camera it was rendered from
+    depth: torch.Tensor | None = None   # float32 [H, W] camera z of its render (for warping it), if made
 
 
 class VirtualClock:
@@ -60,13 +70,17 @@ class Session:
     per tick. event_sinks: objects with `handle(pygame_event)` (the window's keyboard and pads).
     script: a ScriptedPath that dictates every frame's pose and source index (replay, render).
     worker_setup: runs first on the generation thread (the refiner's warm-up); no block is planned
-    before it is done, while the loop keeps the window responsive."""
+    before it is done, while the loop keeps the window responsive.
+    display: a Display that draws every displayed frame from the rig's pose (module docstring);
+    live_content: with a display, show the source frames without generating blocks (geometry);
+    shown: with a display, the displayed frames of a recorded run to show again (their poses and
+    content frames: runtime.recorder.DisplayedFrames), frame locked: exactly as they were."""
 
     def __init__(self, cfg: AppConfig, scene, refiner, presenter, *, device: torch.device,
                  inputs=(), event_sinks=(), script: ScriptedPath | None = None, recorder=None,
                  frame_locked: bool = False, max_frames: int | None = None,
                  new_recorder=None, status=(), max_worker_restarts: int = 0, scene_tensors=None,
-                 worker_setup=None):
+                 worker_setup=None, display=None, live_content: bool = False, shown=None):
         self.cfg, self.scene, self.presenter, self.recorder = cfg, scene, presenter, recorder
         self.inputs, self.event_sinks, self.script = list(inputs), list(event_sinks), script
         self.new_recorder, self.status = new_recorder, list(status)   # recorder factory; objects with .status
@@ -74,7 +88,12 @@ class Session:
         self.fps = cfg.runtime.loop.fps
         self.virtual = VirtualClock() if frame_locked else None
         self.now = self.virtual if frame_locked else time.perf_counter
-        self.telemetry = Telemetry(fps=self.fps, now=time.perf_counter)
+        self.display, self.live_content = display, live_content and display is not None
+        self.shown = shown if display is not None else None
+        self.display_hz = cfg.runtime.display_hz
+        self.telemetry = Telemetry(fps=self.fps, now=time.perf_counter,
+                                   display_hz=self.display_hz if display is not None else None)
+        self.pose_trace = PoseTrace()
         self.ticker = FixedTicker(cfg.runtime.loop.tick_hz, cfg.runtime.loop.max_catchup_ticks, now=self.now)
         self.source_c2w = scene.c2w.double().numpy()                                  # [N, 4, 4]
         self.clock = WorldClock(scene.num_frames, scene.fps, self.fps, cfg.runtime.clock)
@@ -87,8 +106,8 @@ class Session:
         self._done: queue.Queue[GeneratedBlock] = queue.Queue()
         tensors = scene_tensors if scene_tensors is not None else SceneTensors(scene, device)
         self.worker = GenerationWorker(tensors, refiner, self._done.put, mark=self.telemetry.mark,
-                                       keep_on_device=getattr(presenter, "accepts_device_frames", False),
-                                       setup=worker_setup)
+                                       keep_on_device=display is None and getattr(presenter, "accepts_device_frames", False),
+                                       setup=worker_setup, with_depth=display is not None and not self.live_content)
         self.max_worker_restarts, self.worker_restarts = max_worker_restarts, 0
         self.hud = HudState(visible=True)
         self.tick = 0
@@ -104,6 +123,13 @@ class Session:
         #                                            times, apart for blocks prepared ahead (True) or not
         self._hint: tuple[int, tuple[int, ...]] | None = None   # (block id, source frames) last hinted
         self.prepared_blocks = 0
+        self._planned_frames = 0                       # frames requested so far
+        self.content: FrameInfo | None = None          # the content frame shown now (display)
+        self.generated: GeneratedView | None = None   # ... and its generated frame, if any
+        self.displayed = 0                             # displayed frames so far
+        self._next_display_s: float | None = None
+        self._render_s = 0.0                           # recent time from pose sample to present (EMA)
+        self._alpha = 0.0                              # the ticker's fraction of a tick at the last advance
 
     def request_quit(self) -> None:
         """End the session at its next loop step (safe from a signal handler: it only sets a flag)."""
@@ -130,18 +156,25 @@ class Session:
                        worker_restarts=self.worker_restarts, prepared_blocks=self.prepared_blocks,
                        source_latent_cache=self.refiner.source_cache.stats() if hasattr(self.refiner, "source_cache") else None,
                        pacer=dict(self.pacer.counts), ticks=self.tick, ticker=self.ticker.stats(),
-                       gc_pauses=gc_pauses.summary(),
+                       gc_pauses=gc_pauses.summary(), pose_error=self.pose_trace.summary(),
                        peak_gpu_mem_gib=peak_gpu_memory_gib(self.worker.scene.device))
         return summary
 
     def _finished(self) -> bool:
-        if self.quit or (self.max_frames is not None and self.frames_presented >= self.max_frames):
+        if self.quit or (self.max_frames is not None and self._shown_s() >= self.max_frames / self.fps - 1e-9):
             return True
         if self.worker.error is not None:
             if self.worker_restarts >= self.max_worker_restarts:
                 raise RuntimeError(f"generation worker failed: {self.worker.error}") from self.worker.error
             self._restart_worker()
         return self._script_over() and self._in_flight == 0 and len(self.buffer) == 0
+
+    def _shown_s(self) -> float:
+        """Seconds of video shown: presented (content) frames; frame locked with a display, displayed
+        frames (in real time content keeps its rate however fast the display draws)."""
+        if self.display is not None and self.frame_locked:
+            return self.displayed / self.display_hz
+        return self.frames_presented / self.fps
 
     def _script_over(self) -> bool:
         return self.script is not None and not self.script.loop and self._script_pos >= len(self.script)
@@ -150,7 +183,8 @@ class Session:
         """Watchdog (kiosk): replace a crashed worker, drop what it had in flight, start a fresh context."""
         log.warning("generation worker crashed (%s); restarting it", self.worker.error)
         self.worker = GenerationWorker(self.worker.scene, self.refiner, self._done.put, mark=self.worker._mark,
-                                       keep_on_device=self.worker.keep_on_device, setup=self.worker.setup)
+                                       keep_on_device=self.worker.keep_on_device, setup=self.worker.setup,
+                                       with_depth=self.worker.with_depth)
         self.worker.start()
         self._in_flight, self._restart, self._hint = 0, True, None
         self._submitted.clear()
@@ -158,12 +192,14 @@ class Session:
 
     def _iterate(self) -> None:
         self._pump_events()
-        due, _ = self.ticker.advance()
+        due, self._alpha = self.ticker.advance()
         for _ in range(due):
             self._tick()
         self._collect(wait=False)
         self._plan()
-        if self.frame_locked:
+        if self.display is not None:
+            self._display_locked() if self.frame_locked else self._display_realtime()
+        elif self.frame_locked:
             self._present_locked()
         else:
             item = self.pacer.poll(time.perf_counter(), draining=self._draining())
@@ -192,6 +228,90 @@ class Session:
         self._present(*self.buffer.pop())
         self.virtual.t = self.frames_presented / self.fps
 
+    # ---- display (reprojection) ----------------------------------------------------------------
+    def _display_realtime(self) -> None:
+        """Content from the pacer at loop.fps; a displayed frame whenever one is due at display_hz."""
+        now = time.perf_counter()
+        item = self.pacer.poll(now, draining=self._draining())
+        if item is not None:
+            self._take_content(*item)
+        period = 1.0 / self.display_hz
+        if self.content is not None and (self._next_display_s is None or now >= self._next_display_s - 0.002):
+            self._show()
+            after = time.perf_counter()
+            behind = self._next_display_s is None or after - self._next_display_s > period
+            self._next_display_s = after + period if behind else self._next_display_s + period
+        self._sleep()
+
+    def _display_locked(self) -> None:
+        """Displayed frame k at virtual time k / display_hz showing content frame m from m / fps on,
+        or, replaying displayed frames, the content frame it showed then (waiting for it to be made)."""
+        k = self.displayed
+        if self.shown is not None and k >= len(self.shown):
+            self.quit = True
+            return
+        last = int(self.shown.content[k]) if self.shown is not None else math.floor(k / self.display_hz * self.fps + 1e-9)
+        while self.frames_presented <= last:                         # content due by now
+            while len(self.buffer) == 0 and (self._in_flight > 0 or self.worker.mailbox.pending):
+                if self.worker.error is not None or self.quit:
+                    return
+                self._collect(wait=True)
+            if len(self.buffer) == 0:
+                if self._draining() or self.content is None:
+                    return
+                break                                                   # nothing more will come
+            self._take_content(*self.buffer.pop())
+        if self.content is None:
+            return
+        self._show()
+        self.virtual.t = self.displayed / self.display_hz
+
+    def _stamp(self) -> float:
+        """Now for the display's telemetry: virtual time when frame locked (what the video shows)."""
+        return self.virtual.t if self.frame_locked else time.perf_counter()
+
+    def _take_content(self, frame: torch.Tensor | None, info: FrameInfo) -> None:
+        """The next content frame: its source frame (and generated frame) is what the display shows."""
+        self.content = info
+        if frame is not None and info.depth is not None:
+            self.generated = GeneratedView(key=(info.block_id, self.frames_presented), frame=frame.cpu().numpy(),
+                                           depth=info.depth.cpu().numpy(), K=self.scene.K[info.source_index].double().numpy(),
+                                           c2w=info.c2w)
+        self.telemetry.present(info.block_id, self._stamp())
+        if self.first_present_s is None:
+            self.first_present_s = time.perf_counter()
+        self.frames_presented += 1
+
+    def _show(self) -> None:
+        """Draw and present one displayed frame from the rig's pose at (expected) present time; a
+        replay shows the recorded pose, a script the content frame's."""
+        if self.shown is not None:
+            c2w = self.shown.c2w[min(self.displayed, len(self.shown) - 1)]
+        elif self.script is not None:
+            c2w = self.content.c2w
+        else:
+            c2w = self._pose_at(0.0 if self.frame_locked else self._alpha / self.cfg.runtime.loop.tick_hz + self._render_s)
+        pose_tick = self.tick
+        self.hud.lines = self._hud_lines(self.content)
+        t0 = time.perf_counter()
+        frame = self.display.show(c2w, self.content.source_index, self.generated, self.hud,
+                                  read=self.recorder is not None)
+        self._render_s += 0.2 * ((time.perf_counter() - t0) - self._render_s)
+        presented = self._stamp()
+        self.telemetry.displayed(presented, pose_tick)
+        self.pose_trace.displayed(presented, c2w)
+        if self.recorder is not None:
+            self.recorder.log_frame(torch.from_numpy(frame), self.content.source_index, c2w,
+                                    content=self.frames_presented - 1)
+        self.displayed += 1
+
+    def _pose_at(self, ahead_s: float) -> np.ndarray:
+        """The rig's pose ahead_s seconds after its last tick, if the held input stays held."""
+        ride = self.source_c2w[[self.clock.index]] if self.cfg.runtime.rig.ride_along else None
+        if ahead_s <= 0.0:
+            return self.rig.c2w(ride[0] if ride is not None else None)
+        return self.rig.predict(1, ahead_s, ride)[0]
+
     def _draining(self) -> bool:
         return self._script_over() and self._in_flight == 0
 
@@ -200,6 +320,8 @@ class Session:
         wake = [self.ticker.time_to_next_tick()]
         if self.pacer.next_due_s is not None:
             wake.append(self.pacer.next_due_s - now)
+        if self._next_display_s is not None:
+            wake.append(self._next_display_s - now)
         time.sleep(min(max(0.0, min(wake)), 0.005))
 
     # ---- input -----------------------------------------------------------------------------
@@ -219,8 +341,10 @@ class Session:
         if cmds.camera.reset or cmds.camera.mode is not None or cmds.camera.cycle_mode:
             self._restart = True        # the camera jumps: the next block starts a fresh model context
         self.rig.step(cmds.camera, 1.0 / self.cfg.runtime.loop.tick_hz, self.source_c2w[self.clock.index])
-        self.telemetry.camera_command(self.tick, cmds.camera)
         self.tick += 1
+        t = self.tick / self.cfg.runtime.loop.tick_hz if self.frame_locked else time.perf_counter()
+        self.telemetry.camera_command(self.tick - 1, cmds.camera, t if self.display is not None else None)
+        self.pose_trace.tick(t, self.rig.c2w(self.source_c2w[self.clock.index]))
 
     def _apply_app(self, cmds: Commands) -> None:
         app = cmds.app
@@ -241,6 +365,11 @@ class Session:
 
     # ---- planning and generation ------------------------------------------------------------
     def _plan_due(self) -> bool:
+        if self.live_content:                            # keep the jitter buffer at its target
+            return len(self.buffer) + self._in_flight < self.cfg.runtime.pacing.target_buffer_frames
+        return self._block_due()
+
+    def _block_due(self) -> bool:
         """Frame locked: keep one block ahead. Real time: just in time, one block at a time: plan when
         the buffered frames last only `plan_margin_s` longer than recent blocks took to make, so
         each block carries the freshest camera input (control-to-photon latency). A block the worker
@@ -263,30 +392,44 @@ class Session:
         return lead_s <= make_s + self.cfg.runtime.pacing.plan_margin_s
 
     def _plan(self) -> None:
-        if not self._plan_due():
+        while self._plan_due() and not self._script_over():
+            if self.script is not None and self._script_pos in self.script.restarts:
+                self._restart = True                     # the recorded run restarted here
+            n = 1 if self.live_content else self.refiner.frames_for_block(self._restart)
+            lead_s = self._display_lead_s() if self.display is not None else 0.0
+            poses, indices, discontinuity = self._next_frames(n, lead_s)
+            if len(indices) == 0:
+                return
+            request = BlockRequest(block_id=self._next_block, source_indices=tuple(int(i) for i in indices),
+                                   target_c2w=poses, restart=self._restart or discontinuity,
+                                   input_sampled_s=time.perf_counter(), command_tick=self.tick,
+                                   issued_s=time.perf_counter())
+            self.telemetry.mark(request.block_id, "input", request.input_sampled_s, tick=self.tick)
+            self.telemetry.mark(request.block_id, "request", request.issued_s)
+            if self.recorder is not None:
+                self.recorder.log_block(request.block_id, request.restart, request.source_indices, request.target_c2w)
+            self._submitted[request.block_id] = time.perf_counter()
+            self._next_block += 1
+            self._planned_frames += len(indices)
+            self._in_flight += len(indices)
+            self._restart = False
+            if self.live_content:                        # the source frames are the content: nothing to make
+                self._accept(GeneratedBlock(request=request, frames=[None] * len(indices)))
+                continue
+            self.worker.submit(request)
+            self._send_hint()
             return
-        if self._script_over():
-            return
-        if self.script is not None and self._script_pos in self.script.restarts:
-            self._restart = True                         # the recorded run restarted here
-        n = self.refiner.frames_for_block(self._restart)
-        poses, indices, discontinuity = self._next_frames(n)
-        if len(indices) == 0:
-            return
-        request = BlockRequest(block_id=self._next_block, source_indices=tuple(int(i) for i in indices),
-                               target_c2w=poses, restart=self._restart or discontinuity,
-                               input_sampled_s=time.perf_counter(), command_tick=self.tick,
-                               issued_s=time.perf_counter())
-        self.telemetry.mark(request.block_id, "input", request.input_sampled_s, tick=self.tick)
-        self.telemetry.mark(request.block_id, "request", request.issued_s)
-        self.worker.submit(request)
-        if self.recorder is not None:
-            self.recorder.log_block(request.block_id, request.restart, request.source_indices, request.target_c2w)
-        self._submitted[request.block_id] = time.perf_counter()
-        self._next_block += 1
-        self._in_flight += len(indices)
-        self._restart = False
-        self._send_hint()
+
+    def _display_lead_s(self) -> float:
+        """Seconds from now until the next planned frame will be on screen: frame-locked exactly
+        (content frame m shows from m / fps), real time from the buffer and how long blocks take."""
+        if self.frame_locked:
+            return max(0.0, self._planned_frames / self.fps - self.virtual.t)
+        lead_s = len(self.buffer) / self.fps
+        if self.pacer.next_due_s is not None:
+            lead_s += max(0.0, self.pacer.next_due_s - time.perf_counter())
+        history = self._make_s[False] + self._make_s[True]
+        return max(lead_s, max(history) if history and not self.live_content else 0.0)
 
     def _send_hint(self) -> None:
         """Tell the worker which source frames the next block will show if nothing changes, so it runs
@@ -306,8 +449,10 @@ class Session:
             self.worker.prepare(PrepareHint(*hint))
         self._hint = hint
 
-    def _next_frames(self, n: int) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Poses [n, 4, 4] and source indices [n] of the next n frames, and whether source time jumps."""
+    def _next_frames(self, n: int, lead_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Poses [n, 4, 4] and source indices [n] of the next n frames, and whether source time jumps.
+        lead_s: when the first of them will be on screen; the rig predicts the poses for then, one
+        frame period apart (0: from one period after now, as without a display)."""
         if self.script is not None:          # a script is one continuous take, as in the reference
             poses, indices = self.script.window(self._script_pos, n)
             self._script_pos += len(indices)
@@ -315,7 +460,11 @@ class Session:
         frames = [self.clock.advance() for _ in range(n)]
         indices = np.array([f.index for f in frames])
         ride = self.source_c2w[indices] if self.cfg.runtime.rig.ride_along else None
-        poses = self.rig.predict(n, 1.0 / self.fps, ride)
+        if self.live_content:                # nothing is made for these poses: the display draws the rig's own
+            poses = np.stack([self.rig.c2w(None if ride is None else ride[i]) for i in range(n)])
+            return poses, indices, any(f.discontinuity for f in frames)
+        period = 1.0 / self.fps
+        poses = self.rig.predict(n, period, ride, start_s=max(0.0, lead_s - period))
         return poses, indices, any(f.discontinuity for f in frames)
 
     def _collect(self, wait: bool) -> None:
@@ -336,7 +485,8 @@ class Session:
         offset = len(req.source_indices) - len(block.frames)      # a short block keeps its last frames
         for i, frame in enumerate(block.frames):
             j = offset + i
-            self.buffer.push(frame, FrameInfo(req.block_id, req.source_indices[j], req.target_c2w[j]))
+            depth = block.depth[i] if block.depth is not None else None
+            self.buffer.push(frame, FrameInfo(req.block_id, req.source_indices[j], req.target_c2w[j], depth))
 
     # ---- presentation -----------------------------------------------------------------------
     def _present(self, frame: torch.Tensor, info: FrameInfo) -> None:
@@ -344,6 +494,7 @@ class Session:
         self.presenter.present(frame, self.hud)
         now = time.perf_counter()
         self.telemetry.present(info.block_id, now)
+        self.pose_trace.displayed(self.virtual.t if self.frame_locked else now, info.c2w)
         if self.first_present_s is None:
             self.first_present_s = now
         if self.recorder is not None:
@@ -351,10 +502,12 @@ class Session:
         self.frames_presented += 1
 
     def _hud_lines(self, info: FrameInfo) -> list[str]:
-        s = self.telemetry.summary() if self.frames_presented % 48 == 0 else None   # HUD stats every 2 s
-        if s is not None:
-            self._hud_stats = s
-        s = getattr(self, "_hud_stats", {}) or {}
+        now = time.perf_counter()
+        if now - getattr(self, "_hud_at", -1e9) >= 2.0:                   # HUD stats every 2 s
+            self._hud_stats, self._hud_at = self.telemetry.summary(), now
+        s = self._hud_stats or {}
+        if s.get("display"):                                             # the display's rate, not the content's
+            s = {**s, "fps": s["display"].get("fps")}
         lat = s.get("control_to_photon_ms", {})
         state = "paused" if self.clock.paused else f"{self.clock.speed:g}x {'rev' if self.clock.direction < 0 else 'fwd'}"
         return [f"roam  {self.refiner.name} refiner  {self.rig.mode} mode",

@@ -11,21 +11,29 @@ Every number is measured, never guessed (DESIGN.md "Latency"). Stages of one blo
     present  the block's first frame was shown (marked by `present`)
 
 Control-to-photon: from the tick where the camera command changed to the first presented frame
-of the first block whose input was sampled at or after that tick. Thread-safe: the worker marks
-stages while the presenter records presents.
+of the first block whose input was sampled at or after that tick. When the display draws the world
+from the camera pose at present time (runtime/display.py), control-to-photon is measured per
+displayed frame instead: from the change to the first displayed frame whose pose includes it; the
+block figure is then the content latency. Thread-safe: the worker marks stages while the presenter
+records presents.
 """
 from __future__ import annotations
 
 import bisect
+import datetime
 import gc
 import json
-from collections import deque
+import os
+import platform
+import shlex
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from controllers.commands import CameraCommand
 from scenes.atomic import write_atomic
@@ -43,10 +51,12 @@ def _percentiles(values) -> dict:
 
 class Telemetry:
     def __init__(self, fps: float | None = None, now: Callable[[], float] = time.perf_counter,
-                 history_frames: int = 20000):
+                 history_frames: int = 20000, display_hz: float | None = None):
         """history_frames: how many recent frames (and their blocks and control events) are kept,
-        so a kiosk running for days keeps a bounded record."""
-        self.fps, self._now = fps, now
+        so a kiosk running for days keeps a bounded record. display_hz: the display's rate when
+        displayed frames are recorded (`displayed`)."""
+        self.fps, self.display_hz, self._now = fps, display_hz, now
+        self._displays: deque[tuple[float, int]] = deque(maxlen=history_frames)  # (t, pose tick) per displayed frame
         self._max_blocks = max(1, history_frames // 9)
         self.t0 = now()
         self._lock = threading.Lock()
@@ -75,6 +85,12 @@ class Telemetry:
         self.mark(block, "present", t)
         with self._lock:
             self._presents.append((t, block))
+
+    def displayed(self, t: float, pose_tick: int) -> None:
+        """A displayed frame was presented at t; its camera pose came from the rig after `pose_tick`
+        ticks (so it includes the commands of ticks < pose_tick)."""
+        with self._lock:
+            self._displays.append((t, pose_tick))
 
     def camera_changed(self, tick: int, t: float | None = None) -> None:
         with self._lock:
@@ -105,6 +121,32 @@ class Telemetry:
                 out.append(float(first_after[i]) - t)
         return out
 
+    def display_control_to_photon(self) -> list[float]:
+        """Seconds from each control event (tick k) to the first displayed frame whose pose includes it
+        (pose tick > k)."""
+        with self._lock:
+            shown = list(self._displays)
+            changes = list(self._changes)
+        ticks = np.maximum.accumulate([tick for _, tick in shown]) if shown else []
+        out = []
+        for tick, t in changes:
+            i = bisect.bisect_right(ticks, tick)
+            if i < len(shown):
+                out.append(shown[i][0] - t)
+        return out
+
+    def display_summary(self) -> dict:
+        with self._lock:
+            times = np.array([t for t, _ in self._displays], dtype=np.float64)
+        intervals = np.diff(times)
+        out = {"frames": int(times.size),
+               "fps": float((times.size - 1) / (times[-1] - times[0])) if times.size > 1 and times[-1] > times[0] else None,
+               "frame_interval_ms": _percentiles(intervals)}
+        if self.display_hz and intervals.size:
+            out["gaps"] = int((intervals > 1.5 / self.display_hz).sum())   # more than half a period late
+            out["max_gap_periods"] = float(intervals.max() * self.display_hz)
+        return out
+
     def stage_durations(self) -> dict[str, list[float]]:
         """Per stage, the seconds since the previous stage that the block marked."""
         out: dict[str, list[float]] = {s: [] for s in STAGES[1:]}
@@ -132,6 +174,10 @@ class Telemetry:
                "stages_ms": {k: _percentiles(v) for k, v in self.stage_durations().items()}}
         if self.fps and intervals.size:
             out["late_frames"] = int((intervals > 1.5 / self.fps).sum())   # shown more than half a period late
+        if self._displays:                  # the camera reaches the screen through displayed frames
+            out["content_latency_ms"] = out["control_to_photon_ms"]
+            out["control_to_photon_ms"] = _percentiles(self.display_control_to_photon())
+            out["display"] = self.display_summary()
         return out
 
     def to_dict(self) -> dict:
@@ -139,11 +185,80 @@ class Telemetry:
             blocks = {str(b): {k: (v - self.t0 if k in STAGES else v) for k, v in rec.items()}
                       for b, rec in sorted(self._blocks.items())}
             presents = [round(t - self.t0, 6) for t, _ in self._presents]
-        return {"summary": self.summary(), "fps_target": self.fps, "blocks_s": blocks, "present_times_s": presents}
+            displays = [[round(t - self.t0, 6), tick] for t, tick in self._displays]
+        return {"summary": self.summary(), "fps_target": self.fps, "display_hz": self.display_hz, "blocks_s": blocks,
+                "present_times_s": presents, "displayed_s_and_pose_tick": displays}
 
-    def write_json(self, path: Path | str) -> None:
-        """Write everything (times relative to the start) to `path`, via a temporary name."""
-        write_atomic(path, json.dumps(self.to_dict(), indent=1).encode())
+    def write_json(self, path: Path | str, **extra) -> None:
+        """Write everything (times relative to the start) and `extra` (e.g. `run=run_record(...)`) to
+        `path`, via a temporary name."""
+        write_atomic(path, json.dumps({**extra, **self.to_dict()}, indent=1).encode())
+
+
+def run_record(command: list[str], device) -> dict:
+    """What ran, where and when: kept with a run's results, so a table made from them
+    (docs/performance.md, benchmarks/perf_report.py) can cite the command, the device and the date.
+    command: the argument list after the interpreter, e.g. ["main.py", "bench", "--blocks", "12"]."""
+    import torch
+    return {"command": "python3 " + shlex.join(command), "device": device_label(device),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "torch": torch.__version__, "load_avg_1min": round(os.getloadavg()[0], 2)}
+
+
+def device_label(device) -> str:
+    """The GPU's name, or the CPU's with its core count."""
+    import torch
+    if getattr(device, "type", device) == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+
+
+class PoseTrace:
+    """What a displayed frame's camera missed: its pose against the rig's pose at the moment it was
+    presented, interpolated between the rig's poses at the ticks around that moment (so a command
+    that arrived after the pose was sampled and before the frame was shown counts as error).
+    Feed every tick's pose (`tick`) and every displayed frame (`displayed`); errors are resolved
+    once a tick at or after the frame's present time has been seen."""
+
+    def __init__(self, keep_s: float = 2.0):
+        self.keep_s = keep_s
+        self._ticks: deque[tuple[float, np.ndarray]] = deque()        # (t, c2w [4, 4])
+        self._pending: deque[tuple[float, np.ndarray]] = deque()
+        self.translation: deque[float] = deque(maxlen=20000)          # scene units
+        self.rotation_deg: deque[float] = deque(maxlen=20000)
+
+    def tick(self, t: float, c2w: np.ndarray) -> None:
+        self._ticks.append((t, np.asarray(c2w, np.float64).copy()))
+        while self._pending and self._pending[0][0] <= t:
+            self._resolve(*self._pending.popleft())
+        while len(self._ticks) > 2 and self._ticks[1][0] < t - self.keep_s:
+            self._ticks.popleft()
+
+    def displayed(self, t: float, c2w: np.ndarray) -> None:
+        self._pending.append((t, np.asarray(c2w, np.float64).copy()))
+
+    def _resolve(self, t: float, shown: np.ndarray) -> None:
+        times = [tt for tt, _ in self._ticks]
+        i = bisect.bisect_left(times, t)                  # ticks[i] is the first at or after t
+        if i == 0:
+            return                                        # older than the kept trace
+        (t0, a), (t1, b) = self._ticks[i - 1], self._ticks[i]
+        w = 0.0 if t1 <= t0 else (t - t0) / (t1 - t0)
+        position = (1 - w) * a[:3, 3] + w * b[:3, 3]
+        turn = Rotation.from_matrix(a[:3, :3].T @ b[:3, :3]).as_rotvec()          # a -> b, axis x angle
+        rotation = a[:3, :3] @ Rotation.from_rotvec(w * turn).as_matrix()
+        self.translation.append(float(np.linalg.norm(shown[:3, 3] - position)))
+        cos = (np.trace(rotation.T @ shown[:3, :3]) - 1.0) / 2.0
+        self.rotation_deg.append(float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))))
+
+    def summary(self) -> dict:
+        t = np.asarray(self.translation)
+        return {"translation": {"n": int(t.size), "p50": float(np.median(t)) if t.size else None,
+                                "p95": float(np.percentile(t, 95)) if t.size else None,
+                                "max": float(t.max()) if t.size else None},
+                "rotation_deg": {"p50": float(np.median(self.rotation_deg)) if self.rotation_deg else None,
+                                 "p95": float(np.percentile(self.rotation_deg, 95)) if self.rotation_deg else None,
+                                 "max": float(max(self.rotation_deg)) if self.rotation_deg else None}}
 
 
 class GcPauses:

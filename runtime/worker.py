@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from model.refiners import RefineInput, Refiner
-from scenes.fusion import render_fused
+from model.refiners import RefineInput, Refiner, push_pull_fill
+from scenes.fusion import current_depth, render_fused
 from scenes.render import render_views
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,13 @@ class PrepareHint:
 class GeneratedBlock:
     """A finished block: frames uint8 [T', H, W, 3] on the CPU, or finished on the worker's device when
     the worker keeps them there. The frames are the LAST T' of the request's frames (a refiner may
-    return fewer, e.g. the DiT's first block). prepared: its camera-independent work was done ahead."""
+    return fewer, e.g. the DiT's first block). prepared: its camera-independent work was done ahead.
+    depth: float32 [T', H, W] camera z of the point-cloud render at each frame's pose, holes filled
+    (for warping the frames to another camera), when the worker makes it."""
     request: BlockRequest
     frames: torch.Tensor
     prepared: bool = False
+    depth: torch.Tensor | None = None
 
 
 class LatestMailbox:
@@ -140,6 +143,18 @@ class SceneTensors:
             render, mask = render_views(source, self.depth[idx], self.K[idx], self.c2w[idx], tgt)
         return render, mask, source
 
+    def target_depth(self, indices: tuple[int, ...], target_c2w: np.ndarray) -> torch.Tensor:
+        """Camera z of the given source frames' points seen from the target cameras (the nearest on
+        each pixel, as the render's z-buffer), holes filled by push-pull in inverse depth.
+        -> float32 [T, H, W]"""
+        idx = torch.as_tensor(indices, device=self.device, dtype=torch.long)
+        tgt = torch.as_tensor(target_c2w, device=self.device, dtype=torch.float32)   # [T, 4, 4]
+        z = current_depth(self.depth[idx], self.K[idx], self.c2w[idx], tgt)          # [T, H, W], inf = none
+        seen = torch.isfinite(z)
+        inv = torch.where(seen, 1.0 / z, 0.0).unsqueeze(1)                           # [T, 1, H, W]
+        filled = push_pull_fill(inv, seen.unsqueeze(1).to(inv.dtype))[:, 0]          # [T, H, W]
+        return 1.0 / filled.clamp_min(1e-6)
+
 
 class GenerationWorker:
     """Owns the refiner; turns requests into blocks on its own thread.
@@ -150,13 +165,14 @@ class GenerationWorker:
     `mark(block_id, stage, t)` receives each stage's time (telemetry) once the block is done.
     A failure inside a block is logged and reported through `error` (the watchdog restarts).
     `keep_on_device`: hand out frames where the refiner made them (the presenter uploads CUDA frames
-    by CUDA-OpenGL interop) instead of copying them to the CPU."""
+    by CUDA-OpenGL interop) instead of copying them to the CPU. `with_depth`: each block also
+    carries the depth of its frames' render (GeneratedBlock.depth), for warping them to another camera."""
 
     def __init__(self, scene_tensors: SceneTensors, refiner: Refiner, on_block: Callable[[GeneratedBlock], None],
                  mark: Callable[[int, str, float], None] = lambda block, stage, t: None,
-                 keep_on_device: bool = False, setup: Callable[[], None] | None = None):
+                 keep_on_device: bool = False, setup: Callable[[], None] | None = None, with_depth: bool = False):
         self.scene, self.refiner, self.on_block, self._mark = scene_tensors, refiner, on_block, mark
-        self.keep_on_device, self.setup = keep_on_device, setup
+        self.keep_on_device, self.setup, self.with_depth = keep_on_device, setup, with_depth
         self.ready = threading.Event()
         self.mailbox = LatestMailbox()
         self.error: BaseException | None = None
@@ -226,14 +242,18 @@ class GenerationWorker:
         clock.mark("render")
         frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source, mark=clock.mark,
                                                  source_indices=tuple(request.source_indices)))
+        depth = None
+        if self.with_depth:                     # the last frames, as the refiner returns them
+            depth = self.scene.target_depth(request.source_indices, request.target_c2w)[-len(frames):]
         if not self.keep_on_device:
             frames = to_host(frames)
+            depth = to_host(depth) if depth is not None else None
         clock.mark("decode")
         clock.wait()                            # the block's one wait: its frames are finished
         for stage, t in clock.times():
             self._mark(request.block_id, stage, t)
         self.blocks_done += 1
-        return GeneratedBlock(request=request, frames=frames, prepared=prepared)
+        return GeneratedBlock(request=request, frames=frames, prepared=prepared, depth=depth)
 
 
 def to_host(frames: torch.Tensor) -> torch.Tensor:

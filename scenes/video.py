@@ -350,11 +350,11 @@ class VideoWriter:
 
 class BackgroundVideoWriter:
     """A VideoWriter whose H.264 encoding runs on its own thread, so a real-time loop never waits for
-    the encoder (on the 2-core development machine one 832x480 write took 7.6 ms at p50 and up to
-    68 ms; at 24 fps a frame has 41.7 ms). `write` checks and copies the frame into a queue of at most
-    `max_queued` frames, blocking only when the encoder falls that far behind; `finalize` drains the
-    queue, then finalizes as VideoWriter does. An encoder error (a full disk) surfaces at the next
-    write or at finalize; a durable video keeps the frames written before it."""
+    the encoder (on a small CPU one write can take longer than a frame period). `write` checks and
+    copies the frame into a queue of at most `max_queued` frames, blocking only when the encoder falls
+    that far behind; `finalize` drains the queue, then finalizes as VideoWriter does. An encoder error
+    (a full disk) surfaces at the next write or at finalize; a durable video keeps the frames written
+    before it."""
 
     def __init__(self, path: Path | str, fps: float = 24.0, width: int = 832, height: int = 480,
                  max_queued: int = 48, **options):

@@ -66,7 +66,7 @@ def test_load_codec_follows_use_tae(tmp_path):
     (tmp_path / "taehv").mkdir()
     torch.save(vae_sd, tmp_path / ck.VAE_FILE)
     torch.save(tae_sd, tmp_path / ck.TAE_FILE)
-    vae = load_codec(ModelConfig(checkpoint_dir=str(tmp_path), use_tae=False), device="cpu", vae_cfg=VAEConfig.tiny())
+    vae = load_codec(ModelConfig(checkpoint_dir=str(tmp_path), use_tae=False), device="cpu")
     tae = load_codec(ModelConfig(checkpoint_dir=str(tmp_path), use_tae=True), device="cpu")
     assert isinstance(vae, VAECodec) and torch.equal(vae.net.conv2.weight, vae_sd["conv2.weight"].float())
     assert isinstance(tae, TAECodec) and torch.equal(tae.net.decoder[22].bias, tae_sd["decoder.22.bias"].float())

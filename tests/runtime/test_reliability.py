@@ -7,22 +7,27 @@ import signal
 
 import numpy as np
 
+from runtime.config import load_config
+
 from tests.reliability import (cache_flags, decoded_frames, leftovers, one_line_error, recorded_play, roam, run_roam,
                                stop, tmpfs, wait_for_lines)
 
 
 def test_sigkill_mid_recording_leaves_playable_videos_and_a_replayable_run(tmp_path, cache):
-    """Killed outright after 4.5 s: both videos play up to about a second before the kill, no
-    temporary file is left, and `play --script` replays the whole recorded run from what survived,
-    frame for frame (not the 4 s a headless run lasts without --seconds)."""
+    """Killed outright after 3 s of video: both videos (at the display's rate) play up to about a
+    second before the kill, no temporary file is left, and `play --script` replays the whole
+    recorded run from what survived, frame for frame (not the 4 s a headless run lasts without
+    --seconds)."""
+    cfg = load_config().runtime
+    rate = cfg.display_hz if cfg.reproject else cfg.loop.fps            # frames of video per second
     out = tmp_path / "out"
     proc = recorded_play(out, cache)
-    presented = wait_for_lines(out / "recording" / "poses.jsonl", 108, proc)
+    presented = wait_for_lines(out / "recording" / "poses.jsonl", round(3 * rate), proc)
     stop(proc, signal.SIGKILL)
     assert not leftovers(out)
     kept = decoded_frames(out / "recording" / "video.mp4")
-    assert presented - 24 <= kept <= presented + 1, (presented, kept)
-    assert decoded_frames(out / "video.mp4") >= presented - 24
+    assert presented - rate <= kept <= presented + 1, (presented, kept)
+    assert decoded_frames(out / "video.mp4") >= presented - rate
     recorded = [json.loads(line) for line in (out / "recording" / "poses.jsonl").read_text().splitlines()
                 if line.endswith("}")]
 

@@ -182,11 +182,13 @@ def test_predict_extrapolates_without_changing_the_rig():
     rig = CameraRig(RigConfig(mode="fly"), scene_scale=1.0)
     hold(rig, CameraCommand(move=(0.0, 0.0, 1.0), look=(0.5, 0.0)), 0.25)
     before = rig.c2w()
-    predicted = rig.predict(12, 1 / 24)
+    predicted = rig.predict(12, 1 / 60)
+    later = rig.predict(2, 3 / 60, start_s=4 / 60)              # at 7 and 10 ticks from now
     np.testing.assert_allclose(rig.c2w(), before)
     assert predicted.shape == (12, 4, 4) and predicted.dtype == np.float64
     cmd = CameraCommand(move=(0.0, 0.0, 1.0), look=(0.5, 0.0))
-    for i in range(12):                                         # stepping for real gives the same poses
-        rig.step(cmd, 1 / 24)
+    for i in range(12):                                         # ticking for real gives the same poses
+        rig.step(cmd, 1 / 60)
         np.testing.assert_allclose(rig.c2w(), predicted[i], atol=1e-12)
     assert predicted[-1][2, 3] > predicted[0][2, 3]
+    np.testing.assert_allclose(later, predicted[[6, 9]], atol=1e-12)

@@ -14,6 +14,7 @@ import pygame
 import pytest
 import torch
 
+from benchmarks import perf_report
 from controllers.keyboard import PygameKeyboard
 from model.refiners import GeometryRefiner
 from runtime.config import load_config
@@ -127,10 +128,19 @@ def test_headless_cli_play_writes_video_sheet_and_telemetry(tmp_path):
     with av.open(str(out / "video.mp4")) as c:
         stream = c.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (208, 120)
-        assert stream.codec_context.name == "h264" and float(stream.average_rate) == 24.0
-        assert sum(1 for _ in c.decode(video=0)) == 24
+        assert stream.codec_context.name == "h264" and float(stream.average_rate) == 60.0   # display rate
+        assert sum(1 for _ in c.decode(video=0)) == 60
     telemetry = json.loads((out / "telemetry.json").read_text())
-    assert telemetry["summary"]["frames_presented"] == 24 and telemetry["blocks_s"]
+    assert telemetry["summary"]["frames_presented"] == 24 and telemetry["blocks_s"]       # content at 24 fps
+    assert telemetry["summary"]["display"]["frames"] == 60
+    assert telemetry["session"]["frames_presented"] == 24 and telemetry["run"]["refiner"] == "geometry"
+    assert telemetry["run"]["command"].startswith("python3 main.py play --headless --seconds 1")
+    doc = tmp_path / "performance.md"                         # the run becomes a row of docs/performance.md
+    perf_report.main(["--add", str(out / "telemetry.json"), "--results", str(tmp_path / "results"), "--doc", str(doc)])
+    row = next(line for line in doc.read_text().splitlines() if "main.py play --headless" in line)
+    assert telemetry["run"]["date"] in row and telemetry["run"]["device"] in row and "| 24 |" in row
+    kept = json.loads(next((tmp_path / "results").iterdir()).read_text())
+    assert "present_times_s" not in kept and kept["session"]["frames_presented"] == 24
     assert (out / "contact_sheet.png").is_file()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 

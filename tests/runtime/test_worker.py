@@ -104,3 +104,25 @@ def test_scene_tensors_warm_up_handles_a_scene_shorter_than_a_block():
     tensors.warm_up()
     render, mask, _ = tensors.render((0, 1), scene.c2w[:2].double().numpy())
     assert mask.all() and (render > 0).all()                    # seen from its own camera: no holes
+
+
+def test_blocks_carry_the_depth_of_their_render_at_each_frames_pose():
+    """With with_depth, a block's depth is the camera z of its render's surfaces at the pose each
+    frame was generated for: the sample's own depth at the source pose, its exact depth elsewhere."""
+    from model.refiners import GeometryRefiner
+    from runtime.worker import BlockRequest, GenerationWorker, SceneTensors
+    from scenes.config import SampleConfig
+    from scenes.sample import SampleRenderer, build_sample_scene
+    cfg = SampleConfig(frames=4, fps=24.0, seed=0)
+    scene = build_sample_scene(cfg, 104, 60)
+    worker = GenerationWorker(SceneTensors(scene, torch.device("cpu")), GeometryRefiner(), on_block=lambda b: None,
+                              with_depth=True)
+    moved = scene.c2w[2].double().numpy() @ np.array([[1, 0, 0, 0.3], [0, 1, 0, 0], [0, 0, 1, 0.2], [0, 0, 0, 1.0]])
+    block = worker.run_block(BlockRequest(block_id=0, source_indices=(1, 2), restart=True, input_sampled_s=0.0,
+                                          command_tick=0, target_c2w=np.stack([scene.c2w[1].double().numpy(), moved])))
+    assert block.depth.shape == (2, 60, 104) and torch.isfinite(block.depth).all()
+    torch.testing.assert_close(block.depth[0], scene.depth[1], rtol=1e-4, atol=0.0)
+    with SampleRenderer(104, 60, cfg.seed) as renderer:
+        _, truth = renderer.render(moved, 2 / cfg.fps, scene.K[2].numpy())
+    close = (block.depth[1] - torch.from_numpy(truth)).abs() < 0.03 * torch.from_numpy(truth)
+    assert close.float().mean() > 0.9

@@ -1,0 +1,214 @@
+"""Warping depth images with OpenGL: frames with per-pixel depth, each seen from its own camera, drawn
+together from another camera, exactly where the geometry allows and nowhere else.
+
+The images live in a `LayerStack` (texture arrays: colour and inverse depth, one slot per image,
+with its camera). `DepthWarp.draw` renders a list of them in priority order, in two passes:
+1. splat (compute shader, once per image): every source pixel moves to the target camera and
+   leaves a key (the image's rank, then its target depth) on the target pixels around where it
+   lands, by atomic min. So each target pixel learns the first image in priority order that
+   reaches it, and that image's nearest surface there; pixels no image reaches stay empty: what
+   no camera saw (disocclusions, the border) is never stretched over.
+2. refine (fragment shader, once): each covered pixel's viewing ray is moved to the depth of the
+   winning image's surface where it projects (fixed-point steps from the splat's depth, with
+   inverse depth sampled bilinearly, which is exact on planes), and its colour is the bilinear
+   sample of that image there. A pure rotation needs no depth: the ray projects to the
+   homography's point whatever its depth.
+
+The cost does not grow with the camera motion (unlike a ray march along the epipolar line), and it
+is per-pixel work that software rasterisers run well: a depth-displaced mesh would cost a triangle
+per pixel instead (llvmpipe spends about 0.2 us of CPU per triangle).
+
+Conventions: OpenCV cameras (+x right, +y down, +z forward), c2w [4, 4], K [3, 3] pixels with
+pixel centres at integers. Images are stored with row 0 first, and the framebuffers drawn here
+keep that order (framebuffer row v is image row v), so a read-back needs no flip.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EMPTY_KEY = 0xFFFFFFFF        # the z-buffer's "nothing landed here"
+MAX_LAYERS = 8                # images drawn at once (the key's top bits hold the rank)
+SPLAT_STRIDES = (1, 2)        # source pixel strides a splat can take
+
+FULLSCREEN_VS = """
+#version 430
+in vec2 in_pos;
+void main() { gl_Position = vec4(in_pos, 0.0, 1.0); }
+"""
+
+SPLAT_CS = """
+#version 430
+layout(local_size_x = 16, local_size_y = 8) in;
+uniform sampler2DArray inv_depth;                                    // 1 / z, 0 = no surface
+layout(r32ui, binding = 1) uniform uimage2D zbuf;                    // rank << 28 | target z bits >> 3
+uniform int slot;           // the image's slot in the stack
+uniform uint rank;          // its priority (0 wins)
+uniform mat3 M;             // K_t R K_s^-1
+uniform vec3 e;             // K_t t: a source pixel q with inverse depth I lands at M q + I e (times z_t I)
+uniform ivec2 src_size;
+uniform ivec2 dst_size;
+uniform float near;
+uniform float focal_ratio;  // f_t / f_s: a source pixel covers about focal_ratio z_s / z_t target pixels
+
+void main() {
+    ivec2 q = ivec2(gl_GlobalInvocationID.xy) * STRIDE;     // every STRIDE-th source pixel (cheaper, coarser)
+    if (any(greaterThanEqual(q, src_size))) return;
+    float I = texelFetch(inv_depth, ivec3(q, slot), 0).r;
+    if (I <= 0.0) return;
+    vec3 h = M * vec3(vec2(q), 1.0) + I * e;
+    float z = h.z / I;                                    // target camera z
+    if (z <= near) return;
+    vec2 p = h.xy / h.z;
+    uint key = (rank << 28) | (floatBitsToUint(z) >> 3);  // a positive float's bits order like the float
+    // the target pixels around p within reach of this sample: half the projected source grid's
+    // spacing, widened for rotated grids (no cracks) and kept under one pixel per STRIDE (a nearer
+    // surface spreads little over a farther one at its silhouette)
+    float reach = float(STRIDE) * clamp(0.75 * focal_ratio / h.z, 0.75, 1.0);
+    ivec2 lo = max(ivec2(floor(p - reach)) + 1, ivec2(0)), hi = min(ivec2(ceil(p + reach)) - 1, dst_size - 1);
+    for (int y = lo.y; y <= hi.y; ++y)
+        for (int x = lo.x; x <= hi.x; ++x)
+            if (rank == 0u || imageLoad(zbuf, ivec2(x, y)).r > key)   // a load is cheaper than an atomic that loses
+                imageAtomicMin(zbuf, ivec2(x, y), key);
+}
+"""
+
+REFINE_FS = """
+#version 430
+uniform sampler2DArray colour_tex;     // RGB, row 0 first
+uniform sampler2DArray inv_depth_tex;  // 1 / camera z, bilinear (inverse depth is linear across a plane)
+uniform usampler2D zbuf;               // the splat's key per pixel
+uniform int slot_of[MAX_LAYERS];       // rank -> slot
+uniform mat3 A[MAX_LAYERS];            // per rank: target pixel (u, v, 1) -> a = K_s R^T K_t^-1 (u, v, 1)
+uniform vec3 b[MAX_LAYERS];            // per rank: K_s R^T t; at target inverse depth s the ray is at source a - s b
+uniform vec2 src_size;
+uniform int fixed_point_steps;
+out vec4 frag;
+
+void main() {
+    uint key = texelFetch(zbuf, ivec2(gl_FragCoord.xy), 0).r;
+    if (key == 0xFFFFFFFFu) discard;                               // no surface lands here
+    int rank = int(key >> 28);
+    float layer = float(slot_of[rank]);
+    vec3 a = A[rank] * vec3(gl_FragCoord.xy - 0.5, 1.0), bb = b[rank];
+    float s = 1.0 / uintBitsToFloat((key & 0x0FFFFFFFu) << 3);
+    for (int i = 0; i < fixed_point_steps; ++i) {                  // to the surface where the ray projects
+        vec3 h = a - s * bb;
+        s = h.z * texture(inv_depth_tex, vec3((h.xy / h.z + 0.5) / src_size, layer)).r;
+    }
+    vec3 h = a - s * bb;
+    frag = vec4(texture(colour_tex, vec3((h.xy / h.z + 0.5) / src_size, layer)).rgb, 1.0);
+}
+""".replace("MAX_LAYERS", str(MAX_LAYERS))
+
+
+@dataclass(frozen=True)
+class WarpSettings:
+    """fixed_point_steps: refinements of the splat's depth along each target pixel's ray;
+    near: surfaces nearer than this to the target camera (scene units) are not drawn."""
+    fixed_point_steps: int = 1
+    near: float = 0.05
+
+
+def warp_uniforms(src_K: np.ndarray, src_c2w: np.ndarray, tgt_K: np.ndarray, tgt_c2w: np.ndarray
+                  ) -> dict[str, np.ndarray]:
+    """Uniforms for drawing source camera (K, c2w) from target camera (K, c2w). With
+    T = w2c_t c2w_s = [R | t]: the splat's M = K_t R K_s^-1 and e = K_t t; the refinement's
+    A = K_s R^T K_t^-1 and b = K_s R^T t (the target ray of pixel (u, v) at target depth w is the
+    source homogeneous point w A (u, v, 1) - b)."""
+    T = np.linalg.inv(np.asarray(tgt_c2w, np.float64)) @ np.asarray(src_c2w, np.float64)
+    R, t = T[:3, :3], T[:3, 3]
+    Ks, Kt = np.asarray(src_K, np.float64), np.asarray(tgt_K, np.float64)
+    return {"M": Kt @ R @ np.linalg.inv(Ks), "e": Kt @ t, "A": Ks @ R.T @ np.linalg.inv(Kt), "b": Ks @ R.T @ t}
+
+
+class LayerStack:
+    """Depth images of one size on the GL side: colour (RGB8) and inverse depth (R32F, 0 = no
+    surface) in texture arrays, one slot per image, with each slot's camera."""
+
+    def __init__(self, ctx, size: tuple[int, int], slots: int):
+        import moderngl
+        self.ctx, self.size, self.slots = ctx, size, slots
+        self.colour = ctx.texture_array((*size, slots), 3)
+        self.inv_depth = ctx.texture_array((*size, slots), 1, dtype="f4")
+        for tex in (self.colour, self.inv_depth):
+            tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            tex.repeat_x = tex.repeat_y = False
+        self.K = [np.eye(3)] * slots
+        self.c2w = [np.eye(4)] * slots
+        self.valid = [False] * slots
+
+    def upload(self, slot: int, colour: np.ndarray, depth: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> None:
+        """colour uint8 [H, W, 3], depth float32 [H, W] camera z (> 0 and finite; others are no
+        surface), K [3, 3], c2w [4, 4]."""
+        w, h = self.size
+        if colour.shape != (h, w, 3) or depth.shape != (h, w):
+            raise ValueError(f"LayerStack: expected colour [{h}, {w}, 3] and depth [{h}, {w}], got "
+                             f"{list(colour.shape)} and {list(depth.shape)}")
+        depth = np.asarray(depth, dtype=np.float32)
+        ok = np.isfinite(depth) & (depth > 0)
+        inv = np.divide(1.0, depth, out=np.zeros_like(depth), where=ok)                 # [H, W]
+        viewport = (0, 0, slot, w, h, 1)
+        self.colour.write(np.ascontiguousarray(colour, dtype=np.uint8), viewport=viewport)
+        self.inv_depth.write(np.ascontiguousarray(inv), viewport=viewport)
+        self.K[slot], self.c2w[slot] = np.asarray(K, np.float64), np.asarray(c2w, np.float64)
+        self.valid[slot] = bool(ok.any())
+
+    def release(self) -> None:
+        self.colour.release()
+        self.inv_depth.release()
+
+
+class DepthWarp:
+    """`draw(stack, order, K, c2w)` renders the stack's images `order` = [(slot, stride), ...]
+    (first wins) from camera (K, c2w) into the bound framebuffer of `size`: colour with alpha 1
+    where an image covers a pixel, nothing elsewhere. `stride` (in SPLAT_STRIDES) > 1 splats every
+    stride-th source pixel only (cheaper, for images that fill holes). Needs OpenGL 4.3 (compute)."""
+
+    def __init__(self, ctx, size: tuple[int, int], settings: WarpSettings = WarpSettings()):
+        self.ctx, self.size, self.settings = ctx, size, settings
+        self.splats = {stride: ctx.compute_shader(SPLAT_CS.replace("#version 430", f"#version 430\n#define STRIDE {stride}"))
+                       for stride in SPLAT_STRIDES}
+        self.refine = ctx.program(vertex_shader=FULLSCREEN_VS, fragment_shader=REFINE_FS)
+        quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")
+        self.vbo = ctx.buffer(quad.tobytes())
+        self.vao = ctx.vertex_array(self.refine, [(self.vbo, "2f", "in_pos")])
+        self.zbuf = ctx.texture(size, 1, dtype="u4")
+        self._empty = np.full((size[1], size[0]), EMPTY_KEY, dtype=np.uint32).tobytes()
+        for splat in self.splats.values():
+            splat["dst_size"], splat["near"], splat["inv_depth"] = size, settings.near, 0
+        for name, value in (("colour_tex", 0), ("inv_depth_tex", 1), ("zbuf", 2),
+                            ("fixed_point_steps", settings.fixed_point_steps)):
+            self.refine[name] = value
+
+    def draw(self, stack: LayerStack, order: list[tuple[int, int]], K: np.ndarray, c2w: np.ndarray) -> None:
+        order = [(slot, stride) for slot, stride in order if stack.valid[slot]]
+        if len(order) > MAX_LAYERS:
+            raise ValueError(f"DepthWarp: at most {MAX_LAYERS} images at once, got {len(order)}")
+        self.zbuf.write(self._empty)
+        stack.inv_depth.use(0)
+        self.zbuf.bind_to_image(1, read=True, write=True)
+        A, b, slots = np.zeros((MAX_LAYERS, 3, 3)), np.zeros((MAX_LAYERS, 3)), np.zeros(MAX_LAYERS, np.int32)
+        for rank, (slot, stride) in enumerate(order):
+            u = warp_uniforms(stack.K[slot], stack.c2w[slot], K, c2w)
+            splat = self.splats[stride]
+            splat["M"].write(u["M"].T.astype("f4").tobytes())            # GLSL matrices are column-major
+            splat["e"] = tuple(float(x) for x in u["e"])
+            splat["focal_ratio"] = float(K[0][0] / stack.K[slot][0, 0])
+            splat["src_size"], splat["slot"], splat["rank"] = stack.size, slot, rank
+            splat.run(-(-stack.size[0] // (16 * stride)), -(-stack.size[1] // (8 * stride)))
+            A[rank], b[rank], slots[rank] = u["A"].T, u["b"], slot
+        self.ctx.memory_barrier()
+        self.refine["A"].write(A.astype("f4").tobytes())
+        self.refine["b"].write(b.astype("f4").tobytes())
+        self.refine["slot_of"].write(slots.tobytes())
+        self.refine["src_size"] = tuple(float(x) for x in stack.size)
+        stack.colour.use(0)
+        stack.inv_depth.use(1)
+        self.zbuf.use(2)
+        self.vao.render(mode=5)                                          # TRIANGLE_STRIP
+
+    def release(self) -> None:
+        for obj in (self.vao, self.vbo, self.refine, *self.splats.values(), self.zbuf):
+            obj.release()

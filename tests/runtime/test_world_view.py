@@ -1,0 +1,68 @@
+"""The world view (runtime/world_view.py) on a real EGL context: the first image in priority order
+shows where several cover a pixel, a later one fills what the first leaves open, and the pixels no
+image covers are filled from their surroundings rather than left black."""
+import moderngl
+import numpy as np
+import pytest
+
+from runtime.depth_warp import LayerStack
+from runtime.world_view import WorldView
+
+W, H = 64, 48
+K = np.array([[50.0, 0, W / 2], [0, 50.0, H / 2], [0, 0, 1]])
+
+
+def moved(x: float) -> np.ndarray:
+    c2w = np.eye(4)
+    c2w[0, 3] = x
+    return c2w
+
+
+@pytest.fixture
+def view():
+    ctx = moderngl.create_standalone_context(backend="egl", require=430)
+    with ctx:
+        yield ctx, WorldView(ctx, (W, H)), LayerStack(ctx, (W, H), 2)
+    ctx.release()
+
+
+def flat(rgb, depth=5.0):
+    return np.full((H, W, 3), rgb, np.uint8), np.full((H, W), depth, np.float32)
+
+
+def test_the_first_image_in_priority_order_shows_and_a_later_one_fills_its_gaps(view):
+    ctx, world, stack = view
+    red, depth = flat((200, 0, 0))
+    depth[:, 40:] = 0.0                                  # the right third has no surface in the first image
+    stack.upload(0, red, depth, K, np.eye(4))
+    stack.upload(1, *flat((0, 0, 200)), K, np.eye(4))
+    world.render(stack, [(0, 1), (1, 1)], K, np.eye(4))
+    out = world.read()
+    assert (out[:, :38] == (200, 0, 0)).all()
+    assert (out[:, 42:] == (0, 0, 200)).all()
+    world.render(stack, [(1, 1), (0, 1)], K, np.eye(4))  # the other order: blue everywhere
+    assert (world.read() == (0, 0, 200)).all()
+
+
+def test_pixels_no_image_covers_are_filled_from_their_surroundings(view):
+    ctx, world, stack = view
+    colour, depth = flat((0, 0, 0))
+    colour[:, : W // 2], colour[:, W // 2:] = (250, 0, 0), (0, 250, 0)
+    stack.upload(0, colour, depth, K, np.eye(4))
+    world.render(stack, [(0, 1)], K, moved(0.8))         # the view moves right: its right border is unseen
+    out = world.read().astype(int)
+    gap = out[:, -6:]                                    # 50 * 0.8 / 5 = 8 px never seen
+    assert gap.sum(-1).min() > 150                       # filled, not black
+    assert (gap[..., 1] > gap[..., 0]).all()             # with the colour of the green side beside it
+
+
+def test_a_large_hole_takes_the_colour_around_it_not_black(view):
+    """Turned 40 degrees away, most of the view was never seen: it is filled with the seen colours."""
+    ctx, world, stack = view
+    stack.upload(0, *flat((200, 100, 50)), K, np.eye(4))
+    a = np.radians(40.0)
+    turned = np.eye(4)
+    turned[:3, :3] = [[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]
+    world.render(stack, [(0, 1)], K, turned)
+    out = world.read().astype(int)
+    assert np.abs(out - (200, 100, 50)).max() <= 2
