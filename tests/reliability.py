@@ -30,6 +30,14 @@ def build_tiny_cache(folder: Path) -> Path:
     return folder
 
 
+def video_rate() -> float:
+    """Frames per second of a session's videos and poses.jsonl lines (the display's rate when it
+    reprojects), by config.yaml's defaults."""
+    from runtime.config import load_config
+    runtime = load_config().runtime
+    return runtime.display_hz if runtime.reproject else runtime.loop.fps
+
+
 def cache_overrides(folder: Path) -> list[str]:
     return [*TINY, f"scenes.cache_dir={folder}"]
 
