@@ -7,16 +7,18 @@ import signal
 
 import numpy as np
 
+from controllers.scripted import InputLogReplayer
+from runtime.config import load_config
 from tests.reliability import (cache_flags, decoded_frames, leftovers, one_line_error, recorded_play, roam, run_roam,
                                stop, tmpfs, video_rate, wait_for_lines)
 
 
 def test_sigkill_mid_recording_leaves_playable_videos_and_a_replayable_run(tmp_path, cache):
     """Killed outright after 3 s of video: both videos (at the display's rate) play up to about a
-    second before the kill, no temporary file is left, and `play --script` replays the whole
-    recorded run from what survived, frame for frame (not the `runtime.headless_seconds` a headless
-    run lasts without --seconds: 1 s here)."""
-    rate = video_rate()
+    second before the kill, the inputs log holds every tick up to then, no temporary file is left,
+    and `play --script` replays the whole recorded run from what survived, frame for frame (not the
+    `runtime.headless_seconds` a headless run lasts without --seconds: 1 s here)."""
+    rate, tick_hz = video_rate(), load_config().runtime.loop.tick_hz
     out = tmp_path / "out"
     proc = recorded_play(out, cache)
     presented = wait_for_lines(out / "recording" / "poses.jsonl", round(3 * rate), proc)
@@ -26,6 +28,8 @@ def test_sigkill_mid_recording_leaves_playable_videos_and_a_replayable_run(tmp_p
     kept = decoded_frames(out / "recording" / "video.mp4")
     assert presented - lost <= kept <= presented + 1, (presented, kept)
     assert decoded_frames(out / "video.mp4") >= presented - lost
+    inputs = InputLogReplayer(out / "recording" / "inputs.jsonl")        # the demo walk: input every tick
+    assert len(inputs) == inputs.last_tick + 1 >= (presented - lost) / rate * tick_hz, (len(inputs), presented)
     recorded = [json.loads(line) for line in (out / "recording" / "poses.jsonl").read_text().splitlines()
                 if line.endswith("}")]
 
