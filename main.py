@@ -15,6 +15,7 @@ COMMANDS = {
     "render": "offline render with the reference pipeline's flags, on roam's engine",
     "bench": "GPU benchmark of the generation pipeline: per-stage times, fps, memory",
     "doctor": "report which checkpoints are missing, present or verified, and what they enable",
+    "download": "fetch the official weights into the checkpoint folder, then run doctor",
 }
 
 
@@ -112,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help=COMMANDS["doctor"], description=COMMANDS["doctor"])
     add_common(doctor)
+
+    download = sub.add_parser("download", help=COMMANDS["download"], description=COMMANDS["download"] +
+                              " (what the reference's scripts/download.sh fetches; needs huggingface_hub).")
+    download.add_argument("--only", choices=("dit", "depth", "captions", "tae"), default=None,
+                          help="one part: dit (about 23 GB) | depth (DA3, 6.8 GB) | captions (Florence-2, 1.6 GB) | "
+                               "tae (20 MB); default: all")
+    download.add_argument("--dir", default=None, help="checkpoint folder (default: model.checkpoint_dir, checkpoints)")
+    add_common(download)
     return parser
 
 

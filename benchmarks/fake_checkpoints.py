@@ -7,7 +7,7 @@ or a torch.save'd .pth state dict) with the real tensor names and dtypes, beside
 tokenizer files they come with (layout in checkpoints/README.md; the DiT, umT5, VAE and TAE names are
 the reference's, model/manifests/; DA3's are depth-anything-3's, scenes/depth/manifests/):
 
-    InSpatio-World-1.3B/InSpatio-World-1.3B.safetensors       DiT, `model.`-prefixed, bfloat16
+    InSpatio-World-1.3B/InSpatio-World-1.3B.safetensors       DiT, `model.`-prefixed, float32
     Wan2.1-T2V-1.3B/config.json                                 WanModel's config (text_dim added when tiny)
     Wan2.1-T2V-1.3B/diffusion_pytorch_model.safetensors         base DiT, 16-channel patch embedding, float32
     Wan2.1-T2V-1.3B/models_t5_umt5-xxl-enc-bf16.pth             umT5 encoder, bfloat16
@@ -17,7 +17,7 @@ the reference's, model/manifests/; DA3's are depth-anything-3's, scenes/depth/ma
     DA3/{config.json, model.safetensors}                        depth-anything-3, float32
     Florence-2-large/                                           transformers' Florence-2, float16
 
-`full` has the official shapes (about 27 GB; umT5-XXL alone is 11.4 GB): meant for the GPU machine,
+`full` has the official shapes (about 31 GB; umT5-XXL alone is 11.4 GB): meant for the GPU machine,
 where tensors are drawn on the GPU and streamed to disk one at a time. `tiny` (about 200 MB, seconds
 on a CPU) has small widths and depths: a 2-layer DiT of width 256, a 64-wide umT5 on a 300-token
 vocabulary, a width-16 VAE, the full-size TAE (11 M parameters), DA3's smallest preset (da3-small)
@@ -156,7 +156,7 @@ def tensor_files(size: TreeSize) -> list[TensorFile]:
     base = [(n, (s[0], 16, *s[2:]) if n == "patch_embedding.weight" else s, d) for n, s, d in dit]
     return [
         TensorFile(f"{ck.WAN_DIR}/diffusion_pytorch_model.safetensors", base),
-        TensorFile(ck.INSPATIO_FILE, [("model." + n, s, torch.bfloat16) for n, s, _ in dit], {"format": "pt"}),
+        TensorFile(ck.INSPATIO_FILE, [("model." + n, s, torch.float32) for n, s, _ in dit], {"format": "pt"}),
         TensorFile(ck.T5_FILES[1], [(n, s, torch.bfloat16) for n, s in ck.umt5_reference_shapes(size.t5).items()]),
         TensorFile(ck.VAE_FILE, module_entries(WanVAE(size.vae, device="meta"), torch.float32)),
         TensorFile(ck.TAE_FILE, module_entries(TAEHV(TAEConfig(), device="meta"), torch.float16)),

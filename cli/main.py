@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from cli.errors import UserError
 from runtime.config import ConfigError, load_config
@@ -16,7 +17,7 @@ def dispatch(args, stop) -> int:
         cfg = load_config(args.config, args.overrides)
         if args.command == "play":
             return run_play(cfg, args, stop)
-        handler = {"build": run_build, "render": run_render, "doctor": run_doctor}[args.command]
+        handler = {"build": run_build, "render": run_render, "doctor": run_doctor, "download": run_download}[args.command]
         return handler(cfg, args)
     except (ConfigError, UserError, SceneInputError) as err:      # bad input: one line, exit 2
         print(f"roam: error: {err}", file=sys.stderr)
@@ -49,16 +50,27 @@ def run_render(cfg, args) -> int:
 
 
 def run_doctor(cfg, args) -> int:
-    """Each checkpoint: missing / present / verified / invalid, and the feature it enables."""
-    from model.checkpoint import doctor_report
-    rows = doctor_report(cfg.model.checkpoint_dir)
-    width = max(len(r.name) for r in rows)
-    for r in rows:
-        print(f"{r.name:<{width}}  {r.status:<8}  {r.path}\n{'':<{width}}  enables: {r.enables}\n{'':<{width}}  {r.detail}")
-    print("\nDiT refiner:", "ready" if all(r.status == "verified" for r in rows if r.enables.startswith("DiT")) else
-          "not available (the geometry refiner runs without weights)")
+    """Each checkpoint, part by part: missing / present / verified / invalid, what it enables, and the
+    download command of each incomplete part."""
+    return doctor(Path(cfg.model.checkpoint_dir))
+
+
+def run_download(cfg, args) -> int:
+    """The official weights (--only one part) into --dir, then doctor."""
+    from cli.download import download
+    root = Path(args.dir or cfg.model.checkpoint_dir)
+    download(root, args.only)
+    return doctor(root)
+
+
+def doctor(root: Path) -> int:
+    from cli.doctor import print_report, report
+    parts = report(root)
+    print_report(root, parts)
+    dit = next(p for p in parts if p.part.name == "dit")
+    print("\nDiT refiner:", "ready" if dit.complete else "not available (the geometry refiner runs without weights)")
     print("FP8 attention (model.fp8):", fp8_attention_status())
-    return 1 if any(r.status == "invalid" for r in rows) else 0
+    return 1 if any(r.status == "invalid" for p in parts for r in p.rows) else 0
 
 
 def fp8_attention_status() -> str:

@@ -22,7 +22,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable
 
 import torch
 import torch.nn as nn
@@ -39,10 +39,9 @@ TOKENIZER_DIR = f"{WAN_DIR}/google/umt5-xxl"
 VAE_FILE = f"{WAN_DIR}/Wan2.1_VAE.pth"
 TAE_FILE = "taehv/taew2_1.pth"
 
-GET_WAN = "download Wan-AI/Wan2.1-T2V-1.3B (huggingface.co) into checkpoints/Wan2.1-T2V-1.3B/, see checkpoints/README.md"
-GET_INSPATIO = ("download InSpatio-World-1.3B.safetensors (huggingface.co/inspatio/world) into "
-                "checkpoints/InSpatio-World-1.3B/, see checkpoints/README.md")
-GET_TAE = "download taew2_1.pth (github.com/madebyollin/taehv) into checkpoints/taehv/, see checkpoints/README.md"
+GET_WAN = "get it with: python main.py download --only dit (Wan-AI/Wan2.1-T2V-1.3B)"
+GET_INSPATIO = "get it with: python main.py download --only dit (inspatio/world)"
+GET_TAE = "get it with: python main.py download --only tae (madebyollin/taehv)"
 
 
 class CheckpointError(RuntimeError):
@@ -316,16 +315,7 @@ def load_manifest(name: str, manifest_dir: Path = MANIFEST_DIR) -> dict[str, tup
     return {e["name"]: tuple(e["shape"]) for e in entries}
 
 
-# --- discovery and `main.py doctor` ----------------------------------------------------------
-
-TAEW2_1_TGROW = ("decoder.7.conv.weight", "decoder.13.conv.weight", "decoder.19.conv.weight")
-WAN_CONFIG_VALUES = {"model_type": "t2v", "dim": 1536, "ffn_dim": 8960, "num_heads": 12, "num_layers": 30,
-                     "freq_dim": 256, "text_len": 512, "out_dim": 16, "eps": 1e-6}  # in_dim 16 is overridden to 36
-ENABLES_DIT = "DiT refiner (runtime.refiner: dit, or auto)"
-ENABLES_TEXT = "prompt embeddings for newly built scenes"
-ENABLES_VAE = "Wan VAE codec (model.use_tae: false; reference parity)"
-ENABLES_TAE = "TAE codec (model.use_tae: true; real time)"
-
+# --- discovery ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class CheckpointFiles:
@@ -347,98 +337,3 @@ def discover(checkpoint_dir: Path | str) -> CheckpointFiles:
     return CheckpointFiles(root, found.get(WAN_CONFIG), tuple(sorted((root / WAN_DIR).glob(DIT_BASE_GLOB))),
                            found.get(INSPATIO_FILE), next((found[r] for r in T5_FILES if r in found), None),
                            found.get(TOKENIZER_DIR), found.get(VAE_FILE), found.get(TAE_FILE))
-
-
-class DoctorRow(NamedTuple):
-    name: str
-    path: str
-    status: str                      # missing | present | verified | invalid
-    detail: str
-    enables: str
-
-
-def doctor_report(checkpoint_dir: Path | str, manifest_dir: Path = MANIFEST_DIR) -> list[DoctorRow]:
-    """One row per checkpoint of the model stack. Verification reads file headers (names and
-    shapes), never whole tensors."""
-    files = discover(checkpoint_dir)
-    root = files.root
-    return [
-        _wan_config_row(files.wan_config or root / WAN_CONFIG),
-        *_dit_rows(files, manifest_dir),
-        _file_row("umT5-XXL text encoder", files.t5 or root / T5_FILES[1], "t5_umt5_xxl_keys", PLAIN_KEYMAP,
-                  GET_WAN, ENABLES_TEXT, manifest_dir),
-        _tokenizer_row(files.tokenizer or root / TOKENIZER_DIR),
-        _file_row("Wan2.1 VAE", files.vae or root / VAE_FILE, "wan_vae_keys", PLAIN_KEYMAP, GET_WAN, ENABLES_VAE,
-                  manifest_dir),
-        _file_row("TAEHV taew2_1", files.tae or root / TAE_FILE, "taew2_1_keys", tae_keymap(TAEW2_1_TGROW), GET_TAE,
-                  ENABLES_TAE, manifest_dir),
-    ]
-
-
-def _file_row(name, path, manifest, km, get, enables, manifest_dir) -> DoctorRow:
-    if not path.exists():
-        return DoctorRow(name, str(path), "missing", get, enables)
-    try:
-        mapped = map_file(TensorFile(path, get), km, load_manifest(manifest, manifest_dir), require_all=True)
-    except CheckpointError as e:
-        return DoctorRow(name, str(path), "invalid", str(e), enables)
-    return DoctorRow(name, str(path), "verified", f"all {len(mapped)} tensors with the expected shapes", enables)
-
-
-def _wan_config_row(path: Path) -> DoctorRow:
-    name = "Wan2.1 DiT config"
-    if not path.exists():
-        return DoctorRow(name, str(path), "missing", GET_WAN, ENABLES_DIT)
-    try:
-        cfg = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        return DoctorRow(name, str(path), "invalid", f"unreadable JSON ({e}); {GET_WAN}", ENABLES_DIT)
-    wrong = [f"{k}={cfg.get(k)!r} (expected {v!r})" for k, v in WAN_CONFIG_VALUES.items() if cfg.get(k) != v]
-    if wrong:
-        return DoctorRow(name, str(path), "invalid", f"not the 1.3B T2V config: {', '.join(wrong)}", ENABLES_DIT)
-    return DoctorRow(name, str(path), "verified", "Wan2.1-T2V-1.3B values", ENABLES_DIT)
-
-
-def _tokenizer_row(path: Path) -> DoctorRow:
-    name = "umT5 tokenizer"
-    if not path.is_dir():
-        return DoctorRow(name, str(path), "missing", GET_WAN, ENABLES_TEXT)
-    have = sorted(p.name for p in path.iterdir() if p.name in ("tokenizer.json", "spiece.model", "tokenizer_config.json"))
-    if not {"tokenizer.json", "spiece.model"} & set(have):
-        return DoctorRow(name, str(path), "invalid", f"no tokenizer.json or spiece.model; {GET_WAN}", ENABLES_TEXT)
-    return DoctorRow(name, str(path), "present", f"{', '.join(have)} (loaded by transformers when used)", ENABLES_TEXT)
-
-
-def _dit_rows(files: CheckpointFiles, manifest_dir: Path) -> list[DoctorRow]:
-    """The base files and the InSpatio file are checked one by one; the InSpatio file must hold the
-    36-channel patch embedding, and together they must assign every DiT tensor."""
-    try:
-        manifest = load_manifest("dit_1.3b_keys", manifest_dir)
-    except FileNotFoundError:
-        manifest = None
-    base, base_names = _dit_file_row("Wan2.1 DiT base weights", files.dit_base, DIT_BASE_KEYMAP, GET_WAN, manifest,
-                                     files.root / WAN_DIR / "diffusion_pytorch_model.safetensors")
-    insp, insp_names = _dit_file_row("InSpatio-World DiT weights", (files.dit_inspatio,) if files.dit_inspatio else (),
-                                     DIT_INSPATIO_KEYMAP, GET_INSPATIO, manifest, files.root / INSPATIO_FILE)
-    if insp.status == "verified":
-        missing = manifest.keys() - base_names - insp_names
-        if not {"patch_embedding.weight", "patch_embedding.bias"} <= insp_names:
-            insp = insp._replace(status="invalid", detail=f"no 36-channel patch_embedding.{{weight,bias}}; {GET_INSPATIO}")
-        elif base.status == "verified" and missing:
-            insp = insp._replace(status="invalid", detail=f"with the base weights still missing {_preview(missing)}")
-        elif base.status == "verified":
-            insp = insp._replace(detail=f"{insp.detail}; with the base weights all {len(manifest)} are assigned")
-    return [base, insp]
-
-
-def _dit_file_row(name, paths, km, get, manifest, default_path) -> tuple[DoctorRow, set[str]]:
-    path = paths[0] if paths else default_path
-    if not paths:
-        return DoctorRow(name, str(path), "missing", get, ENABLES_DIT), set()
-    if manifest is None:
-        return DoctorRow(name, str(path), "present", "not verified: no model/manifests/dit_1.3b_keys.json", ENABLES_DIT), set()
-    try:
-        names = {n for p in paths for n in map_file(TensorFile(p, get), km, manifest, require_all=False)}
-    except CheckpointError as e:
-        return DoctorRow(name, str(path), "invalid", str(e), ENABLES_DIT), set()
-    return DoctorRow(name, str(path), "verified", f"{len(names)} of {len(manifest)} DiT tensors", ENABLES_DIT), names

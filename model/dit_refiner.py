@@ -29,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from model import checkpoint
+from model import checkpoint, checkpoint_report
 from model.dit import CausalWanModel, DiTConfig
 from model.latent_codec import LatentCodec, TAECodec, load_codec
 from model.mask import mask_to_latent
@@ -292,7 +292,7 @@ def dit_refiner_or_reason(cfg, device, scene=None):
     if cfg.random_weights:
         return random_dit_refiner(cfg, device, latent_hw, cfg.seed), ""
     codec = "TAE codec" if cfg.use_tae else "Wan VAE codec"
-    needed = [r for r in checkpoint.doctor_report(Path(cfg.checkpoint_dir))
+    needed = [r for r in checkpoint_report.doctor_report(Path(cfg.checkpoint_dir))
               if r.enables.startswith("DiT refiner") or r.enables.startswith(codec)]
     bad = [f"{r.name}: {r.status}" for r in needed if r.status != "verified"]
     if bad or not needed:

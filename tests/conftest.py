@@ -38,3 +38,13 @@ def cache(tmp_path_factory) -> Path:
     it; none may damage it."""
     from tests.reliability import build_tiny_cache
     return build_tiny_cache(tmp_path_factory.mktemp("tiny-cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> Path:
+    """A complete checkpoint tree at the tiny size (benchmarks/fake_checkpoints.py), written once per
+    session. Read-only: a test that breaks files works on a copy (shutil.copytree)."""
+    from benchmarks.fake_checkpoints import SIZES, write_tree
+    root = tmp_path_factory.mktemp("tiny_checkpoints") / "checkpoints"
+    write_tree(root, SIZES["tiny"], seed=0, device="cpu", log=lambda msg: None)
+    return root

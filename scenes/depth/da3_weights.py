@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 
 DA3_DIR = "DA3"
 DA3_REPO = "depth-anything/DA3NESTED-GIANT-LARGE"    # the reference's download (scripts/download.sh)
+GET_DA3 = "get it with: python main.py download --only depth"
 MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
 
 
@@ -36,19 +37,19 @@ def check_da3_weights(model_dir: Path, manifest_dir: Path = MANIFEST_DIR) -> tup
     try:
         preset = json.loads(config.read_text())["model_name"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        return "invalid", f"{config}: unreadable or without model_name ({type(e).__name__}); download it again"
+        return "invalid", f"config.json unreadable or without model_name ({type(e).__name__}); {GET_DA3}"
     if preset not in (presets := known_presets(manifest_dir)):
         return "present", f"preset {preset!r} (not verified: roam has manifests for {', '.join(presets)})"
     try:
         with safe_open(str(weights), framework="pt") as f:
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except (SafetensorError, OSError) as e:
-        return "invalid", f"{weights}: unreadable safetensors file ({e}); it may be truncated: download it again"
+        return "invalid", f"model.safetensors unreadable ({e}); it may be truncated: {GET_DA3}"
     want = da3_manifest(preset, manifest_dir)
     missing, unexpected = want.keys() - shapes.keys(), shapes.keys() - want.keys()
     wrong = sorted(k for k in want.keys() & shapes.keys() if shapes[k] != want[k])
     if missing or unexpected or wrong:
         parts = [f"{label} {len(names)} ({', '.join(sorted(names)[:3])})" for label, names in
                  (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if names]
-        return "invalid", f"{weights}: not the {preset} weights: {'; '.join(parts)}; download it again"
+        return "invalid", f"model.safetensors is not the {preset} weights: {'; '.join(parts)}; {GET_DA3}"
     return "verified", f"{preset}: all {len(want)} tensors with the expected shapes"

@@ -12,6 +12,7 @@ from safetensors import safe_open
 
 from benchmarks.fake_checkpoints import SIZES, tensor_files, wan_config
 from model import checkpoint as ck
+from model.checkpoint_report import WAN_CONFIG_VALUES
 from model.config import ModelConfig
 from model.dit import CausalWanModel, DiTConfig
 from model.latent_codec import TAECodec, VAECodec, load_codec
@@ -84,5 +85,5 @@ def test_full_tree_has_the_references_names_shapes_and_config():
     assert by_path[ck.TAE_FILE] == manifest("taew2_1_keys")
     assert by_path["DA3/model.safetensors"] == da3_manifest("da3nested-giant-large")
     assert sum(np.prod(s) for s in by_path["DA3/model.safetensors"].values()) == 1_689_845_711
-    assert {k: v for k, v in wan_config(DiTConfig()).items() if k in ck.WAN_CONFIG_VALUES} == ck.WAN_CONFIG_VALUES
+    assert {k: v for k, v in wan_config(DiTConfig()).items() if k in WAN_CONFIG_VALUES} == WAN_CONFIG_VALUES
     assert json.dumps(wan_config(DiTConfig())).count("text_dim") == 0

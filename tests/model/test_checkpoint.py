@@ -1,7 +1,6 @@
 """Checkpoint loading with files the tests write in the official key layouts: both prefix styles,
 .safetensors and .pth, and the errors for a missing tensor, a wrong shape, an unexpected tensor,
-a truncated file; the DiT's two-file sequence; discover() and the doctor report."""
-import json
+a truncated file; the DiT's two-file sequence."""
 
 import pytest
 import torch
@@ -161,55 +160,14 @@ def test_dit_without_the_inspatio_patch_embedding_names_what_is_missing(tmp_path
                     device="cpu")
 
 
+def test_discover_prefers_the_safetensors_umt5_file(tmp_path):
+    for name in ck.T5_FILES:
+        write(tmp_path / name, {"token_embedding.weight": torch.zeros(2, 2)})
+    assert ck.discover(tmp_path).t5.suffix == ".safetensors"
+
+
 def test_dit_unexpected_inspatio_tensor_is_an_error(tmp_path, dit_sd):
     files = write_dit_files(tmp_path, dit_sd, extra={"blocks.9.ffn.0.weight": torch.zeros(2)})
     with pytest.raises(CheckpointError, match=r"InSpatio-World-1.3B.safetensors: unexpected 1 \(blocks.9.ffn.0.weight\)"):
         ck.load_dit(CausalWanModel(DiTConfig.tiny(), device="meta"), list(files.dit_base), files.dit_inspatio,
                     device="cpu")
-
-
-# --- discover() and doctor_report() ---------------------------------------------------------
-
-def test_doctor_on_an_empty_folder_reports_everything_missing(tmp_path):
-    rows = ck.doctor_report(tmp_path)
-    assert {r.status for r in rows} == {"missing"} and len(rows) == 7
-    assert all(r.enables and r.detail for r in rows)
-
-
-def tiny_manifests(root, dit_sd, vae_sd) -> dict:
-    """Small stand-ins for model/manifests/*.json, in both formats load_manifest reads."""
-    t5 = {"token_embedding.weight": [32, 8], "norm.weight": [8], "blocks.0.attn.q.weight": [8, 8]}
-    tae = {"encoder.0.weight": [4, 3, 3, 3], "decoder.7.conv.weight": [4, 4, 1, 1]}
-    root.mkdir()
-    (root / "dit_1.3b_keys.json").write_text(json.dumps({k: list(v.shape) for k, v in dit_sd.items()}))
-    for name, keys in (("wan_vae_keys", {k: list(v.shape) for k, v in vae_sd.items()}),
-                       ("t5_umt5_xxl_keys", t5), ("taew2_1_keys", tae)):
-        (root / f"{name}.json").write_text(json.dumps({"keys": [{"name": k, "shape": s} for k, s in keys.items()]}))
-    return {"t5": {k: torch.zeros(s) for k, s in t5.items()},
-            "tae": {"encoder.0.weight": torch.zeros(4, 3, 3, 3), "decoder.7.conv.weight": torch.zeros(8, 4, 1, 1)}}
-
-
-def test_doctor_verifies_headers_and_reports_broken_files(tmp_path, dit_sd, vae_sd):
-    ckpt, manifests = tmp_path / "checkpoints", tmp_path / "manifests"
-    small = tiny_manifests(manifests, dit_sd, vae_sd)
-    write_dit_files(ckpt, dit_sd)
-    (ckpt / ck.WAN_CONFIG).write_text(json.dumps(ck.WAN_CONFIG_VALUES | {"in_dim": 16}))
-    write(ckpt / ck.T5_FILES[1], small["t5"])
-    write(ckpt / ck.T5_FILES[0], small["t5"])                              # .safetensors preferred
-    (ckpt / ck.TOKENIZER_DIR).mkdir(parents=True)
-    (ckpt / ck.TOKENIZER_DIR / "tokenizer.json").write_text("{}")
-    write(ckpt / ck.VAE_FILE, vae_sd)
-    write(ckpt / ck.TAE_FILE, small["tae"])
-    assert ck.discover(ckpt).t5.suffix == ".safetensors"
-    rows = {r.name: r for r in ck.doctor_report(ckpt, manifests)}
-    assert {n: r.status for n, r in rows.items()} == {n: "present" if "tokenizer" in n else "verified" for n in rows}
-    assert "all 69 are assigned" in rows["InSpatio-World DiT weights"].detail
-
-    write_dit_files(ckpt, dit_sd, drop=("patch_embedding.weight",))
-    (ckpt / ck.WAN_CONFIG).write_text(json.dumps(ck.WAN_CONFIG_VALUES | {"dim": 5120}))
-    (ckpt / ck.VAE_FILE).write_bytes((ckpt / ck.VAE_FILE).read_bytes()[:1000])
-    rows = {r.name: r for r in ck.doctor_report(ckpt, manifests)}
-    assert rows["InSpatio-World DiT weights"].status == "invalid" and "patch_embedding" in rows["InSpatio-World DiT weights"].detail
-    assert rows["Wan2.1 DiT config"].status == "invalid" and "dim=5120" in rows["Wan2.1 DiT config"].detail
-    assert rows["Wan2.1 VAE"].status == "invalid" and "truncated" in rows["Wan2.1 VAE"].detail
-    assert rows["Wan2.1 DiT base weights"].status == "verified"

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The official-weights path on the GPU machine, in one command (issue 18): a full-size checkpoint tree
+# from seeded random weights (benchmarks/fake_checkpoints.py), doctor, build of a short real video
+# (Florence-2 and umT5 on the GPU), then play --headless --realtime with runtime.refiner=auto (it must
+# pick the DiT) against the random-weights bench switch, each run's summary in a table.
+#
+#   bash benchmarks/weights_path_device.sh [OUT_DIR]          # on the GPU machine, from the repo root
+#
+# OUT_DIR gets the logs, encoders.json and summary.md (small); the checkpoints, the video, the Scene
+# cache and play's frames go under WORK (/tmp/roam_weights_path), outside the repo.
+#   SIZE=tiny DEVICE=cpu PLAY_SECONDS=2 WARM_SECONDS=2 RANDOM_SECONDS=0 \
+#       bash benchmarks/weights_path_device.sh /tmp/wp                # CPU rehearsal of every step
+#
+# Environment: SIZE (full), DEVICE (auto), PLAY_SECONDS (120), WARM_SECONDS (10: a second auto run that
+# measures the warm time to first frame), RANDOM_SECONDS (PLAY_SECONDS; 0 skips the random-weights run,
+# a full-size DiT), CKPT (a folder outside the repo; 31 GB at full size), RANDOM_SWITCH (the --set that
+# turns on random weights). A step that fails is reported and the run goes on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-${OUT:-out/weights_path}}
+SIZE=${SIZE:-full}
+DEVICE=${DEVICE:-auto}
+PLAY_SECONDS=${PLAY_SECONDS:-120}
+WARM_SECONDS=${WARM_SECONDS:-10}
+RANDOM_SECONDS=${RANDOM_SECONDS:-$PLAY_SECONDS}
+WORK=${WORK:-/tmp/roam_weights_path}
+CKPT=${CKPT:-$WORK/checkpoints_$SIZE}
+RANDOM_SWITCH=${RANDOM_SWITCH:-model.random_weights=true}
+mkdir -p "$OUT" "$WORK"
+export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
+SET=(--set "model.checkpoint_dir=$CKPT" --set "runtime.device=$DEVICE")
+stamp() { date +%s.%N; }
+step() { echo; echo "== $1"; }
+
+step "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+df -h "$(dirname "$CKPT")" | tail -1
+python3 -c "import torch, transformers, huggingface_hub; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| transformers', transformers.__version__, '| huggingface_hub', huggingface_hub.__version__)"
+
+step "fake checkpoints ($SIZE) -> $CKPT"
+t0=$(stamp)
+python3 -m benchmarks.fake_checkpoints "$CKPT" --size "$SIZE" --device "$DEVICE"
+echo "generator_s=$(python3 -c "print(round($(stamp) - $t0, 1))")"
+du -sh "$CKPT"
+
+step "doctor"
+python3 main.py doctor "${SET[@]}" | tee "$OUT/doctor.log" || true
+
+step "a short real video"
+VIDEO=$WORK/walk.mp4
+python3 -m benchmarks.weights_path_probe video "$VIDEO" --seconds 5
+
+step "encoders as build loads them (load, run, peak memory)"
+ENC_DEVICE=$DEVICE
+[ "$DEVICE" = auto ] && ENC_DEVICE=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
+python3 -m benchmarks.weights_path_probe encoders "$CKPT" --device "$ENC_DEVICE" | tee "$OUT/encoders.json" \
+  || echo "encoder probe FAILED"
+
+step "build (the user's path: caption, umT5, depth, Scene)"
+t0=$(stamp)
+python3 main.py build "$VIDEO" "${SET[@]}" 2>&1 | tee "$OUT/build.log" || echo "build FAILED"
+echo "build_s=$(python3 -c "print(round($(stamp) - $t0, 1))")"
+
+play() {  # name seconds extra-args...
+  local name=$1 seconds=$2; shift 2
+  step "play $name (${seconds} s)"
+  python3 main.py play "$VIDEO" --headless --realtime --seconds "$seconds" --out "$WORK/$name" \
+    "${SET[@]}" --set runtime.refiner=auto "$@" 2>&1 | tee "$OUT/$name.log" || echo "play $name FAILED"
+}
+play auto_cold "$PLAY_SECONDS"
+play auto_warm "$WARM_SECONDS"
+[ "$RANDOM_SECONDS" != 0 ] && play random_weights "$RANDOM_SECONDS" --set "$RANDOM_SWITCH"
+
+step "summary"
+python3 -m benchmarks.weights_path_probe summary "$OUT"/auto_cold.log "$OUT"/auto_warm.log \
+  $( [ -f "$OUT/random_weights.log" ] && echo "$OUT/random_weights.log") | tee "$OUT/summary.md"
+grep -h -i "refiner" "$OUT"/auto_cold.log | head -3
