@@ -3,6 +3,7 @@ the config, hand over to the command's entry point in cli/main.py. No logic live
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from cli.flags import Parser, number_flag
@@ -78,9 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    play = sub.add_parser("play", help=COMMANDS["play"], description=COMMANDS["play"] + ". Keys: WASD/arrows "
-                          "move, mouse drag or IJKL looks, Q/E down/up, Shift runs, Space pauses time, "
-                          "H toggles the HUD, F fullscreen, P screenshot, R records, Esc quits.")
+    from cli.main import keys_help
+    play = sub.add_parser("play", help=COMMANDS["play"], formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description=f"{COMMANDS['play']}.\n\nkeys, gamepad and what they do (config.yaml "
+                          f"controllers; in the window, ? or F1 shows this):\n{keys_help()}")
     play.add_argument("scene", nargs="?", default=None, metavar="SCENE_OR_VIDEO",
                       help="a video file or a built Scene folder (default: the built-in sample scene)")
     play.add_argument("--headless", action="store_true", help="render offscreen and write files even with a display")
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_command(argv: list[str] | None, stop) -> int:
     from cli.bytecode_cache import use_bytecode_cache
     use_bytecode_cache()                            # before anything imports torch
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")   # no banner when pygame is imported
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(token in COMMANDS for token in argv) and not {"-h", "--help"} & set(argv):
@@ -169,7 +172,6 @@ def exit_process(code: int) -> None:
     exception", exit 134), so with such a thread alive the process ends without that shutdown; every
     output is finished and flushed by then."""
     import logging
-    import os
     import threading
     if threading.active_count() == 1:
         sys.exit(code)

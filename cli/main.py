@@ -30,6 +30,17 @@ def dispatch(args, stop) -> int:
         return 2
 
 
+def keys_help() -> str:
+    """What each key and gamepad button does in play, as config.yaml binds them (play --help)."""
+    from controllers.config import ControllersConfig
+    from controllers.help import help_text
+    try:
+        controllers = load_config().controllers
+    except ConfigError:                  # a broken config.yaml is reported when a command runs
+        controllers = ControllersConfig()
+    return help_text(controllers)
+
+
 def run_play(cfg, args, stop) -> int:
     from cli.play import play
     return play(cfg, args, stop)

@@ -53,6 +53,7 @@ class KeyBindings:
     cycle_mode: tuple[str, ...] = ("tab",)
     reset: tuple[str, ...] = ("r",)
     hud: tuple[str, ...] = ("h",)
+    help: tuple[str, ...] = ("?", "f1")
     fullscreen: tuple[str, ...] = ("f",)
     screenshot: tuple[str, ...] = ("p",)
     record: tuple[str, ...] = ("c",)

@@ -62,6 +62,7 @@ class RigConfig:
     orbit_pitch_limit_deg: float = 80.0  # orbit: largest |pitch|
     orbit_min_distance: float = 0.1    # orbit: closest approach to the centre
     ride_along: bool = False           # pose = source_c2w(t) @ offset (reference --relative_to_source)
+    steer_rate: float = 1.5            # 1/s: how fast an automatic walk closes on its goal
     untrusted_speed: float = 0.4       # walk/fly speed factor where the scene's depth is a guess (depth_trust 0); 1 at full trust
     untrusted_reach: float = 0.5       # walk/fly: farthest from the source cameras (scene scales) at depth_trust 0; reach / (1 - trust) in general, no limit at 1
 
@@ -78,8 +79,8 @@ class RigConfig:
     def __post_init__(self):
         if self.mode not in ("walk", "fly", "orbit", "tripod"):
             raise ValueError(f"mode: {self.mode!r} is not one of walk, fly, orbit, tripod")
-        if min(self.accel_rate, self.damping_rate, self.look_response_rate) <= 0:
-            raise ValueError("accel_rate, damping_rate and look_response_rate must be > 0")
+        if min(self.accel_rate, self.damping_rate, self.look_response_rate, self.steer_rate) <= 0:
+            raise ValueError("accel_rate, damping_rate, look_response_rate and steer_rate must be > 0")
         if not (0 < self.untrusted_speed <= 1) or self.untrusted_reach <= 0:
             raise ValueError("untrusted_speed must be in (0, 1] and untrusted_reach > 0")
 
@@ -156,12 +157,15 @@ class RuntimeConfig:
     headless_seconds: float = 4.0      # length of a headless session when --seconds is not given
     reproject: bool = True             # draw the world from the newest camera pose at display_hz (false: show each generated frame as made)
     display_hz: float = 60.0           # displayed frames per second when reprojecting (a window also waits for its display's refresh)
+    walk_min_seen: float = 0.9         # automatic walks keep this share of the source view's coverage in every view
+    seen_warning: float = 0.75         # the HUD says the camera left the seen world below this share of the view covered
     out_dir: str = "out"               # parent folder of session output folders
     refiner: str = "auto"              # auto | geometry | dit
     device: str = "auto"               # auto | cpu | cuda
 
     RANGES: ClassVar[dict] = {"headless_seconds": (0.1, 10**7, "seconds of presented video"),
-                              "display_hz": (1, 1000, "displayed frames per second")}
+                              "display_hz": (1, 1000, "displayed frames per second"),
+                              "walk_min_seen": (0, 1, "a share of the view"), "seen_warning": (0, 1, "a share of the view")}
 
 
 @dataclass(frozen=True)

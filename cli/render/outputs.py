@@ -56,6 +56,9 @@ class PredictionPresenter:
     def events(self) -> list:
         return []
 
+    def show_status(self, lines: list[str]) -> None:
+        """Waiting for the first frame: the progress bar says it."""
+
     def present(self, frame: torch.Tensor, hud) -> None:
         self.writer.write(frame)
         self.frames_presented += 1
