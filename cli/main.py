@@ -47,15 +47,17 @@ def run_play(cfg, args, stop) -> int:
 
 
 def run_build(cfg, args) -> int:
-    """Build (or find in the cache) the Scene of args.video and its fused world (with scenes.fusion.enabled);
-    print the Scene's folder on stdout."""
+    """Build (or find in the cache) the Scene of args.video, embed its caption when the text encoder is
+    here, and build its fused world (with scenes.fusion.enabled); print the Scene's folder on stdout."""
     from cli.depth_notice import depth_notice
     from cli.device import pick_device
+    from cli.prompt_embedding import embed_built_scene
     from runtime.world_cache import load_or_build_world
     from scenes.build import build_scene_at
     device = pick_device(cfg.runtime.device)
     scene, folder = build_scene_at(cfg, args.video, device=device, depth=args.depth, depth_file=args.depth_file,
                                    prompt=args.prompt)
+    embed_built_scene(cfg.model.checkpoint_dir, scene, device)
     if cfg.scenes.fusion.enabled:
         load_or_build_world(scene, cfg.scenes.fusion, cfg.scenes.cache_dir, device)
     if (notice := depth_notice(scene)) is not None:

@@ -18,6 +18,7 @@ from model.refiners import GeometryRefiner
 from cli.depth_notice import depth_notice
 from cli.device import pick_device
 from cli.errors import UserError
+from cli.refiner_choice import make_refiner
 from runtime.display import Display
 from runtime.present import HeadlessPresenter, WindowPresenter, has_display
 from runtime.recorder import Recorder, load_displayed
@@ -78,29 +79,6 @@ def load_play_scene(cfg, name: str | None):
         from scenes.build import build_scene
         return build_scene(cfg, path, device=pick_device(cfg.runtime.device))
     raise UserError(f"{name}: no such video or scene folder")
-
-
-def make_refiner(cfg, device, scene=None):
-    """`runtime.refiner`: geometry, dit, or auto (dit when its checkpoints verify, else geometry)."""
-    choice = cfg.runtime.refiner
-    if choice not in ("auto", "geometry", "dit"):
-        raise UserError(f"runtime.refiner={choice!r}: expected auto, geometry or dit")
-    if choice == "geometry":
-        return GeometryRefiner()
-    from model.dit_refiner import dit_refiner_or_reason
-    from model.fp8 import check_fp8_support
-    if cfg.model.fp8:
-        try:
-            check_fp8_support(device)
-        except ValueError as err:
-            raise UserError(str(err)) from None
-    refiner, reason = dit_refiner_or_reason(cfg.model, device, scene)
-    if refiner is not None:
-        return refiner
-    if choice == "dit":
-        raise UserError(f"runtime.refiner=dit: {reason}")
-    print(f"roam: geometry refiner (no weights needed): {reason}", file=sys.stderr)
-    return GeometryRefiner()
 
 
 def fused_world(cfg, scene, refiner, device):

@@ -21,6 +21,7 @@ import torch
 from cli.render import dist as render_dist
 from cli.device import pick_device
 from cli.errors import UserError
+from cli.refiner_choice import make_refiner, weight_files
 from runtime.config import config_to_dict
 from cli.render.job import RenderJob, output_paths, process_video
 from cli.render.outputs import BACKENDS
@@ -138,11 +139,13 @@ def _note_weight_paths(cfg, args) -> None:
 
 def refiner_factory(choice: str):
     """(cfg, device, scene) -> Refiner: geometry, dit (weights must verify), or auto (dit when they do);
-    the same choice `play` makes, with --refiner in place of runtime.refiner."""
+    the same choice `play` makes, with --refiner in place of runtime.refiner. A caption several
+    videos share (--prompt) is encoded once."""
+    made = {}
+
     def make(cfg, device, scene):
-        from cli.play import make_refiner
         return make_refiner(dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, refiner=choice)),
-                            device, scene)
+                            device, scene, made=made)
     return make
 
 
@@ -181,7 +184,8 @@ def _settings(cfg, args, job: RenderJob, video: Path, prompt: str | None, rank, 
             "render_backend": job.backend, "refiner": args.refiner, "depth": job.depth, "prompt": prompt,
             "skip_step3": job.skip_step3, "checkpoint_path": str(args.checkpoint_path),
             "tae_checkpoint_path": str(args.tae_checkpoint_path),
-            "scenes": config_to_dict(cfg.scenes), "model": config_to_dict(cfg.model)}
+            "scenes": config_to_dict(cfg.scenes), "model": config_to_dict(cfg.model),
+            "weights": weight_files(cfg.model) if args.refiner != "geometry" else None}
 
 
 def reusable(record_path: Path, settings: dict, out_dir: Path) -> dict | None:

@@ -1,5 +1,6 @@
 """`main.py build` on real videos written here with PyAV: end to end (API and CLI subprocess), the cache
 key, chunked depth for long videos, and the bad-input list (one-line errors, nothing written)."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -191,6 +192,29 @@ def test_a_broken_florence_download_gives_a_notice_and_an_empty_caption(tmp_path
     video = write_test_video(tmp_path / "clip.mp4", frames_of(n=3))
     scene = build_scene(make_cfg(tmp_path), video, device="cpu", depth="estimate", progress=False)
     assert scene.caption == "" and "cannot load Florence-2" in capsys.readouterr().err
+
+
+def test_the_cache_key_covers_the_prompt_and_the_florence_weights(tmp_path):
+    from scenes.build import caption_settings
+    cfg = make_cfg(tmp_path)
+    assert caption_settings(cfg, "a cat", None) != caption_settings(cfg, "a dog", None)
+    assert caption_settings(cfg, None, "no Florence-2") == {"florence": False}
+    folder = tmp_path / "ckpt" / "Florence-2-large"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"a" * 4096)
+    first = caption_settings(cfg, None, None)
+    (folder / "model.safetensors").write_bytes(b"b" * 4096)                        # other weights, same size
+    assert caption_settings(cfg, None, None) != first and first != {"florence": False}
+
+
+def test_microsofts_original_florence_layout_names_the_download_that_replaces_it(tmp_path):
+    from scenes.captions import CaptionError, load_florence
+    folder = tmp_path / "Florence-2-large"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"auto_map": {"AutoModelForCausalLM": "modeling_florence2.X"}}))
+    with pytest.raises(CaptionError, match=r"microsoft's original Florence-2.*python main.py download --only captions"):
+        load_florence(folder)
 
 
 # ---------------------------------------------------------------- the picture's shape (scenes.fit)
