@@ -61,6 +61,10 @@ def orbit_poses(n: int, start: int) -> np.ndarray:
 
 def measure(cfg, args: argparse.Namespace) -> dict:
     """cfg: the config's `model` section."""
+    if not args.tiny and not torch.cuda.is_available():      # not 12-14 GB and minutes on the CPU first
+        print("roam: error: main.py bench measures the full-size model and needs a CUDA GPU, and PyTorch sees none "
+              "here; run it on a GPU machine, or add --tiny for a small CPU smoke run", file=sys.stderr)
+        raise SystemExit(2)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     H, W = (64, 96) if args.tiny else (480, 832)
     refiner = random_dit_refiner(cfg, device, (H // 8, W // 8), dit_cfg=random_dit(args))
@@ -182,7 +186,7 @@ def run(cfg, args: argparse.Namespace) -> int:
     if args.play:
         from cli.play import play
         return play(dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, refiner="dit")), args,
-                    random_dit=random_dit(args))
+                    args.stop, random_dit=random_dit(args))
     result = measure(cfg.model, args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
