@@ -25,7 +25,7 @@ def test_the_extras_requirement_files_are_their_extras():
     assert requirements("requirements-fp8.txt") == extras["fp8"]
     assert requirements("requirements-download.txt") == extras["download"]
     depth = requirements("requirements-depth.txt")          # the package itself, and what it needs at run time
-    assert depth[0].startswith("depth-anything-3==") and depth[1:] == extras["depth"]
+    assert depth[0].startswith("depth-anything-3==") and set(extras["depth"]) <= set(depth[1:])
     assert set(extras["download"]) <= set(extras["test"])             # the download tests run the real client
     assert {"dit", "depth", "captions", "fp8", "download", "test"} <= extras.keys()
 
