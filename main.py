@@ -11,6 +11,7 @@ COMMANDS = {
     "render": "offline render with the reference pipeline's flags, on roam's engine",
     "bench": "GPU benchmark of the generation pipeline: per-stage times, fps, memory",
     "doctor": "report which checkpoints are missing, present or verified, and what they enable",
+    "cache": "list roam's caches (Scenes, compiled kernels) with their sizes, or clean them",
     "download": "fetch the official weights into the checkpoint folder, then run doctor",
 }
 
@@ -105,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help=COMMANDS["doctor"], description=COMMANDS["doctor"])
     add_common(doctor)
 
+    cache = sub.add_parser("cache", help=COMMANDS["cache"], description=COMMANDS["cache"] + ". Examples: "
+                           "`main.py cache`, `main.py cache clean all`, `main.py cache clean --older-than 14`, "
+                           "`main.py cache clean VIDEO` (its Scenes).")
+    cache.add_argument("action", nargs="?", default="list", choices=("list", "clean"), help="list (default) or clean")
+    cache.add_argument("target", nargs="?", default=None, help="clean: all | a video file | a scene key (prefix)")
+    cache.add_argument("--older-than", type=float, default=None, metavar="DAYS",
+                       help="clean: the Scenes not used for this many days")
+    add_common(cache)
     download = sub.add_parser("download", help=COMMANDS["download"], description=COMMANDS["download"] +
                               " (what the reference's scripts/download.sh fetches; needs huggingface_hub).")
     download.add_argument("--only", choices=("dit", "depth", "captions", "tae"), default=None,

@@ -201,11 +201,13 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=120)
     p.add_argument("--max-points", type=int, default=FusionConfig.max_points)
     p.add_argument("--analysis-stride", type=int, default=FusionConfig.analysis_stride)
+    p.add_argument("--point-stride", type=int, default=FusionConfig.point_stride)
     p.add_argument("--png", default=None, help="write the side-by-side image here (e.g. docs/fusion.png)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     with torch.inference_mode():
-        fusion = replace(FusionConfig(), max_points=args.max_points, analysis_stride=args.analysis_stride)
+        fusion = replace(FusionConfig(), max_points=args.max_points, analysis_stride=args.analysis_stride,
+                         point_stride=args.point_stride)
         results = run(args.width, args.height, args.frames, args.device, fusion, args.png)
     print_table(results)
 

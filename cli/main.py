@@ -13,7 +13,7 @@ def dispatch(args) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         handler = {"play": run_play, "build": run_build, "render": run_render, "doctor": run_doctor,
-                   "download": run_download}[args.command]
+                   "cache": run_cache, "download": run_download}[args.command]
         return handler(cfg, args)
     except (ConfigError, UserError, SceneInputError) as err:      # bad input: one line, exit 2
         print(f"roam: error: {err}", file=sys.stderr)
@@ -29,13 +29,26 @@ def run_play(cfg, args) -> int:
 
 
 def run_build(cfg, args) -> int:
-    """Build (or find in the cache) the Scene of args.video; print its folder on stdout."""
+    """Build (or find in the cache) the Scene of args.video and its fused world (with scenes.fusion.enabled);
+    print the Scene's folder on stdout."""
+    from cli.depth_notice import depth_notice
     from cli.device import pick_device
+    from runtime.world_cache import load_or_build_world
     from scenes.build import build_scene_at
-    _, folder = build_scene_at(cfg, args.video, device=pick_device(cfg.runtime.device), depth=args.depth,
-                               depth_file=args.depth_file, prompt=args.prompt)
+    device = pick_device(cfg.runtime.device)
+    scene, folder = build_scene_at(cfg, args.video, device=device, depth=args.depth, depth_file=args.depth_file,
+                                   prompt=args.prompt)
+    if cfg.scenes.fusion.enabled:
+        load_or_build_world(scene, cfg.scenes.fusion, cfg.scenes.cache_dir, device)
+    if (notice := depth_notice(scene)) is not None:
+        print(notice, file=sys.stderr)
     print(folder)
     return 0
+
+
+def run_cache(cfg, args) -> int:
+    from cli.cache import cache
+    return cache(cfg, args)
 
 
 def run_render(cfg, args) -> int:

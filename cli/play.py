@@ -15,6 +15,7 @@ from controllers.gamepad import make_gamepad
 from controllers.keyboard import PygameKeyboard
 from model import checkpoint
 from model.refiners import GeometryRefiner
+from cli.depth_notice import depth_notice
 from cli.device import pick_device
 from cli.errors import UserError
 from runtime.display import Display
@@ -179,6 +180,8 @@ def play(cfg, args) -> int:
     device = pick_device(cfg.runtime.device)
     preload = preload_compiler(cfg, device)
     scene = load_play_scene(cfg, args.scene)
+    if (notice := depth_notice(scene)) is not None:
+        print(notice, file=sys.stderr)
     if preload is not None:
         preload.join()
     t_scene = time.perf_counter()

@@ -14,7 +14,7 @@ class ModelConfig:
     compile_codec: bool = True         # also torch.compile the tiny autoencoder's encoder and decoder (GPU)
     compile_scope: str = "blocks"      # blocks: one transformer block compiled, shared by all layers | passes: whole passes
     aot_packages: bool = True          # DiT block (bf16) and TAE from AOTInductor packages: later starts load them instead of tracing
-    compile_cache_dir: str = ".cache/compile"  # torch.compile's kernel cache (TORCHINDUCTOR_CACHE_DIR), reused across runs
+    compile_cache_dir: str = "compile"  # torch.compile's kernel cache (TORCHINDUCTOR_CACHE_DIR) and AOT packages, reused across runs (relative: inside the user's cache folder)
     compile_row_limit: int = 2048      # row reductions (norms) up to this wide compile to one-pass kernels; 0: PyTorch's 1024
     cuda_graphs: bool = True           # replay each DiT pass as one CUDA graph (GPU only; no launch gaps)
     fp8: bool = False                  # FP8 mode: FP8 matmuls in the DiT's linear layers (Hopper/Ada; faster, less exact)

@@ -16,6 +16,7 @@ import yaml
 
 from controllers.config import ControllersConfig
 from model.config import ModelConfig
+from runtime.cache_root import in_cache
 from scenes.config import ScenesConfig
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -51,12 +52,16 @@ class RigConfig:
     orbit_pitch_limit_deg: float = 80.0  # orbit: largest |pitch|
     orbit_min_distance: float = 0.1    # orbit: closest approach to the centre
     ride_along: bool = False           # pose = source_c2w(t) @ offset (reference --relative_to_source)
+    untrusted_speed: float = 0.4       # walk/fly speed factor where the scene's depth is a guess (depth_trust 0); 1 at full trust
+    untrusted_reach: float = 0.5       # walk/fly: farthest from the source cameras (scene scales) at depth_trust 0; reach / (1 - trust) in general, no limit at 1
 
     def __post_init__(self):
         if self.mode not in ("walk", "fly", "orbit", "tripod"):
             raise ValueError(f"mode: {self.mode!r} is not one of walk, fly, orbit, tripod")
         if min(self.accel_rate, self.damping_rate, self.look_response_rate) <= 0:
             raise ValueError("accel_rate, damping_rate and look_response_rate must be > 0")
+        if not (0 < self.untrusted_speed <= 1) or self.untrusted_reach <= 0:
+            raise ValueError("untrusted_speed must be in (0, 1] and untrusted_reach > 0")
 
 
 @dataclass(frozen=True)
@@ -229,7 +234,14 @@ def load_config(path: Path | str | None = None, overrides: typing.Sequence[str] 
     for text in overrides:
         keys, value = parse_override(text)
         _apply(raw, keys, value, text)
-    return build(AppConfig, raw, path.name)
+    return with_cache_paths(build(AppConfig, raw, path.name))
+
+
+def with_cache_paths(cfg: AppConfig) -> AppConfig:
+    """The config with its cache folders made absolute inside the user's cache folder (runtime/cache_root.py)."""
+    scenes = dataclasses.replace(cfg.scenes, cache_dir=str(in_cache(cfg.scenes.cache_dir)))
+    model = dataclasses.replace(cfg.model, compile_cache_dir=str(in_cache(cfg.model.compile_cache_dir)))
+    return dataclasses.replace(cfg, scenes=scenes, model=model)
 
 
 def config_to_dict(cfg) -> dict:

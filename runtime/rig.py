@@ -16,7 +16,9 @@ Modes:
 - tripod: rotation only, at the current position (after a reset: the reference's rotation_only).
 Speeds and distances scale with `scene_scale` (e.g. the median scene depth). Velocities follow
 the input with a first-order response (accel_rate while held, damping_rate after release), which
-is frame-rate independent and gives the camera inertia.
+is frame-rate independent and gives the camera inertia. `depth_trust` (the Scene's, 0 for a guessed
+depth, 1 for measured) slows walk and fly (untrusted_speed at 0) and keeps the camera within a reach
+of the source cameras (untrusted_reach / (1 - trust) scene scales), where a wrong depth shows least.
 """
 from __future__ import annotations
 
@@ -116,9 +118,11 @@ class CameraRig:
     """Integrates CameraCommands into a pose. Call `step` once per fixed tick and `c2w` to read."""
 
     def __init__(self, cfg: RigConfig, *, scene_scale: float, anchor_c2w=None, source_c2ws=None,
-                 probe: Probe | None = None, eye_y: float | None = None):
+                 probe: Probe | None = None, eye_y: float | None = None, depth_trust: float = 1.0):
         if not (scene_scale > 0 and math.isfinite(scene_scale)):
             raise ValueError(f"CameraRig: scene_scale must be a positive number, got {scene_scale}")
+        if not 0 <= depth_trust <= 1:
+            raise ValueError(f"CameraRig: depth_trust must be in [0, 1], got {depth_trust}")
         if anchor_c2w is None:
             anchor_c2w = source_c2ws[0] if source_c2ws is not None else np.eye(4)
         self.cfg, self.scale, self.probe = cfg, float(scene_scale), probe
@@ -127,6 +131,10 @@ class CameraRig:
         if eye_y is None:
             eye_y = 0.0 if cfg.ride_along or source_c2ws is None else estimate_eye_y(source_c2ws, self.anchor)
         self.eye_y = float(eye_y)
+        self.speed_factor = cfg.untrusted_speed + (1.0 - cfg.untrusted_speed) * depth_trust
+        self.reach = cfg.untrusted_reach * self.scale / (1.0 - depth_trust) if depth_trust < 1 else math.inf
+        centres = np.zeros((1, 3)) if source_c2ws is None else np.asarray(source_c2ws, dtype=np.float64)[:, :3, 3]
+        self.source_centres = centres @ np.linalg.inv(self.anchor)[:3, :3].T + np.linalg.inv(self.anchor)[:3, 3]
         self._held = CameraCommand()                          # last command's held part, for predict
         self.state = self._fresh(cfg.mode)
 
@@ -251,7 +259,8 @@ class CameraRig:
     def _integrate_move(self, s: RigState, cmd: CameraCommand, dt_s: float, frame: np.ndarray) -> None:
         c, walk = self.cfg, s.mode == "walk"
         move = _unit_clamp(cmd.move)
-        speed = (c.walk_speed if walk else c.fly_speed) * self.scale * (c.run_multiplier if cmd.run else 1.0)
+        speed = (c.walk_speed if walk else c.fly_speed) * self.scale * self.speed_factor * \
+            (c.run_multiplier if cmd.run else 1.0)
         if walk:                                             # heading only: forward stays horizontal
             direction = rot_y(s.yaw_deg) @ np.array([move[0], 0.0, move[2]])
         else:
@@ -264,6 +273,23 @@ class CameraRig:
             s.position[1] += (self.eye_y - s.position[1]) * (1.0 - math.exp(-c.accel_rate * dt_s))
         else:
             s.position = s.position + s.velocity * dt_s
+        self._leash(s)
+
+    def _leash(self, s: RigState) -> None:
+        """Keep the camera within `reach` of the nearest source camera centre (ride-along: of the
+        source camera it rides on), and take away the velocity that leads further out."""
+        if not math.isfinite(self.reach):
+            return
+        centres = np.zeros((1, 3)) if self.ride_along else self.source_centres       # [M, 3] frame axes
+        offsets = s.position - centres
+        nearest = int(np.argmin(np.linalg.norm(offsets, axis=1)))
+        out = offsets[nearest]
+        distance = float(np.linalg.norm(out))
+        if distance <= self.reach:
+            return
+        direction = out / distance
+        s.position = centres[nearest] + direction * self.reach
+        s.velocity = s.velocity - max(0.0, float(s.velocity @ direction)) * direction
 
     def _collide(self, s: RigState, step: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """Walk: shorten `step` to stop collision_margin before the nearest surface the probe sees

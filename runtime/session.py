@@ -98,7 +98,8 @@ class Session:
         self.clock = WorldClock(scene.num_frames, scene.fps, self.fps, cfg.runtime.clock)
         scale = scene_scale(scene)
         probe = DepthProbe(scene, lambda: self.clock.index, body_radius=0.5 * cfg.runtime.rig.collision_margin * scale)
-        self.rig = CameraRig(cfg.runtime.rig, scene_scale=scale, source_c2ws=self.source_c2w, probe=probe)
+        self.rig = CameraRig(cfg.runtime.rig, scene_scale=scale, source_c2ws=self.source_c2w, probe=probe,
+                             depth_trust=float(scene.meta.get("depth_trust", 1.0)))
         self.buffer = JitterBuffer()
         self.pacer = Pacer(self.buffer, 1.0 / self.fps, cfg.runtime.pacing)
         self.refiner = refiner

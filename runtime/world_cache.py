@@ -1,5 +1,8 @@
-"""The fused world state of a scene, built once and cached beside the Scenes
-(cache_dir/fused/<key>.safetensors), keyed by the scene's pixels and depth and the fusion settings."""
+"""The fused world state of a scene, built once (by `main.py build`, or by the first play of a scene
+without one) and stored in the Scene's folder as world-<key>.safetensors, keyed by the scene's
+content and the fusion settings; a scene that was never stored keeps it in cache_dir/fused/. On disk
+and in memory it is a plain set of tensors: xyz float32 [P, 3], rgb uint8 [P, 3], weight float32 [P],
+dynamic_bits uint8 [N, bytes] (scenes/fusion.FusedWorld)."""
 from __future__ import annotations
 
 import dataclasses
@@ -29,8 +32,15 @@ def world_key(scene, fusion_cfg) -> str:
     return h.hexdigest()[:32]
 
 
-def load_or_build_world(scene, fusion_cfg, cache_dir: Path | str, device) -> FusedWorld:
-    path = Path(cache_dir) / "fused" / f"{world_key(scene, fusion_cfg)}.safetensors"
+def world_path(scene, fusion_cfg, cache_dir: Path | str) -> Path:
+    """Where the fused world of `scene` under `fusion_cfg` is stored."""
+    name = f"world-{world_key(scene, fusion_cfg)}.safetensors"
+    return scene.folder / name if scene.folder is not None else Path(cache_dir) / "fused" / name
+
+
+def load_or_build_world(scene, fusion_cfg, cache_dir: Path | str, device, progress: bool = True) -> FusedWorld:
+    """The stored fused world of `scene`, or build it (with a progress bar) and store it."""
+    path = world_path(scene, fusion_cfg, cache_dir)
     if path.is_file():
         try:
             with safe_open(str(path), "pt") as f:
@@ -41,10 +51,14 @@ def load_or_build_world(scene, fusion_cfg, cache_dir: Path | str, device) -> Fus
         except (SafetensorError, OSError, KeyError, TypeError, ValueError, json.JSONDecodeError):
             print(f"roam: fused world cache {path} is unreadable; rebuilding it", file=sys.stderr)
     t0 = time.perf_counter()
-    world = build_world(scene.frames.to(device), scene.depth, scene.K, scene.c2w, fusion_cfg, progress=True)
+    world = build_world(scene.frames.to(device), scene.depth, scene.K, scene.c2w, fusion_cfg, progress=progress)
     print(f"roam: fused {scene.num_frames} frames into {world.points} points in {time.perf_counter() - t0:.1f} s",
           file=sys.stderr)
-    _save(world, path)
+    try:
+        _save(world, path)
+    except OSError as err:                      # e.g. a read-only scene folder: play on without storing it
+        print(f"roam: could not store the fused world in {path} ({err.strerror}); it is rebuilt next time",
+              file=sys.stderr)
     return world
 
 

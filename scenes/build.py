@@ -18,12 +18,14 @@ from pathlib import Path
 from scenes.captions import CaptionError, caption_frame, florence_missing
 from scenes.depth import DepthPlan, DepthRequest, plan_depth, run_depth
 from scenes.depth.sfm import sfm_missing
+from scenes.frame_fit import FrameFit
 from scenes.sample import generator_hash
-from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, scene_cache_key
+from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, for_storage, scene_cache_key
 from scenes.video import VideoDecodeWarning, VideoError, VideoInfo, decode_video, probe_video
 
 BUILD_VERSION = 1                  # bump when the build itself changes what it produces
 REFERENCE_MAX_FRAMES = 1000        # the reference cuts videos here; roam keeps every frame
+SHAPE_NOTICE = 0.01               # say what scenes.fit did when the video's shape differs more than this from the working size
 BYTES_PER_PIXEL = 14               # peak build memory per working-size pixel: frames (3, twice while joined), depth (4, twice)
 
 
@@ -34,10 +36,11 @@ def _say(message: str) -> None:
 
 def build_settings(cfg, plan: DepthPlan, prompt: str | None, florence_reason: str | None) -> dict:
     """Everything besides the video bytes that changes the built Scene (the cache key's settings)."""
-    settings = {"builder": BUILD_VERSION, "width": cfg.scenes.width, "height": cfg.scenes.height,
+    settings = {"builder": BUILD_VERSION, "width": cfg.scenes.width, "height": cfg.scenes.height, "fit": cfg.scenes.fit,
+                "storage": cfg.scenes.storage,
                 "depth": plan.settings(), "depth_cfg": dataclasses.asdict(cfg.scenes.depth),
                 "caption": {"prompt": prompt} if prompt is not None else {"florence": florence_reason is None}}
-    if cfg.scenes.depth.sfm_poses:
+    if cfg.scenes.depth.sfm:
         settings["sfm_available"] = sfm_missing() is None
     if plan.mode in ("auto", "sample"):
         settings["sample"] = {**dataclasses.asdict(cfg.scenes.sample), "generator": generator_hash()}
@@ -65,11 +68,11 @@ def check_memory(info: VideoInfo, width: int, height: int) -> None:
                          "scenes.width/height")
 
 
-def _decode(path: Path, width: int, height: int):
+def _decode(path: Path, width: int, height: int, fit: str):
     """decode_video with its warnings turned into one-line notices. -> frames uint8 [N, H, W, 3], fps"""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", VideoDecodeWarning)
-        frames, fps = decode_video(path, width, height)
+        frames, fps = decode_video(path, width, height, fit=fit)
     for w in caught:
         if issubclass(w.category, VideoDecodeWarning):
             _say(f"warning: {w.message}")
@@ -93,30 +96,33 @@ def _caption(cfg, frames, prompt: str | None, florence_reason: str | None, devic
         return "", "none"
 
 
-def _make_scene(cfg, path: Path, info: VideoInfo, plan: DepthPlan, prompt: str | None,
+def _make_scene(cfg, path: Path, info: VideoInfo, video_hash: str, plan: DepthPlan, prompt: str | None,
                 florence_reason: str | None, progress: bool, device: str) -> Scene:
     from tqdm import tqdm
     with tqdm(total=3, desc=f"build {path.name}", unit="step", file=sys.stderr, disable=not progress) as bar:
         bar.set_postfix_str("decode")
-        frames, fps = _decode(path, cfg.scenes.width, cfg.scenes.height)
+        frames, fps = _decode(path, cfg.scenes.width, cfg.scenes.height, cfg.scenes.fit)
         n = len(frames)
         if n > REFERENCE_MAX_FRAMES:
             _say(f"{path}: {n} frames, more than the reference's {REFERENCE_MAX_FRAMES}; all are kept and "
                  f"depth runs in chunks of at most {cfg.scenes.depth.chunk_frames}")
         bar.update()
         bar.set_postfix_str("depth")
-        req = DepthRequest(path, frames, fps, (info.width, info.height), cfg.scenes.depth)
+        req = DepthRequest(path, frames, fps, (info.width, info.height), cfg.scenes.depth, cfg.scenes.fit)
         result = run_depth(plan, req, cfg.scenes.sample, device, progress)
         _say(f"depth: {result.provider} ({result.notes['reason']})")
         bar.update()
         bar.set_postfix_str("caption")
         caption, caption_source = _caption(cfg, frames, prompt, florence_reason, device)
         bar.update()
-    meta = {"source": str(path), "source_size": [info.width, info.height], "source_fps": info.fps,
-            "depth_provider": result.provider, "depth_notes": result.notes, "caption_source": caption_source}
+    meta = {"source": str(path), "source_hash": video_hash, "source_size": [info.width, info.height],
+            "source_fps": info.fps, "fit": cfg.scenes.fit,
+            "depth_provider": result.provider, "depth_notes": result.notes, "caption_source": caption_source,
+            "depth_trust": float(result.notes.get("trust", 1.0))}
     if result.notes.get("up") is not None:                # gravity-up in the scene frame, where known
         meta["up"] = result.notes["up"]
-    return Scene(frames=frames, depth=result.depth, K=result.K, c2w=result.c2w, fps=fps, caption=caption, meta=meta)
+    return for_storage(Scene(frames=frames, depth=result.depth, K=result.K, c2w=result.c2w, fps=fps, caption=caption,
+                             meta=meta), cfg.scenes.storage)
 
 
 def build_scene_at(cfg, video_path, *, device, depth: str = "auto", depth_file=None, prompt: str | None = None,
@@ -129,11 +135,16 @@ def build_scene_at(cfg, video_path, *, device, depth: str = "auto", depth_file=N
     check_memory(info, cfg.scenes.width, cfg.scenes.height)
     plan = plan_depth(depth, path, depth_file, Path(cfg.model.checkpoint_dir) / "DA3")
     florence_reason = florence_missing(Path(cfg.model.checkpoint_dir) / "Florence-2-large") if prompt is None else None
-    key = scene_cache_key(file_content_hash(path), build_settings(cfg, plan, prompt, florence_reason))
-    cache = SceneCache(cfg.scenes.cache_dir)
+    video_hash = file_content_hash(path)
+    key = scene_cache_key(video_hash, build_settings(cfg, plan, prompt, florence_reason))
+    fit = FrameFit(cfg.scenes.fit, (info.width, info.height), (cfg.scenes.width, cfg.scenes.height))
+    if fit.shape_change > SHAPE_NOTICE:
+        _say(f"fit: {fit.describe()}")
+    cache = SceneCache(cfg.scenes.cache_dir, cfg.scenes.storage)
     folder = cache.path(key)
     cached = (folder / SIDECAR_FILE).is_file()
-    scene = cache.get_or_build(key, lambda: _make_scene(cfg, path, info, plan, prompt, florence_reason, progress, str(device)))
+    scene = cache.get_or_build(key, lambda: _make_scene(cfg, path, info, video_hash, plan, prompt, florence_reason,
+                                                         progress, str(device)))
     if cached:
         _say(f"depth: {scene.meta.get('depth_provider')} ({scene.meta.get('depth_notes', {}).get('reason')}), cached")
     _say(f"scene of {path} ({scene.num_frames} frames, {scene.width}x{scene.height}) "

@@ -1,6 +1,8 @@
 """Config of scene building and rendering (section `scenes` of config.yaml)."""
 from dataclasses import dataclass, field
 
+FIT_MODES = ("stretch", "crop", "pad")    # scenes.fit (scenes/frame_fit.py)
+
 
 @dataclass(frozen=True)
 class SampleConfig:
@@ -16,8 +18,8 @@ class DepthConfig:
     eye_height: float = 1.6            # estimate: camera height above the assumed ground plane (metres)
     backdrop: float = 30.0             # estimate: depth of the far backdrop plane behind the ground (metres)
     png_scale: float = 0.001           # file: depth units per code of 16-bit PNGs that have no scale.txt (mm -> m)
-    sfm_poses: bool = False            # estimate: EXPERIMENTAL camera motion by pycolmap SfM (pip install pycolmap); scale unreliable
-    sfm_max_frames: int = 200          # estimate: most frames SfM sees (evenly spaced; the others are interpolated)
+    sfm: bool = False                  # estimate: EXPERIMENTAL structure from motion with pycolmap (pip install pycolmap): camera motion and sparse depth over the prior, used when the reconstruction is sound (not yet better than the prior on the sample: docs/performance.md)
+    sfm_max_frames: int = 64           # estimate: most frames SfM sees (evenly spaced; the others take interpolated poses)
     sfm_max_width: int = 480           # estimate: frames are downscaled to at most this width for SfM (speed)
 
 
@@ -35,10 +37,12 @@ class FusionConfig:
     dilate_px: int = 3                 # grow the dynamic mask by this many pixels (edges of moving things)
     protect_px: int = 12               # fused points behind a moving thing fill no hole within this many pixels of it
     chunk_frames: int = 8              # frames processed at once while building (memory vs. speed)
+    point_stride: int = 4              # every n-th frame (and the last) adds its static points; every frame gets its moving-pixel mask
 
     def __post_init__(self):
-        if self.max_points < 1 or self.voxel_pixels <= 0 or self.analysis_stride < 1 or self.chunk_frames < 1:
-            raise ValueError("fusion: max_points, voxel_pixels, analysis_stride and chunk_frames must be positive")
+        if min(self.max_points, self.analysis_stride, self.chunk_frames, self.point_stride) < 1 or self.voxel_pixels <= 0:
+            raise ValueError("fusion: max_points, voxel_pixels, analysis_stride, chunk_frames and point_stride must be "
+                             "positive")
         if not self.neighbour_offsets or 0 in self.neighbour_offsets:
             raise ValueError(f"fusion.neighbour_offsets must be non-zero frame offsets, got {list(self.neighbour_offsets)}")
         if not (0 < self.dynamic_vote <= 1) or self.depth_tolerance <= 0 or self.colour_tolerance <= 0 or min(
@@ -50,7 +54,15 @@ class FusionConfig:
 class ScenesConfig:
     width: int = 832                   # working frame width in pixels (the model's resolution)
     height: int = 480                  # working frame height in pixels
-    cache_dir: str = ".cache/scenes"   # where built Scenes are cached, keyed by content hash
+    cache_dir: str = "scenes"          # where built Scenes are cached, keyed by content hash (relative: inside the user's cache folder, $ROAM_CACHE_DIR or $XDG_CACHE_HOME/roam)
+    storage: str = "compact"           # how Scenes are stored: compact (frames as high-quality video, depth float16 where the reference's depth codec is no finer) | exact (lossless; `render` always uses it)
+    fit: str = "crop"                  # videos of another shape: crop (keep the shape, cut the overflow) | pad (black bars) | stretch (the reference's; `render` always stretches)
     sample: SampleConfig = field(default_factory=SampleConfig)   # the built-in sample scene
     fusion: FusionConfig = field(default_factory=FusionConfig)   # the fused world state (scenes/fusion.py)
     depth: DepthConfig = field(default_factory=DepthConfig)      # depth providers of `main.py build`
+
+    def __post_init__(self):
+        if self.fit not in FIT_MODES:
+            raise ValueError(f"scenes.fit={self.fit!r}: expected one of {', '.join(FIT_MODES)}")
+        if self.storage not in ("compact", "exact"):
+            raise ValueError(f"scenes.storage={self.storage!r}: expected compact or exact")

@@ -46,43 +46,59 @@ def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tens
 
 
 def _pool3(x: Tensor, op: str) -> Tensor:
-    """3x3 min or max over [B, C, H, W] (edges replicate)."""
-    if op == "min":
-        return -F.max_pool2d(-x, 3, stride=1, padding=1)
-    return F.max_pool2d(x, 3, stride=1, padding=1)
+    """3x3 min or max over [B, C, H, W] (the window clipped at the edges), as two 3-tap passes."""
+    f = torch.minimum if op == "min" else torch.maximum
+    p = F.pad(x, (1, 1, 1, 1), mode="replicate")                                    # [B, C, H + 2, W + 2]
+    rows = f(f(p[..., :-2], p[..., 1:-1]), p[..., 2:])                              # [B, C, H + 2, W]
+    return f(f(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])            # [B, C, H, W]
 
 
-def _lookup(image: Tensor, u: Tensor, v: Tensor) -> Tensor:
-    """Nearest-pixel lookup of image [B, C, H, W] at (u, v) [B, M] (clamped) -> [B, M, C]."""
-    B, C, H, W = image.shape
-    x = torch.round(u).clamp(0, W - 1).long()
-    y = torch.round(v).clamp(0, H - 1).long()
-    flat = (y * W + x).unsqueeze(1).expand(B, C, -1)                                # [B, C, M]
-    return image.reshape(B, C, H * W).gather(2, flat).transpose(1, 2)              # [B, M, C]
+def neighbourhoods(colour: Tensor, depth: Tensor) -> Tensor:
+    """What a frame j offers the test at each pixel: its 3x3 depth range and colour range.
+    colour [U, 3, H, W] in [0, 1], depth [U, H, W] -> [U, 8, H, W]: depth min, depth max, colour min (3),
+    colour max (3)."""
+    d = depth.unsqueeze(1)                                                          # [U, 1, H, W]
+    return torch.cat([_pool3(d, "min"), _pool3(d, "max"), _pool3(colour, "min"), _pool3(colour, "max")], 1)
 
 
-def pair_evidence(colour: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, i: Tensor, j: Tensor,
+def pixel_to_pixel(K_i: Tensor, c2w_i: Tensor, K_j: Tensor, c2w_j: Tensor) -> Tensor:
+    """The map from (x d, y d, d, 1) of a pixel of camera i with depth d to (u z, v z, z) in camera j.
+    K [..., 3, 3], c2w [..., 4, 4] -> float32 [..., 3, 4] (composed in float64)."""
+    f64 = torch.float64
+    from_i = torch.zeros(*K_i.shape[:-2], 4, 4, dtype=f64, device=K_i.device)
+    from_i[..., :3, :3] = torch.linalg.inv(K_i.to(f64))
+    from_i[..., 3, 3] = 1.0
+    to_j = K_j.to(f64) @ torch.linalg.inv(c2w_j.to(f64))[..., :3, :]               # [..., 3, 4]
+    return (to_j @ c2w_i.to(f64) @ from_i).to(torch.float32)
+
+
+def pair_evidence(colour_i: Tensor, depth_i: Tensor, A: Tensor, near_j: Tensor, j_slot: Tensor,
                   cfg: FusionConfig) -> tuple[Tensor, Tensor]:
-    """Does frame j confirm frame i's pixels? colour [N, 3, H, W] in [0, 1], depth [N, H, W],
-    K [N, 3, 3], c2w [N, 4, 4]; i, j [B] frame indices (pairs).
-    -> inconsistent, evidence: bool [B, H, W] (inconsistent implies evidence)."""
-    B, (_, _, H, W) = i.shape[0], colour.shape
-    pts = unproject(depth[i], K[i], c2w[i]).reshape(B, H * W, 3)                    # [B, HW, 3]
-    u, v, z = project_points(pts, K[j].to(torch.float32), torch.linalg.inv(c2w[j].to(torch.float32)))
-    inside = (z > 0) & (u > -0.5) & (u < W - 0.5) & (v > -0.5) & (v < H - 0.5)     # [B, HW]
-    dj = depth[j].unsqueeze(1)                                                      # [B, 1, H, W]
-    near = _lookup(_pool3(dj, "min"), u, v)[..., 0]                                 # [B, HW]
-    far = _lookup(_pool3(dj, "max"), u, v)[..., 0]                                  # [B, HW]
+    """Do frames j confirm the pixels of frames i? B frames i, each against O frames j:
+    colour_i [B, 3, H, W] in [0, 1], depth_i [B, H, W], A [B, O, 3, 4] (`pixel_to_pixel` from i to
+    each j), near_j [U, 8, H, W] (`neighbourhoods` of the frames j), j_slot [B, O]: which of them.
+    -> inconsistent, evidence: bool [B, O, H, W] (inconsistent implies evidence)."""
+    B, _, H, W = colour_i.shape
+    O, dev = A.shape[1], colour_i.device
+    ys, xs = torch.meshgrid(torch.arange(H, device=dev, dtype=torch.float32),
+                            torch.arange(W, device=dev, dtype=torch.float32), indexing="ij")
+    d = depth_i.reshape(B, 1, H * W)                                                # [B, 1, HW]
+    x, y = xs.reshape(1, 1, H * W), ys.reshape(1, 1, H * W)
+    q = [d * (A[..., c, 0:1] * x + A[..., c, 1:2] * y + A[..., c, 2:3]) + A[..., c, 3:4] for c in range(3)]
+    z = q[2]                                                                        # [B, O, HW]
+    u, v = q[0] / z, q[1] / z
+    inside = (z > 0) & (u > -0.5) & (u < W - 0.5) & (v > -0.5) & (v < H - 0.5)     # [B, O, HW]
+    px = torch.round(u).clamp(0, W - 1).long() + torch.round(v).clamp(0, H - 1).long() * W
+    cells = near_j.permute(0, 2, 3, 1).reshape(-1, 8)                               # [U HW, 8]
+    seen = cells.index_select(0, (px + j_slot.unsqueeze(-1) * (H * W)).reshape(-1)).reshape(B, O, H * W, 8)
     tol = cfg.depth_tolerance
-    moved = z < near * (1 - tol)                   # j sees through where the point should be
-    occluded = z > far * (1 + tol)
+    moved = z < seen[..., 0] * (1 - tol)           # j sees through where the point should be
+    occluded = z > seen[..., 1] * (1 + tol)
     evidence = inside & ~occluded
-    lo = _lookup(_pool3(colour[j], "min"), u, v)                                    # [B, HW, 3]
-    hi = _lookup(_pool3(colour[j], "max"), u, v)                                    # [B, HW, 3]
-    ci = colour[i].reshape(B, 3, H * W).transpose(1, 2)                             # [B, HW, 3]
-    recoloured = ((ci < lo - cfg.colour_tolerance) | (ci > hi + cfg.colour_tolerance)).any(-1)
+    ci = colour_i.reshape(B, 1, 3, H * W).transpose(2, 3)                           # [B, 1, HW, 3]
+    recoloured = ((ci < seen[..., 2:5] - cfg.colour_tolerance) | (ci > seen[..., 5:8] + cfg.colour_tolerance)).any(-1)
     inconsistent = evidence & (moved | recoloured)
-    return inconsistent.reshape(B, H, W), evidence.reshape(B, H, W)
+    return inconsistent.reshape(B, O, H, W), evidence.reshape(B, O, H, W)
 
 
 def _clean(dynamic: Tensor, dilate_px: int) -> Tensor:
@@ -99,23 +115,25 @@ def _clean(dynamic: Tensor, dilate_px: int) -> Tensor:
 def raw_dynamic(frames_u8: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, indices: Tensor,
                 cfg: FusionConfig = FusionConfig()) -> Tensor:
     """The dynamic test at every `analysis_stride`-th pixel, before cleaning (see dynamic_masks for
-    the arguments). -> bool [B, ceil(H / s), ceil(W / s)]"""
+    the arguments). Each frame involved is read and pooled once. -> bool [B, ceil(H / s), ceil(W / s)]"""
     N = frames_u8.shape[0]
-    s, dev = cfg.analysis_stride, frames_u8.device
-    colour = frames_u8[:, ::s, ::s].permute(0, 3, 1, 2).to(torch.float32) / 255.0   # [N, 3, h, w]
-    d = depth[:, ::s, ::s].to(device=dev, dtype=torch.float32)                      # [N, h, w]
-    Ks = K.to(device=dev, dtype=torch.float32).expand(N, 3, 3) * torch.tensor(
+    s, dev, f32 = cfg.analysis_stride, frames_u8.device, torch.float32
+    idx = indices.to(dev).long()                                                    # [B]
+    j = idx[:, None] + torch.tensor(cfg.neighbour_offsets, device=dev)              # [B, O]
+    real = ((j >= 0) & (j < N))[..., None, None]                                    # [B, O, 1, 1]
+    used, slot = torch.unique(j.clamp(0, N - 1), return_inverse=True)              # [U], [B, O]
+    Ks = K.to(device=dev, dtype=f32).expand(N, 3, 3) * torch.tensor(
         [[1 / s], [1 / s], [1.0]], device=dev)                                     # [N, 3, 3] at stride s
-    c2w = c2w.to(device=dev, dtype=torch.float32)
-    offsets = torch.tensor(cfg.neighbour_offsets, device=dev)                       # [O]
-    idx = indices.to(dev).long()
-    i = idx.repeat_interleave(len(offsets))                                         # [B*O]
-    j = i + offsets.repeat(len(idx))                                                # [B*O]
-    real = (j >= 0) & (j < N)
-    bad, seen = pair_evidence(colour, d, Ks, c2w, i, j.clamp(0, N - 1), cfg)        # [B*O, h, w] each
-    bad = (bad & real[:, None, None]).reshape(len(idx), len(offsets), *bad.shape[1:]).sum(1)
-    seen = (seen & real[:, None, None]).reshape(len(idx), len(offsets), *seen.shape[1:]).sum(1)
-    return (bad > 0) & (bad >= cfg.dynamic_vote * seen)                             # [B, h, w]
+    c2w = c2w.to(device=dev, dtype=f32)
+    def colour(f: Tensor) -> Tensor:                                                # [T, 3, h, w] in [0, 1]
+        return frames_u8[f][:, ::s, ::s].permute(0, 3, 1, 2).to(f32) / 255.0
+    def strided(f: Tensor) -> Tensor:                                               # [T, h, w]
+        return depth[f.to(depth.device)][:, ::s, ::s].to(device=dev, dtype=f32)
+    near = neighbourhoods(colour(used), strided(used))                              # [U, 8, h, w]
+    A = pixel_to_pixel(Ks[idx, None], c2w[idx, None], Ks[used][slot], c2w[used][slot])   # [B, O, 3, 4]
+    bad, seen = pair_evidence(colour(idx), strided(idx), A, near, slot, cfg)         # [B, O, h, w] each
+    bad, seen = (bad & real).sum(1), (seen & real).sum(1)                           # [B, h, w]
+    return (bad > 0) & (bad >= cfg.dynamic_vote * seen)
 
 
 def expand_dynamic(raw: Tensor, H: int, W: int, stride: int, dilate_px: int) -> Tensor:

@@ -151,8 +151,11 @@ def build_world(frames_u8: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, cfg: F
         idx = torch.arange(a, min(a + cfg.chunk_frames, N), device=dev)
         raw = raw_dynamic(frames_u8, depth, K, c2w, idx, cfg)                       # [B, h, w]
         bits.append(pack_bits(raw))
-        static = ~expand_dynamic(raw, H, W, cfg.analysis_stride, cfg.dilate_px)    # [B, H, W]
-        keys, xyz, rgb = _frame_points(frames_u8, depth, K, c2w, idx, static, cfg, shift)
+        adds = (idx % cfg.point_stride == 0) | (idx == N - 1)                       # [B] frames that add points
+        if not bool(adds.any()):
+            continue
+        static = ~expand_dynamic(raw[adds], H, W, cfg.analysis_stride, cfg.dilate_px)   # [A, H, W]
+        keys, xyz, rgb = _frame_points(frames_u8, depth, K, c2w, idx[adds], static, cfg, shift)
         state = _merge(torch.cat([state[0], keys]), torch.cat([state[1], xyz]), torch.cat([state[2], rgb]),
                        torch.cat([state[3], torch.ones_like(keys, dtype=torch.float32)]))
         state, doubled = _fit_budget(state, cfg.max_points)

@@ -24,7 +24,7 @@ from scenes.errors import SceneInputError
 from scenes.glcamera import gl_projection_from_K, gl_view_from_c2w, linearize_depth
 from scenes.sample_world import (BALL_RADIUS, LIGHT_DIR, ball_center_stage, ball_mesh, ball_model_matrix,
                                  camera_path_stage, make_static_meshes, make_textures)
-from scenes.scene import Scene, SceneCache, scene_cache_key
+from scenes.scene import for_storage, Scene, SceneCache, scene_cache_key
 
 NEAR_M, FAR_M = 0.05, 400.0          # clip planes; the sky dome (150 m) lies well inside
 HFOV_DEG = 60.0                      # horizontal field of view of the sample camera
@@ -255,6 +255,7 @@ def generator_hash() -> str:
 def load_sample_scene(cfg: ScenesConfig, cache_dir: Path | str | None = None, progress: bool = True) -> Scene:
     """The sample at cfg.width x cfg.height with cfg.sample's settings, from the Scene cache
     (`cache_dir`, default cfg.cache_dir), rendered and stored on first use."""
-    key = scene_cache_key(generator_hash(), sample_settings(cfg.sample, cfg.width, cfg.height))
-    cache = SceneCache(cache_dir if cache_dir is not None else cfg.cache_dir)
-    return cache.get_or_build(key, lambda: build_sample_scene(cfg.sample, cfg.width, cfg.height, progress))
+    key = scene_cache_key(generator_hash(), {**sample_settings(cfg.sample, cfg.width, cfg.height), "storage": cfg.storage})
+    cache = SceneCache(cache_dir if cache_dir is not None else cfg.cache_dir, cfg.storage)
+    return cache.get_or_build(key, lambda: for_storage(build_sample_scene(cfg.sample, cfg.width, cfg.height, progress),
+                                                       cfg.storage))

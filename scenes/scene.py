@@ -1,16 +1,22 @@
 """The Scene: source frames, depth, intrinsics, poses, fps, caption and prompt embedding, with its file
 format and the content-addressed cache it lives in.
 
-On disk a Scene is one folder with two files:
+On disk a Scene is one folder:
 
-    scene.safetensors   frames uint8 [N, H, W, 3], depth float32 [N, H, W], K float32 [N, 3, 3],
-                        c2w float32 [N, 4, 4] (OpenCV axes), optional prompt_embeds bf16 [S, D] or [1, S, D]
+    frames.mkv          frames uint8 [N, H, W, 3] as H.264: lossless RGB (exact, for `render`) or 4:4:4 at
+                        CRF 12 (compact: about 1/20 of the lossless size and 10x faster to decode)
+    depth.zlib          depth [N, H, W], zlib-compressed little-endian float16 when every value is one
+                        (`compact_depth` rounds it so where the reference's depth codec is no better), else
+                        float32
+    scene.safetensors   K float32 [N, 3, 3], c2w float32 [N, 4, 4] (OpenCV axes), optional prompt_embeds
+                        bf16 [S, D] or [1, S, D]
     scene.json          the sidecar: format, version, fps, caption, the shape and dtype of every tensor,
-                        the sha256 of scene.safetensors, and `meta` (source path, build settings, ...)
+                        the sha256 of every file, and `meta` (source path, build settings, ...)
 
-Both are written under temporary names and renamed, the sidecar last, so a reader sees either the old
+All are written under temporary names and renamed, the sidecar last, so a reader sees either the old
 scene, the new one, or (after a crash between the renames) a hash mismatch that it reports as
-SceneError. `SceneCache` turns that error into a rebuild.
+SceneError. `SceneCache` turns that error into a rebuild. Loading a scene marks it used (the
+sidecar's modification time), so `main.py cache` can clean what was not used for a while.
 """
 from __future__ import annotations
 
@@ -21,23 +27,36 @@ import math
 import os
 import shutil
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from fractions import Fraction
 from typing import Callable
 
+import av
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import save_file
+from safetensors.torch import save as save_safetensors
 
 from scenes.errors import SceneInputError
 
 FORMAT = "roam-scene"
-VERSION = 1
+VERSION = 2
 TENSOR_FILE, SIDECAR_FILE = "scene.safetensors", "scene.json"
+FRAMES_FILE, DEPTH_FILE = "frames.mkv", "depth.zlib"
+FILES = (FRAMES_FILE, DEPTH_FILE, TENSOR_FILE)
+DEPTH_ZLIB_LEVEL = 1               # fast; depth maps are smooth, so the level barely changes the size
+FRAME_CODECS = {                   # (codec, pixel format, options) of frames.mkv
+    "exact": ("libx264rgb", "rgb24", {"qp": "0", "preset": "veryfast"}),
+    "compact": ("libx264", "yuv444p", {"crf": "12", "preset": "veryfast"}),
+}
+HALF_RELATIVE_ERROR = 2.0 ** -11   # float16's largest rounding error relative to the value (normal range)
+UINT16_CODES = 65535               # the reference's lossy depth codec: uint16 over the video's min..max
 DTYPES = {"frames": torch.uint8, "depth": torch.float32, "K": torch.float32, "c2w": torch.float32,
           "prompt_embeds": torch.bfloat16}
-DTYPE_NAMES = {torch.uint8: "uint8", torch.float32: "float32", torch.bfloat16: "bfloat16"}
+DTYPE_NAMES = {torch.uint8: "uint8", torch.float16: "float16", torch.float32: "float32", torch.bfloat16: "bfloat16"}
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +74,8 @@ class Scene:
     c2w: float32 [N, 4, 4] camera-to-world, OpenCV camera axes (+x right, +y down, +z forward).
     prompt_embeds: optional bf16 [S, D] or [1, S, D] umT5 output for `caption` (D = 4096).
     meta: JSON-serialisable; by convention `source` (input path) and `settings` (build settings).
-    content_hash: sha256 of the stored tensor file ("" until the scene is saved or loaded)."""
+    content_hash: the stored files' combined sha256 ("" until the scene is saved or loaded);
+    folder: where it was loaded from (None until then), for what is stored beside it (the fused world)."""
     frames: torch.Tensor
     depth: torch.Tensor
     K: torch.Tensor
@@ -65,6 +85,7 @@ class Scene:
     prompt_embeds: torch.Tensor | None = None
     meta: dict = field(default_factory=dict)
     content_hash: str = ""
+    folder: Path | None = None
 
     @property
     def num_frames(self) -> int:
@@ -85,8 +106,8 @@ class Scene:
             out["prompt_embeds"] = self.prompt_embeds
         return out
 
-    def save(self, folder: Path | str) -> Path:
-        return save_scene(self, folder)
+    def save(self, folder: Path | str, storage: str = "exact") -> Path:
+        return save_scene(self, folder, storage)
 
     @classmethod
     def load(cls, folder: Path | str, verify_hash: bool = True) -> "Scene":
@@ -157,30 +178,73 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
-def save_scene(scene: Scene, folder: Path | str) -> Path:
-    """Validate and write `scene` into `folder` atomically (temp names, then rename; sidecar last).
+def compact_depth(depth: torch.Tensor) -> torch.Tensor:
+    """Depth rounded to float16 when float16's relative error is within that of the reference's uint16
+    depth codec on this depth (pipeline-spec 2.2: (max - min) / 65535 steps, at worst one step at the
+    nearest depth), else unchanged. float32 [N, H, W] -> float32 [N, H, W]"""
+    near, far = float(depth.min()), float(depth.max())
+    if near <= 0 or far >= 65504 or (far - near) / UINT16_CODES / near < HALF_RELATIVE_ERROR:
+        return depth
+    return depth.to(torch.float16).to(torch.float32)
 
-    -> the folder. Raises SceneError if the scene is invalid; nothing half-written remains."""
+
+def for_storage(scene: Scene, storage: str) -> Scene:
+    """`scene` as it will be stored: compact storage rounds its depth (compact_depth)."""
+    if storage == "compact":
+        scene.depth = compact_depth(scene.depth)
+    return scene
+
+
+def stored_depth(depth: torch.Tensor) -> torch.Tensor:
+    """The dtype depth is stored in: float16 when that holds every value exactly, else float32."""
+    half = depth.to(torch.float16)
+    return half if torch.equal(half.to(torch.float32), depth) else depth
+
+
+def _write_frames(frames: torch.Tensor, path: Path, fps: float, storage: str) -> None:
+    """frames uint8 [N, H, W, 3] -> H.264 in Matroska, FRAME_CODECS[storage]."""
+    codec, pix_fmt, options = FRAME_CODECS[storage]
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        stream.options = dict(options)
+        for frame in frames.numpy():
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def save_scene(scene: Scene, folder: Path | str, storage: str = "exact") -> Path:
+    """Validate and write `scene` into `folder` atomically (temp names, then rename; sidecar last).
+    storage: exact (frames lossless) | compact (frames as high-quality video; load it back to use
+    what was stored). -> the folder. Raises SceneError if the scene is invalid; nothing half-written remains."""
     folder = Path(folder)
+    if storage not in FRAME_CODECS:
+        raise SceneError(f"scene storage {storage!r}: expected one of {', '.join(FRAME_CODECS)}")
     validate_scene(scene, f"scene for {folder}")
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous() for k, v in scene.tensors().items()}
-    tmp_tensors, tmp_sidecar = _tmp_name(folder / TENSOR_FILE), _tmp_name(folder / SIDECAR_FILE)
+    small = {k: v.detach().contiguous() for k, v in scene.tensors().items() if k not in ("frames", "depth")}
+    depth = stored_depth(scene.depth.detach().contiguous())
+    tmp = {name: _tmp_name(folder / name) for name in (*FILES, SIDECAR_FILE)}
     try:
-        save_file(tensors, str(tmp_tensors), metadata={"format": FORMAT, "version": str(VERSION)})
+        _write_frames(scene.frames, tmp[FRAMES_FILE], scene.fps, storage)
+        little = depth.numpy().astype(depth.numpy().dtype.newbyteorder("<"), copy=False)
+        tmp[DEPTH_FILE].write_bytes(zlib.compress(little.tobytes(), DEPTH_ZLIB_LEVEL))
+        tmp[TENSOR_FILE].write_bytes(save_safetensors(small, metadata={"format": FORMAT, "version": str(VERSION)}))
+        shapes = {"frames": scene.frames, "depth": depth, **small}
+        files = {name: file_content_hash(tmp[name]) for name in FILES}
         sidecar = {
             "format": FORMAT, "version": VERSION, "fps": float(scene.fps), "caption": scene.caption,
-            "num_frames": scene.num_frames, "height": scene.height, "width": scene.width,
-            "tensors": {k: {"shape": list(v.shape), "dtype": DTYPE_NAMES[v.dtype]} for k, v in tensors.items()},
-            "content_hash": file_content_hash(tmp_tensors), "meta": scene.meta,
+            "num_frames": scene.num_frames, "height": scene.height, "width": scene.width, "storage": storage,
+            "tensors": {k: {"shape": list(v.shape), "dtype": DTYPE_NAMES[v.dtype]} for k, v in shapes.items()},
+            "files": files, "content_hash": sha256_bytes(json.dumps(files, sort_keys=True).encode()), "meta": scene.meta,
         }
-        tmp_sidecar.write_text(json.dumps(sidecar, indent=2))
-        os.replace(tmp_tensors, folder / TENSOR_FILE)
-        os.replace(tmp_sidecar, folder / SIDECAR_FILE)
+        tmp[SIDECAR_FILE].write_text(json.dumps(sidecar, indent=2))
+        for name in (*FILES, SIDECAR_FILE):
+            os.replace(tmp[name], folder / name)
         scene.content_hash = sidecar["content_hash"]
     finally:
-        for tmp in (tmp_tensors, tmp_sidecar):
-            tmp.unlink(missing_ok=True)
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
     return folder
 
 
@@ -197,7 +261,7 @@ def _read_sidecar(folder: Path) -> dict:
     if sidecar.get("version") != VERSION:
         raise SceneError(f"{path}: scene format version {sidecar.get('version')!r}, this roam reads {VERSION}; "
                          "rebuild the scene")
-    for key in ("fps", "caption", "tensors", "content_hash", "meta"):
+    for key in ("fps", "caption", "tensors", "files", "content_hash", "meta"):
         if key not in sidecar:
             raise SceneError(f"{path}: sidecar lacks '{key}'; rebuild the scene")
     return sidecar
@@ -207,41 +271,63 @@ def _check_against_sidecar(tensors: dict, sidecar: dict, where: str) -> None:
     declared = sidecar["tensors"]
     if not isinstance(declared, dict) or set(declared) != set(tensors):
         listed = sorted(declared) if isinstance(declared, dict) else declared
-        raise SceneError(f"{where}: the sidecar lists tensors {listed} but the file holds {sorted(tensors)}")
+        raise SceneError(f"{where}: the sidecar lists tensors {listed} but the files hold {sorted(tensors)}")
     for name, t in tensors.items():
         want, dtype = declared[name], DTYPE_NAMES.get(t.dtype)
         if not isinstance(want, dict) or want.get("shape") != list(t.shape) or want.get("dtype") != dtype:
-            raise SceneError(f"{where}: {name} is {DTYPE_NAMES.get(t.dtype, t.dtype)} {list(t.shape)} in the file "
+            raise SceneError(f"{where}: {name} is {DTYPE_NAMES.get(t.dtype, t.dtype)} {list(t.shape)} in the files "
                              f"but the sidecar says {want}")
 
 
-def load_scene(folder: Path | str, verify_hash: bool = True) -> Scene:
-    """Read and check a scene folder: content hash, sidecar agreement, dtypes, shapes, finite depth.
+def _read_frames(path: Path) -> torch.Tensor:
+    """frames.mkv -> uint8 [N, H, W, 3]."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    return torch.from_numpy(np.stack(frames)) if frames else torch.zeros(0, 0, 0, 3, dtype=torch.uint8)
 
-    Raises SceneError with the file and the problem when anything is off."""
+
+def _read_depth(data: bytes, declared, frames: torch.Tensor) -> torch.Tensor:
+    """depth.zlib's bytes, the sidecar's entry for depth (its dtype) and the frames [N, H, W, 3]
+    -> depth [N, H, W] in the stored dtype."""
+    dtype = {"float16": "<f2", "float32": "<f4"}.get(declared.get("dtype") if isinstance(declared, dict) else None)
+    if dtype is None:
+        raise ValueError(f"depth dtype {declared} is not float16 or float32")
+    values = np.frombuffer(zlib.decompress(data), dtype=dtype).astype(dtype[1:])
+    return torch.from_numpy(values.reshape(frames.shape[:3]))
+
+
+def load_scene(folder: Path | str, verify_hash: bool = True) -> Scene:
+    """Read and check a scene folder: content hashes, sidecar agreement, dtypes, shapes, finite depth.
+    Marks the scene used. Raises SceneError with the file and the problem when anything is off."""
     folder = Path(folder)
     sidecar = _read_sidecar(folder)
-    path = folder / TENSOR_FILE
+    data = {}
+    for name in FILES:
+        try:
+            data[name] = (folder / name).read_bytes()
+        except OSError as err:
+            raise SceneError(f"{folder / name}: cannot read ({err.strerror}); rebuild the scene") from err
+        if verify_hash and sha256_bytes(data[name]) != sidecar["files"].get(name):
+            raise SceneError(f"{folder / name}: content hash does not match {SIDECAR_FILE} (corrupted or half-written); "
+                             "rebuild the scene")
     try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise SceneError(f"{path}: cannot read ({err.strerror}); rebuild the scene") from err
-    if verify_hash and sha256_bytes(data) != sidecar["content_hash"]:
-        raise SceneError(f"{path}: content hash does not match {SIDECAR_FILE} (corrupted or half-written); "
-                         "rebuild the scene")
-    try:
-        tensors = load_safetensors(data)
-    except (SafetensorError, ValueError, RuntimeError) as err:
-        raise SceneError(f"{path}: not a readable safetensors file ({err}); rebuild the scene") from err
+        tensors = load_safetensors(data[TENSOR_FILE])
+        tensors["frames"] = _read_frames(folder / FRAMES_FILE)
+        tensors["depth"] = _read_depth(data[DEPTH_FILE], sidecar["tensors"].get("depth"), tensors["frames"])
+    except (SafetensorError, ValueError, RuntimeError, zlib.error, OSError) as err:
+        raise SceneError(f"{folder}: unreadable scene files ({err}); rebuild the scene") from err
     del data
-    _check_against_sidecar(tensors, sidecar, str(path))
-    missing = {"frames", "depth", "K", "c2w"} - tensors.keys()
-    if missing:
-        raise SceneError(f"{path}: missing tensors {sorted(missing)}")
-    scene = Scene(frames=tensors["frames"], depth=tensors["depth"], K=tensors["K"], c2w=tensors["c2w"],
+    _check_against_sidecar(tensors, sidecar, str(folder))
+    scene = Scene(frames=tensors["frames"], depth=tensors["depth"].to(torch.float32), K=tensors["K"], c2w=tensors["c2w"],
                   fps=sidecar["fps"], caption=sidecar["caption"], prompt_embeds=tensors.get("prompt_embeds"),
-                  meta=sidecar["meta"], content_hash=sidecar["content_hash"])
-    validate_scene(scene, str(path))
+                  meta=sidecar["meta"], content_hash=sidecar["content_hash"], folder=folder)
+    validate_scene(scene, str(folder))
+    try:
+        os.utime(folder / SIDECAR_FILE)                 # last used, for `main.py cache clean --older-than`
+    except OSError:
+        pass                                            # a read-only scene folder loads all the same
     return scene
 
 
@@ -259,10 +345,11 @@ def scene_cache_key(input_bytes_hash: str, settings: dict) -> str:
 
 
 class SceneCache:
-    """Built Scenes under `root/<key>/`, where the key comes from `scene_cache_key`."""
+    """Built Scenes under `root/<key>/`, where the key comes from `scene_cache_key`, stored as
+    `storage` says (save_scene)."""
 
-    def __init__(self, root: Path | str):
-        self.root = Path(root)
+    def __init__(self, root: Path | str, storage: str = "compact"):
+        self.root, self.storage = Path(root), storage
 
     def path(self, key: str) -> Path:
         if not key or "/" in key or key.startswith("."):
@@ -275,7 +362,8 @@ class SceneCache:
         return load_scene(folder) if (folder / SIDECAR_FILE).is_file() else None
 
     def get_or_build(self, key: str, builder: Callable[[], Scene]) -> Scene:
-        """Load the entry for `key`; build, store and return it when absent, stale or corrupt."""
+        """Load the entry for `key`; build, store and return it when absent, stale or corrupt. A compact
+        entry is loaded back after the build, so every use of it sees the same frames."""
         folder = self.path(key)
         if folder.exists():
             try:
@@ -286,7 +374,7 @@ class SceneCache:
         scene = builder()
         staging = self.root / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            save_scene(scene, staging)
+            save_scene(scene, staging, self.storage)
             try:
                 os.replace(staging, folder)       # atomic; fails if another process filled `folder` first
             except OSError:
@@ -294,7 +382,10 @@ class SceneCache:
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return scene
+        if self.storage == "exact":
+            scene.folder = folder
+            return scene
+        return load_scene(folder)
 
     def remove(self, key: str) -> None:
         shutil.rmtree(self.path(key), ignore_errors=True)

@@ -2,8 +2,9 @@
 atomically, and draw contact sheets.
 
 Decoding streams in chunks (never the whole clip at source resolution in memory), honours rotation
-metadata, and stretch-resizes like the reference: bilinear with antialias (torchvision's Resize on
-float frames == torch.nn.functional.interpolate(mode="bilinear", antialias=True)), no crop.
+metadata, and resizes like the reference: bilinear with antialias (torchvision's Resize on float
+frames == torch.nn.functional.interpolate(mode="bilinear", antialias=True)); the reference stretches,
+scenes/frame_fit.py can also crop or pad to keep the picture's shape.
 """
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from scenes.atomic import write_atomic
 from scenes.errors import SceneInputError
+from scenes.frame_fit import FrameFit, resize_frames
 
 CHUNK_PIXELS = 16_000_000          # source pixels resized per chunk (~190 MB of float32 RGB)
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -117,23 +118,12 @@ def probe_video(path: Path | str) -> VideoInfo:
         container.close()
 
 
-def resize_frames(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Stretch-resize like the reference (bilinear, antialias, align_corners=False).
-
-    frames: uint8 [T, h, w, 3]   ->   uint8 [T, height, width, 3]"""
-    if frames.shape[1:3] == (height, width):
-        return frames
-    x = frames.permute(0, 3, 1, 2).float()                                           # [T, 3, h, w]
-    x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()   # [T, H, W, 3]
-
-
-def _flush(pending: list[np.ndarray], turns: int, width: int, height: int, out: list[torch.Tensor]) -> None:
+def _flush(pending: list[np.ndarray], turns: int, fit: str, width: int, height: int, out: list[torch.Tensor]) -> None:
     if pending:
         chunk = torch.from_numpy(np.stack(pending))                                  # [T, h, w, 3]
         if turns:
             chunk = torch.rot90(chunk, turns, dims=(1, 2))                          # counter-clockwise
-        out.append(resize_frames(chunk, width, height))
+        out.append(FrameFit(fit, (chunk.shape[2], chunk.shape[1]), (width, height)).frames(chunk))
         pending.clear()
 
 
@@ -155,10 +145,11 @@ def _frames_of(container, stream, path, decoded: list[int]):
 
 
 def decode_video(path: Path | str, width: int = 832, height: int = 480,
-                 max_frames: int | None = None) -> tuple[torch.Tensor, float]:
+                 max_frames: int | None = None, fit: str = "stretch") -> tuple[torch.Tensor, float]:
     """Decode a video into working-size RGB frames, streamed in chunks.
 
-    Rotation metadata is applied, then every frame is stretched to width x height. Broken data in the
+    Rotation metadata is applied, then every frame is brought to width x height by `fit` (stretch |
+    crop | pad, scenes/frame_fit.py). Broken data in the
     middle is skipped with a VideoDecodeWarning that names the frame index; what decodes is kept.
     -> frames uint8 [N, height, width, 3], fps (the stream's average rate; 24.0 when it has none)"""
     if width < 1 or height < 1:
@@ -178,12 +169,12 @@ def decode_video(path: Path | str, width: int = 832, height: int = 480,
             pending.append(frame.to_ndarray(format="rgb24"))
             decoded[0] += 1
             if len(pending) >= per_chunk:
-                _flush(pending, turns, width, height, out)
+                _flush(pending, turns, fit, width, height, out)
             if max_frames is not None and decoded[0] >= max_frames:
                 break
     finally:
         container.close()
-    _flush(pending, turns, width, height, out)
+    _flush(pending, turns, fit, width, height, out)
     if decoded[0] == 0:
         raise VideoError(f"{path}: zero decodable video frames; the file is empty or broken, export it again")
     if max_frames is None and expected > decoded[0]:

@@ -79,14 +79,16 @@ def render_rank(cfg, args) -> int:
 
 
 def configure(cfg, args):
-    """The config with the command's flags applied (refiner, device, seed, codec, compile, weights)."""
+    """The config with the command's flags applied (refiner, device, seed, codec, compile, weights),
+    and scenes.fit=stretch (the reference's resize), scenes.storage=exact."""
     if args.refiner not in REFINERS:
         raise UserError(f"--refiner {args.refiner}: expected one of {', '.join(REFINERS)}")
     checkpoint = Path(args.checkpoint_path)
     model = dataclasses.replace(cfg.model, use_tae=bool(args.use_tae), compile=bool(args.compile_dit),
                                 seed=int(args.seed), checkpoint_dir=str(checkpoint.parent.parent))
     runtime = dataclasses.replace(cfg.runtime, refiner=args.refiner, device=args.device or cfg.runtime.device)
-    return dataclasses.replace(cfg, model=model, runtime=runtime)
+    scenes = dataclasses.replace(cfg.scenes, fit="stretch", storage="exact")   # the reference's resize, exact frames and depth
+    return dataclasses.replace(cfg, model=model, runtime=runtime, scenes=scenes)
 
 
 def rank_device(cfg, rank: render_dist.Rank) -> torch.device:

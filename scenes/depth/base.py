@@ -3,7 +3,7 @@ the geometry helpers they all use (default intrinsics, nearest depth stretch, an
 
 Conventions: depth is camera z (any positive unit, "metres-ish"), K is in pixels of the working size
 with pixel centres at integer coordinates, c2w is camera-to-world with OpenCV axes (+x right, +y down,
-+z forward). Frames arrive already stretched to the working size (scenes/video.py, no crop).
++z forward). Frames arrive already fitted to the working size (scenes/frame_fit.py: stretch, crop or pad).
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from scenes.config import DepthConfig
 from scenes.errors import SceneInputError
+from scenes.frame_fit import FrameFit
 
 
 class DepthError(SceneInputError):
@@ -28,12 +28,14 @@ class DepthRequest:
     """One video to give depth to.
 
     frames: uint8 [N, H, W, 3] RGB at the working size (W x H); fps: source frame rate;
-    source_size: (width, height) of the video as displayed, before the stretch to W x H."""
+    source_size: (width, height) of the video as displayed, before the fit to W x H;
+    fit: how the frames were fitted (scenes.fit: stretch | crop | pad), so depth lands under them."""
     video_path: Path
     frames: torch.Tensor
     fps: float
     source_size: tuple[int, int]
     cfg: DepthConfig = field(default_factory=DepthConfig)
+    fit: str = "stretch"
 
     @property
     def num_frames(self) -> int:
@@ -43,6 +45,11 @@ class DepthRequest:
     def size(self) -> tuple[int, int]:
         """(width, height) of the working size."""
         return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+    @property
+    def frame_fit(self) -> FrameFit:
+        """The map from the source picture to the working frames."""
+        return FrameFit(self.fit, self.source_size, self.size)
 
 
 @dataclass
@@ -63,13 +70,14 @@ class DepthResult:
         return self
 
 
-def default_K(width: int, height: int, source_size: tuple[int, int], hfov_deg: float) -> np.ndarray:
+def default_K(width: int, height: int, source_size: tuple[int, int], hfov_deg: float, fit: str = "stretch") -> np.ndarray:
     """Pinhole K with `hfov_deg` across the source width, square pixels in the SOURCE, principal point
-    at the centre, scaled anisotropically to the stretched W x H working frame. -> float32 [3, 3]"""
+    at the centre, brought to the W x H working frame by `fit` (stretch: anisotropic scaling).
+    -> float32 [3, 3]"""
     src_w, src_h = source_size
     f_src = 0.5 * src_w / math.tan(math.radians(hfov_deg) / 2)
-    fx, fy = f_src * width / src_w, f_src * height / src_h
-    return np.array([[fx, 0, width / 2], [0, fy, height / 2], [0, 0, 1]], dtype=np.float32)
+    K_src = np.array([[f_src, 0, src_w / 2], [0, f_src, src_h / 2], [0, 0, 1]])
+    return FrameFit(fit, source_size, (width, height)).K(K_src, source_size).astype(np.float32)
 
 
 def scale_K(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
@@ -79,16 +87,6 @@ def scale_K(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int])
     K[..., 0, :] *= to_size[0] / from_size[0]
     K[..., 1, :] *= to_size[1] / from_size[1]
     return K
-
-
-def resize_depth_nearest(depth: np.ndarray | torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Nearest-neighbour stretch like cv2.INTER_NEAREST (source index floor(dst * in / out)).
-    depth: [N, h, w] -> float32 [N, height, width]"""
-    d = torch.as_tensor(np.asarray(depth, dtype=np.float32) if not isinstance(depth, torch.Tensor) else depth)
-    d = d.to(torch.float32)
-    if tuple(d.shape[1:]) == (height, width):
-        return d.contiguous()
-    return F.interpolate(d[:, None], size=(height, width), mode="nearest")[:, 0].contiguous()   # [N, H, W]
 
 
 def static_poses(n: int) -> torch.Tensor:

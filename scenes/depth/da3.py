@@ -23,7 +23,7 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
-from scenes.depth.base import DepthError, DepthRequest, DepthResult, resize_depth_nearest, scale_K
+from scenes.depth.base import DepthError, DepthRequest, DepthResult
 from scenes.video import decode_video
 
 PROCESS_RES, PATCH = 504, 14
@@ -147,8 +147,8 @@ def da3_depth(req: DepthRequest, model, progress: bool = False) -> DepthResult:
         K0 = K if K0 is None else np.concatenate([K0, K[1:]])
     depth, c2w = chain_chunks(parts)
     infer_h, infer_w = depth.shape[1:]
-    width, height = req.size
     notes = {"process_size": [int(infer_w), int(infer_h)], "chunks": len(parts), "smooth_sigma": SMOOTH_SIGMA}
-    return DepthResult(depth=resize_depth_nearest(depth, width, height).clamp_min(1e-4),
-                       K=torch.as_tensor(scale_K(K0, (infer_w, infer_h), (width, height)), dtype=torch.float32),
+    fit = req.frame_fit
+    return DepthResult(depth=fit.depth(depth).clamp_min(1e-4),
+                       K=torch.as_tensor(fit.K(K0, (infer_w, infer_h)), dtype=torch.float32),
                        c2w=torch.as_tensor(smooth_c2w(c2w), dtype=torch.float32), provider="da3", notes=notes)

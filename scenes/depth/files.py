@@ -24,7 +24,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from scenes.depth.base import (DepthError, DepthRequest, DepthResult, check_depth_values, default_K,
-                               resize_depth_nearest, scale_K, static_poses)
+                               static_poses)
 from scenes.depth.formats import decode_pi3, read_float_depth_png, read_matrix_txt, read_pi3_depth
 from scenes.errors import SceneInputError
 
@@ -173,13 +173,14 @@ def file_depth(req: DepthRequest, path: Path) -> DepthResult:
     check_depth_values(depth, str(path))
     width, height = req.size
     n, h, w = depth.shape
+    fit = req.frame_fit
     if K is None:
-        K_work = default_K(width, height, req.source_size, req.cfg.hfov_deg)
+        K_work = default_K(width, height, req.source_size, req.cfg.hfov_deg, req.fit)
     else:
-        K_work = scale_K(K, (w, h), (width, height))
+        K_work = fit.K(K, (w, h))
     notes = {"file": str(path), "file_size": [w, h], "K": "file" if K is not None else "default",
              "c2w": "file" if c2w is not None else "static"}
-    return DepthResult(depth=resize_depth_nearest(depth, width, height),
+    return DepthResult(depth=fit.depth(depth),
                        K=torch.as_tensor(K_work, dtype=torch.float32).expand(n, 3, 3).clone(),
                        c2w=static_poses(n) if c2w is None else torch.as_tensor(c2w, dtype=torch.float32),
                        provider="file", notes=notes)

@@ -192,6 +192,21 @@ def test_a_corrupt_video_is_reported_and_the_others_finish(tmp_path, videos, cap
     assert "b_broken.mp4: failed" in capsys.readouterr().err
 
 
+def test_render_stretches_a_wide_video_like_the_reference_whatever_scenes_fit_says(tmp_path):
+    frame = np.zeros((H // 2, 3 * W // 2, 3), np.uint8)                              # 3:1, 2x the working aspect
+    third = frame.shape[1] // 3
+    frame[:, :third, 0] = frame[:, third:2 * third, 1] = frame[:, 2 * third:, 2] = 220
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with VideoWriter(folder / "wide.mp4", fps=24, width=frame.shape[1], height=frame.shape[0]) as writer:
+        writer.write_frames(np.repeat(frame[None], 5, 0))
+    assert run(tmp_path, folder, CIRCLE, "--disable_adaptive_frame", "--set", "scenes.fit=crop") == 0
+    with av.open(str(tmp_path / "out" / VERSION_0 / "0-source_video_rank0.mp4")) as container:
+        row = next(container.decode(video=0)).to_ndarray(format="rgb24")[H // 2].astype(int)   # [W, 3]
+    for c, x in enumerate((W // 6, W // 2, 5 * W // 6)):                              # all three thirds are there
+        assert row[x, c] > 180, (x, row[x].tolist())
+
+
 def test_a_second_run_reuses_finished_videos(tmp_path, videos):
     assert run(tmp_path, videos, CIRCLE, "--disable_adaptive_frame") == 0
     out = tmp_path / "out" / VERSION_0

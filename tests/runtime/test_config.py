@@ -7,13 +7,23 @@ import sys
 import pytest
 import yaml
 
-from runtime.config import DEFAULT_CONFIG_PATH, AppConfig, ConfigError, load_config
+from runtime.config import DEFAULT_CONFIG_PATH, AppConfig, ConfigError, load_config, with_cache_paths
 
 REPO = DEFAULT_CONFIG_PATH.parent
 
 
 def test_default_config_loads_and_matches_dataclass_defaults():
-    assert load_config() == AppConfig()
+    assert load_config() == with_cache_paths(AppConfig())
+
+
+def test_relative_cache_folders_live_in_the_users_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("ROAM_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cfg = load_config(None, [f"model.compile_cache_dir={tmp_path / 'mine'}"])
+    assert cfg.scenes.cache_dir == str(tmp_path / "xdg" / "roam" / "scenes")
+    assert cfg.model.compile_cache_dir == str(tmp_path / "mine")                      # absolute: as given
+    monkeypatch.setenv("ROAM_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert load_config().scenes.cache_dir == str(tmp_path / "elsewhere" / "scenes")
 
 
 def _leaf_paths(obj, prefix=()):

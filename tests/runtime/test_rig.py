@@ -192,3 +192,26 @@ def test_predict_extrapolates_without_changing_the_rig():
         np.testing.assert_allclose(rig.c2w(), predicted[i], atol=1e-12)
     assert predicted[-1][2, 3] > predicted[0][2, 3]
     np.testing.assert_allclose(later, predicted[[6, 9]], atol=1e-12)
+
+
+def test_untrusted_depth_slows_the_walk_and_keeps_it_near_the_source_cameras():
+    from runtime.config import RigConfig
+    cfg = RigConfig()
+    sources = np.repeat(np.eye(4)[None], 3, 0)
+    sources[:, 0, 3] = [0.0, 0.1, 0.2]                                             # a short sideways move
+    walk = CameraCommand(move=(0.0, 0.0, 1.0))
+    reached = {}
+    for trust in (0.0, 0.5, 1.0):
+        rig = CameraRig(cfg, scene_scale=2.0, source_c2ws=sources, depth_trust=trust)
+        for _ in range(600):                                                        # 10 s of W at 60 Hz
+            rig.step(walk, 1 / 60)
+        reached[trust] = float(np.linalg.norm(rig.c2w()[:3, 3] - sources[0, :3, 3]))
+    assert reached[0.0] <= cfg.untrusted_reach * 2.0 + 1e-6                          # reach in scene scales
+    assert reached[0.5] <= cfg.untrusted_reach * 2.0 / 0.5 + 1e-6 and reached[0.5] > reached[0.0]
+    assert reached[1.0] > 5 * reached[0.0], reached                                 # full trust: no leash
+    slow = CameraRig(cfg, scene_scale=2.0, source_c2ws=sources, depth_trust=0.0)
+    fast = CameraRig(cfg, scene_scale=2.0, source_c2ws=sources, depth_trust=1.0)
+    for rig in (slow, fast):
+        for _ in range(30):
+            rig.step(walk, 1 / 60)
+    assert slow.speed() == pytest.approx(cfg.untrusted_speed * fast.speed(), rel=1e-6)

@@ -63,7 +63,7 @@ def test_auto_uses_the_npz_beside_the_video_and_its_bytes_key_the_cache(tmp_path
     cfg = make_cfg(tmp_path)
     scene, folder = build_scene_at(cfg, video, device="cpu", prompt="", progress=False)
     assert scene.meta["depth_provider"] == "file" and "clip.npz" in capsys.readouterr().err
-    np.testing.assert_allclose(scene.depth[0, 0, 0].item(), depth[0, 0, 0])
+    np.testing.assert_allclose(scene.depth[0, 0, 0].item(), depth[0, 0, 5])        # crop: columns 5..58 of 64
     np.savez(tmp_path / "clip.npz", depth=depth * 2)
     scene2, folder2 = build_scene_at(cfg, video, device="cpu", prompt="", progress=False)
     assert folder2 != folder and torch.allclose(scene2.depth, scene.depth * 2)
@@ -190,3 +190,44 @@ def test_a_broken_florence_download_gives_a_notice_and_an_empty_caption(tmp_path
     video = write_test_video(tmp_path / "clip.mp4", frames_of(n=3))
     scene = build_scene(make_cfg(tmp_path), video, device="cpu", depth="estimate", progress=False)
     assert scene.caption == "" and "cannot load Florence-2" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the picture's shape (scenes.fit)
+
+def thirds_video(path, n=3, h=32, w=96):
+    """A wide clip (3:1) whose left, middle and right thirds are red, green and blue."""
+    frame = np.zeros((h, w, 3), np.uint8)
+    frame[:, :w // 3, 0] = frame[:, w // 3:2 * w // 3, 1] = frame[:, 2 * w // 3:, 2] = 220
+    return write_test_video(path, np.repeat(frame[None], n, 0))
+
+
+def test_build_crops_a_wide_video_by_default_and_says_so(tmp_path):
+    video = thirds_video(tmp_path / "wide.mp4")
+    sets = ["--set", f"scenes.width={W}", "--set", f"scenes.height={H}", "--set", f"scenes.cache_dir={tmp_path / 'c'}",
+            "--set", f"model.checkpoint_dir={tmp_path / 'ckpt'}"]
+    run = subprocess.run([sys.executable, "main.py", "build", str(video), "--depth", "estimate", "--prompt", "", *sets],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "roam: fit: 96x32 cropped to 48x32 (50% of the width cut; scenes.fit=pad keeps all)" in run.stderr
+    scene = load_scene(Path(run.stdout.strip().splitlines()[-1]))
+    middle = scene.frames[:, :, 10:-10].to(torch.int32)                 # source columns 34..62: the green third
+    assert middle[..., 1].min() > 180 and middle[..., 0].max() < 40 and middle[..., 2].max() < 40
+    K = scene.K[0]
+    assert torch.isclose(K[0, 0], K[1, 1]), "a crop keeps square pixels"
+
+
+@pytest.mark.parametrize("fit", ["pad", "stretch"])
+def test_pad_keeps_the_whole_picture_in_bars_and_stretch_squashes_it(tmp_path, capsys, fit):
+    video = thirds_video(tmp_path / "wide.mp4")
+    scene = build_scene(make_cfg(tmp_path, f"scenes.fit={fit}"), video, depth="estimate", prompt="", progress=False,
+                        device="cpu")
+    colours = scene.frames[0, H // 2].to(torch.int32)                                  # [W, 3] the middle row
+    for c, x in enumerate((W // 6, W // 2, 5 * W // 6)):                               # red, green, blue thirds
+        assert colours[x, c] > 180, (fit, x, colours[x].tolist())
+    bars = scene.frames[0, :4].to(torch.int32)
+    if fit == "pad":                                                                    # 96x32 -> 48x16, rows 8..23
+        assert bars.max() < 20 and scene.frames[0, -4:].max() < 20
+        assert torch.isclose(scene.K[0, 0, 0], scene.K[0, 1, 1]) and scene.depth[0, 0, 5] == scene.depth[0, 8, 5]
+        assert "padded to 48x32 (black bars" in capsys.readouterr().err
+    else:
+        assert bars.max() > 180 and "stretched to 48x32 (its shape changed 50%" in capsys.readouterr().err

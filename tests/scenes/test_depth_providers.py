@@ -14,7 +14,8 @@ from scipy.spatial.transform import Rotation
 from tests.makers import FakeDA3
 from scenes.config import DepthConfig, SampleConfig
 from scenes.depth import DepthError, DepthRequest, plan_depth, run_depth
-from scenes.depth.base import default_K, depth_errors, resize_depth_nearest, scale_K
+from scenes.depth.base import default_K, depth_errors, scale_K
+from scenes.frame_fit import resize_depth_nearest
 from scenes.depth.da3 import (chain_chunks, chunk_ranges, da3_depth, da3_process_size, reanchor, smooth_c2w)
 from scenes.depth.estimate import estimate_depth
 from scenes.depth.files import file_depth
@@ -304,7 +305,7 @@ def test_png_folders_of_mixed_sizes_or_broken_files(tmp_path):
         file_depth(request(n=2), tmp_path)
 
 
-# ---------------------------------------------------------------- experimental SfM poses for estimate
+# ---------------------------------------------------------------- SfM for estimate
 
 def test_sfm_pose_interpolation_holds_ends_and_slerps_between():
     from scenes.depth.sfm import _interpolate
@@ -319,16 +320,28 @@ def test_sfm_pose_interpolation_holds_ends_and_slerps_between():
 
 
 def test_estimate_says_why_its_poses_are_static(monkeypatch):
-    assert "sfm_poses is off" in estimate_depth(request()).notes["poses"]
+    res = estimate_depth(request(sfm=False))
+    assert "sfm is off" in res.notes["poses"] and res.notes["trust"] == 0.0
     monkeypatch.setattr("scenes.depth.sfm.importlib.util.find_spec", lambda name: None)
-    assert "pycolmap is not installed" in estimate_depth(request(sfm_poses=True)).notes["poses"]
+    assert "pycolmap is not installed" in estimate_depth(request(sfm=True)).notes["poses"]
 
 
-def test_sfm_finds_the_direction_of_the_sample_camera():
+def test_sfm_is_used_only_when_its_reconstruction_is_sound():
+    from scenes.depth.sfm import accept
+    assert accept(picked=40, registered=40, points_seen=40 * 200, reprojection_px=0.5) is None
+    assert "registered 10 of 40" in accept(40, 10, 10 * 200, 0.5)
+    assert "reprojection error is 3.00 px" in accept(40, 40, 40 * 200, 3.0)
+    assert "points per frame" in accept(40, 40, 40 * 5, 0.5)
+
+
+def test_sfm_finds_the_sample_camera_motion_and_bends_the_prior():
     pytest.importorskip("pycolmap")
     truth = build_sample_scene(SampleConfig(frames=16), 416, 240)
-    res = estimate_depth(request(n=16, width=416, height=240, source=(416, 240), frames=truth.frames, sfm_poses=True))
+    res = estimate_depth(request(n=16, width=416, height=240, source=(416, 240), frames=truth.frames, sfm=True))
     assert res.notes["poses"].startswith("sfm"), res.notes["poses"]
+    assert 0 < res.notes["trust"] <= 1 and res.notes["sfm"]["scale_from"] == "the ground plane"
+    planar = estimate_depth(request(n=16, width=416, height=240, source=(416, 240), sfm=False))
+    assert not torch.equal(res.depth, planar.depth) and bool(torch.isfinite(res.depth).all())
     move, true_move = res.c2w[-1, :3, 3].numpy(), truth.c2w[-1, :3, 3].numpy()
     assert move @ true_move / np.linalg.norm(move) / np.linalg.norm(true_move) > 0.95
     def angle(R):

@@ -1,12 +1,14 @@
 """Scene format and cache: round trip, validation, corruption, atomic saves and stale-entry rebuilds."""
 import json
 
+import zlib
+
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from scenes.scene import (SIDECAR_FILE, TENSOR_FILE, Scene, SceneCache, SceneError, file_content_hash, load_scene,
-                          save_scene, scene_cache_key)
+from scenes.scene import (DEPTH_FILE, FILES, FRAMES_FILE, SIDECAR_FILE, TENSOR_FILE, Scene, SceneCache, SceneError,
+                          compact_depth, file_content_hash, load_scene, save_scene, scene_cache_key)
 
 
 def make_scene(n=3, h=6, w=10, embeds=True, seed=0) -> Scene:
@@ -32,13 +34,38 @@ def assert_same(a: Scene, b: Scene):
 def test_save_load_round_trip(tmp_path, embeds):
     scene = make_scene(embeds=embeds)
     save_scene(scene, tmp_path / "s")
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [SIDECAR_FILE, TENSOR_FILE]   # no temp left
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == sorted([*FILES, SIDECAR_FILE])   # no temp left
     loaded = Scene.load(tmp_path / "s")
     assert_same(scene, loaded)
     sidecar = json.loads((tmp_path / "s" / SIDECAR_FILE).read_text())
-    assert sidecar["version"] == 1 and sidecar["tensors"]["frames"] == {"shape": [3, 6, 10, 3], "dtype": "uint8"}
-    assert sidecar["content_hash"] == file_content_hash(tmp_path / "s" / TENSOR_FILE)
-    assert (loaded.num_frames, loaded.height, loaded.width) == (3, 6, 10)
+    assert sidecar["version"] == 2 and sidecar["tensors"]["frames"] == {"shape": [3, 6, 10, 3], "dtype": "uint8"}
+    assert sidecar["files"] == {name: file_content_hash(tmp_path / "s" / name) for name in FILES}
+    assert sidecar["tensors"]["depth"]["dtype"] == "float32"                     # random depth: not float16 values
+    assert (loaded.num_frames, loaded.height, loaded.width) == (3, 6, 10) and loaded.folder == tmp_path / "s"
+
+
+def test_compact_storage_keeps_frames_close_and_depth_within_the_reference_codec(tmp_path):
+    """Smooth frames as high-quality video; depth rounded to float16 when the uint16 codec is coarser."""
+    scene = make_scene(n=4, h=32, w=48, embeds=False)
+    y, x = torch.meshgrid(torch.arange(32.0), torch.arange(48.0), indexing="ij")
+    scene.frames = torch.stack([(128 + 90 * torch.sin((x + 2 * i) / 6 + c) * torch.cos(y / 5)).round().to(torch.uint8)
+                                for i in range(4) for c in range(3)], -1).reshape(32, 48, 4, 3).permute(2, 0, 1, 3)
+    scene.frames = scene.frames.contiguous()
+    scene.depth = 1.0 + 0.1 * x.expand(4, 32, 48).contiguous()                    # 1 .. 5.7: uint16 steps 7e-5 = 7e-5 relative
+    assert torch.equal(compact_depth(scene.depth), scene.depth)                   # float16 (4.9e-4) would be coarser
+    scene.depth = 0.5 + 2.03 * x.expand(4, 32, 48).contiguous()                   # 0.5 .. 95.9: steps 1.5e-3 at 0.5
+    rounded = compact_depth(scene.depth)
+    assert not torch.equal(rounded, scene.depth) and float(((rounded - scene.depth) / scene.depth).abs().max()) <= 2 ** -11
+    scene.depth = rounded
+    folder = save_scene(scene, tmp_path / "s", storage="compact")
+    loaded = load_scene(folder)
+    assert json.loads((folder / SIDECAR_FILE).read_text())["tensors"]["depth"]["dtype"] == "float16"
+    assert torch.equal(loaded.depth, scene.depth) and loaded.depth.dtype == torch.float32
+    err = (loaded.frames.float() - scene.frames.float()).pow(2).mean()
+    assert 10 * torch.log10(255 ** 2 / err) > 35, "high-quality video"
+    exact = load_scene(save_scene(scene, tmp_path / "e", storage="exact"))
+    assert torch.equal(exact.frames, scene.frames)
+    assert (folder / FRAMES_FILE).stat().st_size < (tmp_path / "e" / FRAMES_FILE).stat().st_size
 
 
 def test_two_dim_prompt_embeds_are_accepted(tmp_path):
@@ -73,7 +100,7 @@ def test_truncated_file_is_a_scene_error(tmp_path):
     (folder / TENSOR_FILE).write_bytes(data[: len(data) // 2])
     with pytest.raises(SceneError, match="content hash"):
         load_scene(folder)
-    with pytest.raises(SceneError, match="not a readable safetensors"):
+    with pytest.raises(SceneError, match="unreadable scene files"):
         load_scene(folder, verify_hash=False)
 
 
@@ -82,7 +109,7 @@ def test_wrong_shape_in_sidecar_is_a_scene_error(tmp_path):
     sidecar = json.loads((folder / SIDECAR_FILE).read_text())
     sidecar["tensors"]["depth"]["shape"] = [3, 6, 11]
     (folder / SIDECAR_FILE).write_text(json.dumps(sidecar))
-    with pytest.raises(SceneError, match="depth is float32 \\[3, 6, 10\\] in the file but the sidecar says"):
+    with pytest.raises(SceneError, match="depth is float32 \\[3, 6, 10\\] in the files but the sidecar says"):
         load_scene(folder)
 
 
@@ -91,9 +118,9 @@ def test_nan_depth_on_disk_is_a_scene_error(tmp_path):
     folder = save_scene(make_scene(embeds=False), tmp_path / "s")
     scene = load_scene(folder)
     scene.depth[1, 2, 3] = float("nan")
-    save_file(scene.tensors(), str(folder / TENSOR_FILE))
+    (folder / DEPTH_FILE).write_bytes(zlib.compress(scene.depth.numpy().tobytes()))
     sidecar = json.loads((folder / SIDECAR_FILE).read_text())
-    sidecar["content_hash"] = file_content_hash(folder / TENSOR_FILE)
+    sidecar["files"][DEPTH_FILE] = file_content_hash(folder / DEPTH_FILE)
     (folder / SIDECAR_FILE).write_text(json.dumps(sidecar))
     with pytest.raises(SceneError, match="depth holds 1 non-finite"):
         load_scene(folder)
@@ -101,11 +128,10 @@ def test_nan_depth_on_disk_is_a_scene_error(tmp_path):
 
 def test_n_mismatch_between_tensors_is_a_scene_error(tmp_path):
     folder = save_scene(make_scene(embeds=False), tmp_path / "s")
-    tensors = load_scene(folder).tensors()
-    tensors["c2w"] = tensors["c2w"][:2].contiguous()
-    save_file(tensors, str(folder / TENSOR_FILE))
+    scene = load_scene(folder)
+    save_file({"K": scene.K, "c2w": scene.c2w[:2].contiguous()}, str(folder / TENSOR_FILE))
     sidecar = json.loads((folder / SIDECAR_FILE).read_text())
-    sidecar["content_hash"], sidecar["tensors"]["c2w"]["shape"] = file_content_hash(folder / TENSOR_FILE), [2, 4, 4]
+    sidecar["files"][TENSOR_FILE], sidecar["tensors"]["c2w"]["shape"] = file_content_hash(folder / TENSOR_FILE), [2, 4, 4]
     (folder / SIDECAR_FILE).write_text(json.dumps(sidecar))
     with pytest.raises(SceneError, match="c2w has shape \\[2, 4, 4\\], expected \\[3, 4, 4\\]"):
         load_scene(folder)
@@ -129,14 +155,13 @@ def test_failed_save_keeps_the_old_scene_and_leaves_no_temp_files(tmp_path, monk
     folder = save_scene(make_scene(seed=1), tmp_path / "s")
     import scenes.scene as scene_module
 
-    def broken_save(tensors, path, metadata=None):
-        with open(path, "wb") as f:
-            f.write(b"half")
+    def broken_write(frames, path, fps, storage):
+        path.write_bytes(b"half")
         raise OSError("disk full")
-    monkeypatch.setattr(scene_module, "save_file", broken_save)
+    monkeypatch.setattr(scene_module, "_write_frames", broken_write)
     with pytest.raises(OSError, match="disk full"):
         save_scene(make_scene(seed=2), folder)
-    assert sorted(p.name for p in folder.iterdir()) == [SIDECAR_FILE, TENSOR_FILE]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES, SIDECAR_FILE])
     assert_same(load_scene(folder), make_scene(seed=1))
 
 
@@ -151,7 +176,7 @@ def test_cache_key_depends_on_input_and_settings():
 
 
 def test_cache_builds_once_then_loads(tmp_path):
-    cache, calls = SceneCache(tmp_path / "cache"), []
+    cache, calls = SceneCache(tmp_path / "cache"), []                                    # compact
 
     def builder():
         calls.append(1)
@@ -166,7 +191,7 @@ def test_cache_builds_once_then_loads(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "sidecar", "delete_tensors"])
 def test_cache_rebuilds_a_stale_or_corrupt_entry(tmp_path, damage):
-    cache = SceneCache(tmp_path)
+    cache = SceneCache(tmp_path, "exact")
     key = scene_cache_key("sha256:abc", {})
     cache.get_or_build(key, lambda: make_scene(seed=1))
     folder = cache.path(key)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from tests.makers import write_audio_only_mp4, write_test_video as write_raw
-from scenes.video import (VideoDecodeWarning, VideoError, VideoWriter, decode_video, probe_video, resize_frames,
+from scenes.frame_fit import resize_frames
+from scenes.video import (VideoDecodeWarning, VideoError, VideoWriter, decode_video, probe_video,
                           write_contact_sheet)
 
 
