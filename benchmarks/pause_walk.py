@@ -20,9 +20,9 @@ from controllers.commands import TimeCommand
 
 def with_pauses(walk, every_s: float):
     """A demo_walk replacement: the same walk, plus a pause toggle every `every_s` seconds."""
-    def paused_walk(seconds, tick_hz):
-        inputs = walk(seconds, tick_hz)
-        poll, period = inputs.poll, max(1, round(every_s * tick_hz))
+    def paused_walk(*args, **kwargs):
+        inputs = walk(*args, **kwargs)
+        poll, period = inputs.poll, max(1, round(every_s * inputs.tick_hz))
 
         def poll_with_pauses():
             cmds = poll()

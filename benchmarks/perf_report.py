@@ -37,7 +37,8 @@ def trimmed(result: dict) -> dict:
     per-frame times stay in the session's own folder)."""
     if kind_of(result) == "bench":
         return result
-    return {"run": result["run"], "session": result.get("session"), "summary": result["summary"]}
+    return {"run": result["run"], "session": result.get("session"), "summary": result["summary"],
+            **({"note": result["note"]} if "note" in result else {})}
 
 
 def result_name(result: dict) -> str:
@@ -51,11 +52,16 @@ def ms(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f} ms"
 
 
+def command_cell(command: str, note: str | None) -> str:
+    return f"`{command}`" + (f" ({note})" if note else "")
+
+
 def bench_row(r: dict) -> str:
     stages = r["stage_ms"]
     prepared = ms(r["prepared"]["request_ms"]) if r.get("prepared") else "-"
     memory = "-" if r.get("peak_mem_gib") is None else f"{r['peak_mem_gib']:.2f} GiB"
-    cells = [r["date"], r["device"], f"`{r['command']}`", r["codec"], *(ms(stages.get(s)) for s in
+    device = r["device"] + (f" (load {r['load_avg_1min']:.1f})" if "load_avg_1min" in r else "")
+    cells = [r["date"], device, command_cell(r["command"], r.get("note")), r["codec"], *(ms(stages.get(s)) for s in
              ("render", "encode", "dit", "decode")), f"**{ms(r['block_ms'])}**", f"**{r['fps']:.1f}**", prepared, memory]
     return "| " + " | ".join(cells) + " |"
 
@@ -63,17 +69,22 @@ def bench_row(r: dict) -> str:
 def play_row(r: dict) -> str:
     run, summary, session = r["run"], r["summary"], r.get("session") or {}
     latency = summary.get("control_to_photon_ms") or {}
+    # frame locked (headless without --realtime): every frame waited for, so no pacing or latency to report
+    locked = session.get("frame_locked", (session.get("pacer") or {}).get("presented", 1) == 0)
     lat = f"{latency['p50']:.0f} / {latency['p95']:.0f} / {latency['max']:.0f} ms (n = {latency['n']})" \
-        if latency.get("n") else "-"
-    fps = "-" if summary.get("fps") is None else f"{summary['fps']:.2f}"
-    first = session.get("time_to_first_frame_s")
+        if latency.get("n") and not locked else "-"
+    fps = "-" if summary.get("fps") is None else f"{summary['fps']:.2f}" + (" (frame locked)" if locked else "")
+    first, seen = session.get("time_to_first_frame_s"), summary.get("seen") or {}
     shown, content = summary.get("display") or {}, summary.get("content_latency_ms") or {}
-    displayed = f"{shown['fps']:.1f} ({shown.get('gaps', '-')})" if shown.get("fps") else "-"
-    content_lat = f"{content['p50']:.0f} / {content['p95']:.0f} ms" if content.get("n") else "-"
-    cells = [run["date"], run["device"], f"`{run['command']}`", run.get("refiner", "-"),
-             str(summary.get("frames_presented", "-")), fps, lat, str(summary.get("late_frames", "-")),
-             str((session.get("pacer") or {}).get("underruns", "-")), ms(summary.get("jitter_ms")),
-             "-" if first is None else f"{first:.1f} s", displayed, content_lat]
+    displayed = f"{shown['fps']:.1f} ({shown.get('gaps', '-')})" if shown.get("fps") and not locked else "-"
+    content_lat = f"{content['p50']:.0f} / {content['p95']:.0f} ms" if content.get("n") and not locked else "-"
+    device = run["device"] + (f" (load {run['load_avg_1min']:.1f})" if "load_avg_1min" in run else "")
+    cells = [run["date"], device, command_cell(run["command"], r.get("note")), run.get("refiner", "-"),
+             str(summary.get("frames_presented", "-")), fps, lat, "-" if locked else str(summary.get("late_frames", "-")),
+             "-" if locked else str((session.get("pacer") or {}).get("underruns", "-")),
+             "-" if locked else ms(summary.get("jitter_ms")),
+             "-" if first is None else f"{first:.1f} s", displayed, content_lat,
+             f"{100 * seen['mean']:.0f} / {100 * seen['min']:.0f} %" if seen.get("n") else "-"]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -87,9 +98,11 @@ TABLES = {                       # kind: (title, caption, header, row)
              "change to the first displayed frame whose pose includes it), content frames shown more than "
              "half a period late, pacer underruns, frame-interval jitter, time to the first frame; with "
              "reprojection also the displayed frame rate (displayed frames more than 1.5 display periods "
-             "apart) and the content latency (a camera change to the first frame generated for it) p50 / p95.",
+             "apart) and the content latency (a camera change to the first frame generated for it) p50 / p95; "
+             "and the share of each shown frame's view that the video saw (mean / worst frame). Frame-locked "
+             "runs (headless without --realtime) wait for every frame: no rates or latencies.",
              "| date | device | command | refiner | frames | fps | control-to-photon | late | underruns | jitter "
-             "| first frame | displayed fps (gaps) | content latency |",
+             "| first frame | displayed fps (gaps) | content latency | view seen |",
              play_row),
 }
 
@@ -120,14 +133,21 @@ def regenerated(doc_text: str, results: list[dict]) -> str:
     return doc_text.rstrip("\n") + "\n\n" + section + "\n"
 
 
-def add(paths: list[Path], folder: Path) -> list[Path]:
-    """Keep each run (trimmed) in `folder` under its kind, date and device. -> the files written."""
+def add(paths: list[Path], folder: Path, note: str | None = None) -> list[Path]:
+    """Keep each run (trimmed, with `note` when given) in `folder` under its kind, date and device.
+    -> the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for path in paths:
         try:
             result = trimmed(json.loads(Path(path).read_text()))
+            if note:
+                result = {**result, "note": note}
             target = folder / result_name(result)
+            for n in range(2, 1000):         # two runs in one minute on one device
+                if not target.exists():
+                    break
+                target = folder / result_name(result).replace(".json", f"-{n}.json")
         except (OSError, ValueError, KeyError) as err:
             raise SystemExit(f"perf_report: {path}: {err}; give `main.py bench --json` output or a play "
                              "session's telemetry.json") from None
@@ -139,11 +159,12 @@ def add(paths: list[Path], folder: Path) -> list[Path]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m benchmarks.perf_report", description=__doc__.split("\n")[0])
     p.add_argument("--add", nargs="+", type=Path, default=[], metavar="JSON", help="result files to keep first")
+    p.add_argument("--note", default=None, help="with --add: what the runs were (e.g. the code before a change)")
     p.add_argument("--check", action="store_true", help="only check that the document is up to date")
     p.add_argument("--results", type=Path, default=REPO / "docs" / "results", help="folder of result files")
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "performance.md", help="the document")
     args = p.parse_args(argv)
-    for path in add(args.add, args.results):
+    for path in add(args.add, args.results, args.note):
         print(f"perf_report: kept {path}")
     text = args.doc.read_text() if args.doc.exists() else "# Performance\n"
     new = regenerated(text, load_results(args.results))

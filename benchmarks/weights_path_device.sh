@@ -8,18 +8,21 @@
 #
 # OUT_DIR gets the logs, encoders.json and summary.md (small); the checkpoints, the video, the Scene
 # cache and play's frames go under WORK (/tmp/roam_weights_path), outside the repo.
-#   SIZE=tiny DEVICE=cpu PLAY_SECONDS=2 WARM_SECONDS=2 RANDOM_SECONDS=0 \
-#       bash benchmarks/weights_path_device.sh /tmp/wp                # CPU rehearsal of every step
+#   SIZE=tiny DEVICE=cpu DEPTH=estimate PLAY_SECONDS=2 WARM_SECONDS=2 RANDOM_SECONDS=2 \
+#     SETS="scenes.width=64 scenes.height=32" bash benchmarks/weights_path_device.sh /tmp/wp  # CPU rehearsal
 #
-# Environment: SIZE (full), DEVICE (auto), PLAY_SECONDS (120), WARM_SECONDS (10: a second auto run that
-# measures the warm time to first frame), RANDOM_SECONDS (PLAY_SECONDS; 0 skips the random-weights run,
-# a full-size DiT), CKPT (a folder outside the repo; 31 GB at full size), RANDOM_SWITCH (the --set that
-# turns on random weights). A step that fails is reported and the run goes on.
+# Environment: SIZE (full), DEVICE (auto), DEPTH (auto: DA3 from the tree; build's --depth),
+# PLAY_SECONDS (120), WARM_SECONDS (10: a second auto run that measures the warm time to first frame),
+# RANDOM_SECONDS (PLAY_SECONDS; 0 skips the random-weights run, a full-size DiT), CKPT (a folder
+# outside the repo; 31 GB at full size), RANDOM_SWITCH (the --set that turns on random weights), SETS
+# (more `--set KEY=VALUE`s for every command, space-separated). A step that fails is reported and the
+# run goes on. play runs the Scene that build printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-${OUT:-out/weights_path}}
 SIZE=${SIZE:-full}
 DEVICE=${DEVICE:-auto}
+DEPTH=${DEPTH:-auto}
 PLAY_SECONDS=${PLAY_SECONDS:-120}
 WARM_SECONDS=${WARM_SECONDS:-10}
 RANDOM_SECONDS=${RANDOM_SECONDS:-$PLAY_SECONDS}
@@ -27,8 +30,9 @@ WORK=${WORK:-/tmp/roam_weights_path}
 CKPT=${CKPT:-$WORK/checkpoints_$SIZE}
 RANDOM_SWITCH=${RANDOM_SWITCH:-model.random_weights=true}
 mkdir -p "$OUT" "$WORK"
-export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
+export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy ROAM_CACHE_DIR=${ROAM_CACHE_DIR:-$WORK/cache}
 SET=(--set "model.checkpoint_dir=$CKPT" --set "runtime.device=$DEVICE")
+for kv in ${SETS:-}; do SET+=(--set "$kv"); done
 stamp() { date +%s.%N; }
 step() { echo; echo "== $1"; }
 
@@ -58,13 +62,16 @@ python3 -m benchmarks.weights_path_probe encoders "$CKPT" --device "$ENC_DEVICE"
 
 step "build (the user's path: caption, umT5, depth, Scene)"
 t0=$(stamp)
-python3 main.py build "$VIDEO" "${SET[@]}" 2>&1 | tee "$OUT/build.log" || echo "build FAILED"
+python3 main.py build "$VIDEO" --depth "$DEPTH" "${SET[@]}" 2>&1 >"$OUT/build.out" | tee "$OUT/build.log" \
+  || echo "build FAILED"
 echo "build_s=$(python3 -c "print(round($(stamp) - $t0, 1))")"
+SCENE=$(tail -n 1 "$OUT/build.out")
+echo "scene: $SCENE"
 
 play() {  # name seconds extra-args...
   local name=$1 seconds=$2; shift 2
   step "play $name (${seconds} s)"
-  python3 main.py play "$VIDEO" --headless --realtime --seconds "$seconds" --out "$WORK/$name" \
+  python3 main.py play "$SCENE" --headless --realtime --seconds "$seconds" --out "$WORK/$name" \
     "${SET[@]}" --set runtime.refiner=auto "$@" 2>&1 | tee "$OUT/$name.log" || echo "play $name FAILED"
 }
 play auto_cold "$PLAY_SECONDS"
@@ -74,4 +81,5 @@ play auto_warm "$WARM_SECONDS"
 step "summary"
 python3 -m benchmarks.weights_path_probe summary "$OUT"/auto_cold.log "$OUT"/auto_warm.log \
   $( [ -f "$OUT/random_weights.log" ] && echo "$OUT/random_weights.log") | tee "$OUT/summary.md"
-grep -h -i "refiner" "$OUT"/auto_cold.log | head -3
+grep -h "umT5\|caption" "$OUT"/build.log | tee -a "$OUT/summary.md"
+grep -h "refiner: " "$OUT"/auto_cold.log "$OUT"/auto_warm.log | tee -a "$OUT/summary.md"

@@ -6,38 +6,58 @@ from pathlib import Path
 
 from cli.errors import UserError
 from runtime.config import ConfigError, load_config
+from scenes.atomic import file_problem
 from scenes.errors import SceneInputError
 
 
-def dispatch(args) -> int:
+def dispatch(args, stop) -> int:
+    """Run the command; `stop` is the process's StopSignals (cli/stop_signals.py), which main.py
+    installed and which turns a stop signal outside a session into Interrupted."""
     try:
         cfg = load_config(args.config, args.overrides)
-        handler = {"play": run_play, "build": run_build, "render": run_render, "doctor": run_doctor,
-                   "cache": run_cache, "download": run_download}[args.command]
+        if args.command == "play":
+            return run_play(cfg, args, stop)
+        handler = {"build": run_build, "render": run_render, "doctor": run_doctor, "cache": run_cache,
+                   "download": run_download}[args.command]
         return handler(cfg, args)
     except (ConfigError, UserError, SceneInputError) as err:      # bad input: one line, exit 2
         print(f"roam: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("roam: interrupted", file=sys.stderr)
-        return 130
+    except OSError as err:                  # an unusable folder, a full disk: one line, exit 2
+        if (problem := file_problem(err)) is None:
+            raise
+        print(f"roam: error: {problem}", file=sys.stderr)
+        return 2
 
 
-def run_play(cfg, args) -> int:
+def keys_help() -> str:
+    """What each key and gamepad button does in play, as config.yaml binds them (play --help)."""
+    from controllers.config import ControllersConfig
+    from controllers.help import help_text
+    try:
+        controllers = load_config().controllers
+    except ConfigError:                  # a broken config.yaml is reported when a command runs
+        controllers = ControllersConfig()
+    return help_text(controllers)
+
+
+def run_play(cfg, args, stop) -> int:
     from cli.play import play
-    return play(cfg, args)
+    return play(cfg, args, stop)
 
 
 def run_build(cfg, args) -> int:
-    """Build (or find in the cache) the Scene of args.video and its fused world (with scenes.fusion.enabled);
-    print the Scene's folder on stdout."""
+    """Build (or find in the cache) the Scene of args.video, embed its caption when the text encoder is
+    here, and build its fused world (with scenes.fusion.enabled); print the Scene's folder on stdout."""
     from cli.depth_notice import depth_notice
     from cli.device import pick_device
+    from cli.prompt_embedding import embed_built_scene
     from runtime.world_cache import load_or_build_world
     from scenes.build import build_scene_at
     device = pick_device(cfg.runtime.device)
     scene, folder = build_scene_at(cfg, args.video, device=device, depth=args.depth, depth_file=args.depth_file,
                                    prompt=args.prompt)
+    embed_built_scene(cfg.model.checkpoint_dir, scene, device)
     if cfg.scenes.fusion.enabled:
         load_or_build_world(scene, cfg.scenes.fusion, cfg.scenes.cache_dir, device)
     if (notice := depth_notice(scene)) is not None:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import importlib
 import json
-import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,15 +18,18 @@ from model.refiners import GeometryRefiner
 from cli.depth_notice import depth_notice
 from cli.device import pick_device
 from cli.errors import UserError
+from cli.refiner_choice import make_refiner
 from runtime.display import Display
 from runtime.present import HeadlessPresenter, WindowPresenter, has_display
 from runtime.recorder import Recorder, load_displayed
 from runtime.kiosk import KioskInputs, LoopedInputLog
+from runtime.loading import LoadingCancelled, run_with_loading_screen
 from runtime.scripts import DEMO_PERIOD_S, demo_walk, load_script
 from runtime.session import Session, scene_scale
 from runtime.telemetry import run_record
 from runtime.worker import SceneTensors
 from runtime.world_cache import load_or_build_world
+from scenes.atomic import writable_folder
 from scenes.sample import load_sample_scene
 from scenes.scene import load_scene
 
@@ -34,7 +37,7 @@ from scenes.scene import load_scene
 # The session figures play prints and keeps in telemetry.json ("session").
 SUMMARY_KEYS = ("frames_presented", "wall_s", "achieved_fps", "fps", "jitter_ms", "control_to_photon_ms",
                 "content_latency_ms", "display", "pose_error", "late_frames", "pacer", "prepared_blocks",
-                "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s")
+                "gc_pauses", "peak_gpu_mem_gib", "time_to_first_frame_s", "frame_locked")
 
 
 def dit_expected(cfg) -> bool:
@@ -78,29 +81,6 @@ def load_play_scene(cfg, name: str | None):
     raise UserError(f"{name}: no such video or scene folder")
 
 
-def make_refiner(cfg, device, scene=None):
-    """`runtime.refiner`: geometry, dit, or auto (dit when its checkpoints verify, else geometry)."""
-    choice = cfg.runtime.refiner
-    if choice not in ("auto", "geometry", "dit"):
-        raise UserError(f"runtime.refiner={choice!r}: expected auto, geometry or dit")
-    if choice == "geometry":
-        return GeometryRefiner()
-    from model.dit_refiner import dit_refiner_or_reason
-    from model.fp8 import check_fp8_support
-    if cfg.model.fp8:
-        try:
-            check_fp8_support(device)
-        except ValueError as err:
-            raise UserError(str(err)) from None
-    refiner, reason = dit_refiner_or_reason(cfg.model, device, scene)
-    if refiner is not None:
-        return refiner
-    if choice == "dit":
-        raise UserError(f"runtime.refiner=dit: {reason}")
-    print(f"roam: geometry refiner (no weights needed): {reason}", file=sys.stderr)
-    return GeometryRefiner()
-
-
 def fused_world(cfg, scene, refiner, device):
     """The fused world state when the config asks for it: by default for the geometry refiner; for
     the DiT only with the experimental `fused_conditioning_for_dit` (it was trained on per-frame renders)."""
@@ -110,14 +90,14 @@ def fused_world(cfg, scene, refiner, device):
     return load_or_build_world(scene, fusion, cfg.scenes.cache_dir, device)
 
 
-def make_presenter(cfg, scene, out: Path, *, headless: bool, kiosk: bool, device):
+def make_presenter(cfg, size: tuple[int, int], out: Path, *, headless: bool, kiosk: bool, device):
     """A window, or files: video.mp4 at the display's rate when reprojecting (x264's veryfast preset:
-    half medium's CPU time per frame at the same size), else at loop.fps."""
+    half medium's CPU time per frame at the same size), else at loop.fps. size: (width, height)."""
     if not headless:
-        return WindowPresenter(scene.width, scene.height, out_dir=out, fullscreen=kiosk, device=device)
+        return WindowPresenter(*size, out_dir=out, fullscreen=kiosk, device=device)
     if cfg.runtime.reproject:
-        return HeadlessPresenter(out, cfg.runtime.display_hz, scene.width, scene.height, preset="veryfast")
-    return HeadlessPresenter(out, cfg.runtime.loop.fps, scene.width, scene.height)
+        return HeadlessPresenter(out, cfg.runtime.display_hz, *size, preset="veryfast")
+    return HeadlessPresenter(out, cfg.runtime.loop.fps, *size)
 
 
 def make_display(cfg, scene, presenter, world) -> Display | None:
@@ -132,15 +112,21 @@ def make_display(cfg, scene, presenter, world) -> Display | None:
     return Display(presenter, scene, scale=scene_scale(scene), static=static or (lambda i: None))
 
 
-def kiosk_inputs(cfg, live, sinks, seconds):
+def kiosk_inputs(cfg, scene, live, sinks, seconds):
     """Live controllers behind the kiosk rules; attract mode plays a recorded run or the demo walk."""
     kiosk = cfg.runtime.kiosk
     attract = LoopedInputLog(Path(kiosk.attract_run) / "inputs.jsonl") if kiosk.attract_run else \
-        demo_walk(seconds or DEMO_PERIOD_S, cfg.runtime.loop.tick_hz)
+        demo_walk(scene, seconds or DEMO_PERIOD_S, cfg.runtime.loop.tick_hz, min_seen=cfg.runtime.walk_min_seen)
     keyboard = next((s for s in sinks if isinstance(s, PygameKeyboard)), None)
-    held = (lambda: keyboard.state().held) if keyboard is not None else frozenset
     return KioskInputs([i for i in live if i is not None], attract, idle_timeout_s=kiosk.idle_timeout_s,
-                       tick_hz=cfg.runtime.loop.tick_hz, admin_quit=kiosk.admin_quit, held_keys=held)
+                       tick_hz=cfg.runtime.loop.tick_hz, admin_quit=kiosk.admin_quit,
+                       held_keys=keys_down(keyboard) if keyboard is not None else frozenset)
+
+
+def keys_down(keyboard: PygameKeyboard):
+    """-> the key names held now or pressed since the last tick (a quick tap of a whole key
+    combination, such as the kiosk's admin quit, counts though no key is held at the tick)."""
+    return lambda: keyboard.state().held | keyboard.state().pressed
 
 
 def output_dir(cfg, out: str | None) -> Path:
@@ -149,13 +135,14 @@ def output_dir(cfg, out: str | None) -> Path:
     return Path(cfg.runtime.out_dir) / time.strftime("play-%Y%m%d-%H%M%S")
 
 
-def controllers_for(cfg, args, headless: bool, seconds, script):
-    """(inputs polled each tick, window event sinks, HUD status sources) for this session."""
+def controllers_for(cfg, args, scene, keyboard: PygameKeyboard | None, seconds, script):
+    """(inputs polled each tick, window event sinks, HUD status sources) for this session; a window's
+    keyboard, or None headless (then the demo walk drives, unless a script or the kiosk does)."""
     inputs, sinks = [], []
+    headless = keyboard is None
     if headless and script is None and not args.kiosk:
-        inputs.append(demo_walk(seconds, cfg.runtime.loop.tick_hz))
+        inputs.append(demo_walk(scene, seconds, cfg.runtime.loop.tick_hz, min_seen=cfg.runtime.walk_min_seen))
     if not headless:
-        keyboard = PygameKeyboard(cfg.controllers)
         inputs, sinks = [keyboard], [keyboard]
     pad = make_gamepad(cfg.controllers.gamepad, cfg.controllers.scrub_step_s)
     if pad is not None and (not headless or not hasattr(pad, "handle")):   # a pygame pad needs the window
@@ -163,7 +150,7 @@ def controllers_for(cfg, args, headless: bool, seconds, script):
         sinks += [pad] if hasattr(pad, "handle") else []
     status = [pad] if pad is not None and hasattr(pad, "status") else []
     if args.kiosk:
-        inputs = [kiosk_inputs(cfg, inputs, sinks, seconds)]
+        inputs = [kiosk_inputs(cfg, scene, inputs, sinks, seconds)]
         status.append(inputs[0])
     return inputs, sinks, status
 
@@ -175,33 +162,76 @@ def warm_up(refiner, scene) -> None:
         print(f"roam: warm-up done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
-def play(cfg, args) -> int:
-    started = time.perf_counter()
-    device = pick_device(cfg.runtime.device)
+@dataclass
+class Parts:
+    """What play loads before a session can start, and when each part was ready (perf_counter s)."""
+    scene: object
+    refiner: object
+    world: object
+    preloaded: bool
+    t_scene: float
+    t_model: float
+    t_world: float
+
+
+def load_parts(cfg, args, device, report) -> Parts:
+    """The scene, the refiner and the fused world; `report(step)` names each step as it starts."""
     preload = preload_compiler(cfg, device)
+    report("loading the built-in sample scene" if args.scene is None else f"loading {Path(args.scene).name}")
     scene = load_play_scene(cfg, args.scene)
     if (notice := depth_notice(scene)) is not None:
         print(notice, file=sys.stderr)
     if preload is not None:
         preload.join()
     t_scene = time.perf_counter()
+    report(f"loading the refiner ({cfg.runtime.refiner})")
     refiner = make_refiner(cfg, device, scene)
     t_model = time.perf_counter()
-    headless = args.headless or not has_display()
-    out, fps = output_dir(cfg, args.out), cfg.runtime.loop.fps
-    seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
-    script = load_script(args.script, scene.c2w) if args.script else None
-    shown = load_displayed(Path(args.script)) if args.script and Path(args.script).is_dir() else None
-    presenter = make_presenter(cfg, scene, out, headless=headless, kiosk=args.kiosk, device=device)
-    inputs, sinks, status = controllers_for(cfg, args, headless, seconds, script)
+    report("fusing the world (once per scene)")
     world = fused_world(cfg, scene, refiner, device)
-    display = make_display(cfg, scene, presenter, world)
+    return Parts(scene, refiner, world, preload is not None, t_scene, t_model, time.perf_counter())
+
+
+def play(cfg, args, stop) -> int:
+    """Run a session; `stop` (cli/stop_signals.py): the first stop signal ends it cleanly, with
+    the exit code 128 + its number."""
+    started = time.perf_counter()
+    out, fps = writable_folder(output_dir(cfg, args.out)), cfg.runtime.loop.fps   # before anything slow
+    if args.script and not Path(args.script).exists():
+        raise UserError(f"--script {args.script}: no such file or folder; give a trajectory .txt, a camera-path "
+                        ".json or a recorded run folder")
+    device = pick_device(cfg.runtime.device)
+    headless = args.headless or not has_display()
+    if headless:
+        parts = load_parts(cfg, args, device, report=lambda step: None)
+        presenter = make_presenter(cfg, (parts.scene.width, parts.scene.height), out, headless=True,
+                                   kiosk=args.kiosk, device=device)
+    else:                           # the window first, so the loading shows on it rather than a black screen
+        presenter = make_presenter(cfg, (cfg.scenes.width, cfg.scenes.height), out, headless=False,
+                                   kiosk=args.kiosk, device=device)
+        keyboard = PygameKeyboard(cfg.controllers)
+        admin, keys = frozenset(cfg.runtime.kiosk.admin_quit), keys_down(keyboard)
+        quit_asked = (lambda: bool(admin) and admin <= keys()) if args.kiosk else (lambda: keyboard.poll().app.quit)
+        try:
+            parts = run_with_loading_screen(presenter, lambda report: load_parts(cfg, args, device, report),
+                                            handle=keyboard.handle, quit_asked=quit_asked)
+        except LoadingCancelled:
+            presenter.close()
+            print("roam: closed while loading", file=sys.stderr)
+            return 0
+    scene, refiner = parts.scene, parts.refiner
+    script = load_script(args.script, scene.c2w) if args.script else None
+    seconds = args.seconds if args.seconds is not None else \
+        (cfg.runtime.headless_seconds if headless and not args.kiosk and script is None else None)
+    inputs, sinks, status = controllers_for(cfg, args, scene, None if headless else keyboard, seconds, script)
+    shown = load_displayed(Path(args.script)) if args.script and Path(args.script).is_dir() else None
+    display = make_display(cfg, scene, presenter, parts.world)
     live_content = display is not None and isinstance(refiner, GeometryRefiner)
-    tensors = SceneTensors(scene, device, None if live_content else world)
+    tensors = SceneTensors(scene, device, None if live_content else parts.world)
     video_fps = cfg.runtime.display_hz if display is not None else fps
     takes = iter(range(1, 10**6))
     new_recorder = lambda: Recorder(out / f"recording-{next(takes)}", video_fps, scene.width, scene.height)
-    t_world = time.perf_counter()
+    t_scene, t_model, t_world = parts.t_scene, parts.t_model, parts.t_world
 
     def setup() -> None:
         """Warm-up on the generation thread, which owns the CUDA state (PyTorch keeps cuDNN's
@@ -209,7 +239,7 @@ def play(cfg, args) -> int:
         t0 = time.perf_counter()
         warm_up(refiner, scene)
         tensors.warm_up()
-        print(f"roam: ready in {time.perf_counter() - started:.1f} s (scene{' and compiler' if preload else ''} "
+        print(f"roam: ready in {time.perf_counter() - started:.1f} s (scene{' and compiler' if parts.preloaded else ''} "
               f"{t_scene - started:.1f} s, model {t_model - t_scene:.1f} s, world {t_world - t_model:.1f} s, "
               f"warm-up {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
 
@@ -217,7 +247,7 @@ def play(cfg, args) -> int:
                       scene_tensors=tensors,
                       script=script, frame_locked=headless and not args.realtime,
                       recorder=Recorder(out / "recording", video_fps, scene.width, scene.height) if args.record else None,
-                      max_frames=round(seconds * fps) if seconds is not None else None,
+                      max_frames=max(1, round(seconds * fps)) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0,
                       worker_setup=setup, display=display, live_content=live_content, shown=shown)
@@ -226,38 +256,23 @@ def play(cfg, args) -> int:
         (", frames by CUDA-OpenGL interop" if presenter.accepts_device_frames else "")
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}{drawn}, "
           f"output in {out}", file=sys.stderr)
-    interrupted = stop_on_sigint(session)
     run, summary = run_record(["main.py", *sys.argv[1:]], device), None
     run["refiner"] = refiner.name
     if display is not None:
         run["gl_renderer"] = display.gl_renderer
     try:
-        summary = session.run()
+        with stop.graceful(session.request_quit):
+            summary = session.run()
         if session.first_present_s is not None:
             summary["time_to_first_frame_s"] = session.first_present_s - started
         summary = {k: summary.get(k) for k in SUMMARY_KEYS}
         print(json.dumps(summary))
-    finally:                   # also on Ctrl-C: the video and recording are already finalized
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    finally:                   # also after a second stop signal: the video and recording are already finalized
         if hasattr(refiner, "close"):
             refiner.close()    # background work, e.g. a package build: the next start builds the rest
-        out.mkdir(parents=True, exist_ok=True)
         session.telemetry.write_json(out / "telemetry.json", run=run, session=summary)
         print(f"roam: wrote {out}", file=sys.stderr)
-    if interrupted:
+    if stop.exit_code is not None:
         print("roam: interrupted", file=sys.stderr)
-    return 130 if interrupted else 0
-
-
-def stop_on_sigint(session) -> list:
-    """The first Ctrl-C ends the session at the next loop step, so the video, the recording and the
-    telemetry are finished whole; a second one stops at once. -> a list that is non-empty once asked."""
-    asked = []
-
-    def handler(signum, frame):
-        if asked:
-            raise KeyboardInterrupt
-        asked.append(signum)
-        session.quit = True
-    signal.signal(signal.SIGINT, handler)
-    return asked
+        return stop.exit_code
+    return 0

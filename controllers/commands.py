@@ -4,6 +4,9 @@ Conventions (OpenCV camera axes, as everywhere in roam):
 - `move` is (x right, y down, z forward), each in [-1, 1]; the rig scales it by its speed.
 - `look` is (yaw, pitch) *rates* in [-1, 1] (stick, IJKL): yaw + turns right, pitch + looks up.
 - `look_delta_deg` is (yaw, pitch) in degrees to turn this tick (mouse), same signs.
+- `goal` is a pose to steer toward, relative to the source camera of the moment: (x right, y down,
+  z forward) in scene scales and a yaw in degrees (+ right). The rig steers only while no move or
+  look is held (automatic walks: runtime/walk_plan.py).
 Edge-triggered fields (toggles, steps, jumps) are true only in the tick where the key or button
 went down. `Commands.to_dict` / `commands_from_dict` are the one serialised form (inputs.jsonl).
 """
@@ -31,10 +34,13 @@ class CameraCommand:
     cycle_mode: bool = False                             # walk -> fly -> orbit -> tripod -> walk
     mode: str | None = None                              # switch straight to one of CAMERA_MODES
     reset: bool = False                                  # back to the source camera
+    goal: tuple[float, float, float, float] | None = None   # steer toward: x, y, z (scene scales), yaw (deg)
 
     def __post_init__(self):
         _check_unit("CameraCommand.move", self.move)
         _check_unit("CameraCommand.look", self.look)
+        if self.goal is not None and not (len(self.goal) == 4 and all(math.isfinite(v) for v in self.goal)):
+            raise ValueError(f"CameraCommand.goal must be 4 finite numbers (x, y, z, yaw), got {self.goal}")
         if not all(math.isfinite(v) for v in self.look_delta_deg):
             raise ValueError(f"CameraCommand.look_delta_deg must be finite, got {self.look_delta_deg}")
         if self.mode is not None and self.mode not in CAMERA_MODES:
@@ -60,6 +66,7 @@ class TimeCommand:
 @dataclass(frozen=True)
 class AppCommand:
     toggle_hud: bool = False
+    toggle_help: bool = False            # the key and gamepad help overlay
     toggle_fullscreen: bool = False
     screenshot: bool = False
     toggle_record: bool = False          # start / stop recording a camera run
@@ -122,14 +129,15 @@ def _clamp(x: float) -> float:
 
 def merge(*items: Commands) -> Commands:
     """Combine the commands of several devices in one tick (keyboard + gamepad): axes add and
-    clamp to [-1, 1], flags OR, counts add, the first given mode / jump wins."""
+    clamp to [-1, 1], flags OR, counts add, the first given mode / jump / goal wins."""
     cams, times, apps = [c.camera for c in items], [c.time for c in items], [c.app for c in items]
     camera = CameraCommand(
         move=tuple(_clamp(sum(c.move[i] for c in cams)) for i in range(3)),
         look=tuple(_clamp(sum(c.look[i] for c in cams)) for i in range(2)),
         look_delta_deg=tuple(sum(c.look_delta_deg[i] for c in cams) for i in range(2)),
         run=any(c.run for c in cams), cycle_mode=any(c.cycle_mode for c in cams),
-        mode=next((c.mode for c in cams if c.mode is not None), None), reset=any(c.reset for c in cams))
+        mode=next((c.mode for c in cams if c.mode is not None), None), reset=any(c.reset for c in cams),
+        goal=next((c.goal for c in cams if c.goal is not None), None))
     time = TimeCommand(
         toggle_pause=sum(t.toggle_pause for t in times) % 2 == 1,   # two pause presses cancel out
         speed_steps=sum(t.speed_steps for t in times), reverse=sum(t.reverse for t in times) % 2 == 1,

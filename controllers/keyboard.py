@@ -59,7 +59,8 @@ def time_from_keys(pressed: frozenset[str], keys: KeyBindings, scrub_step_s: flo
 def commands_from_keys(state: KeyState, cfg: ControllersConfig) -> Commands:
     """The whole mapping: held keys move and look, keys that went down this tick toggle and step."""
     keys, pressed = cfg.keys, state.pressed
-    app = AppCommand(toggle_hud=_hit(pressed, keys.hud), toggle_fullscreen=_hit(pressed, keys.fullscreen),
+    app = AppCommand(toggle_hud=_hit(pressed, keys.hud), toggle_help=_hit(pressed, keys.help),
+                     toggle_fullscreen=_hit(pressed, keys.fullscreen),
                      screenshot=_hit(pressed, keys.screenshot), toggle_record=_hit(pressed, keys.record),
                      quit=_hit(pressed, keys.quit))
     return Commands(camera=camera_from_keys(state, keys, cfg),
@@ -97,6 +98,8 @@ class PygameKeyboard:
             name = pg.key.name(event.key).lower()
             if name not in self._held:            # ignore the OS key repeat
                 self._pressed.add(name)
+                if getattr(event, "unicode", "").strip() and event.unicode.isprintable():
+                    self._pressed.add(event.unicode)   # the typed character too: "?" is Shift + "/" here
             self._held.add(name)
         elif event.type == pg.KEYUP:
             self._held.discard(pg.key.name(event.key).lower())

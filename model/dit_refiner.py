@@ -29,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from model import checkpoint, checkpoint_report
+from model import checkpoint
 from model.dit import CausalWanModel, DiTConfig
 from model.latent_codec import LatentCodec, TAECodec, load_codec
 from model.mask import mask_to_latent
@@ -189,13 +189,19 @@ def to_signed(frames_u8: torch.Tensor, device) -> torch.Tensor:
 
 
 def load_dit_refiner(cfg, device, prompt_embeds: torch.Tensor, latent_hw: tuple[int, int]) -> DiTRefiner:
-    """The DiT and the codec from cfg.checkpoint_dir, verified strictly. prompt_embeds: [1, 512, 4096]."""
+    """The DiT and the codec from cfg.checkpoint_dir, verified strictly. prompt_embeds: [1, S, text_dim]
+    (umT5-XXL: [1, 512, 4096]). Raises CheckpointError naming the file at fault."""
     root = Path(cfg.checkpoint_dir)
     files = checkpoint.discover(root)
-    dtype = torch.bfloat16 if torch.device(device).type == "cuda" and cfg.dtype == "bfloat16" else torch.float32
     if files.wan_config is None:
         raise checkpoint.CheckpointError(f"{root / checkpoint.WAN_CONFIG}: not found; {checkpoint.GET_WAN}")
-    model = CausalWanModel(DiTConfig(**checkpoint.wan_dit_size(files.wan_config)), device="meta", dtype=dtype)
+    dit_cfg = DiTConfig(**checkpoint.wan_dit_size(files.wan_config))
+    if prompt_embeds.shape[-1] != dit_cfg.text_dim:
+        raise checkpoint.CheckpointError(
+            f"{root / checkpoint.WAN_CONFIG}: the DiT takes {dit_cfg.text_dim}-wide text embeddings but the scene's "
+            f"prompt embedding is {prompt_embeds.shape[-1]} wide (made by another text encoder); {checkpoint.GET_WAN}")
+    dtype = torch.bfloat16 if torch.device(device).type == "cuda" and cfg.dtype == "bfloat16" else torch.float32
+    model = CausalWanModel(dit_cfg, device="meta", dtype=dtype)
     checkpoint.load_dit(model, list(files.dit_base), files.dit_inspatio, device=device)
     return _assemble(cfg, model.eval(), load_codec(cfg, device=device, latent_dtype=dtype), prompt_embeds, latent_hw)
 
@@ -283,21 +289,3 @@ def use_compile_cache(path: str) -> None:
         os.path.abspath(current) == os.path.abspath(torch_dirs.default_cache_dir())
     if current is None or torch_default:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(path).resolve())
-
-
-def dit_refiner_or_reason(cfg, device, scene=None):
-    """(DiTRefiner, "") when the config asks for random weights or every checkpoint the DiT path
-    needs verifies, else (None, why not)."""
-    latent_hw = (scene.height // 8, scene.width // 8) if scene is not None else (60, 104)
-    if cfg.random_weights:
-        return random_dit_refiner(cfg, device, latent_hw, cfg.seed), ""
-    codec = "TAE codec" if cfg.use_tae else "Wan VAE codec"
-    needed = [r for r in checkpoint_report.doctor_report(Path(cfg.checkpoint_dir))
-              if r.enables.startswith("DiT refiner") or r.enables.startswith(codec)]
-    bad = [f"{r.name}: {r.status}" for r in needed if r.status != "verified"]
-    if bad or not needed:
-        return None, (f"DiT checkpoints not verified in {cfg.checkpoint_dir} ({'; '.join(bad) or 'none found'}); "
-                      "see checkpoints/README.md and `python main.py doctor`")
-    if scene is None or scene.prompt_embeds is None:
-        return None, "the scene has no prompt embedding; rebuild it with the umT5 checkpoint present"
-    return load_dit_refiner(cfg, device, scene.prompt_embeds, latent_hw), ""

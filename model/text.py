@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import html
 import re
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,8 +135,60 @@ def load_text_encoder(checkpoint_dir: Path | str, *, device, dtype: torch.dtype 
     if files.t5 is None or files.tokenizer is None:
         missing = checkpoint.T5_FILES[0] if files.t5 is None else checkpoint.TOKENIZER_DIR
         raise checkpoint.CheckpointError(f"{Path(checkpoint_dir) / missing}: not found; {checkpoint.GET_WAN}")
-    tokenizer = _transformers().AutoTokenizer.from_pretrained(str(files.tokenizer))
     cfg = T5Config(**checkpoint.umt5_size(checkpoint.TensorFile(files.t5, checkpoint.GET_WAN)))
+    try:
+        tokenizer = _transformers().AutoTokenizer.from_pretrained(str(files.tokenizer))
+    except (OSError, ValueError) as e:
+        raise checkpoint.CheckpointError(f"{files.tokenizer}: unreadable tokenizer ({e}); {checkpoint.GET_WAN}") from None
+    if len(tokenizer) > cfg.vocab_size:
+        raise checkpoint.CheckpointError(f"{files.tokenizer}: {len(tokenizer)} tokens, more than the encoder's "
+                                         f"{cfg.vocab_size} rows in {files.t5}; {checkpoint.GET_WAN}")
     model = build_umt5(cfg, device="meta", dtype=dtype)
     checkpoint.load_umt5(model, files.t5, device=device)
     return TextEncoder(model, tokenizer, cfg)
+
+
+def encode_prompt(checkpoint_dir: Path | str, caption: str, *, device, report=lambda msg: None) -> Tensor:
+    """The caption's prompt_embeds, bf16 [1, text_len, dim] on the CPU: umT5 is loaded onto `device`,
+    runs once and is freed before this returns. A GPU without room for it falls back to the CPU.
+    `report(line)` hears where it runs, how long the encoding will take on the CPU (timed on its
+    first layer) and how long loading and encoding took."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            return _encode_once(checkpoint_dir, caption, device, report)
+        except torch.cuda.OutOfMemoryError:
+            gc.collect()
+            torch.cuda.empty_cache()
+            report(f"umT5 does not fit in the free memory of {device}; encoding on the CPU instead")
+    files = checkpoint.discover(checkpoint_dir)
+    size = files.t5.stat().st_size if files.t5 is not None else 0
+    report(f"umT5 runs on the CPU (no GPU): reading {size / 2**30:.2f} GiB of weights, then encoding once; "
+           "the time it takes follows")
+    return _encode_once(checkpoint_dir, caption, torch.device("cpu"), report)
+
+
+def _encode_once(checkpoint_dir, caption: str, device: torch.device, report) -> Tensor:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    encoder = load_text_encoder(checkpoint_dir, device=device)
+    t1 = time.perf_counter()
+    report(f"umT5 loaded in {t1 - t0:.1f} s")
+    if device.type == "cpu":
+        layers = len(encoder.model.encoder.block)
+
+        def first_layer_done(module, args, output):
+            hook.remove()
+            report(f"umT5 encoding on the CPU: about {(time.perf_counter() - t1) * (layers - 1):.0f} s more "
+                   f"({layers} layers)")
+        hook = encoder.model.encoder.block[0].register_forward_hook(first_layer_done)
+    try:
+        embeds = encoder(caption).to("cpu", torch.bfloat16)                   # [1, text_len, dim]
+    finally:
+        encoder.free()
+    t2 = time.perf_counter()
+    peak = f", peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB" if device.type == "cuda" else ""
+    report(f"caption encoded by umT5 on {device.type} in {t2 - t0:.1f} s (load {t1 - t0:.1f} s, "
+           f"encode {t2 - t1:.1f} s{peak}); the encoder is freed")
+    return embeds

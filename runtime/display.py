@@ -47,6 +47,8 @@ class Display:
                                   scene.c2w.double().numpy(), scale, static)
         self._generated_key = None
         self._drawn: tuple | None = None            # what the frame texture holds: (c2w bytes, source, generated)
+        self.seen: float | None = None              # share of the drawn frame the source frames covered (no
+        #                                             generated frame: that covers what the model invented too)
 
     def show(self, c2w: np.ndarray, source_index: int, generated: GeneratedView | None, hud: HudState,
              read: bool = False) -> np.ndarray | None:
@@ -69,6 +71,7 @@ class Display:
             self._generated_key = generated.key
         self.layers.fill_for(c2w)
         self.view.render(self.layers.stack, self.layers.order(), self.K[source_index], c2w)
+        self.seen = self.view.covered() if generated is None else None
 
     def release(self) -> None:
         with self.ctx:

@@ -16,7 +16,8 @@ from controllers.commands import AppCommand, CameraCommand, Commands, TimeComman
 
 class KioskInputs:
     """poll() once per tick. live: objects with poll(); attract: one object with poll();
-    held_keys: the keyboard's held key names (for the admin combination)."""
+    held_keys: the key names the keyboard holds, or pressed since the last tick (the admin
+    combination: a quick tap of all its keys quits too)."""
 
     def __init__(self, live, attract, *, idle_timeout_s: float, tick_hz: float,
                  admin_quit: tuple[str, ...], held_keys: Callable[[], frozenset[str]] = frozenset):
@@ -37,7 +38,7 @@ class KioskInputs:
 
     def _next(self) -> Commands:
         live = merge(*(source.poll() for source in self.live)) if self.live else Commands()
-        live = dataclasses.replace(live, app=AppCommand(toggle_hud=live.app.toggle_hud))
+        live = dataclasses.replace(live, app=AppCommand(toggle_hud=live.app.toggle_hud, toggle_help=live.app.toggle_help))
         if not _is_idle(live):
             if self.attracting:
                 self.attracting, self.visitor_sessions = False, self.visitor_sessions + 1
@@ -49,7 +50,7 @@ class KioskInputs:
         if not self.attracting:                  # idle timeout: reset the world, start attract mode
             self.attracting = True
             return Commands(camera=CameraCommand(reset=True, mode="walk"), time=TimeCommand(jump_fraction=0.0))
-        return dataclasses.replace(self.attract.poll(), app=AppCommand())
+        return dataclasses.replace(self.attract.poll(), app=live.app)     # the HUD and help toggles work
 
 
 def _is_idle(cmds: Commands) -> bool:

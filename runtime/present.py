@@ -36,14 +36,18 @@ def has_display() -> bool:
 
 @dataclass
 class HudState:
-    """What the HUD shows; the session updates it every frame."""
+    """What the HUD shows; the session updates it every frame. help_rows: (keys, gamepad, action)
+    rows of the help overlay (controllers/help.py), shown while `show_help`."""
     lines: list[str] = field(default_factory=list)
     visible: bool = True
+    help_rows: list[tuple[str, str, str]] = field(default_factory=list)
+    show_help: bool = False
 
 
 class HeadlessPresenter:
-    """Writes every presented frame to OUT/video.mp4 (H.264 at x264 `preset`, atomic) and keeps a few
-    for the contact sheet (OUT/contact_sheet.png, a grid of frames with their timestamps)."""
+    """Writes every presented frame to OUT/video.mp4 (H.264 at x264 `preset`, durable: it plays up to
+    about a second before a crash or SIGKILL) and keeps a few for the contact sheet
+    (OUT/contact_sheet.png, a grid of frames with their timestamps)."""
     accepts_device_frames = False     # encodes from host memory: the worker copies frames to the host
 
     def __init__(self, out_dir: Path, fps: float, width: int, height: int, sheet_tiles: int = 12,
@@ -51,7 +55,7 @@ class HeadlessPresenter:
         self.out_dir, self.fps, self.sheet_tiles = Path(out_dir), fps, sheet_tiles
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.writer = BackgroundVideoWriter(self.out_dir / "video.mp4", fps=fps, width=width, height=height,
-                                            preset=preset)
+                                            preset=preset, durable=True)
         self._sheet: list[tuple[float, np.ndarray]] = []   # every `_stride`-th frame, at most 2 x tiles
         self._stride = 1
         self.frames_presented = 0
@@ -93,6 +97,13 @@ class HeadlessPresenter:
     def show_status(self, lines: list[str]) -> None:
         """Start-up status: a headless run has nowhere to show it (play prints it)."""
 
+    def refresh(self) -> None:
+        """Nothing is on screen to redraw."""
+
+    def save_screenshot(self) -> Path | None:
+        """No window to take a picture of (the video has every frame)."""
+        return None
+
     def close(self) -> None:
         if self._ctx is not None:
             self._ctx.release()
@@ -105,9 +116,11 @@ class HeadlessPresenter:
 
 
 class WindowPresenter:
-    """A pygame window with a moderngl context: the frame goes to a texture drawn on a full-screen quad,
-    the HUD is text rendered by pygame into a second, blended texture. With a CUDA `device` the frames
-    reach the texture through CUDA-OpenGL interop when it works here (see `accepts_device_frames`)."""
+    """A pygame window with a moderngl context: the frame goes to a texture drawn on a quad that keeps
+    its aspect ratio (black bars around it), and the HUD, the help overlay and the start-up status are
+    text rendered by pygame into a window-sized, blended texture. Fullscreen takes the screen's own
+    resolution. With a CUDA `device` the frames reach the texture through CUDA-OpenGL interop when it
+    works here (see `accepts_device_frames`)."""
 
     def __init__(self, width: int, height: int, title: str = "roam", out_dir: Path | None = None,
                  fullscreen: bool = False, device: torch.device | str = "cpu"):
@@ -117,14 +130,16 @@ class WindowPresenter:
         # scene's, the headless display's): an EGL context made before a GLX window breaks the GLX
         # context on Mesa (X error BadAccess in glXMakeCurrent, e.g. `play` building the sample first)
         os.environ.setdefault("SDL_VIDEO_X11_FORCE_EGL", "1")
-        pygame.init()
+        pygame.display.init()             # not pygame.init(): no audio, so no ALSA errors on machines without sound
+        pygame.font.init()
         pygame.display.set_caption(title)
         self.pygame, self.moderngl, self.size, self.fullscreen = pygame, moderngl, (width, height), fullscreen
-        flags = pygame.OPENGL | pygame.DOUBLEBUF | (pygame.FULLSCREEN if fullscreen else pygame.RESIZABLE)
+        # fullscreen at (0, 0): the desktop's resolution, not a mode change to the frame's
+        size, flags = ((0, 0), pygame.FULLSCREEN) if fullscreen else (self.size, pygame.RESIZABLE)
         try:                                  # swap with the display's refresh where the driver can
-            self.surface = pygame.display.set_mode(self.size, flags, vsync=1)
+            self.surface = pygame.display.set_mode(size, pygame.OPENGL | pygame.DOUBLEBUF | flags, vsync=1)
         except pygame.error:
-            self.surface = pygame.display.set_mode(self.size, flags)
+            self.surface = pygame.display.set_mode(size, pygame.OPENGL | pygame.DOUBLEBUF | flags)
         if fullscreen:
             pygame.mouse.set_visible(False)
         self.ctx = moderngl.create_context()
@@ -134,25 +149,27 @@ class WindowPresenter:
         quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")
         self.vao = self.ctx.vertex_array(self.program, [(self.ctx.buffer(quad.tobytes()), "2f", "in_pos")])
         self.frames = make_uploader(self.ctx, self.size, device)
-        self.hud_tex = self.ctx.texture(self.size, 4)
+        self.overlay_tex = None                        # window-sized RGBA text layer, made on first draw
         self.font = pygame.font.SysFont("monospace", 16, bold=True)
+        self.title_font = pygame.font.SysFont("monospace", 40, bold=True)
         self.frames_presented = 0
         self.out_dir = Path(out_dir) if out_dir is not None else Path(".")
-        self._screenshot_wanted = False
         self.screenshots: list[Path] = []
+        self._hud: HudState | None = None              # the session's HUD, as last presented
+        self._texture = None                           # the frame texture last presented
 
     @property
     def accepts_device_frames(self) -> bool:
         """True when frames can stay on the GPU: they are uploaded by CUDA-OpenGL interop."""
         return isinstance(self.frames, CudaTextureUploader)
 
+    @property
+    def window_size(self) -> tuple[int, int]:
+        return self.pygame.display.get_window_size()
+
     def events(self) -> list:
         """Pending window events (keyboard, mouse, pads, close), for the controllers."""
         return self.pygame.event.get()
-
-    def request_screenshot(self) -> None:
-        """Save the next presented frame, HUD included, as OUT/screenshot-N.png."""
-        self._screenshot_wanted = True
 
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """frame: uint8 [H, W, 3] on the host or the GPU. Uploads, draws the frame and the HUD, swaps."""
@@ -162,28 +179,14 @@ class WindowPresenter:
             self.frames.release()
             self.frames = make_uploader(self.ctx, (w, h), device)
         self.frames.upload(frame)
-        self._draw(self.frames.texture, hud)
+        self._show(self.frames.texture, hud)
         self.pygame.display.flip()
         self.frames_presented += 1
-
-    def _draw(self, texture, hud: HudState) -> None:
-        """The frame texture over the window, the HUD over it, and the screenshot if one is asked for."""
-        self.ctx.screen.use()
-        self.ctx.viewport = (0, 0, *self.pygame.display.get_window_size())
-        self.ctx.clear(0.0, 0.0, 0.0)
-        self.ctx.enable(self.moderngl.BLEND)
-        texture.use(0)
-        self.vao.render(mode=4 + 1)          # TRIANGLE_STRIP
-        if hud.visible and hud.lines:
-            self._draw_hud(hud.lines)
-        if self._screenshot_wanted:
-            self._screenshot_wanted = False
-            self.screenshots.append(self.screenshot(self.out_dir / f"screenshot-{len(self.screenshots)}.png"))
 
     def present_texture(self, texture, hud: HudState, read: bool = False) -> np.ndarray | None:
         """A frame drawn on the GPU (texture of this context, rows top first): drawn with the HUD,
         swapped. -> the frame uint8 [H, W, 3] when `read` (for a recording), else None."""
-        self._draw(texture, hud)
+        self._show(texture, hud)
         array = None
         if read:
             w, h = texture.size
@@ -192,38 +195,145 @@ class WindowPresenter:
         self.frames_presented += 1
         return array
 
-    def show_status(self, lines: list[str]) -> None:
-        """Before the first frame (warm-up): the lines on a dark window, so it is visibly alive."""
-        self.ctx.viewport = (0, 0, *self.pygame.display.get_window_size())
-        self.ctx.clear(0.08, 0.08, 0.1)
-        self._draw_hud(lines)
-        self.pygame.display.flip()
+    def _show(self, texture, hud: HudState) -> None:
+        self._texture, self._hud = texture, hud
+        self._draw(self.ctx.screen)
 
-    def _draw_hud(self, lines: list[str]) -> None:
-        pg = self.pygame
-        overlay = pg.Surface(self.size, pg.SRCALPHA)
-        pad, line_h = 8, self.font.get_linesize()
-        box_w = max(self.font.size(line)[0] for line in lines) + 2 * pad
-        overlay.fill((0, 0, 0, 150), pg.Rect(0, 0, box_w, line_h * len(lines) + 2 * pad))
-        for i, line in enumerate(lines):
-            overlay.blit(self.font.render(line, True, (255, 255, 255)), (pad, pad + i * line_h))
-        self.hud_tex.write(pg.image.tobytes(overlay, "RGBA"))
-        self.hud_tex.use(0)
-        self.vao.render(mode=4 + 1)
+    def refresh(self) -> None:
+        """Draw the last frame again with the HUD as it is now (a toggled HUD or help shows at once)."""
+        if self._hud is not None:
+            self._draw(self.ctx.screen)
+            self.pygame.display.flip()
+
+    def save_screenshot(self) -> Path | None:
+        """What the window shows now (frame, HUD, help) as OUT/screenshot-N.png, written at once;
+        None before the first frame."""
+        if self._hud is None:
+            return None
+        size = self.window_size
+        fbo = self.ctx.simple_framebuffer(size, components=4)
+        try:
+            self._draw(fbo)
+            data = fbo.read(components=3)
+        finally:
+            fbo.release()
+            self.ctx.screen.use()
+        image = np.frombuffer(data, dtype=np.uint8).reshape(size[1], size[0], 3)[::-1]     # [H, W, 3] top row first
+        path = self.out_dir / f"screenshot-{len(self.screenshots)}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        surface = self.pygame.image.frombuffer(np.ascontiguousarray(image).tobytes(), size, "RGB")
+        self.pygame.image.save(surface, str(path))
+        self.screenshots.append(path)
+        return path
+
+    def show_status(self, lines: list[str]) -> None:
+        """Before the first frame (loading, warm-up): the name and the lines in the middle of a dark
+        window, so it is visibly alive and says what it waits for."""
+        self.ctx.screen.use()
+        self.ctx.viewport = (0, 0, *self.window_size)
+        self.ctx.clear(0.08, 0.08, 0.1)
+        self._draw_overlay(lambda surface: self._paint_status(surface, lines))
+        self.pygame.display.flip()
 
     def toggle_fullscreen(self) -> None:
         self.pygame.display.toggle_fullscreen()
         self.fullscreen = not self.fullscreen
 
-    def screenshot(self, path: Path) -> Path:
-        """Save what the window shows now (frame and HUD) as a PNG."""
-        w, h = self.pygame.display.get_window_size()
-        data = self.ctx.screen.read(viewport=(0, 0, w, h), components=3)
-        image = np.frombuffer(data, dtype=np.uint8).reshape(h, w, 3)[::-1]
-        surface = self.pygame.image.frombuffer(np.ascontiguousarray(image).tobytes(), (w, h), "RGB")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.pygame.image.save(surface, str(path))
-        return path
-
     def close(self) -> None:
         self.pygame.display.quit()
+
+    # ---- drawing -----------------------------------------------------------------------------
+    def _draw(self, target) -> None:
+        """The frame (aspect kept, black bars) and the text layer into `target` (screen or fbo)."""
+        target.use()
+        W, H = self.window_size
+        self.ctx.viewport = (0, 0, W, H)
+        self.ctx.clear(0.0, 0.0, 0.0)
+        self.ctx.enable(self.moderngl.BLEND)  # the display's world drawing may have turned it off
+        self.ctx.viewport = letterbox(self._texture.size, (W, H))
+        self._texture.use(0)
+        self.vao.render(mode=4 + 1)          # TRIANGLE_STRIP
+        self.ctx.viewport = (0, 0, W, H)
+        hud = self._hud
+        if (hud.visible and hud.lines) or (hud.show_help and hud.help_rows):
+            self._draw_overlay(lambda surface: self._paint_hud(surface, hud))
+
+    def _draw_overlay(self, paint) -> None:
+        """Paint a transparent window-sized pygame surface with `paint(surface)` and blend it on top."""
+        pg, size = self.pygame, self.window_size
+        if self.overlay_tex is None or self.overlay_tex.size != size:
+            if self.overlay_tex is not None:
+                self.overlay_tex.release()
+            self.overlay_tex = self.ctx.texture(size, 4)
+        surface = pg.Surface(size, pg.SRCALPHA)
+        paint(surface)
+        self.overlay_tex.write(pg.image.tobytes(surface, "RGBA"))
+        self.overlay_tex.use(0)
+        self.vao.render(mode=4 + 1)
+
+    def _paint_hud(self, surface, hud: HudState) -> None:
+        if hud.show_help and hud.help_rows:          # the help covers the HUD while it shows
+            self._paint_help(surface, hud.help_rows)
+        elif hud.visible and hud.lines:
+            self._paint_box(surface, hud.lines, (0, 0))
+
+    def _paint_box(self, surface, lines: list[str], at: tuple[int, int]) -> None:
+        pg, pad, line_h = self.pygame, 8, self.font.get_linesize()
+        box_w = max(self.font.size(line)[0] for line in lines) + 2 * pad
+        surface.fill((0, 0, 0, 150), pg.Rect(*at, box_w, line_h * len(lines) + 2 * pad))
+        for i, line in enumerate(lines):
+            surface.blit(self.font.render(line, True, (255, 255, 255)), (at[0] + pad, at[1] + pad + i * line_h))
+
+    def _paint_help(self, surface, rows: list[tuple[str, str, str]]) -> None:
+        """The help overlay: a centred table of keys, gamepad and action, scaled down to fit."""
+        pg, pad = self.pygame, 12
+        header = [("keys", "gamepad", "does")]
+        cells = [[self.font.render(text, True, colour) for text, colour in
+                  zip(row, ((255, 220, 120), (150, 200, 255), (255, 255, 255)))] for row in header + rows]
+        widths = [max(c[i].get_width() for c in cells) for i in range(3)]
+        line_h = self.font.get_linesize()
+        table = pg.Surface((sum(widths) + 4 * pad, line_h * len(cells) + 2 * pad), pg.SRCALPHA)
+        table.fill((0, 0, 0, 200))
+        for r, row in enumerate(cells):
+            x = pad
+            for i, cell in enumerate(row):
+                table.blit(cell, (x, pad + r * line_h))
+                x += widths[i] + pad
+        W, H = surface.get_size()
+        scale = min(1.0, 0.95 * W / table.get_width(), 0.95 * H / table.get_height())
+        if scale < 1.0:
+            table = pg.transform.smoothscale(table, (int(table.get_width() * scale), int(table.get_height() * scale)))
+        surface.blit(table, ((W - table.get_width()) // 2, (H - table.get_height()) // 2))
+
+    def _wrap(self, lines: list[str], width: int) -> list[str]:
+        """Lines broken at spaces so that each fits `width` pixels."""
+        out = []
+        for line in lines:
+            words, current = line.split(" "), ""
+            for word in words:
+                trial = f"{current} {word}" if current else word
+                if current and self.font.size(trial)[0] > width:
+                    out.append(current)
+                    trial = word
+                current = trial
+            out.append(current)
+        return out
+
+    def _paint_status(self, surface, lines: list[str]) -> None:
+        W, H = surface.get_size()
+        title = self.title_font.render("roam", True, (255, 255, 255))
+        rendered = [self.font.render(line, True, (210, 210, 220)) for line in self._wrap(lines, W - 16)]
+        line_h = self.font.get_linesize()
+        top = (H - title.get_height() - line_h * (len(rendered) + 1)) // 2
+        surface.blit(title, ((W - title.get_width()) // 2, top))
+        for i, text in enumerate(rendered):
+            surface.blit(text, (max(8, (W - text.get_width()) // 2), top + title.get_height() + line_h * (i + 1)))
+
+
+def letterbox(frame_size: tuple[int, int], window_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The viewport (x, y, w, h) that shows a frame of frame_size (W, H) as large as the window
+    allows without changing its shape, centred."""
+    (fw, fh), (ww, wh) = frame_size, window_size
+    scale = min(ww / fw, wh / fh)
+    w, h = max(1, round(fw * scale)), max(1, round(fh * scale))
+    return (ww - w) // 2, (wh - h) // 2, w, h

@@ -14,6 +14,9 @@ Modes:
   T = (-r cos(pitch) sin(yaw), -r sin(pitch), r - r cos(pitch) cos(yaw)). After a reset the base
   is the anchor, so pose = anchor @ sphere2pose(...). W/S dolly along the optical axis.
 - tripod: rotation only, at the current position (after a reset: the reference's rotation_only).
+A command's `goal` (automatic walks) is a pose relative to the current source camera; while no move
+or look is held, the rig turns it into the move and look that close on it at `steer_rate`, so the
+motion keeps the same speeds, inertia and collisions as a person's.
 Speeds and distances scale with `scene_scale` (e.g. the median scene depth). Velocities follow
 the input with a first-order response (accel_rate while held, damping_rate after release), which
 is frame-rate independent and gives the camera inertia. `depth_trust` (the Scene's, 0 for a guessed
@@ -23,6 +26,7 @@ of the source cameras (untrusted_reach / (1 - trust) scene scales), where a wron
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -167,26 +171,27 @@ class CameraRig:
             self.set_mode(cmd.mode)
         if cmd.cycle_mode:
             self.set_mode(CAMERA_MODES[(CAMERA_MODES.index(self.mode) + 1) % len(CAMERA_MODES)])
-        self._held = CameraCommand(move=cmd.move, look=cmd.look, run=cmd.run)
-        self.state = self._integrate(self.state, cmd, dt_s, self._frame(source_c2w))
+        self._held = CameraCommand(move=cmd.move, look=cmd.look, run=cmd.run, goal=cmd.goal)
+        self.state = self._integrate(self.state, cmd, dt_s, self._frame(source_c2w), source_c2w)
 
     def predict(self, n_frames: int, dt_s: float, source_c2ws=None, start_s: float = 0.0) -> np.ndarray:
         """The poses [n, 4, 4] at start_s + dt_s, start_s + 2 dt_s, ... from now, if the current
         input stays held (mouse motion does not repeat), integrated in steps of at most
-        PREDICT_STEP_S as the ticks would. The rig itself does not change. Ride-along needs the
-        source poses of those frames [n, 4, 4]."""
+        PREDICT_STEP_S as the ticks would. The rig itself does not change. Ride-along and goals
+        need the source poses of those frames [n, 4, 4]."""
         state, out = self.state, []
         for i in range(n_frames):
-            frame = self._frame(None if source_c2ws is None else source_c2ws[i])
-            state = self._advance(state, start_s + dt_s if i == 0 else dt_s, frame)
+            source = None if source_c2ws is None else source_c2ws[i]
+            frame = self._frame(source)
+            state = self._advance(state, start_s + dt_s if i == 0 else dt_s, frame, source)
             out.append(frame @ state.rel_c2w())
         return np.stack(out) if out else np.zeros((0, 4, 4))
 
-    def _advance(self, state: RigState, dt_s: float, frame: np.ndarray) -> RigState:
+    def _advance(self, state: RigState, dt_s: float, frame: np.ndarray, source_c2w=None) -> RigState:
         """`state` after dt_s seconds of the held input."""
         steps = max(1, math.ceil(dt_s / PREDICT_STEP_S - 1e-9))
         for _ in range(steps):
-            state = self._integrate(state, self._held, dt_s / steps, frame)
+            state = self._integrate(state, self._held, dt_s / steps, frame, source_c2w)
         return state
 
     def reset(self, to_c2w=None, source_c2w=None) -> None:
@@ -238,8 +243,10 @@ class CameraRig:
         s.orbit = np.array([-s.pitch_deg, 0.0, r, 0.0])
 
     # ---- integration (pure: returns a new state) -------------------------------------------
-    def _integrate(self, state: RigState, cmd: CameraCommand, dt_s: float, frame: np.ndarray) -> RigState:
+    def _integrate(self, state: RigState, cmd: CameraCommand, dt_s: float, frame: np.ndarray,
+                   source_c2w=None) -> RigState:
         s = copy.deepcopy(state)
+        cmd = self._steer(s, cmd, frame, source_c2w)
         if s.mode == "orbit":
             self._integrate_orbit(s, cmd, dt_s)
             return s
@@ -247,6 +254,30 @@ class CameraRig:
         if s.mode != "tripod":
             self._integrate_move(s, cmd, dt_s, frame)
         return s
+
+    def _steer(self, s: RigState, cmd: CameraCommand, frame: np.ndarray, source_c2w) -> CameraCommand:
+        """The command with move and look that close on its goal (a pose relative to `source_c2w`);
+        unchanged without a goal, in orbit mode, or while a person moves or looks."""
+        manual = any(cmd.move) or any(cmd.look) or any(cmd.look_delta_deg)
+        if cmd.goal is None or source_c2w is None or s.mode == "orbit" or manual:
+            return cmd
+        c, walk = self.cfg, s.mode == "walk"
+        x, y, z, yaw = cmd.goal
+        goal = np.linalg.inv(frame) @ np.asarray(source_c2w, dtype=np.float64) @ \
+            pose(rot_y(yaw), np.array([x, y, z]) * self.scale)                 # [4, 4] in the rig's frame
+        goal_yaw, goal_pitch = yaw_pitch_of(goal[:3, :3])
+        turn = ((goal_yaw - s.yaw_deg + 180.0) % 360.0 - 180.0, goal_pitch - s.pitch_deg)   # degrees
+        look = tuple(float(np.clip(d * c.steer_rate / c.look_speed_deg_s, -1.0, 1.0)) for d in turn)
+        move = (0.0, 0.0, 0.0)
+        if s.mode != "tripod":
+            error = goal[:3, 3] - s.position                                  # [3] frame axes
+            heading = rot_y(s.yaw_deg) if walk else look_rotation(s.yaw_deg, s.pitch_deg)
+            speed = (c.walk_speed if walk else c.fly_speed) * self.scale
+            local = heading.T @ error * c.steer_rate / speed                   # [3] camera axes, in speeds
+            if walk:
+                local[1] = 0.0                                                 # walk keeps its eye height
+            move = tuple(float(v) for v in _unit_clamp(local))
+        return dataclasses.replace(cmd, move=move, look=look, run=False)
 
     def _integrate_look(self, s: RigState, cmd: CameraCommand, dt_s: float) -> None:
         c = self.cfg

@@ -1,5 +1,5 @@
-"""Scripted drivers of a session: the built-in demo walk (timed key input, so the headless run goes
-through the same rig a person drives) and `--script` sources (trajectory files, camera-path JSON,
+"""Scripted drivers of a session: the demo walk (timed goals that the rig steers toward, so the
+headless run goes through the same rig a person drives) and `--script` sources (trajectory files, camera-path JSON,
 recorded runs) turned into a ScriptedPath of per-frame poses and source indices."""
 from __future__ import annotations
 
@@ -8,21 +8,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from controllers.commands import CameraCommand, Commands
+from controllers.commands import Commands
 from controllers.scripted import ScriptedPath
 from runtime.recorder import load_recorded_blocks, load_recorded_poses
+from runtime.session import scene_scale
+from runtime.walk_plan import plan_walk
+from scenes.errors import SceneInputError
 from scenes.trajectory import read_keys, read_pose_json, target_c2w
 
-# (start, end) as fractions of one period, and what is held: a short walk with a look around.
-DEMO_WALK = (
-    (0.00, 0.30, CameraCommand(move=(0.0, 0.0, 0.4))),
-    (0.30, 0.55, CameraCommand(move=(0.3, 0.0, 0.2), look=(-0.3, 0.0))),
-    (0.55, 0.80, CameraCommand(move=(-0.4, 0.0, 0.0), look=(0.35, 0.1))),
-    (0.80, 1.00, CameraCommand(move=(0.0, 0.0, -0.4), look=(0.0, -0.1))),
-)
-# Longer sessions repeat the walk; each segment change is a control event. The period is no multiple
-# of a block's 0.5 s, so over a session the events fall at every phase of the block schedule and the
-# control-to-photon figures sample the whole range instead of one lucky or unlucky phase.
+# The demo walk (runtime/walk_plan.py) repeats in longer sessions; each goal change is a control
+# event. The period is no multiple of a block's 0.5 s, so over a session the events fall at every
+# phase of the block schedule and the control-to-photon figures sample the whole range instead of
+# one lucky or unlucky phase.
 DEMO_PERIOD_S = 8.37
 
 
@@ -42,8 +39,10 @@ class TimedInputs:
         return Commands()
 
 
-def demo_walk(seconds: float, tick_hz: float) -> TimedInputs:
-    return TimedInputs(DEMO_WALK, min(seconds, DEMO_PERIOD_S), tick_hz)
+def demo_walk(scene, seconds: float, tick_hz: float, *, min_seen: float) -> TimedInputs:
+    """The scene's automatic walk, one loop per DEMO_PERIOD_S (or per session, when shorter)."""
+    plan = plan_walk(scene, scene_scale(scene), min_seen=min_seen)
+    return TimedInputs(plan.segments, min(seconds, DEMO_PERIOD_S), tick_hz)
 
 
 def load_script(path: str | Path, source_c2w: torch.Tensor, *, relative_to_source: bool = False,
@@ -60,8 +59,8 @@ def load_script(path: str | Path, source_c2w: torch.Tensor, *, relative_to_sourc
         c2w, indices, _ = load_recorded_poses(path)
         return ScriptedPath(c2w, np.array(indices) % len(source_c2w))
     if not path.is_file():
-        raise ValueError(f"--script {path}: no such file or folder; give a trajectory .txt, a camera-path "
-                         ".json or a recorded run folder")
+        raise SceneInputError(f"--script {path}: no such file or folder; give a trajectory .txt, a camera-path "
+                              ".json or a recorded run folder")
     if path.suffix.lower() == ".json":
         c2w, indices = read_pose_json(path)
         idx = np.arange(len(c2w)) if indices is None else np.asarray(indices)

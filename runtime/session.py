@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import sys
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from controllers.commands import Commands, TimeCommand, merge
+from controllers.help import help_rows
 from controllers.scripted import ScriptedPath
 from runtime.config import AppConfig
 from runtime.display import GeneratedView
@@ -39,6 +41,7 @@ from runtime.telemetry import GcPauses, PoseTrace, Telemetry
 from runtime.ticker import FixedTicker
 from runtime.worker import BlockRequest, GeneratedBlock, GenerationWorker, PrepareHint, SceneTensors
 from runtime.world_clock import WorldClock
+from scenes.atomic import close_all
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class FrameInfo:
     source_index: int
     c2w: np.ndarray            # [4, 4] float64, the camera it was rendered from
     depth: torch.Tensor | None = None   # float32 [H, W] camera z of its render (for warping it), if made
+    seen: float | None = None  # share of its pixels the point-cloud render covered
 
 
 class VirtualClock:
@@ -109,7 +113,7 @@ class Session:
                                        keep_on_device=display is None and getattr(presenter, "accepts_device_frames", False),
                                        setup=worker_setup, with_depth=display is not None and not self.live_content)
         self.max_worker_restarts, self.worker_restarts = max_worker_restarts, 0
-        self.hud = HudState(visible=True)
+        self.hud = HudState(visible=True, help_rows=help_rows(cfg.controllers))
         self.tick = 0
         self.frames_presented = 0
         self.quit = False
@@ -130,6 +134,12 @@ class Session:
         self._next_display_s: float | None = None
         self._render_s = 0.0                           # recent time from pose sample to present (EMA)
         self._alpha = 0.0                              # the ticker's fraction of a tick at the last advance
+        self._seen_shown: float | None = None          # the last displayed frame's share the video saw
+        self._waiting_since = self._status_due_s = time.perf_counter()   # the first frame's wait: since, next redraw
+
+    def request_quit(self) -> None:
+        """End the session at its next loop step (safe from a signal handler: it only sets a flag)."""
+        self.quit = True
 
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> dict:
@@ -137,16 +147,14 @@ class Session:
         self.worker.start()
         try:
             self._await_worker()
-            wall0 = time.perf_counter()
+            wall0 = self._waiting_since = time.perf_counter()
             self.ticker.restart()                  # input and time start now, not during the warm-up
             with GcPauses() as gc_pauses:
                 while not self._finished():
                     self._iterate()
         finally:
             self.worker.stop()
-            self.presenter.close()
-            if self.recorder is not None:
-                self.recorder.close()
+            close_all(self.presenter.close, *([self.recorder.close] if self.recorder is not None else []))
         wall_s = time.perf_counter() - wall0
         summary = self.telemetry.summary()
         summary.update(wall_s=wall_s, achieved_fps=self.frames_presented / wall_s if wall_s > 0 else None,
@@ -190,6 +198,8 @@ class Session:
 
     def _iterate(self) -> None:
         self._pump_events()
+        if self.presenter.frames_presented == 0:
+            self._show_waiting()
         due, self._alpha = self.ticker.advance()
         for _ in range(due):
             self._tick()
@@ -213,8 +223,15 @@ class Session:
             if hasattr(self.refiner, "warm_up") else []
         while not self.worker.ready.wait(0.1) and not self.quit:
             self._pump_events()
-            self.presenter.show_status([f"roam: warming up the {self.refiner.name} refiner, "
-                                        f"{time.perf_counter() - t0:.0f} s", *compiles])
+            self.presenter.show_status([f"warming up the {self.refiner.name} refiner "
+                                        f"({time.perf_counter() - t0:.0f} s)", *compiles])
+
+    def _show_waiting(self) -> None:
+        """Until the first frame is on screen (its block can take seconds): say so, four times a second."""
+        now = time.perf_counter()
+        if now >= self._status_due_s:
+            self._status_due_s = now + 0.25
+            self.presenter.show_status([f"making the first frames ({now - self._waiting_since:.0f} s)"])
 
     def _present_locked(self) -> None:
         while len(self.buffer) == 0 and (self._in_flight > 0 or self.worker.mailbox.pending):
@@ -290,13 +307,16 @@ class Session:
         else:
             c2w = self._pose_at(0.0 if self.frame_locked else self._alpha / self.cfg.runtime.loop.tick_hz + self._render_s)
         pose_tick = self.tick
-        self.hud.lines = self._hud_lines(self.content)
+        self.hud.lines = self._hud_lines(self.content, self._seen_shown)
         t0 = time.perf_counter()
         frame = self.display.show(c2w, self.content.source_index, self.generated, self.hud,
                                   read=self.recorder is not None)
         self._render_s += 0.2 * ((time.perf_counter() - t0) - self._render_s)
         presented = self._stamp()
-        self.telemetry.displayed(presented, pose_tick)
+        # what the video saw of this frame: the display's own coverage, or with a generated frame
+        # (which covers what the model invented too) the coverage of the render it was made from
+        self._seen_shown = self.display.seen if self.generated is None else self.content.seen
+        self.telemetry.displayed(presented, pose_tick, seen=self._seen_shown)
         self.pose_trace.displayed(presented, c2w)
         if self.recorder is not None:
             self.recorder.log_frame(torch.from_numpy(frame), self.content.source_index, c2w,
@@ -305,10 +325,10 @@ class Session:
 
     def _pose_at(self, ahead_s: float) -> np.ndarray:
         """The rig's pose ahead_s seconds after its last tick, if the held input stays held."""
-        ride = self.source_c2w[[self.clock.index]] if self.cfg.runtime.rig.ride_along else None
+        source = self.source_c2w[[self.clock.index]]                  # [1, 4, 4]: ride-along and goals follow it
         if ahead_s <= 0.0:
-            return self.rig.c2w(ride[0] if ride is not None else None)
-        return self.rig.predict(1, ahead_s, ride)[0]
+            return self.rig.c2w(source[0])
+        return self.rig.predict(1, ahead_s, source)[0]
 
     def _draining(self) -> bool:
         return self._script_over() and self._in_flight == 0
@@ -348,12 +368,14 @@ class Session:
         app = cmds.app
         if app.quit:
             self.quit = True
-        if app.toggle_hud:
-            self.hud.visible = not self.hud.visible
+        if app.toggle_hud or app.toggle_help:
+            self.hud.visible ^= app.toggle_hud
+            self.hud.show_help ^= app.toggle_help
+            self.presenter.refresh()                 # at once, also while paused or between slow frames
         if app.toggle_fullscreen and hasattr(self.presenter, "toggle_fullscreen"):
             self.presenter.toggle_fullscreen()
-        if app.screenshot and hasattr(self.presenter, "request_screenshot"):
-            self.presenter.request_screenshot()
+        if app.screenshot and (path := self.presenter.save_screenshot()) is not None:
+            print(f"roam: screenshot {path}", file=sys.stderr)
         if app.toggle_record and self.new_recorder is not None:
             if self.recorder is None:
                 self.recorder = self.new_recorder()
@@ -462,7 +484,7 @@ class Session:
             poses = np.stack([self.rig.c2w(None if ride is None else ride[i]) for i in range(n)])
             return poses, indices, any(f.discontinuity for f in frames)
         period = 1.0 / self.fps
-        poses = self.rig.predict(n, period, ride, start_s=max(0.0, lead_s - period))
+        poses = self.rig.predict(n, period, self.source_c2w[indices], start_s=max(0.0, lead_s - period))
         return poses, indices, any(f.discontinuity for f in frames)
 
     def _collect(self, wait: bool) -> None:
@@ -484,14 +506,15 @@ class Session:
         for i, frame in enumerate(block.frames):
             j = offset + i
             depth = block.depth[i] if block.depth is not None else None
-            self.buffer.push(frame, FrameInfo(req.block_id, req.source_indices[j], req.target_c2w[j], depth))
+            seen = float(block.seen[j]) if block.seen is not None else None
+            self.buffer.push(frame, FrameInfo(req.block_id, req.source_indices[j], req.target_c2w[j], depth, seen))
 
     # ---- presentation -----------------------------------------------------------------------
     def _present(self, frame: torch.Tensor, info: FrameInfo) -> None:
-        self.hud.lines = self._hud_lines(info)
+        self.hud.lines = self._hud_lines(info, info.seen)
         self.presenter.present(frame, self.hud)
         now = time.perf_counter()
-        self.telemetry.present(info.block_id, now)
+        self.telemetry.present(info.block_id, now, seen=info.seen)
         self.pose_trace.displayed(self.virtual.t if self.frame_locked else now, info.c2w)
         if self.first_present_s is None:
             self.first_present_s = now
@@ -499,7 +522,7 @@ class Session:
             self.recorder.log_frame(frame, info.source_index, info.c2w)
         self.frames_presented += 1
 
-    def _hud_lines(self, info: FrameInfo) -> list[str]:
+    def _hud_lines(self, info: FrameInfo, seen: float | None) -> list[str]:
         now = time.perf_counter()
         if now - getattr(self, "_hud_at", -1e9) >= 2.0:                   # HUD stats every 2 s
             self._hud_stats, self._hud_at = self.telemetry.summary(), now
@@ -513,8 +536,19 @@ class Session:
                 + (f"{lat['p50']:4.0f} ms" if "p50" in lat else "  -- ms"),
                 f"time {info.source_index:4d}/{self.scene.num_frames - 1}  {state}",
                 f"buffer {len(self.buffer):2d} frames  block {info.block_id}",
+                *seen_lines(seen, self.cfg.runtime.seen_warning, self.cfg.controllers.keys.reset),
                 *[str(source.status) for source in self.status],
                 f"REC {self.recorder.frames} frames" if self.recorder is not None else "C records"]
+
+
+def seen_lines(seen: float | None, warning: float, reset_keys: tuple[str, ...]) -> list[str]:
+    """The HUD's word on how much of the view the video saw (the render's coverage of the frame)."""
+    if seen is None:
+        return []
+    if seen < warning:
+        back = f" ({reset_keys[0].upper()}: back to the video's camera)" if reset_keys else ""
+        return [f"OUTSIDE THE SEEN WORLD: {100 * seen:.0f} % of the view seen{back}"]
+    return [f"seen {100 * seen:3.0f} % of the view"]
 
 
 def peak_gpu_memory_gib(device: torch.device) -> float | None:

@@ -63,6 +63,7 @@ class Telemetry:
         self._blocks: dict[int, dict] = {}          # block -> {"tick": int | None, stage: t, ...}
         self._presents: deque[tuple[float, int]] = deque(maxlen=history_frames)   # (t, block) per frame
         self._changes: deque[tuple[int, float]] = deque(maxlen=history_frames)    # (tick, t) of camera changes
+        self._seen: deque[float] = deque(maxlen=history_frames)                   # per frame: share the render covered
         self._last_cam: CameraCommand | None = None
 
     def mark(self, block: int, stage: str, t: float | None = None, *, tick: int | None = None) -> None:
@@ -79,27 +80,34 @@ class Telemetry:
             if tick is not None:
                 rec["tick"] = tick
 
-    def present(self, block: int, t: float | None = None) -> None:
-        """One frame of `block` was shown; the block's first frame also marks its "present" stage."""
+    def present(self, block: int, t: float | None = None, seen: float | None = None) -> None:
+        """One frame of `block` was shown; the block's first frame also marks its "present" stage.
+        seen: the share of the frame's pixels the point-cloud render covered, if known."""
         t = self._now() if t is None else t
         self.mark(block, "present", t)
         with self._lock:
             self._presents.append((t, block))
+            if seen is not None:
+                self._seen.append(seen)
 
-    def displayed(self, t: float, pose_tick: int) -> None:
+    def displayed(self, t: float, pose_tick: int, seen: float | None = None) -> None:
         """A displayed frame was presented at t; its camera pose came from the rig after `pose_tick`
-        ticks (so it includes the commands of ticks < pose_tick)."""
+        ticks (so it includes the commands of ticks < pose_tick). seen: the share of its pixels the
+        source frames covered, if known."""
         with self._lock:
             self._displays.append((t, pose_tick))
+            if seen is not None:
+                self._seen.append(seen)
 
     def camera_changed(self, tick: int, t: float | None = None) -> None:
         with self._lock:
             self._changes.append((tick, self._now() if t is None else t))
 
     def camera_command(self, tick: int, cmd: CameraCommand, t: float | None = None) -> None:
-        """Feed every tick's camera command; a change from the previous tick (or any mouse
-        motion, mode switch or reset) is recorded as a control event."""
-        held = CameraCommand(move=cmd.move, look=cmd.look, run=cmd.run)
+        """Feed every tick's camera command; a change from the previous tick (held keys, sticks or
+        an automatic walk's goal; or any mouse motion, mode switch or reset) is recorded as a control
+        event."""
+        held = CameraCommand(move=cmd.move, look=cmd.look, run=cmd.run, goal=cmd.goal)
         edge = cmd.look_delta_deg != (0.0, 0.0) or cmd.cycle_mode or cmd.mode is not None or cmd.reset
         if edge or (self._last_cam is not None and held != self._last_cam):
             self.camera_changed(tick, t)
@@ -164,6 +172,7 @@ class Telemetry:
     def summary(self) -> dict:
         with self._lock:
             times = np.array([t for t, _ in self._presents], dtype=np.float64)
+            seen = np.array(self._seen, dtype=np.float64)
             n_blocks = len(self._blocks)
         intervals = np.diff(times)
         out = {"blocks": n_blocks, "frames_presented": int(times.size),
@@ -171,7 +180,9 @@ class Telemetry:
                "frame_interval_ms": _percentiles(intervals),
                "jitter_ms": float(intervals.std() * 1000.0) if intervals.size else None,
                "control_to_photon_ms": _percentiles(self.control_to_photon()),
-               "stages_ms": {k: _percentiles(v) for k, v in self.stage_durations().items()}}
+               "stages_ms": {k: _percentiles(v) for k, v in self.stage_durations().items()},
+               "seen": {"n": int(seen.size), "mean": float(seen.mean()), "p5": float(np.percentile(seen, 5)),
+                        "min": float(seen.min())} if seen.size else {"n": 0}}
         if self.fps and intervals.size:
             out["late_frames"] = int((intervals > 1.5 / self.fps).sum())   # shown more than half a period late
         if self._displays:                  # the camera reaches the screen through displayed frames

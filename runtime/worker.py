@@ -54,11 +54,14 @@ class GeneratedBlock:
     the worker keeps them there. The frames are the LAST T' of the request's frames (a refiner may
     return fewer, e.g. the DiT's first block). prepared: its camera-independent work was done ahead.
     depth: float32 [T', H, W] camera z of the point-cloud render at each frame's pose, holes filled
-    (for warping the frames to another camera), when the worker makes it."""
+    (for warping the frames to another camera), when the worker makes it.
+    seen: float32 [T] on the CPU, the share of each requested frame's pixels that the point-cloud
+    render covered (1: the source cameras saw everything in view; the rest the refiner invents)."""
     request: BlockRequest
     frames: torch.Tensor
     prepared: bool = False
     depth: torch.Tensor | None = None
+    seen: torch.Tensor | None = None
 
 
 class LatestMailbox:
@@ -239,6 +242,7 @@ class GenerationWorker:
             self.refiner.reset()
         prepared = self.can_prepare and self.refiner.is_prepared(request.source_indices)
         render, mask, source = self.scene.render(request.source_indices, request.target_c2w)
+        seen = to_host(mask.flatten(1).float().mean(1))                 # [T], valid after the wait
         clock.mark("render")
         frames = self.refiner.refine(RefineInput(render=render, mask=mask, source=source, mark=clock.mark,
                                                  source_indices=tuple(request.source_indices)))
@@ -253,12 +257,12 @@ class GenerationWorker:
         for stage, t in clock.times():
             self._mark(request.block_id, stage, t)
         self.blocks_done += 1
-        return GeneratedBlock(request=request, frames=frames, prepared=prepared, depth=depth)
+        return GeneratedBlock(request=request, frames=frames, prepared=prepared, depth=depth, seen=seen)
 
 
 def to_host(frames: torch.Tensor) -> torch.Tensor:
-    """Start copying CUDA frames into page-locked host memory (a fast DMA, unlike a copy to pageable
-    memory) and return the host tensor: valid once the copy is waited for. CPU frames pass through.
+    """Start copying a CUDA tensor into page-locked host memory (a fast DMA, unlike a copy to pageable
+    memory) and return the host tensor: valid once the copy is waited for. CPU tensors pass through.
     The caching host allocator recycles the memory once the tensor is freed and its copy is done."""
     if frames.device.type != "cuda":
         return frames

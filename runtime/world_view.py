@@ -43,6 +43,11 @@ class WorldView:
         self.layers.filter = (moderngl.LINEAR_MIPMAP_NEAREST, moderngl.LINEAR)
         self.layers.repeat_x = self.layers.repeat_y = False
         self.levels = int(np.log2(max(size))) + 1
+        # the coarsest level whose texels each average a whole 2^k x 2^k block: below it, a level of odd
+        # size drops its last row or column, so its mean is no longer the frame's
+        self.exact_level = 0
+        while self.exact_level + 1 < self.levels and all(s % (2 << self.exact_level) == 0 for s in size):
+            self.exact_level += 1
         self.layer_fbo = ctx.framebuffer([self.layers])
         self.frame = ctx.texture(size, 4)
         self.frame_fbo = ctx.framebuffer([self.frame])
@@ -71,6 +76,13 @@ class WorldView:
             (self.filled[level] if level + 1 < self.levels else self.filled[-1]).use(1)
             self.pull["level"], self.pull["coarsest"] = level, level + 1 == self.levels
             self.pull_vao.render(mode=5)                                    # TRIANGLE_STRIP
+
+    def covered(self) -> float:
+        """The share of the last rendered frame's pixels that a layer covered (before the fill): the
+        mean coverage over the push pyramid's `exact_level`, a small read."""
+        w, h = self.size[0] >> self.exact_level, self.size[1] >> self.exact_level
+        texels = np.frombuffer(self.layers.read(level=self.exact_level), np.float16).reshape(h, w, 4)   # [h, w, 4]
+        return float(np.clip(texels[..., 3].astype(np.float32).mean(), 0.0, 1.0))
 
     def read(self) -> np.ndarray:
         """The last rendered frame -> uint8 [H, W, 3], row 0 first."""

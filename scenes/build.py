@@ -5,8 +5,10 @@ Steps: probe and plan (bad input fails here, before any work), decode (scenes/vi
 every frame kept; broken data in the middle is skipped with a warning naming the frame), depth
 (scenes/depth: auto | sample | file | da3 | estimate), caption (--prompt, else Florence-2 from
 checkpoints/Florence-2-large, else an empty caption with a notice), store (atomic; a failure
-leaves nothing behind). A cached Scene is reused only when the video bytes, depth file bytes and
-every setting that shapes the result are unchanged.
+leaves nothing behind). A cached Scene is reused only when the video bytes, depth file bytes, the
+caption's source (the --prompt text or the Florence-2 weights) and every setting that shapes the
+result are unchanged. The caption's umT5 embedding is stored beside it, named by the caption and the
+encoder (cli/prompt_embedding.py), so a new encoder re-encodes without rebuilding the Scene.
 """
 from __future__ import annotations
 
@@ -15,13 +17,15 @@ import sys
 import warnings
 from pathlib import Path
 
-from scenes.captions import CaptionError, caption_frame, florence_missing
+from scenes.caption_weights import FLORENCE_DIR
+from scenes.captions import CaptionError, caption_frame, florence_identity, florence_missing
 from scenes.depth import DepthPlan, DepthRequest, plan_depth, run_depth
 from scenes.depth.sfm import sfm_missing
 from scenes.frame_fit import FrameFit
+from scenes.memory import require_memory
 from scenes.sample import generator_hash
 from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, for_storage, scene_cache_key
-from scenes.video import VideoDecodeWarning, VideoError, VideoInfo, decode_video, probe_video
+from scenes.video import VideoDecodeWarning, VideoInfo, decode_video, probe_video
 
 BUILD_VERSION = 1                  # bump when the build itself changes what it produces
 REFERENCE_MAX_FRAMES = 1000        # the reference cuts videos here; roam keeps every frame
@@ -39,7 +43,7 @@ def build_settings(cfg, plan: DepthPlan, prompt: str | None, florence_reason: st
     settings = {"builder": BUILD_VERSION, "width": cfg.scenes.width, "height": cfg.scenes.height, "fit": cfg.scenes.fit,
                 "storage": cfg.scenes.storage,
                 "depth": plan.settings(), "depth_cfg": dataclasses.asdict(cfg.scenes.depth),
-                "caption": {"prompt": prompt} if prompt is not None else {"florence": florence_reason is None}}
+                "caption": caption_settings(cfg, prompt, florence_reason)}
     if cfg.scenes.depth.sfm:
         settings["sfm_available"] = sfm_missing() is None
     if plan.mode in ("auto", "sample"):
@@ -47,25 +51,20 @@ def build_settings(cfg, plan: DepthPlan, prompt: str | None, florence_reason: st
     return settings
 
 
-def available_memory_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo (Linux); None where unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+def caption_settings(cfg, prompt: str | None, florence_reason: str | None) -> dict:
+    """The caption's part of the cache key: the prompt, or the Florence-2 weights that write it."""
+    if prompt is not None:
+        return {"prompt": prompt}
+    if florence_reason is not None:
+        return {"florence": False}
+    return {"florence": florence_identity(Path(cfg.model.checkpoint_dir) / FLORENCE_DIR)}
 
 
 def check_memory(info: VideoInfo, width: int, height: int) -> None:
     """Fail before decoding when the whole Scene cannot fit in memory (a Scene holds every frame)."""
     frames = info.num_frames or round(info.duration_s * info.fps)
-    need, free = frames * width * height * BYTES_PER_PIXEL, available_memory_bytes()
-    if free is not None and need > free:
-        raise VideoError(f"{info.path}: {frames} frames at {width}x{height} need about {need / 2**30:.1f} GiB to build, "
-                         f"{free / 2**30:.1f} GiB is free; cut the video (e.g. ffmpeg -t SECONDS) or lower "
-                         "scenes.width/height")
+    require_memory(frames * width * height * BYTES_PER_PIXEL, f"{info.path}: {frames} frames at {width}x{height}",
+                   "cut the video (e.g. ffmpeg -t SECONDS) or lower scenes.width/height")
 
 
 def _decode(path: Path, width: int, height: int, fit: str):
@@ -88,7 +87,7 @@ def _caption(cfg, frames, prompt: str | None, florence_reason: str | None, devic
     if florence_reason is not None:
         _say(f"no caption (the DiT refiner then runs with an empty prompt): {florence_reason}")
         return "", "none"
-    model_dir = Path(cfg.model.checkpoint_dir) / "Florence-2-large"
+    model_dir = Path(cfg.model.checkpoint_dir) / FLORENCE_DIR
     try:
         return caption_frame(frames[len(frames) // 2].numpy(), model_dir, device), "florence-2"
     except CaptionError as err:
@@ -134,7 +133,7 @@ def build_scene_at(cfg, video_path, *, device, depth: str = "auto", depth_file=N
     info = probe_video(path)
     check_memory(info, cfg.scenes.width, cfg.scenes.height)
     plan = plan_depth(depth, path, depth_file, Path(cfg.model.checkpoint_dir) / "DA3")
-    florence_reason = florence_missing(Path(cfg.model.checkpoint_dir) / "Florence-2-large") if prompt is None else None
+    florence_reason = florence_missing(Path(cfg.model.checkpoint_dir) / FLORENCE_DIR) if prompt is None else None
     video_hash = file_content_hash(path)
     key = scene_cache_key(video_hash, build_settings(cfg, plan, prompt, florence_reason))
     fit = FrameFit(cfg.scenes.fit, (info.width, info.height), (cfg.scenes.width, cfg.scenes.height))

@@ -8,10 +8,13 @@ On disk a Scene is one folder:
     depth.zlib          depth [N, H, W], zlib-compressed little-endian float16 when every value is one
                         (`compact_depth` rounds it so where the reference's depth codec is no better), else
                         float32
-    scene.safetensors   K float32 [N, 3, 3], c2w float32 [N, 4, 4] (OpenCV axes), optional prompt_embeds
-                        bf16 [S, D] or [1, S, D]
+    scene.safetensors   K float32 [N, 3, 3], c2w float32 [N, 4, 4] (OpenCV axes)
     scene.json          the sidecar: format, version, fps, caption, the shape and dtype of every tensor,
                         the sha256 of every file, and `meta` (source path, build settings, ...)
+    prompt.safetensors  (once the caption is encoded) prompt_embeds bf16 [S, D] or [1, S, D], the text
+                        encoder's output for the caption; its metadata names the caption (sha256) and the
+                        encoder. It is added or replaced later (the encoder downloaded after the build)
+                        without touching the other files; one that no longer matches the caption is ignored.
 
 All are written under temporary names and renamed, the sidecar last, so a reader sees either the old
 scene, the new one, or (after a crash between the renames) a hash mismatch that it reports as
@@ -26,7 +29,6 @@ import logging
 import math
 import os
 import shutil
-import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +38,13 @@ from typing import Callable
 import av
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from scenes.atomic import remove_stale_temporaries, temporary_path, writable_folder, write_atomic
 from scenes.errors import SceneInputError
+from scenes.memory import require_memory
 
 FORMAT = "roam-scene"
 VERSION = 2
@@ -58,6 +62,9 @@ DTYPES = {"frames": torch.uint8, "depth": torch.float32, "K": torch.float32, "c2
           "prompt_embeds": torch.bfloat16}
 DTYPE_NAMES = {torch.uint8: "uint8", torch.float16: "float16", torch.float32: "float32", torch.bfloat16: "bfloat16"}
 
+PROMPT_FILE = "prompt.safetensors"
+GEOMETRY = ("frames", "depth", "K", "c2w")
+
 log = logging.getLogger(__name__)
 
 
@@ -73,9 +80,11 @@ class Scene:
     K: float32 [N, 3, 3] pixel intrinsics, pixel centres at integer coordinates (OpenCV).
     c2w: float32 [N, 4, 4] camera-to-world, OpenCV camera axes (+x right, +y down, +z forward).
     prompt_embeds: optional bf16 [S, D] or [1, S, D] umT5 output for `caption` (D = 4096).
+    prompt_encoder: names the text encoder that made prompt_embeds ("" where unknown).
     meta: JSON-serialisable; by convention `source` (input path) and `settings` (build settings).
-    content_hash: the stored files' combined sha256 ("" until the scene is saved or loaded);
-    folder: where it was loaded from (None until then), for what is stored beside it (the fused world)."""
+    content_hash: the stored files' combined sha256 ("" until the scene is saved or loaded).
+    folder: the folder it was loaded from or saved to (None until then), for what is stored beside it
+    (the fused world, a prompt embedding made later)."""
     frames: torch.Tensor
     depth: torch.Tensor
     K: torch.Tensor
@@ -83,6 +92,7 @@ class Scene:
     fps: float
     caption: str = ""
     prompt_embeds: torch.Tensor | None = None
+    prompt_encoder: str = ""
     meta: dict = field(default_factory=dict)
     content_hash: str = ""
     folder: Path | None = None
@@ -100,11 +110,9 @@ class Scene:
         return int(self.frames.shape[2])
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """The tensors as stored in scene.safetensors."""
-        out = {"frames": self.frames, "depth": self.depth, "K": self.K, "c2w": self.c2w}
-        if self.prompt_embeds is not None:
-            out["prompt_embeds"] = self.prompt_embeds
-        return out
+        """The stored tensors besides the prompt embedding: frames (frames.mkv), depth (depth.zlib), K and
+        c2w (scene.safetensors)."""
+        return {name: getattr(self, name) for name in GEOMETRY}
 
     def save(self, folder: Path | str, storage: str = "exact") -> Path:
         return save_scene(self, folder, storage)
@@ -174,8 +182,19 @@ def file_content_hash(path: Path | str, chunk_bytes: int = 1 << 22) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+def weights_fingerprint(paths: list[Path], sample_bytes: int = 1 << 20) -> str:
+    """Names a set of weight files cheaply (for cache keys of what a model made): each file's name,
+    size and three sampled windows of `sample_bytes` (start, middle, end), since other weights differ
+    there and an 11 GB file is not read whole; small files are read whole. -> 16 hex characters"""
+    h = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        size = path.stat().st_size
+        h.update(f"{path.name}\0{size}\0".encode())
+        with open(path, "rb") as f:
+            for start in sorted({0, max(0, size // 2 - sample_bytes // 2), max(0, size - sample_bytes)}):
+                f.seek(start)
+                h.update(f.read(sample_bytes))
+    return h.hexdigest()[:16]
 
 
 def compact_depth(depth: torch.Tensor) -> torch.Tensor:
@@ -216,7 +235,9 @@ def _write_frames(frames: torch.Tensor, path: Path, fps: float, storage: str) ->
 def save_scene(scene: Scene, folder: Path | str, storage: str = "exact") -> Path:
     """Validate and write `scene` into `folder` atomically (temp names, then rename; sidecar last).
     storage: exact (frames lossless) | compact (frames as high-quality video; load it back to use
-    what was stored). -> the folder. Raises SceneError if the scene is invalid; nothing half-written remains."""
+    what was stored). The prompt embedding goes to prompt.safetensors (save_prompt_embeds); a folder's
+    earlier one is removed when the scene has none. -> the folder. Raises SceneError if the scene is
+    invalid; nothing half-written remains."""
     folder = Path(folder)
     if storage not in FRAME_CODECS:
         raise SceneError(f"scene storage {storage!r}: expected one of {', '.join(FRAME_CODECS)}")
@@ -224,7 +245,7 @@ def save_scene(scene: Scene, folder: Path | str, storage: str = "exact") -> Path
     folder.mkdir(parents=True, exist_ok=True)
     small = {k: v.detach().contiguous() for k, v in scene.tensors().items() if k not in ("frames", "depth")}
     depth = stored_depth(scene.depth.detach().contiguous())
-    tmp = {name: _tmp_name(folder / name) for name in (*FILES, SIDECAR_FILE)}
+    tmp = {name: temporary_path(folder / name) for name in (*FILES, SIDECAR_FILE)}
     try:
         _write_frames(scene.frames, tmp[FRAMES_FILE], scene.fps, storage)
         little = depth.numpy().astype(depth.numpy().dtype.newbyteorder("<"), copy=False)
@@ -241,11 +262,48 @@ def save_scene(scene: Scene, folder: Path | str, storage: str = "exact") -> Path
         tmp[SIDECAR_FILE].write_text(json.dumps(sidecar, indent=2))
         for name in (*FILES, SIDECAR_FILE):
             os.replace(tmp[name], folder / name)
-        scene.content_hash = sidecar["content_hash"]
+        scene.content_hash, scene.folder = sidecar["content_hash"], folder
     finally:
         for path in tmp.values():
             path.unlink(missing_ok=True)
+    if scene.prompt_embeds is not None:
+        save_prompt_embeds(scene, folder)
+    else:
+        (folder / PROMPT_FILE).unlink(missing_ok=True)
     return folder
+
+
+def caption_hash(caption: str) -> str:
+    return sha256_bytes(caption.encode("utf-8"))
+
+
+def save_prompt_embeds(scene: Scene, folder: Path | str) -> Path:
+    """Write scene.prompt_embeds (for scene.caption, by scene.prompt_encoder) to the scene folder's
+    prompt.safetensors, atomically; the scene's other files are not touched."""
+    validate_scene(scene, f"scene for {folder}")
+    if scene.prompt_embeds is None:
+        raise SceneError(f"{folder}: the scene has no prompt embedding to save")
+    data = save_safetensors({"prompt_embeds": scene.prompt_embeds.detach().contiguous()},
+                            metadata={"caption_sha256": caption_hash(scene.caption), "encoder": scene.prompt_encoder})
+    return write_atomic(Path(folder) / PROMPT_FILE, data)
+
+
+def _load_prompt_embeds(folder: Path, caption: str) -> tuple[torch.Tensor | None, str]:
+    """(prompt_embeds, encoder) from prompt.safetensors, or (None, "") when there is none, it is
+    unreadable or it belongs to another caption (derived data: it is made again, the scene stays)."""
+    path = folder / PROMPT_FILE
+    if not path.is_file():
+        return None, ""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta, embeds = f.metadata() or {}, f.get_tensor("prompt_embeds")
+    except (SafetensorError, OSError, KeyError) as err:
+        log.warning("%s: unreadable prompt embedding (%s); it is ignored and made again when needed", path, err)
+        return None, ""
+    if meta.get("caption_sha256") != caption_hash(caption):
+        log.warning("%s: made for another caption; it is ignored and made again when needed", path)
+        return None, ""
+    return embeds, meta.get("encoder", "")
 
 
 def _read_sidecar(folder: Path) -> dict:
@@ -303,6 +361,11 @@ def load_scene(folder: Path | str, verify_hash: bool = True) -> Scene:
     Marks the scene used. Raises SceneError with the file and the problem when anything is off."""
     folder = Path(folder)
     sidecar = _read_sidecar(folder)
+    n, h, w = (sidecar.get(key) for key in ("num_frames", "height", "width"))
+    if all(isinstance(v, int) for v in (n, h, w)):      # the files read whole, the frames decoded, depth as float32 too
+        stored = sum((folder / name).stat().st_size for name in FILES if (folder / name).is_file())
+        require_memory(stored + n * h * w * (3 + 4 + 4), f"{folder}: the scene's {n} frames at {w}x{h}",
+                       "close other programs, or rebuild the scene with a lower scenes.width/height")
     data = {}
     for name in FILES:
         try:
@@ -321,9 +384,15 @@ def load_scene(folder: Path | str, verify_hash: bool = True) -> Scene:
     del data
     _check_against_sidecar(tensors, sidecar, str(folder))
     scene = Scene(frames=tensors["frames"], depth=tensors["depth"].to(torch.float32), K=tensors["K"], c2w=tensors["c2w"],
-                  fps=sidecar["fps"], caption=sidecar["caption"], prompt_embeds=tensors.get("prompt_embeds"),
-                  meta=sidecar["meta"], content_hash=sidecar["content_hash"], folder=folder)
+                  fps=sidecar["fps"], caption=sidecar["caption"], meta=sidecar["meta"],
+                  content_hash=sidecar["content_hash"], folder=folder)
     validate_scene(scene, str(folder))
+    scene.prompt_embeds, scene.prompt_encoder = _load_prompt_embeds(folder, scene.caption)
+    try:
+        validate_scene(scene, str(folder / PROMPT_FILE))
+    except SceneError as err:
+        log.warning("%s; it is ignored and made again when needed", err)
+        scene.prompt_embeds, scene.prompt_encoder = None, ""
     try:
         os.utime(folder / SIDECAR_FILE)                 # last used, for `main.py cache clean --older-than`
     except OSError:
@@ -371,8 +440,10 @@ class SceneCache:
             except SceneError as err:
                 log.warning("scene cache entry %s is stale or corrupt (%s); rebuilding it", folder, err)
                 shutil.rmtree(folder, ignore_errors=True)
+        writable_folder(self.root)                # a read-only or full cache fails now, not after the build
+        remove_stale_temporaries(self.root)       # staging folders of builds that were killed
         scene = builder()
-        staging = self.root / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        staging = temporary_path(folder)
         try:
             save_scene(scene, staging, self.storage)
             try:

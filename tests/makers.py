@@ -67,3 +67,4 @@ class FakeDA3:
         K = np.tile(np.array([[300.0, 0, w / 2], [0, 300.0, h / 2], [0, 0, 1]]), (n, 1, 1))
         depth = np.stack([np.full((h, w), 2.0 + im.mean() / 255) for im in images]).astype(np.float32)
         return type("Prediction", (), {"depth": depth, "intrinsics": K, "extrinsics": w2c})
+

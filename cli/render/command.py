@@ -21,11 +21,12 @@ import torch
 from cli.render import dist as render_dist
 from cli.device import pick_device
 from cli.errors import UserError
+from cli.refiner_choice import make_refiner, weight_files
 from runtime.config import config_to_dict
 from cli.render.job import RenderJob, output_paths, process_video
 from cli.render.outputs import BACKENDS
 from cli.render.plan import FrameSettings
-from scenes.atomic import write_atomic
+from scenes.atomic import remove_stale_temporaries, writable_folder, write_atomic
 from scenes.errors import SceneInputError
 from scenes.scene import file_content_hash
 from scenes.trajectory import format_keys, read_keys
@@ -138,11 +139,13 @@ def _note_weight_paths(cfg, args) -> None:
 
 def refiner_factory(choice: str):
     """(cfg, device, scene) -> Refiner: geometry, dit (weights must verify), or auto (dit when they do);
-    the same choice `play` makes, with --refiner in place of runtime.refiner."""
+    the same choice `play` makes, with --refiner in place of runtime.refiner. A caption several
+    videos share (--prompt) is encoded once."""
+    made = {}
+
     def make(cfg, device, scene):
-        from cli.play import make_refiner
         return make_refiner(dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, refiner=choice)),
-                            device, scene)
+                            device, scene, made=made)
     return make
 
 
@@ -181,7 +184,8 @@ def _settings(cfg, args, job: RenderJob, video: Path, prompt: str | None, rank, 
             "render_backend": job.backend, "refiner": args.refiner, "depth": job.depth, "prompt": prompt,
             "skip_step3": job.skip_step3, "checkpoint_path": str(args.checkpoint_path),
             "tae_checkpoint_path": str(args.tae_checkpoint_path),
-            "scenes": config_to_dict(cfg.scenes), "model": config_to_dict(cfg.model)}
+            "scenes": config_to_dict(cfg.scenes), "model": config_to_dict(cfg.model),
+            "weights": weight_files(cfg.model) if args.refiner != "geometry" else None}
 
 
 def reusable(record_path: Path, settings: dict, out_dir: Path) -> dict | None:
@@ -200,7 +204,8 @@ def run_shard(cfg, args, job: RenderJob, videos: list[Path], rank, device, capti
     """Process this rank's videos; a failure is reported and recorded, and the next video goes on."""
     from tqdm import tqdm
     mine = render_dist.shard(videos, rank)
-    job.out_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(job.out_dir)
+    remove_stale_temporaries(job.out_dir)             # the half-written videos of a killed run
     records = []
     for g, video in tqdm(mine, desc=f"videos (rank {rank.rank})", unit="video", file=sys.stderr,
                          position=0 if rank.world == 1 else rank.rank, disable=not job.progress):

@@ -11,25 +11,42 @@ The adapter follows pipeline-spec 4.2:
 - poses: w2c -> c2w, re-anchored to frame 0, then Gaussian-smoothed (sigma 2, quaternions x y z w
   without sign fix, translations, mode reflect, truncate 4, renormalised);
 - K scaled anisotropically from the processing size to the working size, depth stretched with nearest.
+
+The network is the package's own (`depth_anything_3.cfg` builds the registry preset that
+config.json names, as `DepthAnything3` does). roam does the steps of the library's `inference` it
+needs itself (ImageNet normalisation, autocast, OutputProcessor): the `DepthAnything3` wrapper
+imports torchvision and its exporters' packages (moviepy, pycolmap, ...) when it loads, and a
+torchvision build must match its torch build exactly (requirements-depth.txt installs the package
+without them).
 """
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
+import warnings
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from scipy.spatial.transform import Rotation
 
+from scenes.depth.da3_weights import GET_DA3
 from scenes.depth.base import DepthError, DepthRequest, DepthResult
 from scenes.video import decode_video
 
 PROCESS_RES, PATCH = 504, 14
 SMOOTH_SIGMA = 2.0
-INSTALL_HINT = ("install the official package: pip install "
-                "'depth-anything-3 @ git+https://github.com/ByteDance-Seed/Depth-Anything-3'")
+INSTALL_HINT = "install the optional extra: pip install --no-deps -r requirements-depth.txt"
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"      # DepthAnything3.from_pretrained's files
+DEFAULT_MODEL = "da3-large"                                         # DepthAnything3's model_name default
+REF_VIEW_STRATEGY = "saddle_balanced"                               # DepthAnything3.inference's default
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]  # [3, 1, 1]
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]   # [3, 1, 1]
 
 
 def da3_process_size(width: int, height: int, process_res: int = PROCESS_RES, patch: int = PATCH) -> tuple[int, int]:
@@ -95,24 +112,68 @@ def da3_missing(model_dir: Path) -> str | None:
     """Why DA3 cannot run here (package or weights missing), or None when it can be tried."""
     if importlib.util.find_spec("depth_anything_3") is None:
         return f"the depth_anything_3 package is not installed; {INSTALL_HINT}"
-    if not (model_dir / "config.json").is_file() or not any(model_dir.glob("*.safetensors")):
-        return (f"no DA3 weights in {model_dir} (need config.json and *.safetensors); download a DA3 "
-                f"checkpoint there, e.g. `huggingface-cli download depth-anything/DA3NESTED-GIANT-LARGE "
-                f"--local-dir {model_dir}`")
+    if not (model_dir / CONFIG_FILE).is_file() or not (model_dir / WEIGHTS_FILE).is_file():
+        return f"no DA3 weights in {model_dir} (need {CONFIG_FILE} and {WEIGHTS_FILE}); {GET_DA3}"
     return None
 
 
-def load_da3(model_dir: Path, device: str):
-    """DepthAnything3 from `model_dir` on `device`, or DepthError saying what to install/download."""
+class DA3Runner:
+    """The DA3 network (the package's own classes, as `DepthAnything3` builds them) with the library's
+    `inference` steps for roam's use: frames already at the processing size, no input cameras, no
+    export. Input normalised with ImageNet's mean and std (the library's torchvision Normalize), the
+    library's autocast on a GPU (bf16, fp16 where bf16 is missing; float32 on the CPU), then its
+    OutputProcessor."""
+
+    def __init__(self, net, output_processor, device):
+        self.net, self.output_processor, self.device = net, output_processor, torch.device(device)
+        on_gpu = self.device.type == "cuda"
+        self.autocast_dtype = torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float16
+
+    def inference(self, images: list[np.ndarray], use_ray_pose: bool = False):
+        """images: uint8 [h, w, 3] each, h and w multiples of 14. -> Prediction (depth [n, h, w],
+        intrinsics [n, 3, 3], extrinsics w2c [n, 3, 4])"""
+        x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float() / 255   # [n, 3, h, w]
+        x = ((x - IMAGENET_MEAN.to(self.device)) / IMAGENET_STD.to(self.device))[None]           # [1, n, 3, h, w]
+        with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype,
+                                                    enabled=self.device.type == "cuda"), redirect_stdout(sys.stderr):
+            raw = self.net(x, None, None, [], False, use_ray_pose, REF_VIEW_STRATEGY)
+        return self.output_processor(raw)
+
+
+def load_da3(model_dir: Path, device: str) -> DA3Runner:
+    """The DA3 network named by `model_dir`/config.json (`model_name`, a preset of the package's
+    registry, as DepthAnything3.from_pretrained reads it), every tensor loaded strictly from
+    model.safetensors; DepthError saying what to install or download."""
     reason = da3_missing(model_dir)
     if reason:
         raise DepthError(f"--depth da3: {reason}")
-    from depth_anything_3.api import DepthAnything3
     try:
-        return DepthAnything3.from_pretrained(str(model_dir)).to(device).eval()
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
-        raise DepthError(f"{model_dir}: cannot load DA3 ({type(err).__name__}: {err}); download the "
-                         "checkpoint again") from None
+        with warnings.catch_warnings():                 # its omegaconf call is deprecated in omegaconf 2.4
+            warnings.simplefilter("ignore", UserWarning)
+            from depth_anything_3.cfg import create_object, load_config
+        from depth_anything_3.registry import MODEL_REGISTRY
+        from depth_anything_3.utils.io.output_processor import OutputProcessor
+    except ImportError as err:
+        raise DepthError(f"--depth da3: the depth_anything_3 package does not import ({err}); {INSTALL_HINT}") from None
+    try:
+        name = json.loads((model_dir / CONFIG_FILE).read_text()).get("model_name", DEFAULT_MODEL)
+        with redirect_stdout(sys.stderr):               # the package logs to stdout, which is build's answer
+            net = create_object(load_config(MODEL_REGISTRY[name]))
+        state = {k.removeprefix("model."): v for k, v in load_file(str(model_dir / WEIGHTS_FILE)).items()}
+    except KeyError as err:
+        raise DepthError(f"{model_dir / CONFIG_FILE}: model_name {err} is not a DA3 preset of the installed "
+                         f"package ({', '.join(sorted(MODEL_REGISTRY))})") from None
+    except (OSError, ValueError, AttributeError, SafetensorError) as err:
+        raise DepthError(f"{model_dir}: cannot read DA3 ({type(err).__name__}: {err}); {GET_DA3}") from None
+    want = net.state_dict()
+    missing, unexpected = sorted(want.keys() - state.keys()), sorted(state.keys() - want.keys())
+    wrong = sorted(k for k in want.keys() & state.keys() if want[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        problems = [f"{label} {len(keys)} ({', '.join(keys[:3])})" for label, keys in
+                    (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+        raise DepthError(f"{model_dir / WEIGHTS_FILE}: not the {name} network: {', '.join(problems)}; {GET_DA3}")
+    net.load_state_dict(state)
+    return DA3Runner(net.to(device).eval(), OutputProcessor(), device)
 
 
 def _run_chunk(model, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

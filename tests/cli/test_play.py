@@ -33,3 +33,32 @@ def test_preload_starts_cuda_and_imports_the_compiler():
     thread = preload_compiler(load_config(overrides=["runtime.refiner=dit"]), torch.device("cuda"))
     thread.join()
     assert torch.cuda.is_initialized() and "torch._inductor.compile_fx" in sys.modules
+
+
+def test_a_quick_tap_of_the_kiosk_admin_combination_quits():
+    """Ctrl+Alt+Q pressed and released between two ticks (no key held at the tick) still quits."""
+    import pygame
+
+    from cli.play import kiosk_inputs
+    from controllers.keyboard import PygameKeyboard
+    from scenes.scene import Scene
+    n, h, w = 4, 36, 64
+    scene = Scene(frames=torch.zeros(n, h, w, 3, dtype=torch.uint8), depth=torch.full((n, h, w), 3.0),
+                  K=torch.tensor([[50.0, 0, w / 2], [0, 50.0, h / 2], [0, 0, 1]]).expand(n, 3, 3).clone(),
+                  c2w=torch.eye(4).expand(n, 4, 4).clone(), fps=24.0)
+    cfg = load_config()
+    pygame.display.init()
+    try:
+        pygame.event.clear()
+        keyboard = PygameKeyboard(cfg.controllers)
+        kiosk = kiosk_inputs(cfg, scene, [keyboard], [keyboard], seconds=None)
+        keys = (pygame.K_LCTRL, pygame.K_LALT, pygame.K_q)
+        for kind, order in ((pygame.KEYDOWN, keys), (pygame.KEYUP, keys[::-1])):
+            for key in order:
+                pygame.event.post(pygame.event.Event(kind, key=key, mod=0, unicode="", scancode=0))
+        assert not kiosk.poll().app.quit
+        for event in pygame.event.get():
+            keyboard.handle(event)
+        assert kiosk.poll().app.quit
+    finally:
+        pygame.display.quit()

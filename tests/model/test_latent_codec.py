@@ -59,7 +59,7 @@ def test_streams_take_input_frames_per_block_and_equal_one_call(request, frames,
     assert video.shape[1] == 4 * 3 - 3
 
 
-def test_load_codec_follows_use_tae(tmp_path):
+def test_load_codec_follows_use_tae_and_the_vae_files_width(tmp_path):
     vae_sd = {k: torch.randn(v.shape).half() for k, v in WanVAE(VAEConfig.tiny(), device="meta").state_dict().items()}
     tae_sd = {k: torch.randn(v.shape).half() for k, v in TAEHV(device="meta").state_dict().items()}
     (tmp_path / ck.WAN_DIR).mkdir()
@@ -69,6 +69,7 @@ def test_load_codec_follows_use_tae(tmp_path):
     vae = load_codec(ModelConfig(checkpoint_dir=str(tmp_path), use_tae=False), device="cpu")
     tae = load_codec(ModelConfig(checkpoint_dir=str(tmp_path), use_tae=True), device="cpu")
     assert isinstance(vae, VAECodec) and torch.equal(vae.net.conv2.weight, vae_sd["conv2.weight"].float())
+    assert vae.net.cfg.dim == VAEConfig.tiny().dim
     assert isinstance(tae, TAECodec) and torch.equal(tae.net.decoder[22].bias, tae_sd["decoder.22.bias"].float())
     with pytest.raises(ck.CheckpointError, match="madebyollin/taehv"):
         load_codec(ModelConfig(checkpoint_dir=str(tmp_path / "none"), use_tae=True), device="cpu")

@@ -7,7 +7,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from model import checkpoint
-from model.text import T5Config, TextEncoder, build_umt5, check_umt5_config, clean_text, encode_ids, umt5_config
+from model.text import (T5Config, TextEncoder, build_umt5, check_umt5_config, clean_text, encode_ids, encode_prompt,
+                        load_text_encoder, umt5_config)
 
 pytest.importorskip("transformers")
 TOL = 3e-5  # parity/README.md tolerance table: t5_tiny
@@ -69,15 +70,18 @@ def test_clean_text_unescapes_twice_and_collapses_whitespace():
     assert clean_text("  a &amp;amp; b\n\t c  ") == "a & b c"
 
 
-def test_tokenize_pads_to_text_len_and_zeroes_rows_after_the_prompt(t5_io):
+def word_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
     words = ["<pad>", "</s>", "<unk>", "a", "cat", "walks", "&"]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    encoder = TextEncoder(t5_io[0], tokenizer, T5Config.tiny())
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+def test_tokenize_pads_to_text_len_and_zeroes_rows_after_the_prompt(t5_io):
+    encoder = TextEncoder(t5_io[0], word_tokenizer(), T5Config.tiny())
     ids, mask = encoder.tokenize(["  a  cat &amp;amp; walks "])
     assert ids.shape == (1, 160) and ids[0, :6].tolist() == [3, 4, 6, 5, 1, 0] and int(mask.sum()) == 5
     embeds = encoder("a cat walks")                                       # 4 tokens with EOS
@@ -86,6 +90,32 @@ def test_tokenize_pads_to_text_len_and_zeroes_rows_after_the_prompt(t5_io):
     encoder.free()
     with pytest.raises(RuntimeError, match="freed"):
         encoder("a cat")
+
+
+@pytest.fixture
+def t5_tree(parity_dir, tmp_path):
+    """A checkpoint folder with the fixture's encoder under the official names and a word tokenizer."""
+    tensors = load_file(parity_dir / "t5_tiny.safetensors")
+    (tmp_path / checkpoint.WAN_DIR).mkdir()
+    save_file({k: v for k, v in tensors.items() if not k.startswith("io.")}, tmp_path / checkpoint.T5_FILES[0])
+    word_tokenizer().save_pretrained(tmp_path / checkpoint.TOKENIZER_DIR)
+    return tmp_path
+
+
+def test_the_encoder_loads_with_the_architecture_of_its_file(t5_tree, t5_io):
+    encoder = load_text_encoder(t5_tree, device="cpu", dtype=torch.float32)
+    assert encoder.cfg == T5Config(**{**T5Config.tiny().__dict__, "text_len": T5Config().text_len})
+    ids, mask = encoder.tokenize(["a cat walks"])
+    assert ids.shape == (1, 512)                                          # the reference pads to 512 tokens
+    torch.testing.assert_close(encoder("a cat walks")[:, :160], encode_ids(t5_io[0], ids[:, :160], mask[:, :160]))
+
+
+def test_encode_prompt_returns_bf16_on_the_cpu_and_says_how_long_it_took(t5_tree):
+    said = []
+    embeds = encode_prompt(t5_tree, "a cat walks", device="cpu", report=said.append)
+    assert embeds.shape == (1, 512, 64) and embeds.dtype == torch.bfloat16 and embeds.device.type == "cpu"
+    assert (embeds[0, 4:] == 0).all() and (embeds[0, :4] != 0).any()
+    assert "on the CPU (no GPU)" in said[0] and "encoded by umT5 on cpu in" in said[-1] and "freed" in said[-1]
 
 
 def test_full_size_encoder_matches_the_manifest_through_the_name_map():

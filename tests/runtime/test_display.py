@@ -147,7 +147,7 @@ def test_a_window_under_xvfb_shows_the_world(sample, tmp_path, xvfb, monkeypatch
     try:
         for pose in (c2w, aside):
             display.show(pose, 4, None, HudState(visible=False))
-            path = window.screenshot(tmp_path / f"shot-{len(shots)}.png")
+            path = window.save_screenshot()
             shots.append(pygame.surfarray.array3d(pygame.image.load(str(path))).transpose(1, 0, 2))   # [H, W, 3]
     finally:
         display.release()

@@ -117,3 +117,11 @@ def test_ten_minute_kiosk_session_does_not_grow_memory(tmp_path):
     assert growth < 40, f"resident memory grew {growth:.1f} MB between minute 2 and minute {minutes}: {rss_mb}"
     assert max(s[0] for s in sizes) <= cfg.runtime.pacing.max_buffer_frames
     assert sizes[-1][1] <= 20000 // 9 + 1 and sizes[-1][2] <= 2 * session.presenter.sheet_tiles
+
+
+def test_the_help_and_hud_toggles_work_during_the_attract_loop_without_ending_it():
+    help_key = Commands(app=AppCommand(toggle_help=True, screenshot=True))
+    k = kiosk({12: help_key})
+    cmds = [k.poll() for _ in range(13)]
+    assert k.attracting and cmds[12].camera == ATTRACT.camera
+    assert cmds[12].app == AppCommand(toggle_help=True)                  # no screenshots from visitors

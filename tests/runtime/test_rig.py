@@ -194,6 +194,31 @@ def test_predict_extrapolates_without_changing_the_rig():
     np.testing.assert_allclose(later, predicted[[6, 9]], atol=1e-12)
 
 
+def test_a_goal_steers_the_rig_to_it_relative_to_the_moving_source_camera():
+    rig = CameraRig(RigConfig(), scene_scale=2.0)
+    source = np.eye(4)
+    goal = CameraCommand(goal=(0.5, 0.0, 0.25, -20.0))           # 1 unit right, 0.5 ahead, turned left
+    hold(rig, goal, 6.0, source_c2w=source)
+    np.testing.assert_allclose(rig.c2w()[:3, 3], (1.0, 0.0, 0.5), atol=0.02)
+    yaw = math.degrees(math.atan2(rig.c2w()[0, 2], rig.c2w()[2, 2]))
+    assert abs(yaw + 20.0) < 0.5
+    source[:3, 3] = (0.0, 0.0, 3.0)                             # the video's camera walks on 3 units
+    hold(rig, goal, 9.0, source_c2w=source)
+    np.testing.assert_allclose(rig.c2w()[:3, 3], (1.0, 0.0, 3.5), atol=0.02)
+
+
+def test_a_person_overrides_the_goal_and_predict_follows_it():
+    rig = CameraRig(RigConfig(), scene_scale=1.0)
+    hold(rig, CameraCommand(move=(0.0, 0.0, 1.0), goal=(1.0, 0.0, 0.0, 0.0)), 1.0, source_c2w=np.eye(4))
+    x, _, z = rig.c2w()[:3, 3]
+    assert z > 0.2 and abs(x) < 1e-9                            # walked forward, ignored the goal
+    steer = CameraCommand(goal=(1.0, 0.0, 0.0, 0.0))
+    rig.step(steer, DT, source_c2w=np.eye(4))
+    predicted = rig.predict(30, DT, np.repeat(np.eye(4)[None], 30, 0))
+    hold(rig, steer, 30 * DT, source_c2w=np.eye(4))
+    np.testing.assert_allclose(predicted[-1], rig.c2w(), atol=1e-9)
+
+
 def test_untrusted_depth_slows_the_walk_and_keeps_it_near_the_source_cameras():
     from runtime.config import RigConfig
     cfg = RigConfig()

@@ -301,3 +301,27 @@ def test_the_worker_setup_runs_on_the_generation_thread_before_any_block_is_plan
     assert ran["thread"] == "generation" and first_request >= ran["done"]
     assert polls.times and min(polls.times) >= ran["done"]    # no input is read during the warm-up
     assert session.frames_presented == 24
+
+
+def test_until_the_first_frame_shows_the_window_says_it_is_making_it(tmp_path):
+    """A first block that takes seconds (a slow CPU, a cold model) leaves no stale loading screen:
+    the status counts the wait, and stops once a frame is on screen."""
+    class SlowFirstBlock(GeometryRefiner):
+        def refine(self, inp):
+            if not getattr(self, "slept", False):
+                self.slept = True
+                time.sleep(1.2)
+            return super().refine(inp)
+
+    class Screen(HeadlessPresenter):                          # a headless presenter that keeps the status
+        shown: list = []
+
+        def show_status(self, lines):
+            self.shown.append((self.frames_presented, lines[0]))
+
+    cfg = load_config(overrides=["runtime.clock.ends=loop", "runtime.reproject=false"])
+    screen = Screen(tmp_path, 24, W, H)
+    Session(cfg, plane_scene(), SlowFirstBlock(), screen, device=torch.device("cpu"), frame_locked=False,
+            max_frames=24).run()
+    assert [n for n, _ in screen.shown] == [0] * len(screen.shown) and len(screen.shown) >= 4
+    assert screen.shown[0][1] == "making the first frames (0 s)" and screen.shown[-1][1] == "making the first frames (1 s)"

@@ -66,3 +66,18 @@ def test_a_large_hole_takes_the_colour_around_it_not_black(view):
     world.render(stack, [(0, 1)], K, turned)
     out = world.read().astype(int)
     assert np.abs(out - (200, 100, 50)).max() <= 2
+
+
+def test_covered_is_the_share_of_the_view_the_images_saw():
+    """The source view is fully covered; a view moved left by 20 of 104 px leaves those 20 columns
+    unseen. 104x60 halves to odd sizes (13x15 and below), where a mip level's mean is not the frame's."""
+    size, K2 = (104, 60), np.array([[50.0, 0, 52], [0, 50.0, 30], [0, 0, 1]])
+    ctx = moderngl.create_standalone_context(backend="egl", require=430)
+    with ctx:
+        world, stack = WorldView(ctx, size), LayerStack(ctx, size, 1)
+        stack.upload(0, np.full((60, 104, 3), 90, np.uint8), np.full((60, 104), 5.0, np.float32), K2, np.eye(4))
+        world.render(stack, [(0, 1)], K2, np.eye(4))
+        assert world.covered() > 0.98
+        world.render(stack, [(0, 1)], K2, moved(-2.0))       # 50 * 2.0 / 5 = 20 px never seen, on the left
+        assert world.covered() == pytest.approx(1 - 20 / 104, abs=0.02)
+    ctx.release()

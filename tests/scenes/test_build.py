@@ -1,5 +1,6 @@
 """`main.py build` on real videos written here with PyAV: end to end (API and CLI subprocess), the cache
 key, chunked depth for long videos, and the bad-input list (one-line errors, nothing written)."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from tests.makers import FakeDA3, write_audio_only_mp4, write_test_video
 from scenes.build import build_scene, build_scene_at
 from runtime.config import load_config
 from scenes.depth import DepthError
+from scenes.errors import SceneInputError
 from scenes.scene import load_scene
 from scenes.video import VideoError
 
@@ -178,8 +180,8 @@ def test_odd_sizes_large_frames_and_variable_frame_rate(tmp_path):
 
 def test_a_video_too_long_for_memory_fails_before_decoding(tmp_path, monkeypatch):
     video = write_test_video(tmp_path / "clip.mp4", frames_of(n=6))
-    monkeypatch.setattr("scenes.build.available_memory_bytes", lambda: 6 * W * H * 10)
-    with pytest.raises(VideoError, match=r"6 frames at 48x32 need about .* GiB to build.*cut the video"):
+    monkeypatch.setattr("scenes.memory.available_memory_bytes", lambda: 6 * W * H * 10)
+    with pytest.raises(SceneInputError, match=r"6 frames at 48x32 need about .* GiB, .* free; cut the video"):
         build_scene(make_cfg(tmp_path), video, device="cpu", depth="estimate", prompt="", progress=False)
     assert nothing_written(tmp_path)
 
@@ -190,6 +192,29 @@ def test_a_broken_florence_download_gives_a_notice_and_an_empty_caption(tmp_path
     video = write_test_video(tmp_path / "clip.mp4", frames_of(n=3))
     scene = build_scene(make_cfg(tmp_path), video, device="cpu", depth="estimate", progress=False)
     assert scene.caption == "" and "cannot load Florence-2" in capsys.readouterr().err
+
+
+def test_the_cache_key_covers_the_prompt_and_the_florence_weights(tmp_path):
+    from scenes.build import caption_settings
+    cfg = make_cfg(tmp_path)
+    assert caption_settings(cfg, "a cat", None) != caption_settings(cfg, "a dog", None)
+    assert caption_settings(cfg, None, "no Florence-2") == {"florence": False}
+    folder = tmp_path / "ckpt" / "Florence-2-large"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"a" * 4096)
+    first = caption_settings(cfg, None, None)
+    (folder / "model.safetensors").write_bytes(b"b" * 4096)                        # other weights, same size
+    assert caption_settings(cfg, None, None) != first and first != {"florence": False}
+
+
+def test_microsofts_original_florence_layout_names_the_download_that_replaces_it(tmp_path):
+    from scenes.captions import CaptionError, load_florence
+    folder = tmp_path / "Florence-2-large"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"auto_map": {"AutoModelForCausalLM": "modeling_florence2.X"}}))
+    with pytest.raises(CaptionError, match=r"microsoft's original Florence-2.*python main.py download --only captions"):
+        load_florence(folder)
 
 
 # ---------------------------------------------------------------- the picture's shape (scenes.fit)

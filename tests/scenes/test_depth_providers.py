@@ -1,7 +1,6 @@
 """Depth providers on real files written here (numpy, Pillow, PyAV): file forms and their errors, the
 estimate prior and its error on the sample, sample recognition, the DA3 adapter's pure parts and its
 chunked run with a stand-in model, and auto's choice."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -260,13 +259,14 @@ def test_da3_adapter_runs_chunks_and_scales_to_the_working_size(tmp_path):
     assert np.all(np.diff(x) > 0) and abs(x[-1] - 0.9) < 0.25                      # chained over chunks, smoothed
 
 
-def test_da3_missing_package_or_weights_says_what_to_do(tmp_path):
-    installed = importlib.util.find_spec("depth_anything_3") is not None
-    why = "no DA3 weights in .*download" if installed else "pip install .*Depth-Anything-3"
-    with pytest.raises(DepthError, match=why):
+def test_da3_missing_package_or_weights_says_what_to_do(tmp_path, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "depth_anything_3" else real(name))
+    with pytest.raises(DepthError, match=r"pip install --no-deps -r requirements-depth.txt"):
         plan_depth("da3", tmp_path / "v.mp4", da3_dir=tmp_path / "DA3")
     plan = plan_depth("auto", tmp_path / "v.mp4", da3_dir=tmp_path / "DA3")
-    assert plan.fallback == "estimate" and ("DA3 weights" if installed else "depth_anything_3") in plan.reason
+    assert plan.fallback == "estimate" and "depth_anything_3" in plan.reason
 
 
 # ---------------------------------------------------------------- auto / plan
@@ -291,7 +291,7 @@ def test_da3_without_weights_says_where_to_download_them(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "depth_anything_3" else real(name))
     (tmp_path / "DA3").mkdir()
-    with pytest.raises(DepthError, match=r"no DA3 weights in .*DA3 .*config.json.*download"):
+    with pytest.raises(DepthError, match=r"no DA3 weights in .*DA3 .*config.json.*download --only depth"):
         plan_depth("da3", tmp_path / "v.mp4", da3_dir=tmp_path / "DA3")
 
 

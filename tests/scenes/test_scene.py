@@ -7,8 +7,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from scenes.scene import (DEPTH_FILE, FILES, FRAMES_FILE, SIDECAR_FILE, TENSOR_FILE, Scene, SceneCache, SceneError,
-                          compact_depth, file_content_hash, load_scene, save_scene, scene_cache_key)
+from scenes.scene import (DEPTH_FILE, FILES, FRAMES_FILE, PROMPT_FILE, SIDECAR_FILE, TENSOR_FILE, Scene, SceneCache,
+                          SceneError, compact_depth, file_content_hash, load_scene, save_prompt_embeds, save_scene,
+                          scene_cache_key)
 
 
 def make_scene(n=3, h=6, w=10, embeds=True, seed=0) -> Scene:
@@ -18,6 +19,7 @@ def make_scene(n=3, h=6, w=10, embeds=True, seed=0) -> Scene:
                  K=torch.tensor([[8.0, 0, 5], [0, 8.0, 3], [0, 0, 1]]).expand(n, 3, 3).clone(),
                  c2w=torch.eye(4).expand(n, 4, 4).clone(), fps=24.0, caption="a test scene",
                  prompt_embeds=torch.randn(1, 7, 4096, generator=g).to(torch.bfloat16) if embeds else None,
+                 prompt_encoder="enc-a" if embeds else "",
                  meta={"source": "test.mp4", "settings": {"depth": "file"}})
 
 
@@ -27,6 +29,7 @@ def assert_same(a: Scene, b: Scene):
     assert (a.prompt_embeds is None) == (b.prompt_embeds is None)
     if a.prompt_embeds is not None:
         assert a.prompt_embeds.dtype == torch.bfloat16 and torch.equal(a.prompt_embeds, b.prompt_embeds)
+    assert a.prompt_encoder == b.prompt_encoder
     assert (a.fps, a.caption, a.meta) == (b.fps, b.caption, b.meta)
 
 
@@ -34,7 +37,8 @@ def assert_same(a: Scene, b: Scene):
 def test_save_load_round_trip(tmp_path, embeds):
     scene = make_scene(embeds=embeds)
     save_scene(scene, tmp_path / "s")
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == sorted([*FILES, SIDECAR_FILE])   # no temp left
+    files = sorted(p.name for p in (tmp_path / "s").iterdir())                          # no temp left
+    assert files == sorted([*FILES, SIDECAR_FILE, *([PROMPT_FILE] if embeds else [])])
     loaded = Scene.load(tmp_path / "s")
     assert_same(scene, loaded)
     sidecar = json.loads((tmp_path / "s" / SIDECAR_FILE).read_text())
@@ -161,8 +165,38 @@ def test_failed_save_keeps_the_old_scene_and_leaves_no_temp_files(tmp_path, monk
     monkeypatch.setattr(scene_module, "_write_frames", broken_write)
     with pytest.raises(OSError, match="disk full"):
         save_scene(make_scene(seed=2), folder)
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES, SIDECAR_FILE])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES, PROMPT_FILE, SIDECAR_FILE])
     assert_same(load_scene(folder), make_scene(seed=1))
+
+
+def test_a_prompt_embedding_is_added_later_without_touching_the_scene_files(tmp_path):
+    folder = save_scene(make_scene(embeds=False), tmp_path / "s")
+    stamps = {name: (folder / name).stat().st_mtime_ns for name in FILES}
+    sidecar = (folder / SIDECAR_FILE).read_text()                    # its time marks use; its text is the scene
+    scene = load_scene(folder)
+    assert scene.prompt_embeds is None and scene.prompt_encoder == ""
+    scene.prompt_embeds, scene.prompt_encoder = torch.ones(1, 5, 4096, dtype=torch.bfloat16), "enc-b"
+    save_prompt_embeds(scene, folder)
+    assert {name: (folder / name).stat().st_mtime_ns for name in stamps} == stamps
+    assert (folder / SIDECAR_FILE).read_text() == sidecar
+    again = load_scene(folder)
+    assert torch.equal(again.prompt_embeds, scene.prompt_embeds) and again.prompt_encoder == "enc-b"
+    save_scene(make_scene(embeds=False), folder)                     # a scene without one removes the old one
+    assert not (folder / PROMPT_FILE).exists()
+
+
+def test_a_prompt_embedding_of_another_caption_or_a_broken_one_is_ignored_not_the_scene(tmp_path, caplog):
+    folder = save_scene(make_scene(), tmp_path / "s")
+    other = make_scene(embeds=False)
+    other.caption = "another caption"
+    save_scene(other, tmp_path / "t")
+    (tmp_path / "t" / PROMPT_FILE).write_bytes((folder / PROMPT_FILE).read_bytes())
+    loaded = load_scene(tmp_path / "t")
+    assert loaded.prompt_embeds is None and loaded.caption == "another caption"
+    (folder / PROMPT_FILE).write_bytes(b"\x00" * 40)
+    loaded = load_scene(folder)
+    assert loaded.prompt_embeds is None and loaded.num_frames == 3
+    assert "made for another caption" in caplog.text and "unreadable prompt embedding" in caplog.text
 
 
 def test_cache_key_depends_on_input_and_settings():

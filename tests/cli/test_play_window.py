@@ -1,0 +1,120 @@
+"""`main.py play` in a real window on a virtual X server (Xvfb), driven with real key presses (xdotool):
+the loading screen instead of a black window, the kiosk fullscreen at the screen's resolution, the help
+overlay on ?, a quick Ctrl+Alt+Q, P saving at once even when Esc follows, and no ALSA errors or pygame
+banner. Skipped where Xvfb, xdotool or Pillow's X11 screen grab is missing (apt-get install xvfb xdotool)."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCREEN = (1280, 800)
+TINY = ["--set", "scenes.width=208", "--set", "scenes.height=120", "--set", "scenes.sample.frames=24"]
+LOADING_BG = np.array([20, 20, 25])              # WindowPresenter.show_status's background (0.08, 0.08, 0.1)
+HELP_HEADER = np.array([255, 220, 120])          # the help table's "keys" column colour
+
+
+@pytest.fixture(scope="module")
+def display():
+    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
+        pytest.skip("Xvfb and xdotool are not installed (apt-get install xvfb xdotool)")
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
+                               "-nolisten", "tcp"], pass_fds=(write,), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    os.close(write)
+    number = b""
+    while not number.endswith(b"\n"):
+        chunk = os.read(read, 16)
+        if not chunk:
+            break
+        number += chunk
+    os.close(read)
+    name = f":{number.decode().strip()}"
+    try:
+        from PIL import ImageGrab
+        ImageGrab.grab(xdisplay=name)
+    except Exception as err:            # Pillow built without XCB: no way to look at the screen
+        server.terminate()
+        pytest.skip(f"cannot grab the X screen with Pillow: {err}")
+    yield name
+    server.terminate()
+    server.wait(timeout=10)
+
+
+class Play:
+    """A play subprocess on `display`, its stderr in a file that the test reads as it grows."""
+
+    def __init__(self, display: str, tmp: Path, *args: str):
+        self.display, self.log = display, tmp / f"stderr-{len(list(tmp.glob('stderr-*')))}.txt"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")} | {"DISPLAY": display}
+        self.env.pop("PYGAME_HIDE_SUPPORT_PROMPT", None)        # the banner must be hidden by roam itself
+        self.proc = subprocess.Popen([sys.executable, "main.py", "play", *args, *TINY,
+                                      "--set", f"scenes.cache_dir={tmp.parent / 'cache'}"], cwd=REPO, env=self.env,
+                                     stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True)
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+    def grab(self) -> np.ndarray:
+        from PIL import ImageGrab
+        return np.asarray(ImageGrab.grab(xdisplay=self.display).convert("RGB")).astype(int)   # [H, W, 3]
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["xdotool", "mousemove", str(SCREEN[0] // 2), str(SCREEN[1] // 2)], env=self.env, check=True)
+        subprocess.run(["xdotool", "key", "--delay", "0", *keys], env=self.env, check=True)
+
+    def wait_ready(self, timeout_s: float = 600) -> list[np.ndarray]:
+        """Wait for the first frame; -> the screens grabbed meanwhile."""
+        grabs, deadline = [], time.time() + timeout_s
+        while "roam: ready in" not in self.stderr():
+            assert self.proc.poll() is None and time.time() < deadline, self.stderr()[-2000:]
+            grabs.append(self.grab())
+            time.sleep(0.5)
+        time.sleep(2.0)                                          # a few frames
+        return grabs
+
+    def wait(self, timeout_s: float = 60) -> tuple[int, str]:
+        out, _ = self.proc.communicate(timeout=timeout_s)
+        return self.proc.returncode, out + self.stderr()
+
+
+def near(image: np.ndarray, colour: np.ndarray, tol: int = 12) -> np.ndarray:
+    return (np.abs(image - colour) <= tol).all(axis=-1)
+
+
+def test_kiosk_loads_visibly_fills_the_screen_shows_help_and_quits_on_a_quick_ctrl_alt_q(display, tmp_path):
+    play = Play(display, tmp_path, "--kiosk", "--out", str(tmp_path / "kiosk"))
+    loading = play.wait_ready()
+    assert any(near(g, LOADING_BG).sum() > 10_000 and (g.min(axis=-1) > 180).any() for g in loading), \
+        "no loading screen (dark, with text) before the first frame"
+    geometry = subprocess.run(["xdotool", "search", "--class", "main.py", "getwindowgeometry"], env=play.env,
+                              capture_output=True, text=True).stdout
+    assert f"Geometry: {SCREEN[0]}x{SCREEN[1]}" in geometry, geometry
+    before = play.grab()
+    assert near(before, HELP_HEADER, 30).sum() == 0
+    play.keys("shift+slash")                                     # "?"
+    time.sleep(2.0)
+    assert near(play.grab(), HELP_HEADER, 30).sum() > 20, "no help overlay after ?"
+    play.keys("ctrl+alt+q")                                      # a quick tap, not a 200 ms hold
+    code, output = play.wait(timeout_s=60)
+    assert code == 0, output[-2000:]
+    assert "ALSA lib" not in output and "pygame community" not in output
+
+
+def test_p_saves_the_screenshot_at_once_even_when_esc_follows(display, tmp_path):
+    play = Play(display, tmp_path, "--out", str(tmp_path / "window"))
+    play.wait_ready()
+    play.keys("p", "Escape")
+    code, output = play.wait(timeout_s=60)
+    shot = tmp_path / "window" / "screenshot-0.png"
+    assert code == 0 and shot.is_file(), output[-2000:]
+    from PIL import Image
+    image = np.asarray(Image.open(shot).convert("RGB"))
+    assert image.shape == (120, 208, 3) and image.std() > 10     # the window's frame, not a blank
+    assert "ALSA lib" not in output and "pygame community" not in output
