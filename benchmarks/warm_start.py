@@ -5,7 +5,7 @@
 Each run is a fresh process of `main.py bench --play --headless --seconds 2` (play's whole session,
 random weights, the built-in sample scene), so imports, weights, loading and warm-up all count.
 First one `main.py bench --blocks 3` fills a compile cache of its own (DIR, default
-.cache/warm_start: a cold compile) and builds the packages, waiting for them. Then `--runs` warm
+warm_start inside roam's cache folder: a cold compile) and builds the packages, waiting for them. Then `--runs` warm
 starts load the packages (model.aot_packages=true) and as many run torch.compile from the same
 warm kernel cache (model.aot_packages=false), interleaved. Prints time to first frame and play's
 "ready in" line of each run, and the medians. --tiny: the tiny DiT (a CPU smoke run of the command;
@@ -45,7 +45,7 @@ def warm_start(size: list[str], sets: list[str]) -> tuple[float, str]:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=2, help="warm starts of each kind")
-    p.add_argument("--cache", default=".cache/warm_start", help="the compile cache and packages of this measurement")
+    p.add_argument("--cache", default="warm_start", help="the compile cache and packages of this measurement")
     p.add_argument("--tiny", action="store_true", help="the tiny DiT (CPU smoke run)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     args = p.parse_args(argv)

@@ -77,7 +77,7 @@ def walk_session(tmp_path, scale_goals: float = 1.0, seconds: float = 12.0):
                       device=torch.device("cpu"), inputs=[walk], frame_locked=True, max_frames=round(seconds * 24))
     hud = []
     present = session._present
-    session._present = lambda frame, info: (present(frame, info), hud.append(list(session.hud.lines)))
+    session._present = lambda frame, info: (present(frame, info), hud.append(list(session.hud.state.lines)))
     return session.run(), hud
 
 
