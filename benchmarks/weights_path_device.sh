@@ -23,8 +23,8 @@
 # outside the repo; 31 GB at full size), RANDOM_SWITCH (the --set that turns on random weights), SETS
 # (more `--set KEY=VALUE`s for every command, space-separated), PHASES ("prepare auto random"). A step
 # that fails is reported and the run goes on. play runs the Scene that build printed (OUT/build.out);
-# before the first play the page cache is dropped where the system allows it, so that run reads the
-# weights from disk.
+# on the GPU machine the page cache is dropped before the first play where the system allows it, so
+# that run reads the weights from disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-${OUT:-out/weights_path}}
@@ -89,7 +89,11 @@ play() {  # name seconds extra-args...
 }
 if phase auto; then
   sync
-  if (echo 3 > /proc/sys/vm/drop_caches) 2>/dev/null; then echo "page cache dropped"; else echo "page cache kept (not allowed here)"; fi
+  if command -v nvidia-smi >/dev/null && (echo 3 > /proc/sys/vm/drop_caches) 2>/dev/null; then
+    echo "page cache dropped"
+  else
+    echo "page cache kept (no GPU machine, or not allowed here)"
+  fi
   play auto_cold "$PLAY_SECONDS"
   play auto_warm "$WARM_SECONDS"
 fi
