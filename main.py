@@ -6,6 +6,10 @@ import argparse
 import os
 import sys
 
+from cli.flags import Parser, number_flag
+
+MAX_FREEZE_REPEAT = 100_000      # --freeze_repeat: over an hour of extra output frames at 24 fps
+
 COMMANDS = {
     "play": "walk through a scene or video in real time (the default command)",
     "build": "turn a video into a cached Scene (depth, poses, caption)",
@@ -44,8 +48,10 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
     flag("--relative_to_source", action="store_true", help="the camera rides on the source camera")
     flag("--rotation_only", action="store_true", help="zero the trajectory's translation (pan/tilt)")
     flag("--disable_adaptive_frame", action="store_true", help="keep the native frame count")
-    flag("--freeze_repeat", type=int, default=0, help="repeat the freeze frame this many extra times")
-    flag("--freeze_frame", type=int, default=None, help="frame to freeze (default: the middle one)")
+    flag("--freeze_repeat", type=number_flag(int, 0, MAX_FREEZE_REPEAT, "each repeat is one more output frame"),
+         default=0, help="repeat the freeze frame this many extra times")
+    flag("--freeze_frame", type=number_flag(int, 0, 10**6, "a source frame index; larger ones are clamped to the last"),
+         default=None, help="frame to freeze (default: the middle one)")
     flag("--render_backend", default="warper", help="warper (reference) | ply | gpu (roam's real-time render)")
     flag("--use_tae", action="store_true", help="TAEHV tiny autoencoder instead of the Wan VAE")
     flag("--tae_checkpoint_path", default="checkpoints/taehv/taew2_1.pth", help="TAEHV weights")
@@ -53,18 +59,19 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
     flag("--step1_gpus", default="0", help="accepted for compatibility (captions run in each rank)")
     flag("--step2_gpus", default="0", help="accepted for compatibility (scenes are built in each rank)")
     flag("--step3_gpus", default=None, help="CUDA_VISIBLE_DEVICES for the ranks --step3_nproc starts")
-    flag("--step3_nproc", type=int, default=1, help="data-parallel ranks over the videos (torch.distributed)")
-    flag("--master_port", type=int, default=29513, help="torch.distributed port")
+    flag("--step3_nproc", type=number_flag(int, 1, 1024, "processes started on this machine"), default=1,
+         help="data-parallel ranks over the videos (torch.distributed)")
+    flag("--master_port", type=number_flag(int, 1, 65535, "a TCP port"), default=29513, help="torch.distributed port")
     flag("--refiner", default="auto", help="auto | geometry | dit")
     flag("--depth", default="auto", help="depth provider per video: auto | sample | file | da3 | estimate")
     flag("--prompt", default=None, help="caption for every video instead of Florence-2 / new.json")
-    flag("--seed", type=int, default=0, help="seed of the DiT's noise")
+    flag("--seed", type=number_flag(int, 0, 2**63 - 1, "a random seed"), default=0, help="seed of the DiT's noise")
     flag("--device", default=None, help="auto | cpu | cuda (default: runtime.device)")
     flag("--no_progress", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="main.py", description="roam: turn one video into a world you walk through in real time. "
         "With no command, plays the built-in sample scene (headless when there is no display).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -79,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("scene", nargs="?", default=None, metavar="SCENE_OR_VIDEO",
                       help="a video file or a built Scene folder (default: the built-in sample scene)")
     play.add_argument("--headless", action="store_true", help="render offscreen and write files even with a display")
-    play.add_argument("--seconds", type=float, default=None, help="stop after this many seconds of presented video")
+    play.add_argument("--seconds", type=number_flag(float, 0.1, 1e7, "seconds of presented video; leave it out to "
+                                                    "play a script to its end or a window or kiosk until you quit"),
+                      default=None, help="stop after this many seconds of presented video")
     play.add_argument("--out", default=None, help="output folder (default: out/<timestamp>)")
     play.add_argument("--script", default=None, help="drive the camera from a trajectory file or a recorded run folder")
     play.add_argument("--record", action="store_true", help="record the whole session into OUT/recording/")
@@ -127,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cli.stop_signals import Interrupted, StopSignals
+    with StopSignals() as stop:                     # before anything starts SDL (see cli/stop_signals.py)
+        try:
+            return run_command(argv, stop)
+        except Interrupted as err:                  # a stop signal outside a session: unwound like Ctrl-C
+            print("roam: interrupted", file=sys.stderr)
+            return err.exit_code
+
+
+def run_command(argv: list[str] | None, stop) -> int:
     from cli.bytecode_cache import use_bytecode_cache
     use_bytecode_cache()                            # before anything imports torch
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")   # no banner when pygame is imported
@@ -144,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args.config = getattr(args, "config_sub", None) or args.config
     args.overrides = [*args.overrides, *getattr(args, "overrides_sub", [])]
     from cli import main as commands
-    return commands.dispatch(args)
+    return commands.dispatch(args, stop)
 
 
 def exit_process(code: int) -> None:

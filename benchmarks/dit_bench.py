@@ -19,6 +19,7 @@ import copy
 import json
 import logging
 import statistics
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -97,6 +98,10 @@ def compare_with_eager(model: CausalWanModel, inputs: dict, grid: tuple[int, int
 
 
 def run(args: argparse.Namespace) -> dict:
+    if not args.tiny and not torch.cuda.is_available():      # not 12-14 GB and minutes on the CPU first
+        print("roam: error: dit_bench measures the full-size DiT and needs a CUDA GPU, and PyTorch sees none here; "
+              "run it on a GPU machine, or add --tiny for a small CPU smoke run", file=sys.stderr)
+        raise SystemExit(2)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg, grid = (DiTConfig.tiny(), TINY_GRID) if args.tiny else (DiTConfig(), FULL_GRID)
     model = CausalWanModel(cfg, attn_backend="sdpa", device=device, dtype=torch.float32)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cli.flags import Parser, number_flag
 from model.config import ModelConfig
 from model.dit import DiTConfig
 from model.dit_refiner import random_dit_refiner
@@ -56,6 +57,10 @@ def orbit_poses(n: int, start: int) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> dict:
+    if not args.tiny and not torch.cuda.is_available():      # not 12-14 GB and minutes on the CPU first
+        print("roam: error: main.py bench measures the full-size model and needs a CUDA GPU, and PyTorch sees none "
+              "here; run it on a GPU machine, or add --tiny for a small CPU smoke run", file=sys.stderr)
+        raise SystemExit(2)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     H, W = (64, 96) if args.tiny else (480, 832)
     cfg = ModelConfig(use_tae=not args.vae, compile=not args.no_compile, compile_scope=args.compile_scope, fp8=args.fp8,
@@ -170,13 +175,15 @@ def plot(r: dict, path: Path) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="main.py bench", description=__doc__.split("\n")[0])
-    p.add_argument("--blocks", type=int, default=10, help="blocks to run (the first --warmup are not counted)")
-    p.add_argument("--warmup", type=int, default=2, help="blocks excluded from the medians")
+    p = Parser(prog="main.py bench", description=__doc__.split("\n")[0])
+    p.add_argument("--blocks", type=number_flag(int, 1, 10_000, "generation blocks"), default=10,
+                   help="blocks to run (the first --warmup are not counted)")
+    p.add_argument("--warmup", type=number_flag(int, 0, 10_000, "generation blocks"), default=2,
+                   help="blocks excluded from the medians")
     p.add_argument("--vae", action="store_true", help="the Wan VAE instead of the tiny autoencoder")
     p.add_argument("--no-compile", action="store_true", help="run the DiT eager (the default compiles, as play does)")
     p.add_argument("--compile-scope", choices=("blocks", "passes"), default="blocks", help="see config.yaml model.compile_scope")
-    p.add_argument("--row-limit", type=int, default=ModelConfig.compile_row_limit,
+    p.add_argument("--row-limit", type=number_flag(int, 0, 65_536, "elements of a row"), default=ModelConfig.compile_row_limit,
                    help="see config.yaml model.compile_row_limit (0: PyTorch's heuristic)")
     p.add_argument("--no-aot-packages", action="store_true",
                    help="torch.compile the DiT block and the TAE on every start instead of loading their AOTInductor packages")

@@ -6,21 +6,28 @@ from pathlib import Path
 
 from cli.errors import UserError
 from runtime.config import ConfigError, load_config
+from scenes.atomic import file_problem
 from scenes.errors import SceneInputError
 
 
-def dispatch(args) -> int:
+def dispatch(args, stop) -> int:
+    """Run the command; `stop` is the process's StopSignals (cli/stop_signals.py), which main.py
+    installed and which turns a stop signal outside a session into Interrupted."""
     try:
         cfg = load_config(args.config, args.overrides)
-        handler = {"play": run_play, "build": run_build, "render": run_render, "doctor": run_doctor,
-                   "cache": run_cache, "download": run_download}[args.command]
+        if args.command == "play":
+            return run_play(cfg, args, stop)
+        handler = {"build": run_build, "render": run_render, "doctor": run_doctor, "cache": run_cache,
+                   "download": run_download}[args.command]
         return handler(cfg, args)
     except (ConfigError, UserError, SceneInputError) as err:      # bad input: one line, exit 2
         print(f"roam: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("roam: interrupted", file=sys.stderr)
-        return 130
+    except OSError as err:                  # an unusable folder, a full disk: one line, exit 2
+        if (problem := file_problem(err)) is None:
+            raise
+        print(f"roam: error: {problem}", file=sys.stderr)
+        return 2
 
 
 def keys_help() -> str:
@@ -34,9 +41,9 @@ def keys_help() -> str:
     return help_text(controllers)
 
 
-def run_play(cfg, args) -> int:
+def run_play(cfg, args, stop) -> int:
     from cli.play import play
-    return play(cfg, args)
+    return play(cfg, args, stop)
 
 
 def run_build(cfg, args) -> int:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import signal
 import sys
 import threading
 import time
@@ -30,6 +29,7 @@ from runtime.session import Session, scene_scale
 from runtime.telemetry import run_record
 from runtime.worker import SceneTensors
 from runtime.world_cache import load_or_build_world
+from scenes.atomic import writable_folder
 from scenes.sample import load_sample_scene
 from scenes.scene import load_scene
 
@@ -192,11 +192,16 @@ def load_parts(cfg, args, device, report) -> Parts:
     return Parts(scene, refiner, world, preload is not None, t_scene, t_model, time.perf_counter())
 
 
-def play(cfg, args) -> int:
+def play(cfg, args, stop) -> int:
+    """Run a session; `stop` (cli/stop_signals.py): the first stop signal ends it cleanly, with
+    the exit code 128 + its number."""
     started = time.perf_counter()
+    out, fps = writable_folder(output_dir(cfg, args.out)), cfg.runtime.loop.fps   # before anything slow
+    if args.script and not Path(args.script).exists():
+        raise UserError(f"--script {args.script}: no such file or folder; give a trajectory .txt, a camera-path "
+                        ".json or a recorded run folder")
     device = pick_device(cfg.runtime.device)
     headless = args.headless or not has_display()
-    out, fps = output_dir(cfg, args.out), cfg.runtime.loop.fps
     if headless:
         parts = load_parts(cfg, args, device, report=lambda step: None)
         presenter = make_presenter(cfg, (parts.scene.width, parts.scene.height), out, headless=True,
@@ -215,8 +220,9 @@ def play(cfg, args) -> int:
             print("roam: closed while loading", file=sys.stderr)
             return 0
     scene, refiner = parts.scene, parts.refiner
-    seconds = args.seconds if args.seconds is not None else (cfg.runtime.headless_seconds if headless else None)
     script = load_script(args.script, scene.c2w) if args.script else None
+    seconds = args.seconds if args.seconds is not None else \
+        (cfg.runtime.headless_seconds if headless and not args.kiosk and script is None else None)
     inputs, sinks, status = controllers_for(cfg, args, scene, None if headless else keyboard, seconds, script)
     shown = load_displayed(Path(args.script)) if args.script and Path(args.script).is_dir() else None
     display = make_display(cfg, scene, presenter, parts.world)
@@ -241,7 +247,7 @@ def play(cfg, args) -> int:
                       scene_tensors=tensors,
                       script=script, frame_locked=headless and not args.realtime,
                       recorder=Recorder(out / "recording", video_fps, scene.width, scene.height) if args.record else None,
-                      max_frames=round(seconds * fps) if seconds is not None else None,
+                      max_frames=max(1, round(seconds * fps)) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0,
                       worker_setup=setup, display=display, live_content=live_content, shown=shown)
@@ -250,38 +256,23 @@ def play(cfg, args) -> int:
         (", frames by CUDA-OpenGL interop" if presenter.accepts_device_frames else "")
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}{drawn}, "
           f"output in {out}", file=sys.stderr)
-    interrupted = stop_on_sigint(session)
     run, summary = run_record(["main.py", *sys.argv[1:]], device), None
     run["refiner"] = refiner.name
     if display is not None:
         run["gl_renderer"] = display.gl_renderer
     try:
-        summary = session.run()
+        with stop.graceful(session.request_quit):
+            summary = session.run()
         if session.first_present_s is not None:
             summary["time_to_first_frame_s"] = session.first_present_s - started
         summary = {k: summary.get(k) for k in SUMMARY_KEYS}
         print(json.dumps(summary))
-    finally:                   # also on Ctrl-C: the video and recording are already finalized
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    finally:                   # also after a second stop signal: the video and recording are already finalized
         if hasattr(refiner, "close"):
             refiner.close()    # background work, e.g. a package build: the next start builds the rest
-        out.mkdir(parents=True, exist_ok=True)
         session.telemetry.write_json(out / "telemetry.json", run=run, session=summary)
         print(f"roam: wrote {out}", file=sys.stderr)
-    if interrupted:
+    if stop.exit_code is not None:
         print("roam: interrupted", file=sys.stderr)
-    return 130 if interrupted else 0
-
-
-def stop_on_sigint(session) -> list:
-    """The first Ctrl-C ends the session at the next loop step, so the video, the recording and the
-    telemetry are finished whole; a second one stops at once. -> a list that is non-empty once asked."""
-    asked = []
-
-    def handler(signum, frame):
-        if asked:
-            raise KeyboardInterrupt
-        asked.append(signum)
-        session.quit = True
-    signal.signal(signal.SIGINT, handler)
-    return asked
+        return stop.exit_code
+    return 0

@@ -5,6 +5,7 @@ checks them against pygame when it is built. Gamepad bindings name logical butto
 and each backend's layout maps its raw axes and buttons onto them.
 """
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 # Logical gamepad buttons (Xbox names; a PlayStation pad's cross is "a", circle "b", square "x").
 PAD_BUTTONS = ("a", "b", "x", "y", "lb", "rb", "back", "start", "guide", "ls", "rs",
@@ -96,6 +97,9 @@ class JoystickLayout:
     dpad_hat: int = 0                  # hat index of the d-pad
     buttons: tuple[str, ...] = ("a", "b", "x", "y", "lb", "rb", "back", "start", "guide", "ls", "rs")  # by index
 
+    RANGES: ClassVar[dict] = {name: (0, 255, "an SDL axis or hat index") for name in (
+        "left_x", "left_y", "right_x", "right_y", "left_trigger", "right_trigger", "dpad_hat")}
+
     def __post_init__(self):
         if bad := [b for b in self.buttons if b not in PAD_BUTTONS]:
             raise ValueError(f"buttons: unknown names {bad}; expected some of {list(PAD_BUTTONS)}")
@@ -126,6 +130,9 @@ class EvdevLayout:
     ls: str = "BTN_THUMBL"
     rs: str = "BTN_THUMBR"
 
+    RANGES: ClassVar[dict] = {"stick_max": (1, 2**31, "the raw value of a full stick"),
+                              "trigger_max": (1, 2**31, "the raw value of a full trigger")}
+
     def button_codes(self) -> dict[str, str]:
         """Raw code -> logical button name."""
         return {getattr(self, name): name for name in PAD_BUTTONS if not name.startswith("dpad")}
@@ -143,6 +150,12 @@ class GamepadConfig:
     joystick: JoystickLayout = field(default_factory=JoystickLayout)
     evdev: EvdevLayout = field(default_factory=EvdevLayout)
 
+    RANGES: ClassVar[dict] = {
+        "stick_deadzone": (0, 0.99, "a share of the stick's travel"),
+        "trigger_deadzone": (0, 0.99, "a share of the trigger's travel"),
+        "look_scale": (0, 100, "a rate multiplier"), "reconnect_s": (0.01, 3600, "seconds between tries"),
+    }
+
     def __post_init__(self):
         if self.backend not in ("pygame", "inputs", "none"):
             raise ValueError(f"backend: {self.backend!r} is not one of pygame, inputs, none")
@@ -159,3 +172,6 @@ class ControllersConfig:
     scrub_step_s: float = 1.0          # seconds of source time per scrub key or d-pad press
     keys: KeyBindings = field(default_factory=KeyBindings)
     gamepad: GamepadConfig = field(default_factory=GamepadConfig)
+
+    RANGES: ClassVar[dict] = {"mouse_sensitivity_deg": (0, 100, "degrees per pixel of mouse motion"),
+                              "scrub_step_s": (0, 3600, "seconds of source time")}

@@ -5,12 +5,12 @@ inputs.jsonl replayed tick by tick.
   trajectory files and recorded runs to them); the engine asks for the next frame or for a
   whole block window.
 - `InputLogReplayer` returns, for every tick, exactly the Commands that were recorded in that
-  tick (idle Commands where none were); `InputLogWriter` writes that format.
+  tick (idle Commands where none were); runtime/recorder.py writes that format, line by line, so
+  a killed run's log may end in a cut-off line, which is skipped.
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,11 +78,6 @@ class ScriptedPath:
         self._next = 0
 
 
-def log_line(tick: int, commands: Commands) -> str:
-    """One line of inputs.jsonl: {"tick": N, "camera": {...}, "time": {...}, "app": {...}}."""
-    return json.dumps({"tick": tick, **commands.to_dict()}, separators=(",", ":"))
-
-
 class InputLogReplayer:
     """A recorded run's inputs.jsonl -> the same Commands in the same ticks."""
 
@@ -90,9 +85,10 @@ class InputLogReplayer:
         path = Path(path)
         self._by_tick: dict[int, Commands] = {}
         try:
-            lines = path.read_text().splitlines()
+            text = path.read_text()
         except OSError as err:
             raise ValueError(f"{path}: cannot read the input log ({err.strerror})") from err
+        lines = text.splitlines()
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -103,6 +99,8 @@ class InputLogReplayer:
                     raise ValueError(f"tick must be a new integer >= 0, got {tick!r}")
                 self._by_tick[tick] = commands_from_dict(raw)
             except (ValueError, KeyError, AttributeError) as err:
+                if isinstance(err, json.JSONDecodeError) and number == len(lines) and not text.endswith("\n"):
+                    break                                       # the last line, cut off by a killed run
                 raise ValueError(f"{path}:{number}: not a valid input record ({err}); "
                                  f"expected {{\"tick\": N, \"camera\": {{...}}, ...}}") from err
         self.last_tick = max(self._by_tick, default=-1)
@@ -116,27 +114,3 @@ class InputLogReplayer:
     def done(self, tick: int) -> bool:
         """True once every recorded tick has been replayed (tick is the one about to run)."""
         return tick > self.last_tick
-
-
-class InputLogWriter:
-    """Writes inputs.jsonl: one line per non-idle tick, to `<path>.tmp`, renamed on close."""
-
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
-        self._file = open(self._tmp, "w")
-
-    def write(self, tick: int, commands: Commands) -> None:
-        if not commands.is_idle:
-            self._file.write(log_line(tick, commands) + "\n")
-
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-            os.replace(self._tmp, self.path)
-
-    def __enter__(self) -> "InputLogWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -3,6 +3,7 @@
 Checkpoint-fixed architecture values live in the per-network dataclasses as defaults, not in yaml.
 """
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -33,3 +34,7 @@ class ModelConfig:
             raise ValueError(f"source_latent_cache_mb: {self.source_latent_cache_mb} < 0; use 0 to switch it off")
     seed: int = 0                      # seed of the DiT's noise generator (same seed, same frames)
     random_weights: bool = False       # benchmarks only: full-size DiT and codec with random weights (output is noise)
+
+    RANGES: ClassVar[dict] = {"compile_row_limit": (0, 65_536, "elements of a row"),
+                              "source_latent_cache_mb": (0, 1_048_576, "MB of GPU memory"),
+                              "seed": (0, 2**63 - 1, "a random seed")}

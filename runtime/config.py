@@ -2,15 +2,19 @@
 
 Each package owns the dataclass of its own section (controllers/config.py, scenes/config.py,
 model/config.py, and RuntimeConfig below); this module composes them, loads the yaml with
-`yaml.safe_load`, applies `a.b=c` overrides and rejects unknown keys and wrong types.
+`yaml.safe_load`, applies `a.b=c` overrides and rejects unknown keys, wrong types and numbers out of
+range. A dataclass declares the range of each numeric field once, in its `RANGES` class attribute:
+{field: (lowest, highest, why)}, both ends included; NaN is never in range.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 
@@ -31,6 +35,12 @@ class LoopConfig:
     tick_hz: float = 60.0              # fixed input/simulation tick rate
     max_catchup_ticks: int = 4         # after a stall, drop older time instead of spiralling
     fps: float = 24.0                  # presentation rate
+
+    RANGES: ClassVar[dict] = {
+        "tick_hz": (1, 1000, "input ticks per second: 0 never ticks, more only burns CPU"),
+        "max_catchup_ticks": (1, 1000, "ticks run at once after a stall"),
+        "fps": (1, 240, "presented frames per second"),
+    }
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,16 @@ class RigConfig:
     untrusted_speed: float = 0.4       # walk/fly speed factor where the scene's depth is a guess (depth_trust 0); 1 at full trust
     untrusted_reach: float = 0.5       # walk/fly: farthest from the source cameras (scene scales) at depth_trust 0; reach / (1 - trust) in general, no limit at 1
 
+    RANGES: ClassVar[dict] = {
+        "walk_speed": (0, 1000, "scene scales per second"), "fly_speed": (0, 1000, "scene scales per second"),
+        "run_multiplier": (0, 100, "a speed factor"), "accel_rate": (1e-3, 1000, "a rate per second"),
+        "damping_rate": (1e-3, 1000, "a rate per second"), "look_speed_deg_s": (0, 3600, "degrees per second"),
+        "look_response_rate": (1e-3, 1000, "a rate per second"), "pitch_limit_deg": (0, 89.9, "degrees from level"),
+        "collision_margin": (0, 100, "scene scales"), "orbit_radius": (1e-3, 1000, "scene scales"),
+        "orbit_speed_deg_s": (0, 3600, "degrees per second"), "orbit_dolly_speed": (0, 1000, "scene scales per second"),
+        "orbit_pitch_limit_deg": (0, 89.9, "degrees from level"), "orbit_min_distance": (0, 1000, "scene scales"),
+    }
+
     def __post_init__(self):
         if self.mode not in ("walk", "fly", "orbit", "tripod"):
             raise ValueError(f"mode: {self.mode!r} is not one of walk, fly, orbit, tripod")
@@ -77,6 +97,12 @@ class ClockConfig:
     match_source_fps: bool = True      # 1x plays at the source fps; false: one source frame per presented frame (the reference)
     discontinuity_frames: int = 1      # a scrub/jump moving farther than this restarts the model context
 
+    RANGES: ClassVar[dict] = {
+        "speed_steps": (0.01, 100, "playback speeds"), "min_speed": (0.01, 100, "a playback speed"),
+        "max_speed": (0.01, 100, "a playback speed"), "start_speed": (0.01, 100, "a playback speed"),
+        "discontinuity_frames": (0, 10**6, "source frames"),
+    }
+
     def __post_init__(self):
         if self.ends not in ("loop", "pingpong", "stop"):
             raise ValueError(f"ends: {self.ends!r} is not one of loop, pingpong, stop")
@@ -96,6 +122,12 @@ class PacingConfig:
     max_buffer_frames: int = 48        # more buffered than this: drop the oldest (caps latency)
     plan_margin_s: float = 0.06        # real time: plan a block when the buffer holds only this much more than a block takes
 
+    RANGES: ClassVar[dict] = {
+        "target_buffer_frames": (1, 1000, "frames held in memory"), "deadband_s": (0, 1, "seconds"),
+        "max_late_frames": (0, 100, "frame periods"), "max_buffer_frames": (1, 1000, "frames held in memory"),
+        "plan_margin_s": (0, 10, "seconds"),
+    }
+
     def __post_init__(self):
         if self.target_buffer_frames < 1 or self.max_buffer_frames < self.target_buffer_frames:
             raise ValueError("need 1 <= target_buffer_frames <= max_buffer_frames")
@@ -108,6 +140,11 @@ class KioskConfig:
     attract_run: str = ""              # recorded run folder whose inputs.jsonl loops in attract mode ("" = demo walk)
     admin_quit: tuple[str, ...] = ("left ctrl", "left alt", "q")  # only this key combination quits
     max_worker_restarts: int = 100     # watchdog: restart a crashed generation worker up to this often
+
+    RANGES: ClassVar[dict] = {
+        "idle_timeout_s": (1, 10**6, "seconds without input before the attract loop"),
+        "max_worker_restarts": (0, 10**6, "restarts"),
+    }
 
 
 @dataclass(frozen=True)
@@ -126,9 +163,9 @@ class RuntimeConfig:
     refiner: str = "auto"              # auto | geometry | dit
     device: str = "auto"               # auto | cpu | cuda
 
-    def __post_init__(self):
-        if not self.display_hz > 0:
-            raise ValueError(f"display_hz must be > 0, got {self.display_hz}")
+    RANGES: ClassVar[dict] = {"headless_seconds": (0.1, 10**7, "seconds of presented video"),
+                              "display_hz": (1, 1000, "displayed frames per second"),
+                              "walk_min_seen": (0, 1, "a share of the view"), "seen_warning": (0, 1, "a share of the view")}
 
 
 @dataclass(frozen=True)
@@ -169,6 +206,11 @@ def _check_scalar(kind, value, where: str):
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):      # yaml reads 1e9 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected float, got {value!r}") from None
     if kind is bool and not isinstance(value, bool):
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if kind in (int, float) and isinstance(value, bool):
@@ -176,6 +218,23 @@ def _check_scalar(kind, value, where: str):
     if isinstance(kind, type) and not isinstance(value, kind):
         raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
     return value
+
+
+def out_of_range(value, low: float, high: float, why: str) -> str | None:
+    """Why `value` is not in [low, high] ("is out of range: expected 1 to 1000 (why)"), or None."""
+    if value is None or (low <= value <= high and not (isinstance(value, float) and math.isnan(value))):
+        return None
+    return f"is out of range: expected {_number(low)} to {_number(high)} ({why})"
+
+
+def check_range(value, low: float, high: float, why: str, where: str) -> None:
+    """Raise ConfigError naming `where`, the value, its range and why, unless low <= value <= high."""
+    if problem := out_of_range(value, low, high, why):
+        raise ConfigError(f"{where}={value!r} {problem}")
+
+
+def _number(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def build(cls, raw: dict, where: str):
@@ -186,13 +245,18 @@ def build(cls, raw: dict, where: str):
     names = {f.name for f in dataclasses.fields(cls)}
     if unknown := raw.keys() - names:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(names)}")
-    kwargs = {}
+    kwargs, ranges = {}, getattr(cls, "RANGES", {})
     for key, value in raw.items():
         kind = hints[key]
         if dataclasses.is_dataclass(kind):
             kwargs[key] = build(kind, value or {}, f"{where}.{key}")
-        else:
-            kwargs[key] = _check_scalar(kind, value, f"{where}.{key}")
+            continue
+        kwargs[key] = _check_scalar(kind, value, f"{where}.{key}")
+        if key in ranges and isinstance(kwargs[key], tuple):
+            for i, item in enumerate(kwargs[key]):
+                check_range(item, *ranges[key], where=f"{where}.{key}[{i}]")
+        elif key in ranges:
+            check_range(kwargs[key], *ranges[key], where=f"{where}.{key}")
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as err:
@@ -211,7 +275,7 @@ def parse_override(text: str) -> tuple[list[str], object]:
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError as err:
-        raise ConfigError(f"override {text!r}: value is not valid yaml ({err})") from err
+        raise ConfigError(f"override {text!r}: value is not valid yaml ({yaml_problem(err)})") from None
     return path, parsed
 
 
@@ -229,11 +293,16 @@ def load_config(path: Path | str | None = None, overrides: typing.Sequence[str] 
     """Load config.yaml (or `path`), apply 'a.b=c' overrides and validate everything."""
     path = Path(path) if path else DEFAULT_CONFIG_PATH
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found; pass --config PATH or restore config.yaml")
+        what = "is a folder, not a file" if path.is_dir() else "not found"
+        raise ConfigError(f"config file {path} {what}; pass --config PATH or restore config.yaml")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8); pass a yaml file like config.yaml") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid yaml ({err})") from err
+        raise ConfigError(f"{path}: not valid yaml ({yaml_problem(err)}); compare it with config.yaml") from None
     for text in overrides:
         keys, value = parse_override(text)
         _apply(raw, keys, value, text)
@@ -245,6 +314,13 @@ def with_cache_paths(cfg: AppConfig) -> AppConfig:
     scenes = dataclasses.replace(cfg.scenes, cache_dir=str(in_cache(cfg.scenes.cache_dir)))
     model = dataclasses.replace(cfg.model, compile_cache_dir=str(in_cache(cfg.model.compile_cache_dir)))
     return dataclasses.replace(cfg, scenes=scenes, model=model)
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one line: the problem and where it is."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
 def config_to_dict(cfg) -> dict:

@@ -45,8 +45,9 @@ class HudState:
 
 
 class HeadlessPresenter:
-    """Writes every presented frame to OUT/video.mp4 (H.264 at x264 `preset`, atomic) and keeps a few
-    for the contact sheet (OUT/contact_sheet.png, a grid of frames with their timestamps)."""
+    """Writes every presented frame to OUT/video.mp4 (H.264 at x264 `preset`, durable: it plays up to
+    about a second before a crash or SIGKILL) and keeps a few for the contact sheet
+    (OUT/contact_sheet.png, a grid of frames with their timestamps)."""
     accepts_device_frames = False     # encodes from host memory: the worker copies frames to the host
 
     def __init__(self, out_dir: Path, fps: float, width: int, height: int, sheet_tiles: int = 12,
@@ -54,7 +55,7 @@ class HeadlessPresenter:
         self.out_dir, self.fps, self.sheet_tiles = Path(out_dir), fps, sheet_tiles
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.writer = BackgroundVideoWriter(self.out_dir / "video.mp4", fps=fps, width=width, height=height,
-                                            preset=preset)
+                                            preset=preset, durable=True)
         self._sheet: list[tuple[float, np.ndarray]] = []   # every `_stride`-th frame, at most 2 x tiles
         self._stride = 1
         self.frames_presented = 0

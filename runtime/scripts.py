@@ -13,6 +13,7 @@ from controllers.scripted import ScriptedPath
 from runtime.recorder import load_recorded_blocks, load_recorded_poses
 from runtime.session import scene_scale
 from runtime.walk_plan import plan_walk
+from scenes.errors import SceneInputError
 from scenes.trajectory import read_keys, read_pose_json, target_c2w
 
 # The demo walk (runtime/walk_plan.py) repeats in longer sessions; each goal change is a control
@@ -58,8 +59,8 @@ def load_script(path: str | Path, source_c2w: torch.Tensor, *, relative_to_sourc
         c2w, indices, _ = load_recorded_poses(path)
         return ScriptedPath(c2w, np.array(indices) % len(source_c2w))
     if not path.is_file():
-        raise ValueError(f"--script {path}: no such file or folder; give a trajectory .txt, a camera-path "
-                         ".json or a recorded run folder")
+        raise SceneInputError(f"--script {path}: no such file or folder; give a trajectory .txt, a camera-path "
+                              ".json or a recorded run folder")
     if path.suffix.lower() == ".json":
         c2w, indices = read_pose_json(path)
         idx = np.arange(len(c2w)) if indices is None else np.asarray(indices)

@@ -41,6 +41,7 @@ from runtime.telemetry import GcPauses, PoseTrace, Telemetry
 from runtime.ticker import FixedTicker
 from runtime.worker import BlockRequest, GeneratedBlock, GenerationWorker, PrepareHint, SceneTensors
 from runtime.world_clock import WorldClock
+from scenes.atomic import close_all
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,10 @@ class Session:
         self._seen_shown: float | None = None          # the last displayed frame's share the video saw
         self._waiting_since = self._status_due_s = time.perf_counter()   # the first frame's wait: since, next redraw
 
+    def request_quit(self) -> None:
+        """End the session at its next loop step (safe from a signal handler: it only sets a flag)."""
+        self.quit = True
+
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> dict:
         """Run to the end; returns the telemetry summary plus session counters."""
@@ -149,9 +154,7 @@ class Session:
                     self._iterate()
         finally:
             self.worker.stop()
-            self.presenter.close()
-            if self.recorder is not None:
-                self.recorder.close()
+            close_all(self.presenter.close, *([self.recorder.close] if self.recorder is not None else []))
         wall_s = time.perf_counter() - wall0
         summary = self.telemetry.summary()
         summary.update(wall_s=wall_s, achieved_fps=self.frames_presented / wall_s if wall_s > 0 else None,

@@ -15,7 +15,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from scenes.atomic import write_atomic
+from scenes.atomic import remove_stale_temporaries, write_atomic
 from scenes.fusion import FusedWorld, build_world
 
 
@@ -50,6 +50,7 @@ def load_or_build_world(scene, fusion_cfg, cache_dir: Path | str, device, progre
                               mask_hw=tuple(meta["mask_hw"]), cfg=fusion_cfg)
         except (SafetensorError, OSError, KeyError, TypeError, ValueError, json.JSONDecodeError):
             print(f"roam: fused world cache {path} is unreadable; rebuilding it", file=sys.stderr)
+    remove_stale_temporaries(path.parent)         # files of saves that were killed
     t0 = time.perf_counter()
     world = build_world(scene.frames.to(device), scene.depth, scene.K, scene.c2w, fusion_cfg, progress=progress)
     print(f"roam: fused {scene.num_frames} frames into {world.points} points in {time.perf_counter() - t0:.1f} s",

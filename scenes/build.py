@@ -22,9 +22,10 @@ from scenes.captions import CaptionError, caption_frame, florence_identity, flor
 from scenes.depth import DepthPlan, DepthRequest, plan_depth, run_depth
 from scenes.depth.sfm import sfm_missing
 from scenes.frame_fit import FrameFit
+from scenes.memory import require_memory
 from scenes.sample import generator_hash
 from scenes.scene import SIDECAR_FILE, Scene, SceneCache, file_content_hash, for_storage, scene_cache_key
-from scenes.video import VideoDecodeWarning, VideoError, VideoInfo, decode_video, probe_video
+from scenes.video import VideoDecodeWarning, VideoInfo, decode_video, probe_video
 
 BUILD_VERSION = 1                  # bump when the build itself changes what it produces
 REFERENCE_MAX_FRAMES = 1000        # the reference cuts videos here; roam keeps every frame
@@ -59,25 +60,11 @@ def caption_settings(cfg, prompt: str | None, florence_reason: str | None) -> di
     return {"florence": florence_identity(Path(cfg.model.checkpoint_dir) / FLORENCE_DIR)}
 
 
-def available_memory_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo (Linux); None where unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def check_memory(info: VideoInfo, width: int, height: int) -> None:
     """Fail before decoding when the whole Scene cannot fit in memory (a Scene holds every frame)."""
     frames = info.num_frames or round(info.duration_s * info.fps)
-    need, free = frames * width * height * BYTES_PER_PIXEL, available_memory_bytes()
-    if free is not None and need > free:
-        raise VideoError(f"{info.path}: {frames} frames at {width}x{height} need about {need / 2**30:.1f} GiB to build, "
-                         f"{free / 2**30:.1f} GiB is free; cut the video (e.g. ffmpeg -t SECONDS) or lower "
-                         "scenes.width/height")
+    require_memory(frames * width * height * BYTES_PER_PIXEL, f"{info.path}: {frames} frames at {width}x{height}",
+                   "cut the video (e.g. ffmpeg -t SECONDS) or lower scenes.width/height")
 
 
 def _decode(path: Path, width: int, height: int, fit: str):

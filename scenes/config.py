@@ -1,5 +1,6 @@
 """Config of scene building and rendering (section `scenes` of config.yaml)."""
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 FIT_MODES = ("stretch", "crop", "pad")    # scenes.fit (scenes/frame_fit.py)
 
@@ -9,6 +10,9 @@ class SampleConfig:
     frames: int = 120                  # frames of the built-in sample scene (5 s at 24 fps)
     fps: float = 24.0                  # its frame rate; the ball's motion follows real time
     seed: int = 0                      # seed of its procedural textures and object placement
+
+    RANGES: ClassVar[dict] = {"frames": (2, 10_000, "frames of video the sample renders and keeps in memory"),
+                              "fps": (1, 240, "frames per second"), "seed": (0, 2**32 - 1, "a random seed")}
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,13 @@ class DepthConfig:
     sfm: bool = False                  # estimate: EXPERIMENTAL structure from motion with pycolmap (pip install pycolmap): camera motion and sparse depth over the prior, used when the reconstruction is sound (not yet better than the prior on the sample: docs/performance.md)
     sfm_max_frames: int = 64           # estimate: most frames SfM sees (evenly spaced; the others take interpolated poses)
     sfm_max_width: int = 480           # estimate: frames are downscaled to at most this width for SfM (speed)
+
+    RANGES: ClassVar[dict] = {
+        "chunk_frames": (1, 100_000, "frames per depth-model pass, held in memory at once"),
+        "hfov_deg": (1, 179, "degrees of horizontal field of view"), "eye_height": (1e-3, 1e4, "metres"),
+        "backdrop": (1e-3, 1e6, "metres"), "png_scale": (1e-9, 1e6, "depth units per PNG code"),
+        "sfm_max_frames": (2, 10_000, "frames"), "sfm_max_width": (16, 8192, "pixels"),
+    }
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,15 @@ class FusionConfig:
     protect_px: int = 12               # fused points behind a moving thing fill no hole within this many pixels of it
     chunk_frames: int = 8              # frames processed at once while building (memory vs. speed)
     point_stride: int = 4              # every n-th frame (and the last) adds its static points; every frame gets its moving-pixel mask
+
+    RANGES: ClassVar[dict] = {
+        "max_points": (1, 500_000_000, "points of about 20 bytes in memory"), "voxel_pixels": (0.01, 1000, "pixels"),
+        "neighbour_offsets": (-10_000, 10_000, "frame offsets"), "analysis_stride": (1, 64, "pixels"),
+        "depth_tolerance": (1e-6, 100, "a relative depth difference"), "colour_tolerance": (1e-6, 1, "an RGB difference"),
+        "dynamic_vote": (1e-6, 1, "a share of frames"), "dilate_px": (0, 1000, "pixels"),
+        "protect_px": (0, 1000, "pixels"), "chunk_frames": (1, 10_000, "frames held in memory at once"),
+        "point_stride": (1, 10_000, "frames"),
+    }
 
     def __post_init__(self):
         if min(self.max_points, self.analysis_stride, self.chunk_frames, self.point_stride) < 1 or self.voxel_pixels <= 0:
@@ -60,6 +80,9 @@ class ScenesConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)   # the built-in sample scene
     fusion: FusionConfig = field(default_factory=FusionConfig)   # the fused world state (scenes/fusion.py)
     depth: DepthConfig = field(default_factory=DepthConfig)      # depth providers of `main.py build`
+
+    RANGES: ClassVar[dict] = {"width": (16, 8192, "pixels of every frame in memory"),
+                              "height": (16, 8192, "pixels of every frame in memory")}
 
     def __post_init__(self):
         if self.fit not in FIT_MODES:

@@ -68,19 +68,20 @@ def bounce_indices(n_source: int, n_target: int) -> list[int]:
     return [p if p < n_source else cycle - p for p in (i % cycle for i in range(n_target))]
 
 
-def adaptive_indices(n: int, total_angle_deg: float) -> list[int]:
-    """Adaptive frame count (dataset.adaptive_frame): indices into the n aligned frames.
-
-    Clips shorter than max(min_needed, 121) are ping-ponged up to it; clips longer than
-    max_needed are subsampled to max_needed (truncating linspace); others are unchanged."""
-    _check_count(n, "frame count")
+def adaptive_count(n: int, total_angle_deg: float) -> int:
+    """Frames after the adaptive frame count (dataset.adaptive_frame) of n aligned frames: clips
+    shorter than max(min_needed, 121) grow to it, clips longer than max_needed shrink to it."""
     min_needed, max_needed = adaptive_bounds(n, total_angle_deg)
     target = max(min_needed, MIN_ADAPTIVE_FRAMES)
-    if n < target:
-        return bounce_indices(n, target)
-    if n > max_needed:
-        return bounce_indices(n, max_needed)
-    return list(range(n))
+    return target if n < target else max_needed if n > max_needed else n
+
+
+def adaptive_indices(n: int, total_angle_deg: float) -> list[int]:
+    """Adaptive frame count: indices into the n aligned frames. Clips that grow are ping-ponged,
+    clips that shrink are subsampled (truncating linspace), others are unchanged."""
+    _check_count(n, "frame count")
+    target = adaptive_count(n, total_angle_deg)
+    return list(range(n)) if target == n else bounce_indices(n, target)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,13 @@ class DatasetFrames:
     """Output frame -> frame of each input video of the v2v step (after freeze and adaptive)."""
     source_index: list[int]   # indices into the decoded source video (freeze composed in)
     render_index: list[int]   # indices into the rendered video (already freeze-extended)
+
+
+def dataset_frame_count(n_source: int, *, freeze_repeat: int = 0, adaptive: bool = True,
+                        total_angle_deg: float = 0.0) -> tuple[int, int]:
+    """(frames after the freeze, output frames) of `dataset_frames`, counted without building its lists."""
+    frozen = n_source + freeze_repeat
+    return frozen, adaptive_count(frozen, total_angle_deg) if adaptive else frozen
 
 
 def dataset_frames(n_source: int, *, freeze_repeat: int = 0, freeze_frame: int | None = None,

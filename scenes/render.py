@@ -49,12 +49,16 @@ def render_views(frames_u8: Tensor, depth: Tensor, K: Tensor, src_c2w: Tensor, t
     return to_encoder_u8(render), mask[:, 0] > 0
 
 
-def video_log_depth_max(depth: Tensor, K: Tensor, src_c2w: Tensor, tgt_c2w: Tensor, *, chunk: int = 24) -> Tensor:
+def video_log_depth_max(depth: Tensor, K: Tensor, src_c2w: Tensor, tgt_c2w: Tensor, *, index: Tensor | None = None,
+                        chunk: int = 24) -> Tensor:
     """The normaliser render_views would use if given all T frames at once (0-dim float32 tensor on
-    depth's device), computed `chunk` frames at a time. Same shapes as render_views' arguments."""
-    T = depth.shape[0]
+    depth's device), computed `chunk` frames at a time. Same shapes as render_views' arguments; with
+    `index` [T], depth [N, H, W] and src_c2w [N, 4, 4] hold the source frames and frame t uses
+    index[t] (picked per chunk, so a long freeze never holds T depth maps)."""
+    T = len(tgt_c2w)
     K = K.expand(T, 3, 3)
-    return torch.stack([max_log_depth(*_warp_inputs(depth[i:i + chunk], K[i:i + chunk], src_c2w[i:i + chunk],
+    pick = (lambda x, i: x[index[i:i + chunk]]) if index is not None else (lambda x, i: x[i:i + chunk])
+    return torch.stack([max_log_depth(*_warp_inputs(pick(depth, i), K[i:i + chunk], pick(src_c2w, i),
                                                     tgt_c2w[i:i + chunk], depth.device))
                         for i in range(0, T, chunk)]).max()
 

@@ -24,6 +24,7 @@ from scenes.errors import SceneInputError
 from scenes.glcamera import gl_projection_from_K, gl_view_from_c2w, linearize_depth
 from scenes.sample_world import (BALL_RADIUS, LIGHT_DIR, ball_center_stage, ball_mesh, ball_model_matrix,
                                  camera_path_stage, make_static_meshes, make_textures)
+from scenes.memory import require_memory
 from scenes.scene import for_storage, Scene, SceneCache, scene_cache_key
 
 NEAR_M, FAR_M = 0.05, 400.0          # clip planes; the sky dome (150 m) lies well inside
@@ -32,6 +33,7 @@ AMBIENT = 0.5                        # share of light that does not depend on th
 CAPTION = ("A sunny courtyard paved with a checkered stone floor, with wooden crates, stone pillars, a red "
            "brick wall and buildings under a blue sky, while a colourful beach ball bounces across the ground.")
 GENERATOR_FILES = ("sample.py", "sample_world.py", "glcamera.py")   # their bytes key the cache
+SAMPLE_BYTES_PER_PIXEL = 14        # peak memory per pixel of every frame: colour (3) and depth (4), each twice while stored
 
 VERTEX_SHADER = """
 #version 330
@@ -225,6 +227,9 @@ def build_sample_scene(cfg: SampleConfig, width: int, height: int, progress: boo
     if cfg.frames < 1 or cfg.fps <= 0 or width < 2 or height < 2:
         raise SceneInputError(f"sample scene: need frames >= 1, fps > 0 and a size of at least 2x2, got "
                               f"frames={cfg.frames}, fps={cfg.fps}, size={width}x{height}")
+    require_memory(cfg.frames * width * height * SAMPLE_BYTES_PER_PIXEL,
+                   f"the sample scene's {cfg.frames} frames at {width}x{height}",
+                   "lower scenes.sample.frames or scenes.width/height")
     c2w = sample_poses(cfg)                                                         # [N, 4, 4]
     K = sample_intrinsics(width, height)
     frames = np.empty((cfg.frames, height, width, 3), dtype=np.uint8)

@@ -29,7 +29,6 @@ import logging
 import math
 import os
 import shutil
-import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +42,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from scenes.atomic import write_atomic
+from scenes.atomic import remove_stale_temporaries, temporary_path, writable_folder, write_atomic
 from scenes.errors import SceneInputError
+from scenes.memory import require_memory
 
 FORMAT = "roam-scene"
 VERSION = 2
@@ -197,10 +197,6 @@ def weights_fingerprint(paths: list[Path], sample_bytes: int = 1 << 20) -> str:
     return h.hexdigest()[:16]
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
 def compact_depth(depth: torch.Tensor) -> torch.Tensor:
     """Depth rounded to float16 when float16's relative error is within that of the reference's uint16
     depth codec on this depth (pipeline-spec 2.2: (max - min) / 65535 steps, at worst one step at the
@@ -249,7 +245,7 @@ def save_scene(scene: Scene, folder: Path | str, storage: str = "exact") -> Path
     folder.mkdir(parents=True, exist_ok=True)
     small = {k: v.detach().contiguous() for k, v in scene.tensors().items() if k not in ("frames", "depth")}
     depth = stored_depth(scene.depth.detach().contiguous())
-    tmp = {name: _tmp_name(folder / name) for name in (*FILES, SIDECAR_FILE)}
+    tmp = {name: temporary_path(folder / name) for name in (*FILES, SIDECAR_FILE)}
     try:
         _write_frames(scene.frames, tmp[FRAMES_FILE], scene.fps, storage)
         little = depth.numpy().astype(depth.numpy().dtype.newbyteorder("<"), copy=False)
@@ -365,6 +361,11 @@ def load_scene(folder: Path | str, verify_hash: bool = True) -> Scene:
     Marks the scene used. Raises SceneError with the file and the problem when anything is off."""
     folder = Path(folder)
     sidecar = _read_sidecar(folder)
+    n, h, w = (sidecar.get(key) for key in ("num_frames", "height", "width"))
+    if all(isinstance(v, int) for v in (n, h, w)):      # the files read whole, the frames decoded, depth as float32 too
+        stored = sum((folder / name).stat().st_size for name in FILES if (folder / name).is_file())
+        require_memory(stored + n * h * w * (3 + 4 + 4), f"{folder}: the scene's {n} frames at {w}x{h}",
+                       "close other programs, or rebuild the scene with a lower scenes.width/height")
     data = {}
     for name in FILES:
         try:
@@ -439,8 +440,10 @@ class SceneCache:
             except SceneError as err:
                 log.warning("scene cache entry %s is stale or corrupt (%s); rebuilding it", folder, err)
                 shutil.rmtree(folder, ignore_errors=True)
+        writable_folder(self.root)                # a read-only or full cache fails now, not after the build
+        remove_stale_temporaries(self.root)       # staging folders of builds that were killed
         scene = builder()
-        staging = self.root / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        staging = temporary_path(folder)
         try:
             save_scene(scene, staging, self.storage)
             try:

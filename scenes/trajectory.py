@@ -27,6 +27,11 @@ from scenes.atomic import write_atomic
 from scenes.errors import SceneInputError
 
 LINE_NAMES = ("pitch", "yaw", "r")
+KEY_RANGES = {                    # each line's keys: (lowest, highest, why)
+    "pitch": (-3600.0, 3600.0, "degrees, ten turns; the adaptive frame count grows with the turn"),
+    "yaw": (-3600.0, 3600.0, "degrees, ten turns; the adaptive frame count grows with the turn"),
+    "r": (-1e6, 1e6, "scene units; farther, float32 poses lose their precision"),
+}
 
 
 @dataclass(frozen=True)
@@ -40,22 +45,25 @@ class TrajectoryKeys:
         for name in LINE_NAMES:
             values = getattr(self, name)
             object.__setattr__(self, name, tuple(float(v) for v in values))
-            _check_line(getattr(self, name), f"trajectory keys ({name})")
+            _check_line(getattr(self, name), f"trajectory keys ({name})", name)
 
     def total_angle_deg(self) -> float:
         """max(sum |d pitch|, sum |d yaw|) over the raw keys (the adaptive frame count's angle)."""
         return float(max(np.abs(np.diff(self.pitch)).sum(), np.abs(np.diff(self.yaw)).sum()))
 
 
-def _check_line(values: tuple[float, ...], where: str) -> None:
+def _check_line(values: tuple[float, ...], where: str, name: str) -> None:
     if len(values) < 2:
         raise SceneInputError(f"{where}: needs at least 2 keyframes, found {len(values)}")
     if bad := [v for v in values if not math.isfinite(v)]:
         raise SceneInputError(f"{where}: keyframes must be finite numbers, found {bad[0]!r}")
+    low, high, why = KEY_RANGES[name]
+    if bad := [v for v in values if not low <= v <= high]:
+        raise SceneInputError(f"{where}: keyframe {bad[0]:g} is out of range: expected {low:g} to {high:g} ({why})")
 
 
-def _parse_line(line: str, where: str) -> tuple[float, ...]:
-    tokens = line.split()
+def _parse_line(text: str, where: str, line: int) -> tuple[float, ...]:
+    tokens = text.split()
     if not tokens:
         raise SceneInputError(f"{where}: empty line; expected whitespace-separated numbers")
     values = []
@@ -64,7 +72,7 @@ def _parse_line(line: str, where: str) -> tuple[float, ...]:
             values.append(float(tok))
         except ValueError:
             raise SceneInputError(f"{where}: {tok!r} is not a number") from None
-    _check_line(tuple(values), where)
+    _check_line(tuple(values), where, LINE_NAMES[line])
     return tuple(values)
 
 
@@ -73,7 +81,7 @@ def parse_keys(text: str, where: str = "trajectory") -> TrajectoryKeys:
     lines = text.splitlines()
     if len(lines) < 3:
         raise SceneInputError(f"{where}: expected 3 lines (pitch, yaw and r keyframes), found {len(lines)}")
-    return TrajectoryKeys(*(_parse_line(lines[i], f"{where} line {i + 1} ({LINE_NAMES[i]})") for i in range(3)))
+    return TrajectoryKeys(*(_parse_line(lines[i], f"{where} line {i + 1} ({LINE_NAMES[i]})", i) for i in range(3)))
 
 
 def read_keys(path: str | os.PathLike) -> TrajectoryKeys:

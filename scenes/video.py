@@ -13,7 +13,6 @@ import math
 import os
 import queue
 import threading
-import uuid
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,11 +22,13 @@ import av
 import numpy as np
 import torch
 
-from scenes.atomic import write_atomic
+from scenes.atomic import FILE_SYSTEM_PROBLEMS, temporary_path, write_atomic
 from scenes.errors import SceneInputError
 from scenes.frame_fit import FrameFit, resize_frames
 
 CHUNK_PIXELS = 16_000_000          # source pixels resized per chunk (~190 MB of float32 RGB)
+FRAGMENT_S = 0.5                   # durable videos: longest stretch of frames not yet on disk as a whole fragment
+DURABLE_LOOKAHEAD = 6              # durable videos: x264 frames of look-ahead (its default 40 holds frames back ~2 s)
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
@@ -186,6 +187,14 @@ def decode_video(path: Path | str, width: int = 832, height: int = 480,
 
 # ---------------------------------------------------------------- writing
 
+def error_text(err: Exception) -> str:
+    """What an OS or FFmpeg error says, without its Python decoration ("No space left on device"),
+    and for a file-system error what to do about it."""
+    text = getattr(err, "strerror", None) or str(err)
+    hint = FILE_SYSTEM_PROBLEMS.get(getattr(err, "errno", None))
+    return f"{text}; {hint}" if hint else text
+
+
 def checked_frame(frame, path: Path, height: int, width: int) -> np.ndarray:
     """A frame to encode (numpy or torch, any device) as a uint8 [height, width, 3] array, or a
     VideoError naming the file and the shape it got."""
@@ -197,38 +206,67 @@ def checked_frame(frame, path: Path, height: int, width: int) -> np.ndarray:
 
 
 class VideoWriter:
-    """H.264 (libx264, yuv420p) writer that never leaves a half-written file under the real name.
+    """H.264 (libx264, yuv420p) writer in one of two forms.
 
-    Frames go to a hidden temporary file beside `path`; `finalize()` flushes the encoder, closes the
-    container and renames it, so the result plays. As a context manager it finalizes on success and
-    removes the temporary file on an exception. A recorder that must survive Ctrl-C calls finalize()
-    from its `finally:` (or from another thread: write and finalize share a lock). Odd sizes are
-    padded to even ones by repeating the last column/row, as yuv420p requires."""
+    Atomic (the default): frames go to a hidden temporary file beside `path`; `finalize()` flushes
+    the encoder, closes the container and renames it, so the result plays and a failed run leaves
+    nothing under the real name. As a context manager it finalizes on success and removes the
+    temporary file on an exception.
+
+    Durable (`durable=True`, for sessions and recordings that must survive SIGKILL, a crash or a
+    full disk): a fragmented MP4 written under the real name from the first frame (no file before
+    it), with a keyframe every second, a fragment at least every FRAGMENT_S and a short encoder
+    look-ahead, so whatever happens the file plays up to about a second before the end.
+    `finalize()` closes it; nothing is renamed.
+
+    A recorder that must survive Ctrl-C calls finalize() from its `finally:` (or from another thread:
+    write and finalize share a lock). Odd sizes are padded to even ones by repeating the last
+    column/row, as yuv420p requires."""
 
     def __init__(self, path: Path | str, fps: float = 24.0, width: int = 832, height: int = 480,
-                 crf: int = 18, preset: str = "medium"):
+                 crf: int = 18, preset: str = "medium", durable: bool = False):
         self.path = Path(path)
         if width < 1 or height < 1 or not (fps > 0 and math.isfinite(fps)):
             raise VideoError(f"{self.path}: bad video settings {width}x{height} at {fps} fps")
-        self.width, self.height, self.num_frames = int(width), int(height), 0
-        self.tmp_path = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        muxer = MUXERS.get(self.path.suffix.lower(), "mp4")
+        if durable and muxer not in ("mp4", "mov"):
+            raise VideoError(f"{self.path}: a durable video is a fragmented MP4; name it .mp4 or .mov")
+        self.width, self.height, self.num_frames, self.durable = int(width), int(height), 0, durable
+        self.tmp_path = self.path if durable else temporary_path(self.path)
+        self._rate = Fraction(fps).limit_denominator(1001)
+        self._options = {"crf": str(int(crf)), "preset": preset}
+        self._muxer_options = {}
+        if durable:
+            self._options.update(g=str(max(1, round(fps))), **{"rc-lookahead": str(DURABLE_LOOKAHEAD)})
+            self._muxer_options = {"movflags": "frag_keyframe+empty_moov+default_base_moof",
+                                   "frag_duration": str(int(FRAGMENT_S * 1e6)), "flush_packets": "1"}
         self._lock = threading.RLock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = None
+        self._open = True
         try:
-            self._container = av.open(str(self.tmp_path), "w", format=MUXERS.get(self.path.suffix.lower(), "mp4"))
-            rate = Fraction(fps).limit_denominator(1001)
-            self._stream = self._container.add_stream("libx264", rate=rate)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise VideoError(f"{self.path.parent}: cannot make the output folder ({err.strerror})") from err
+        if not durable:                 # a durable file appears with its first frame
+            self._start()
+
+    def _start(self) -> None:
+        try:
+            self._container = av.open(str(self.tmp_path), "w", format=MUXERS.get(self.path.suffix.lower(), "mp4"),
+                                      options=self._muxer_options)
+            self._stream = self._container.add_stream("libx264", rate=self._rate)
             self._stream.width, self._stream.height = self.width + self.width % 2, self.height + self.height % 2
             self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(int(crf)), "preset": preset}
-            self._stream.codec_context.time_base = 1 / rate
-        except (av.error.FFmpegError, ValueError) as err:
+            self._stream.options = self._options
+            self._stream.codec_context.time_base = 1 / self._rate
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            self._container, self._open = None, False
             self.tmp_path.unlink(missing_ok=True)
-            raise VideoError(f"{self.path}: cannot start an H.264 encoder ({err})") from err
+            raise VideoError(f"{self.path}: cannot start an H.264 encoder ({error_text(err)})") from err
 
     @property
     def closed(self) -> bool:
-        return self._container is None
+        return not self._open
 
     def write(self, frame) -> None:
         """Append one frame: uint8 [H, W, 3] RGB (numpy or torch, H x W as constructed)."""
@@ -237,13 +275,16 @@ class VideoWriter:
             arr = np.pad(arr, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
         with self._lock:
-            if self._container is None:
+            if not self._open:
                 raise VideoError(f"{self.path}: write after the writer was finalized or aborted")
+            if self._container is None:
+                self._start()
             video_frame.pts = self.num_frames
-            packets = self._stream.encode(video_frame)
+            try:
+                self._container.mux(self._stream.encode(video_frame))
+            except (av.error.FFmpegError, OSError) as err:
+                raise VideoError(f"{self.path}: cannot write the video ({error_text(err)})") from err
             self.num_frames += 1
-            if self._container is not None:       # a same-thread signal handler may have finalized us
-                self._container.mux(packets)
 
     def write_frames(self, frames) -> None:
         """Append uint8 [T, H, W, 3] frames."""
@@ -251,34 +292,42 @@ class VideoWriter:
             self.write(frame)
 
     def finalize(self) -> Path | None:
-        """Flush, close and rename to `path`; idempotent. -> the final path, or None when no frame was
-        written (then nothing is left behind)."""
+        """Flush, close and (atomic form) rename to `path`; idempotent. -> the final path, or None when
+        no frame was written (then nothing is left behind)."""
         with self._lock:
-            if self._container is None:
+            if not self._open:
                 return self.path if self.path.exists() and self.num_frames else None
+            self._open = False
             container, self._container = self._container, None
+            if container is None:
+                return None
             try:
                 container.mux(self._stream.encode())            # drain the encoder's delayed frames
                 container.close()
-            except av.error.FFmpegError as err:
-                self.tmp_path.unlink(missing_ok=True)
-                raise VideoError(f"{self.path}: could not finish the video ({err})") from err
+            except (av.error.FFmpegError, OSError) as err:
+                if not self.durable:                           # a durable file keeps its finished fragments
+                    self.tmp_path.unlink(missing_ok=True)
+                raise VideoError(f"{self.path}: could not finish the video ({error_text(err)})") from err
             if self.num_frames == 0:
                 self.tmp_path.unlink(missing_ok=True)
                 return None
-            os.replace(self.tmp_path, self.path)
+            if not self.durable:
+                os.replace(self.tmp_path, self.path)
             return self.path
 
     def abort(self) -> None:
-        """Drop everything written so far; the final path is left untouched."""
+        """Stop writing. The atomic form drops everything (the final path is left untouched); a durable
+        file keeps the frames already in it, which play as they are."""
         with self._lock:
+            self._open = False
             container, self._container = self._container, None
             if container is not None:
                 try:
                     container.close()
-                except av.error.FFmpegError:
-                    pass                                       # the file is being deleted anyway
-            self.tmp_path.unlink(missing_ok=True)
+                except (av.error.FFmpegError, OSError):
+                    pass                                       # deleted below, or kept as far as it got
+            if not self.durable or self.num_frames == 0:
+                self.tmp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -294,8 +343,9 @@ class BackgroundVideoWriter:
     """A VideoWriter whose H.264 encoding runs on its own thread, so a real-time loop never waits for
     the encoder (on a small CPU one write can take longer than a frame period). `write` checks and
     copies the frame into a queue of at most `max_queued` frames, blocking only when the encoder falls
-    that far behind; `finalize` drains the queue, then finalizes as VideoWriter does (atomic rename).
-    An encoder error surfaces at the next write or at finalize."""
+    that far behind; `finalize` drains the queue, then finalizes as VideoWriter does. An encoder error
+    (a full disk) surfaces at the next write or at finalize; a durable video keeps the frames written
+    before it."""
 
     def __init__(self, path: Path | str, fps: float = 24.0, width: int = 832, height: int = 480,
                  max_queued: int = 48, **options):
@@ -340,7 +390,9 @@ class BackgroundVideoWriter:
                 self._thread.join()
             if self._error is not None:
                 self._writer.abort()
-                raise VideoError(f"{self.path}: encoding failed ({self._error})") from self._error
+                if isinstance(self._error, VideoError):
+                    raise self._error
+                raise VideoError(f"{self.path}: encoding failed ({error_text(self._error)})") from self._error
             return self._writer.finalize()
 
 

@@ -32,6 +32,15 @@ def parity_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    """A scene cache holding the tiny sample scene (tests/reliability.py TINY) and its fused world,
+    built once for the reliability suites' subprocesses (pass `cache_flags(cache)`). They may add to
+    it; none may damage it."""
+    from tests.reliability import build_tiny_cache
+    return build_tiny_cache(tmp_path_factory.mktemp("tiny-cache"))
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> Path:
     """A complete checkpoint tree at the tiny size (benchmarks/fake_checkpoints.py), written once per
     session. Read-only: a test that breaks files works on a copy (shutil.copytree)."""

@@ -26,7 +26,7 @@ from runtime.config import config_to_dict
 from cli.render.job import RenderJob, output_paths, process_video
 from cli.render.outputs import BACKENDS
 from cli.render.plan import FrameSettings
-from scenes.atomic import write_atomic
+from scenes.atomic import remove_stale_temporaries, writable_folder, write_atomic
 from scenes.errors import SceneInputError
 from scenes.scene import file_content_hash
 from scenes.trajectory import format_keys, read_keys
@@ -204,7 +204,8 @@ def run_shard(cfg, args, job: RenderJob, videos: list[Path], rank, device, capti
     """Process this rank's videos; a failure is reported and recorded, and the next video goes on."""
     from tqdm import tqdm
     mine = render_dist.shard(videos, rank)
-    job.out_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(job.out_dir)
+    remove_stale_temporaries(job.out_dir)             # the half-written videos of a killed run
     records = []
     for g, video in tqdm(mine, desc=f"videos (rank {rank.rank})", unit="video", file=sys.stderr,
                          position=0 if rank.world == 1 else rank.rank, disable=not job.progress):

@@ -128,8 +128,8 @@ class ReferenceRender:
         """Fix the warper's normaliser to the one of the whole native render (indices [T_r],
         target_c2w [T_r, 4, 4]), as the reference renders the video as one batch."""
         idx = torch.as_tensor(list(source_index), device=self.device, dtype=torch.long)
-        self.log_depth_max = video_log_depth_max(self.inner.depth[idx], self.K, self.inner.c2w[idx],
-                                                 target_c2w.to(self.device, torch.float32))
+        self.log_depth_max = video_log_depth_max(self.inner.depth, self.K, self.inner.c2w,
+                                                 target_c2w.to(self.device, torch.float32), index=idx)
 
     def render(self, indices, target_c2w: np.ndarray):
         """-> render uint8 [T, H, W, 3], mask bool [T, H, W], source uint8 [T, H, W, 3]."""

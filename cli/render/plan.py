@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from scenes.frames import LatentChain, dataset_frames, freeze_indices, latent_chain
+from scenes.frames import LatentChain, dataset_frame_count, dataset_frames, freeze_indices, latent_chain
+from scenes.memory import require_memory
 from scenes.trajectory import TrajectoryKeys, dataset_reference_w2c, target_c2w
 
 MAX_SOURCE_FRAMES = 1000          # the reference decodes at most this many frames
+PLAN_BYTES_PER_FRAME = 2048       # peak memory per frame of the frame program and the script made from it
 PI3_SCALE = 65535.0               # the reference's uint16 depth scale
 PI3_MIN_RANGE = 1e-8              # below this depth range the reference divides by 1
 
@@ -77,6 +79,10 @@ def plan_frames(keys: TrajectoryKeys, source_c2w: torch.Tensor, depth: torch.Ten
 
     source_c2w: float32 [N, 4, 4]; depth: [N, H, W] (only for the saved extrinsics' radius)."""
     n = min(len(source_c2w), MAX_SOURCE_FRAMES)
+    native_count, count = dataset_frame_count(n, freeze_repeat=settings.freeze_repeat, adaptive=settings.adaptive,
+                                              total_angle_deg=keys.total_angle_deg())
+    require_memory(max(native_count, count) * PLAN_BYTES_PER_FRAME, f"the frame program's {count} output frames "
+                   f"({native_count} rendered natively)", "lower --freeze_repeat, or use a trajectory that turns less")
     frozen = freeze_indices(n, settings.freeze_repeat, settings.freeze_frame)
     native = target_c2w(keys, source_c2w[frozen].float(), relative_to_source=settings.relative_to_source,
                         rotation_only=settings.rotation_only)                # [T_r, 4, 4] float32

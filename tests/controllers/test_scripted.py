@@ -1,9 +1,11 @@
-"""Scripted path replay and the input-log round trip (record -> replay gives the same ticks)."""
+"""Scripted path replay and the input-log round trip (the recorder's inputs.jsonl -> replay gives
+the same ticks, also from a log cut off by a killed run)."""
 import numpy as np
 import pytest
 
 from controllers.commands import IDLE, CameraCommand, Commands, TimeCommand
-from controllers.scripted import InputLogReplayer, InputLogWriter, ScriptedPath
+from controllers.scripted import InputLogReplayer, ScriptedPath
+from runtime.recorder import Recorder
 
 
 def poses(n):
@@ -46,15 +48,19 @@ def test_input_log_round_trip(tmp_path):
                 1: Commands(camera=CameraCommand(move=(0.0, 0.0, 1.0), run=True)),
                 4: Commands(time=TimeCommand(toggle_pause=True)),
                 7: Commands(camera=CameraCommand(look_delta_deg=(0.15, -0.45)), time=TimeCommand(scrub_s=-1.0))}
-    path = tmp_path / "inputs.jsonl"
-    with InputLogWriter(path) as log:
-        for tick in range(10):
-            log.write(tick, recorded.get(tick, IDLE))
-        assert not path.exists()                                 # written under a temporary name
-    assert len(path.read_text().splitlines()) == 4               # idle ticks are not written
+    recorder = Recorder(tmp_path / "run", fps=24.0, width=16, height=16)
+    for tick in range(10):
+        if not recorded.get(tick, IDLE).is_idle:                 # the session logs ticks that had input
+            recorder.log_tick(tick, recorded[tick].to_dict())
+    recorder.close()
+    path = tmp_path / "run" / "inputs.jsonl"
+    assert len(path.read_text().splitlines()) == 4
     replay = InputLogReplayer(path)
     assert [replay.commands_for(t) for t in range(10)] == [recorded.get(t, IDLE) for t in range(10)]
     assert replay.last_tick == 7 and not replay.done(7) and replay.done(8)
+    with path.open("a") as log:
+        log.write('{"tick": 9, "camera": {"mo')                   # killed mid-line
+    assert InputLogReplayer(path).last_tick == 7
 
 
 def test_input_log_errors_name_the_line(tmp_path):

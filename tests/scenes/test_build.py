@@ -14,6 +14,7 @@ from tests.makers import FakeDA3, write_audio_only_mp4, write_test_video
 from scenes.build import build_scene, build_scene_at
 from runtime.config import load_config
 from scenes.depth import DepthError
+from scenes.errors import SceneInputError
 from scenes.scene import load_scene
 from scenes.video import VideoError
 
@@ -179,8 +180,8 @@ def test_odd_sizes_large_frames_and_variable_frame_rate(tmp_path):
 
 def test_a_video_too_long_for_memory_fails_before_decoding(tmp_path, monkeypatch):
     video = write_test_video(tmp_path / "clip.mp4", frames_of(n=6))
-    monkeypatch.setattr("scenes.build.available_memory_bytes", lambda: 6 * W * H * 10)
-    with pytest.raises(VideoError, match=r"6 frames at 48x32 need about .* GiB to build.*cut the video"):
+    monkeypatch.setattr("scenes.memory.available_memory_bytes", lambda: 6 * W * H * 10)
+    with pytest.raises(SceneInputError, match=r"6 frames at 48x32 need about .* GiB, .* free; cut the video"):
         build_scene(make_cfg(tmp_path), video, device="cpu", depth="estimate", prompt="", progress=False)
     assert nothing_written(tmp_path)
 
