@@ -160,6 +160,9 @@ def load_da3(model_dir: Path, device: str) -> DA3Runner:
         with redirect_stdout(sys.stderr):               # the package logs to stdout, which is build's answer
             net = create_object(load_config(MODEL_REGISTRY[name]))
         state = {k.removeprefix("model."): v for k, v in load_file(str(model_dir / WEIGHTS_FILE)).items()}
+    except ImportError as err:                          # a module the preset's network needs (e.g. evo)
+        raise DepthError(f"--depth da3: the {name} network needs the module {err.name}, which is not installed; "
+                         f"{INSTALL_HINT}") from None
     except KeyError as err:
         raise DepthError(f"{model_dir / CONFIG_FILE}: model_name {err} is not a DA3 preset of the installed "
                          f"package ({', '.join(sorted(MODEL_REGISTRY))})") from None

@@ -73,3 +73,28 @@ def test_build_with_depth_da3_stores_the_networks_depth(tmp_path, da3_dir):
     scene = load_scene(out.stdout.strip())
     assert scene.meta["depth_provider"] == "da3" and scene.meta["depth_notes"]["process_size"] == [504, 280]
     assert scene.depth.shape == (3, 32, 64) and bool((scene.depth > 0).all())
+
+
+def test_every_module_of_the_official_network_imports():
+    # The official DA3 folder (download --only depth) names da3nested-giant-large; building it imports
+    # the modules its preset names (the nested one's pose alignment needs evo): requirements-depth.txt
+    # must install them all, or build stops halfway through its depth step.
+    import importlib
+
+    from omegaconf import OmegaConf
+
+    from depth_anything_3.cfg import load_config
+    from depth_anything_3.registry import MODEL_REGISTRY
+
+    def paths(node):
+        if isinstance(node, dict):
+            if "__object__" in node:
+                yield node["__object__"]["path"]
+            for value in node.values():
+                yield from paths(value)
+
+    preset = OmegaConf.to_container(load_config(MODEL_REGISTRY["da3nested-giant-large"]))
+    modules = sorted(set(paths(preset)))
+    assert "depth_anything_3.model.gs_adapter" in modules
+    for module in modules:
+        importlib.import_module(module)
