@@ -84,7 +84,8 @@ def soak(args: argparse.Namespace) -> dict:
     return {"command": cmd, "exit_code": proc.returncode, "samples": samples,
             "rss_settled_mb": settled[0][1] if settled else None, "rss_end_mb": samples[-1][1],
             "growth_pct": growth(1), "floor_growth_pct": growth(2),
-            "frames_presented": summary.get("frames_presented"), "achieved_fps": summary.get("achieved_fps")}
+            "frames_presented": summary.get("frames_presented"), "achieved_fps": summary.get("achieved_fps"),
+            "displayed_fps": (summary.get("display") or {}).get("fps")}
 
 
 def main(argv=None) -> dict:
@@ -99,9 +100,11 @@ def main(argv=None) -> dict:
         raise SystemExit("kiosk_soak reads /proc: it runs on Linux only")
     result = soak(args)
     pct = lambda key: "n/a (run longer than 2 minutes)" if result[key] is None else f"{result[key]:+.1f}%"
-    print(f"\nRSS {result['rss_settled_mb']} MB at minute 2 -> {result['rss_end_mb']:.0f} MB at the end: "
+    shown = "" if result["displayed_fps"] is None else f", displayed at {result['displayed_fps']:.1f} fps"
+    settled = "n/a" if result["rss_settled_mb"] is None else f"{result['rss_settled_mb']:.0f}"
+    print(f"\nRSS {settled} MB at minute 2 -> {result['rss_end_mb']:.0f} MB at the end: "
           f"{pct('growth_pct')} (the interval's lowest: {pct('floor_growth_pct')}); "
-          f"{result['frames_presented']} frames presented ({result['achieved_fps'] or 0:.1f} fps); "
+          f"{result['frames_presented']} frames presented ({result['achieved_fps'] or 0:.1f} fps{shown}); "
           f"exit code {result['exit_code']} after SIGTERM (expected 143)")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

@@ -26,6 +26,6 @@ def test_the_kiosk_soak_samples_memory_and_stops_the_kiosk_with_sigterm(tmp_path
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads((tmp_path / "soak.json").read_text())
     assert result["exit_code"] == 143 and len(result["samples"]) >= 3 and result["rss_end_mb"] > 50
-    assert "RSS MB" in done.stdout and result["frames_presented"] > 0
+    assert "RSS MB" in done.stdout and result["frames_presented"] > 0 and result["displayed_fps"] > 0
     assert decoded_frames(tmp_path / "out" / "video.mp4") > 0 and (tmp_path / "out" / "telemetry.json").is_file()
     assert not leftovers(tmp_path / "out")

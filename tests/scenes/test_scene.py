@@ -1,12 +1,12 @@
 """Scene format and cache: round trip, validation, corruption, atomic saves and stale-entry rebuilds."""
 import json
-
 import zlib
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from scenes.errors import SceneInputError
 from scenes.scene import (DEPTH_FILE, FILES, FRAMES_FILE, PROMPT_FILE, SIDECAR_FILE, TENSOR_FILE, Scene, SceneCache,
                           SceneError, compact_depth, file_content_hash, load_scene, save_prompt_embeds, save_scene,
                           scene_cache_key)
@@ -106,6 +106,15 @@ def test_truncated_file_is_a_scene_error(tmp_path):
         load_scene(folder)
     with pytest.raises(SceneError, match="unreadable scene files"):
         load_scene(folder, verify_hash=False)
+
+
+def test_a_scene_too_big_for_memory_fails_before_it_is_read(tmp_path, monkeypatch):
+    save_scene(make_scene(n=3, h=6, w=10), tmp_path / "s")
+    monkeypatch.setattr("scenes.memory.available_memory_bytes", lambda: 3 * 6 * 10 * 3)   # the frames alone
+    with pytest.raises(SceneInputError, match=r"the scene's 3 frames at 10x6 need about .* GiB, .* free; close"):
+        load_scene(tmp_path / "s")
+    monkeypatch.setattr("scenes.memory.available_memory_bytes", lambda: 1 << 30)
+    assert load_scene(tmp_path / "s").num_frames == 3
 
 
 def test_wrong_shape_in_sidecar_is_a_scene_error(tmp_path):
