@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ from scenes.scene import load_scene
 from tests.makers import write_test_video
 
 try:                                               # the modules scenes/depth/da3.py imports
-    import depth_anything_3.cfg  # noqa: F401
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        import depth_anything_3.cfg  # noqa: F401
     import depth_anything_3.utils.io.output_processor  # noqa: F401
 except ImportError as err:
     pytest.skip(f"the DA3 extra does not import here ({err}); pip install --no-deps -r requirements-depth.txt",
