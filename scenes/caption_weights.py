@@ -15,6 +15,8 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
+from scenes.tensor_shapes import shape_mismatch
+
 FLORENCE_DIR = "Florence-2-large"
 FLORENCE_REPO = "florence-community/Florence-2-large"
 GET_FLORENCE = "get it with: python main.py download --only captions"
@@ -43,12 +45,8 @@ def check_florence_weights(model_dir: Path) -> tuple[str, str]:
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except (SafetensorError, OSError) as e:
         return "invalid", f"model.safetensors unreadable ({e}); it may be truncated: {GET_FLORENCE}"
-    missing, unexpected = expected.keys() - shapes.keys(), shapes.keys() - expected.keys()
-    wrong = sorted(k for k in expected.keys() & shapes.keys() if shapes[k] != expected[k])
-    if missing or unexpected or wrong:
-        parts = [f"{label} {len(names)} ({', '.join(sorted(names)[:3])})" for label, names in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if names]
-        return "invalid", f"model.safetensors: {'; '.join(parts)}; {GET_FLORENCE}"
+    if mismatch := shape_mismatch(expected, shapes):
+        return "invalid", f"model.safetensors: {mismatch}; {GET_FLORENCE}"
     return "verified", f"all {len(expected)} tensors of the architecture config.json describes"
 
 

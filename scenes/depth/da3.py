@@ -37,6 +37,7 @@ from scipy.spatial.transform import Rotation
 
 from scenes.depth.da3_weights import GET_DA3
 from scenes.depth.base import DepthError, DepthRequest, DepthResult
+from scenes.tensor_shapes import shape_mismatch
 from scenes.video import decode_video
 
 PROCESS_RES, PATCH = 504, 14
@@ -169,12 +170,9 @@ def load_da3(model_dir: Path, device: str) -> DA3Runner:
     except (OSError, ValueError, AttributeError, SafetensorError) as err:
         raise DepthError(f"{model_dir}: cannot read DA3 ({type(err).__name__}: {err}); {GET_DA3}") from None
     want = net.state_dict()
-    missing, unexpected = sorted(want.keys() - state.keys()), sorted(state.keys() - want.keys())
-    wrong = sorted(k for k in want.keys() & state.keys() if want[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        problems = [f"{label} {len(keys)} ({', '.join(keys[:3])})" for label, keys in
-                    (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-        raise DepthError(f"{model_dir / WEIGHTS_FILE}: not the {name} network: {', '.join(problems)}; {GET_DA3}")
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    if mismatch := shape_mismatch({k: tuple(v.shape) for k, v in want.items()}, shapes):
+        raise DepthError(f"{model_dir / WEIGHTS_FILE}: not the {name} network: {mismatch}; {GET_DA3}")
     net.load_state_dict(state)
     return DA3Runner(net.to(device).eval(), OutputProcessor(), device)
 

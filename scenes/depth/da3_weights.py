@@ -12,6 +12,8 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
+from scenes.tensor_shapes import shape_mismatch
+
 DA3_DIR = "DA3"
 DA3_REPO = "depth-anything/DA3NESTED-GIANT-LARGE"    # the reference's download (scripts/download.sh)
 GET_DA3 = "get it with: python main.py download --only depth"
@@ -46,10 +48,6 @@ def check_da3_weights(model_dir: Path, manifest_dir: Path = MANIFEST_DIR) -> tup
     except (SafetensorError, OSError) as e:
         return "invalid", f"model.safetensors unreadable ({e}); it may be truncated: {GET_DA3}"
     want = da3_manifest(preset, manifest_dir)
-    missing, unexpected = want.keys() - shapes.keys(), shapes.keys() - want.keys()
-    wrong = sorted(k for k in want.keys() & shapes.keys() if shapes[k] != want[k])
-    if missing or unexpected or wrong:
-        parts = [f"{label} {len(names)} ({', '.join(sorted(names)[:3])})" for label, names in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if names]
-        return "invalid", f"model.safetensors is not the {preset} weights: {'; '.join(parts)}; {GET_DA3}"
+    if mismatch := shape_mismatch(want, shapes):
+        return "invalid", f"model.safetensors is not the {preset} weights: {mismatch}; {GET_DA3}"
     return "verified", f"{preset}: all {len(want)} tensors with the expected shapes"
