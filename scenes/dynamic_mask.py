@@ -101,15 +101,25 @@ def pair_evidence(colour_i: Tensor, depth_i: Tensor, A: Tensor, near_j: Tensor, 
     return inconsistent.reshape(B, O, H, W), evidence.reshape(B, O, H, W)            # [B, O, H, W] each
 
 
+def _window_sums(x: Tensor, r: int) -> Tensor:
+    """Sum over each pixel's (2r+1) x (2r+1) window, zero outside: int [B, H, W] -> int64 [B, H, W].
+    Two running sums, so the cost does not grow with r (a max pool's grows with r squared)."""
+    c = F.pad(x, (0, 0, r + 1, r)).cumsum(1)                                        # [B, H + 2r + 1, W]
+    c = c[:, 2 * r + 1:] - c[:, :-2 * r - 1]                                       # [B, H, W]
+    c = F.pad(c, (r + 1, r)).cumsum(2)                                              # [B, H, W + 2r + 1]
+    return c[:, :, 2 * r + 1:] - c[:, :, :-2 * r - 1]                              # [B, H, W]
+
+
 def _clean(dynamic: Tensor, dilate_px: int) -> Tensor:
-    """Drop isolated specks (a dynamic pixel needs 2 dynamic 8-neighbours), then dilate.
-    dynamic bool [B, H, W] -> bool [B, H, W]."""
-    d = dynamic.unsqueeze(1).to(torch.float32)                                      # [B, 1, H, W]
-    neighbours = F.avg_pool2d(d, 3, stride=1, padding=1, count_include_pad=False) * 9 - d
-    d = d * (neighbours >= 2)
+    """Drop isolated specks (a dynamic pixel needs 2 dynamic 8-neighbours; at the border, the same
+    share of the neighbours it has), then dilate. dynamic bool [B, H, W] -> bool [B, H, W]."""
+    d = dynamic.to(torch.int32)                                                     # [B, H, W]
+    around = _window_sums(d, 1)                                                     # itself included
+    cells = _window_sums(torch.ones_like(d[:1]), 1)                                 # [1, H, W] 9 inside, 4 or 6 at the border
+    kept = dynamic & (9 * around >= (2 + d) * cells)                               # 2 of 8 neighbours, scaled at the border
     if dilate_px > 0:
-        d = F.max_pool2d(d, 2 * dilate_px + 1, stride=1, padding=dilate_px)
-    return d[:, 0] > 0
+        return _window_sums(kept.to(torch.int32), dilate_px) > 0
+    return kept
 
 
 def raw_dynamic(frames_u8: Tensor, depth: Tensor, K: Tensor, c2w: Tensor, indices: Tensor,
