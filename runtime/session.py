@@ -43,7 +43,7 @@ from runtime.probe import DepthProbe
 from runtime.rig import CameraRig
 from runtime.telemetry import GcPauses, PoseTrace, Telemetry
 from runtime.ticker import FixedTicker
-from runtime.timing import FrameLocked, RealTime
+from runtime.timing import FrameLocked, RealTime, next_display_due
 from runtime.worker import BlockRequest, GeneratedBlock, GenerationWorker, PrepareHint, SceneTensors
 from runtime.world_clock import WorldClock
 from scenes.atomic import close_all
@@ -249,8 +249,7 @@ class Session:
         if self.content is not None and (self._next_display_s is None or now >= self._next_display_s - 0.002):
             self._show()
             after = time.perf_counter()
-            behind = self._next_display_s is None or after - self._next_display_s > period
-            self._next_display_s = after + period if behind else self._next_display_s + period
+            self._next_display_s = next_display_due(self._next_display_s, after, period)
         self.timing.rest(self.ticker.time_to_next_tick(), self._next_display_s)
 
     def _display_locked(self) -> None:

@@ -17,6 +17,16 @@ from runtime.planner import PlanState, frame_locked_due, real_time_due
 MAX_SLEEP_S = 0.005              # the loop wakes at least this often (input, window events)
 
 
+def next_display_due(due_s: float | None, finished_s: float, period_s: float) -> float:
+    """When the next displayed frame is due, after the one due at `due_s` (None: the first) finished
+    drawing at `finished_s`: one period later, keeping the display's cadence; a display too slow to
+    keep it draws the next frame at once (waiting out a period after a late frame would add a
+    whole period to every late frame's interval)."""
+    if due_s is None:
+        return finished_s + period_s
+    return max(due_s + period_s, finished_s)
+
+
 class RealTime:
     frame_locked = False
     sends_hints = True           # the worker prepares the next block while it waits for the request
