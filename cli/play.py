@@ -90,12 +90,12 @@ def fused_world(cfg, scene, refiner, device):
 
 
 def make_presenter(cfg, size: tuple[int, int], out: Path, *, headless: bool, kiosk: bool, device):
-    """A window, or files: video.mp4 at the display's rate when reprojecting (x264's veryfast preset:
-    half medium's CPU time per frame at the same size), else at loop.fps. size: (width, height)."""
+    """A window, or files: video.mp4 at the display's rate when reprojecting (encoded as it runs, at
+    `runtime.video_preset`), else at loop.fps. size: (width, height)."""
     if not headless:
         return WindowPresenter(*size, out_dir=out, fullscreen=kiosk, device=device)
     if cfg.runtime.reproject:
-        return HeadlessPresenter(out, cfg.runtime.display_hz, *size, preset="veryfast")
+        return HeadlessPresenter(out, cfg.runtime.display_hz, *size, preset=cfg.runtime.video_preset)
     return HeadlessPresenter(out, cfg.runtime.loop.fps, *size)
 
 
@@ -236,7 +236,8 @@ def play(cfg, args, stop, random_dit=None) -> int:
     takes = iter(range(1, 10**6))
 
     def new_recorder() -> Recorder:
-        return Recorder(out / f"recording-{next(takes)}", video_fps, scene.width, scene.height)
+        return Recorder(out / f"recording-{next(takes)}", video_fps, scene.width, scene.height,
+                        preset=cfg.runtime.video_preset)
     t_scene, t_model, t_world = parts.t_scene, parts.t_model, parts.t_world
 
     def setup() -> None:
@@ -252,7 +253,8 @@ def play(cfg, args, stop, random_dit=None) -> int:
     session = Session(cfg, scene, refiner, presenter, device=device, inputs=inputs, event_sinks=sinks,
                       scene_tensors=tensors,
                       script=script, frame_locked=headless and not args.realtime,
-                      recorder=Recorder(out / "recording", video_fps, scene.width, scene.height) if args.record else None,
+                      recorder=Recorder(out / "recording", video_fps, scene.width, scene.height,
+                                        preset=cfg.runtime.video_preset) if args.record else None,
                       max_frames=max(1, round(seconds * fps)) if seconds is not None else None,
                       new_recorder=new_recorder, status=status,
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0,

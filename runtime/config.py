@@ -147,6 +147,9 @@ class KioskConfig:
     }
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)  # the fixed-tick loop
@@ -157,6 +160,7 @@ class RuntimeConfig:
     headless_seconds: float = 4.0      # length of a headless session when --seconds is not given
     reproject: bool = True             # draw the world from the newest camera pose at display_hz; false: show each generated frame as it was made, at loop.fps
     display_hz: float = 60.0           # displayed frames per second when reprojecting (a window also waits for its display's refresh)
+    video_preset: str = "ultrafast"    # x264 preset of the videos a session encodes as it runs (headless display-rate video, recordings): slower ones make smaller files but take CPU the display needs
     walk_min_seen: float = 0.9         # automatic walks (demo, kiosk attract) keep this share of the source view's coverage in every view
     seen_warning: float = 0.75         # the HUD says the camera left the seen world when the render covers less of the view
     out_dir: str = "out"               # parent folder of session output folders
@@ -166,6 +170,10 @@ class RuntimeConfig:
     RANGES: ClassVar[dict] = {"headless_seconds": (0.1, 10**7, "seconds of presented video"),
                               "display_hz": (1, 1000, "displayed frames per second"),
                               "walk_min_seen": (0, 1, "a share of the view"), "seen_warning": (0, 1, "a share of the view")}
+
+    def __post_init__(self):
+        if self.video_preset not in X264_PRESETS:
+            raise ValueError(f"video_preset: {self.video_preset!r} is not one of {', '.join(X264_PRESETS)}")
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,15 @@ from scenes.video import BackgroundVideoWriter
 class Recorder:
     """Appends inputs, poses and frames of a session; `close()` finalizes every file."""
 
-    def __init__(self, folder: Path, fps: float, width: int, height: int):
+    def __init__(self, folder: Path, fps: float, width: int, height: int, preset: str = "medium"):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.fps = fps
         self._inputs = JsonLines(self.folder / "inputs.jsonl")
         self._poses = JsonLines(self.folder / "poses.jsonl")
         self._blocks = JsonLines(self.folder / "blocks.jsonl")
-        self._video = BackgroundVideoWriter(self.folder / "video.mp4", fps=fps, width=width, height=height, durable=True)
+        self._video = BackgroundVideoWriter(self.folder / "video.mp4", fps=fps, width=width, height=height,
+                                            preset=preset, durable=True)
         self.frames = 0
         self.closed = False
 

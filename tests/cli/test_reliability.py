@@ -73,6 +73,7 @@ def test_a_stop_signal_ends_a_window_session(tmp_path, cache):
     (["--set", "scenes.sample.frames=10000", "--set", "scenes.width=8192", "--set", "scenes.height=8192"],
      "the sample scene's 10000 frames at 8192x8192 need about"),
     (["--script", "no/such/run"], "--script no/such/run: no such file or folder"),
+    (["--set", "runtime.video_preset=quick"], "video_preset: 'quick' is not one of ultrafast, superfast"),
 ])
 def test_bad_numbers_and_paths_fail_at_once_with_one_line(tmp_path, args, expected):
     """Before any scene is loaded or built: one line naming the value, its range or the need, and why."""
