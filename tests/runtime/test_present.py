@@ -78,6 +78,23 @@ def a_frame_keeps_its_shape_and_a_screenshot_is_written_at_once_with_the_help(wi
     assert with_help != plain and with_help.is_file()
     helped = pygame.surfarray.array3d(pygame.image.load(str(with_help))).transpose(1, 0, 2)
     assert (np.abs(helped.astype(int) - image).sum(axis=2) > 60).mean() > 0.2   # a dark table over the frame
+    the_hud_shows_each_new_text(window)
+
+
+def the_hud_shows_each_new_text(window):
+    """The HUD's text layer is painted once per text (not every frame), and a new text shows at once."""
+    import torch
+    from runtime.present import HudState
+    frame = torch.full((96, 160, 3), 60, dtype=torch.uint8)
+    window.present(frame, HudState(lines=["fps 30"]))
+    first = screen(window)
+    window.present(frame, HudState(lines=["fps 30"]))
+    assert np.array_equal(screen(window), first)
+    window.present(frame, HudState(lines=["fps 30", "time 12/119"]))
+    second = screen(window)
+    assert (np.abs(second.astype(int) - first).sum(axis=2) > 60).sum() > 20     # the new line is there
+    window.present(frame, HudState(lines=["fps 30"], visible=False))
+    assert np.abs(screen(window).astype(int) - 60).max() <= 1                  # hidden: the frame alone
 
 
 def test_the_loading_screen_runs_the_work_on_a_thread_and_a_quit_cancels_it():
