@@ -260,7 +260,7 @@ def play(cfg, args, stop, random_dit=None) -> int:
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0,
                       worker_setup=setup, display=display, live_content=live_content, shown=shown)
     drawn = f", drawn at {cfg.runtime.display_hz:g} Hz from the camera at present time " \
-            f"(GL: {display.gl_renderer}, {presenter.gl_priority} priority)" if display else \
+            f"(GL: {display.gl_renderer})" if display else \
         (", frames by CUDA-OpenGL interop" if presenter.accepts_device_frames else "")
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}{drawn}, "
           f"output in {out}", file=sys.stderr)

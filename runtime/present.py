@@ -2,19 +2,15 @@
 moderngl texture with a HUD; `HeadlessPresenter` writes them to an MP4 and a contact sheet."""
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from runtime.egl_context import EglContextError, HighPriorityContext
 from runtime.gl_interop import CudaTextureUploader, make_uploader
 from runtime.hud import HudState
 from scenes.video import BackgroundVideoWriter, write_contact_sheet
-
-log = logging.getLogger(__name__)
 
 QUAD_VS = """
 #version 330
@@ -42,7 +38,6 @@ class Presenter:
     """What the session asks of a presenter. A presenter implements `present`; everything else has a
     default that does nothing, so the session calls it all on every presenter."""
     accepts_device_frames = False     # frames may stay on the GPU (uploaded by CUDA-OpenGL interop)
-    gl_priority = "default"           # the GPU priority of `ctx`, the context a Display draws in
 
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """Show (or write) one frame, uint8 [H, W, 3]."""
@@ -91,20 +86,13 @@ class HeadlessPresenter(Presenter):
         self._stride = 1
         self.frames_presented = 0
         self._ctx = None
-        self._egl: HighPriorityContext | None = None
 
     @property
     def ctx(self):
-        """An offscreen OpenGL context (EGL) for drawing the world, made on first use: at high GPU
-        priority where the driver grants it (runtime/egl_context.py), else moderngl's own."""
+        """An offscreen OpenGL context (EGL) for drawing the world, made on first use."""
         if self._ctx is None:
-            try:
-                self._egl = HighPriorityContext()
-                self._ctx, self.gl_priority = self._egl.ctx, self._egl.priority
-            except EglContextError as err:
-                log.debug("no high-priority EGL context (%s): moderngl's own", err)
-                import moderngl
-                self._ctx = moderngl.create_standalone_context(backend="egl", require=430)
+            import moderngl
+            self._ctx = moderngl.create_standalone_context(backend="egl", require=430)
         return self._ctx
 
     def events(self) -> list:
@@ -136,9 +124,7 @@ class HeadlessPresenter(Presenter):
         """Start-up status: a headless run has nowhere to show it (play prints it)."""
 
     def close(self) -> None:
-        if self._egl is not None:
-            self._egl.release()
-        elif self._ctx is not None:
+        if self._ctx is not None:
             self._ctx.release()
         self.writer.finalize()
         if self._sheet:
