@@ -89,7 +89,7 @@ def plan_walk(scene, scale: float, *, min_seen: float, frames: int = 8) -> WalkP
     views = {}                                  # frame -> (points, K, its source c2w, its own coverage)
     for i in indices:
         c2w, K = scene.c2w[i].double().numpy(), scene.K[i].double().numpy()
-        points = probe.points(int(i))
+        points, _ = probe.points(int(i))
         views[int(i)] = (points, K, c2w, max(seen_share(points, K, (scene.width, scene.height), c2w), 1e-6))
     for sway in SWAYS:
         goals = walk_goals(sway, focus)

@@ -225,6 +225,28 @@ def test_depth_probe_measures_the_distance_to_the_wall_and_keeps_few_frames():
     assert len(probe._points) == 3
 
 
+def test_depth_probe_is_the_nearest_point_ahead_inside_its_cylinder():
+    """Against the definition, from cameras off the points' axis, in oblique directions."""
+    from runtime.probe import DepthProbe
+    scene = plane_scene()
+    scene.depth[0] = 2.0 + torch.rand(H, W, generator=torch.Generator().manual_seed(1))     # a rough wall
+    probe = DepthProbe(scene, lambda: 0, body_radius=0.3, stride=2)
+    points, norm_sq = probe.points(0)
+    assert np.allclose(norm_sq, (points ** 2).sum(1))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        c2w = np.eye(4)
+        c2w[:3, 3] = rng.normal(0.0, 0.5, 3)
+        direction = rng.normal(0.0, 1.0, 3) + [0.0, 0.0, 2.0]
+        direction /= np.linalg.norm(direction)
+        rel = points - c2w[:3, 3]
+        along = rel @ direction
+        lateral = np.linalg.norm(rel - along[:, None] * direction, axis=1)
+        inside = (along > 0) & (lateral < 0.3)
+        expected = along[inside].min() if inside.any() else float("inf")
+        assert probe(c2w, direction) == pytest.approx(expected, rel=1e-9)
+
+
 def test_contact_sheet_spans_the_whole_session(tmp_path):
     """However long the session, the sheet's tiles run from its start to its end (frame i is painted
     grey level i, so the last tile's colour says which frame it shows)."""
