@@ -199,9 +199,14 @@ class Session:
         for _ in range(due):
             self._tick()
         self._collect(wait=False)
+        if self.display is not None and not self.frame_locked:
+            self._display_realtime()                   # a due frame first: planning waits, the screen does not
+            self._plan()
+            self.timing.rest(self.ticker.time_to_next_tick(), self._next_display_s)
+            return
         self._plan()
         if self.display is not None:
-            self._display_locked() if self.frame_locked else self._display_realtime()
+            self._display_locked()
             return
         item = self.timing.take_frame(self._wait_for_block, draining=self._draining())
         if item is not None:
@@ -240,7 +245,7 @@ class Session:
 
     # ---- display (reprojection) ----------------------------------------------------------------
     def _display_realtime(self) -> None:
-        """Content from the pacer at loop.fps; a displayed frame whenever one is due at display_hz."""
+        """Content from the pacer at loop.fps; a displayed frame if one is due at display_hz."""
         now = time.perf_counter()
         item = self.pacer.poll(now, draining=self._draining())
         if item is not None:
@@ -250,7 +255,6 @@ class Session:
             self._show()
             after = time.perf_counter()
             self._next_display_s = next_display_due(self._next_display_s, after, period)
-        self.timing.rest(self.ticker.time_to_next_tick(), self._next_display_s)
 
     def _display_locked(self) -> None:
         """Displayed frame k at virtual time k / display_hz showing content frame m from m / fps on,
