@@ -43,9 +43,10 @@ class Presenter:
         """Show (or write) one frame, uint8 [H, W, 3]."""
         raise NotImplementedError
 
-    def present_texture(self, texture, hud: HudState, read: bool = False) -> np.ndarray | None:
+    def present_texture(self, texture, hud: HudState, read: bool = False, at_s: float | None = None) -> np.ndarray | None:
         """Show (or write) a frame a Display drew on the GPU: an RGBA8 texture of this presenter's
-        OpenGL context `ctx`, rows top first. -> the frame uint8 [H, W, 3] when `read`, else None.
+        OpenGL context `ctx`, rows top first; at_s: when it is shown (wall seconds, real time; None:
+        one display period after the last). -> the frame uint8 [H, W, 3] when `read`, else None.
         Only presenters a Display draws through (runtime/display.py) implement it."""
         raise NotImplementedError
 
@@ -85,6 +86,7 @@ class HeadlessPresenter(Presenter):
         self._sheet: list[tuple[float, np.ndarray]] = []   # every `_stride`-th frame, at most 2 x tiles
         self._stride = 1
         self.frames_presented = 0
+        self._t0: float | None = None               # the first timed frame's time (at_s)
         self._ctx = None
 
     @property
@@ -100,22 +102,24 @@ class HeadlessPresenter(Presenter):
         import pygame
         return pygame.event.get() if pygame.display.get_init() else []
 
-    def present_texture(self, texture, hud: HudState, read: bool = True) -> np.ndarray:
-        """A frame drawn on the GPU (RGBA8 texture, rows top first): read back and written. -> the
-        frame uint8 [H, W, 3]"""
+    def present_texture(self, texture, hud: HudState, read: bool = True, at_s: float | None = None) -> np.ndarray:
+        """A frame drawn on the GPU (RGBA8 texture, rows top first): read back and written at its
+        time `at_s` (see VideoWriter.write). -> the frame uint8 [H, W, 3]"""
         w, h = texture.size
         array = np.frombuffer(texture.read(alignment=1), np.uint8).reshape(h, w, 4)[..., :3].copy()
-        self._write(array)
+        self._write(array, at_s)
         return array
 
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """frame: uint8 [H, W, 3]."""
         self._write(frame.cpu().numpy())
 
-    def _write(self, array: np.ndarray) -> None:
-        self.writer.write(array)
+    def _write(self, array: np.ndarray, at_s: float | None = None) -> None:
+        self.writer.write(array, at_s)
+        self._t0 = at_s if self._t0 is None else self._t0
         if self.frames_presented % self._stride == 0:
-            self._sheet.append((self.frames_presented / self.fps, array.copy()))
+            shown_s = self.frames_presented / self.fps if at_s is None else at_s - self._t0
+            self._sheet.append((shown_s, array.copy()))
             if len(self._sheet) >= 2 * self.sheet_tiles:     # bounded however long the session runs
                 self._sheet, self._stride = self._sheet[::2], self._stride * 2
         self.frames_presented += 1
@@ -203,9 +207,10 @@ class WindowPresenter(Presenter):
         self.pygame.display.flip()
         self.frames_presented += 1
 
-    def present_texture(self, texture, hud: HudState, read: bool = False) -> np.ndarray | None:
+    def present_texture(self, texture, hud: HudState, read: bool = False, at_s: float | None = None) -> np.ndarray | None:
         """A frame drawn on the GPU (texture of this context, rows top first): drawn with the HUD,
-        swapped. -> the frame uint8 [H, W, 3] when `read` (for a recording), else None."""
+        swapped (at once: `at_s` is for presenters that write files). -> the frame uint8 [H, W, 3]
+        when `read` (for a recording), else None."""
         self._show(texture, hud)
         array = None
         if read:

@@ -55,10 +55,11 @@ class Recorder:
                "c2w": np.asarray(c2w, dtype=np.float64).tolist()}
         self._blocks.write(row)
 
-    def log_frame(self, frame: torch.Tensor, source_index: int, c2w: np.ndarray, content: int | None = None) -> None:
+    def log_frame(self, frame: torch.Tensor, source_index: int, c2w: np.ndarray, content: int | None = None,
+                  at_s: float | None = None) -> None:
         """frame: uint8 [H, W, 3] (host or GPU); c2w: [4, 4] OpenCV camera-to-world; content: the
-        content frame a displayed frame showed."""
-        self._video.write(frame.cpu().numpy())
+        content frame a displayed frame showed; at_s: when it was shown (see VideoWriter.write)."""
+        self._video.write(frame.cpu().numpy(), at_s)
         row = {"frame": self.frames, "source_index": int(source_index),
                "c2w": np.asarray(c2w, dtype=np.float64).tolist()}
         if content is not None:

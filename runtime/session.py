@@ -307,8 +307,9 @@ class Session:
         pose_tick = self.tick
         hud = self.hud.update(self._hud_view(self.content, self._seen_shown))
         t0 = time.perf_counter()
+        at_s = None if self.frame_locked else t0       # real time: videos keep the times frames were shown
         frame = self.display.show(c2w, self.content.source_index, self.generated, hud,
-                                  read=self.recorder is not None)
+                                  read=self.recorder is not None, at_s=at_s)
         self._render_s += 0.2 * ((time.perf_counter() - t0) - self._render_s)
         presented = self._stamp()
         # what the video saw of this frame: the display's own coverage, or with a generated frame
@@ -318,7 +319,7 @@ class Session:
         self.pose_trace.displayed(presented, c2w)
         if self.recorder is not None:
             self.recorder.log_frame(torch.from_numpy(frame), self.content.source_index, c2w,
-                                    content=self.frames_presented - 1)
+                                    content=self.frames_presented - 1, at_s=at_s)
         self.displayed += 1
 
     def _pose_at(self, ahead_s: float) -> np.ndarray:

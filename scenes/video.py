@@ -232,6 +232,8 @@ class VideoWriter:
         if durable and muxer not in ("mp4", "mov"):
             raise VideoError(f"{self.path}: a durable video is a fragmented MP4; name it .mp4 or .mov")
         self.width, self.height, self.num_frames, self.durable = int(width), int(height), 0, durable
+        self._next_pts = 0                # the next free frame slot (frame periods from the start)
+        self._t0: float | None = None     # the first timed frame's time
         self.tmp_path = self.path if durable else temporary_path(self.path)
         self._rate = Fraction(fps).limit_denominator(1001)
         self._options = {"crf": str(int(crf)), "preset": preset}
@@ -268,8 +270,11 @@ class VideoWriter:
     def closed(self) -> bool:
         return not self._open
 
-    def write(self, frame) -> None:
-        """Append one frame: uint8 [H, W, 3] RGB (numpy or torch, H x W as constructed)."""
+    def write(self, frame, at_s: float | None = None) -> None:
+        """Append one frame: uint8 [H, W, 3] RGB (numpy or torch, H x W as constructed). at_s: when
+        it was shown, in seconds on any clock (the first timed frame starts the video): it is placed
+        at that time, so a display slower than `fps` still plays at the speed it was seen (the
+        frames between stay on screen longer); None: one period after the previous frame."""
         arr = checked_frame(frame, self.path, self.height, self.width)
         if self.width % 2 or self.height % 2:
             arr = np.pad(arr, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")  # [H + H % 2, W + W % 2, 3]
@@ -279,12 +284,16 @@ class VideoWriter:
                 raise VideoError(f"{self.path}: write after the writer was finalized or aborted")
             if self._container is None:
                 self._start()
-            video_frame.pts = self.num_frames
+            pts = self._next_pts
+            if at_s is not None:
+                self._t0 = at_s if self._t0 is None else self._t0
+                pts = max(pts, round((at_s - self._t0) * float(self._rate)))
+            video_frame.pts = pts
             try:
                 self._container.mux(self._stream.encode(video_frame))
             except (av.error.FFmpegError, OSError) as err:
                 raise VideoError(f"{self.path}: cannot write the video ({error_text(err)})") from err
-            self.num_frames += 1
+            self.num_frames, self._next_pts = self.num_frames + 1, pts + 1
 
     def write_frames(self, frames) -> None:
         """Append uint8 [T, H, W, 3] frames."""
@@ -364,21 +373,22 @@ class BackgroundVideoWriter:
         return self._done
 
     def _encode(self) -> None:
-        while (frame := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._writer.write(frame)
+                    self._writer.write(*item)
                 except Exception as err:            # kept for the caller's next write or finalize
                     self._error = err
 
-    def write(self, frame) -> None:
-        """Queue one frame: uint8 [H, W, 3] RGB (numpy or torch, H x W as constructed)."""
+    def write(self, frame, at_s: float | None = None) -> None:
+        """Queue one frame: uint8 [H, W, 3] RGB (numpy or torch, H x W as constructed); at_s as
+        VideoWriter.write."""
         if self._error is not None:
             raise self._error
         arr = checked_frame(frame, self.path, self.height, self.width)
         if self._done:
             raise VideoError(f"{self.path}: write after the writer was finalized")
-        self._queue.put(arr.copy())                 # the caller may reuse its buffer
+        self._queue.put((arr.copy(), at_s))         # the caller may reuse its buffer
         self.num_frames += 1
 
     def finalize(self) -> Path | None:

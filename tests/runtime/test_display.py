@@ -198,3 +198,24 @@ def test_generated_frames_are_warped_from_the_camera_they_were_made_for(tmp_path
     for content, frame in shown:                                 # a still camera: the warp is the identity
         assert np.array_equal(frame, made[content])
     assert len({content for content, _ in shown}) == 12
+
+
+def test_real_time_videos_keep_the_times_frames_were_shown_when_the_display_is_slower(sample, tmp_path):
+    """At display_hz 1000 no machine draws every slot: the headless video and a recording still last
+    as long as the session showed frames, not (frames / 1000) seconds."""
+    import av
+    cfg = load_config(overrides=["runtime.display_hz=1000"])
+    presenter = HeadlessPresenter(tmp_path, cfg.runtime.display_hz, W, H)
+    display = Display(presenter, sample, scale=scene_scale(sample))
+    recorder = Recorder(tmp_path / "recording", cfg.runtime.display_hz, W, H)
+    session = Session(cfg, sample, GeometryRefiner(), presenter, device=torch.device("cpu"), inputs=[walk()],
+                      recorder=recorder, frame_locked=False, max_frames=36, display=display, live_content=True)
+    summary = session.run()
+    shown_s = (summary["display"]["frames"] - 1) / summary["display"]["fps"]      # first to last displayed frame
+    assert shown_s > 1.0 and summary["display"]["frames"] < 0.5 * 1000 * shown_s   # slower than the slots
+    for path in (tmp_path / "video.mp4", tmp_path / "recording" / "video.mp4"):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            times = [float(frame.pts * stream.time_base) for frame in container.decode(video=0)]
+        assert len(times) == summary["display"]["frames"]
+        assert times == sorted(times) and abs(times[-1] - times[0] - shown_s) < 0.15, (path, times, shown_s)
