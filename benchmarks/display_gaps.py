@@ -65,6 +65,16 @@ def install(log: CallLog) -> None:
     log.time_calls(GenerationWorker, ("run_hint", "run_block"), on_worker=True)
 
 
+def stage_spans(blocks: dict) -> list[tuple[float, float, str]]:
+    """(start, end, stage) of each worker stage of each block in telemetry's blocks_s (the span after
+    the last stage, until the frame is presented, is the jitter buffer's, not the worker's)."""
+    spans = []
+    for marks in blocks.values():
+        stamps = sorted((t, stage) for stage, t in marks.items() if stage not in ("tick", "frames"))
+        spans += [(a, b, stage) for (a, _), (b, stage) in zip(stamps, stamps[1:]) if stage != "present"]
+    return spans
+
+
 def report(log: CallLog, telemetry: dict) -> list[str]:
     """The analysis as lines of text."""
     hz = telemetry["display_hz"]
@@ -90,10 +100,7 @@ def report(log: CallLog, telemetry: dict) -> list[str]:
     lines.append("worker during them: " + ", ".join(f"{k} {v}" for k, v in stage_at.most_common()))
     if len(displayed) == len(shown):          # the worker's GPU stages, on the display's clock
         t0 = float(np.median(shown - displayed))
-        stages = [(t0 + a, t0 + b, kb) for rec in telemetry["blocks_s"].values()
-                  for (a, _), (b, kb) in zip(*(lambda m: (m, m[1:]))(sorted(
-                      (v, k) for k, v in rec.items() if isinstance(v, (int, float)) and k not in ("tick", "frames"))))
-                  if kb != "present"]
+        stages = [(t0 + a, t0 + b, stage) for a, b, stage in stage_spans(telemetry["blocks_s"])]
         at = collections.Counter(next((k for a, b, k in stages if a <= shown[i] < b), "no stage") for i in late)
         lines.append("worker stage when they began: " + ", ".join(f"{k} {v}" for k, v in at.most_common()))
     per = collections.defaultdict(list)
