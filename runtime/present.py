@@ -173,7 +173,6 @@ class WindowPresenter(Presenter):
         self.vao = self.ctx.vertex_array(self.program, [(self.ctx.buffer(quad.tobytes()), "2f", "in_pos")])
         self.frames = make_uploader(self.ctx, self.size, device)
         self.overlay_tex = None                        # window-sized RGBA text layer, made on first draw
-        self._overlay_key = None                       # what the text layer holds (None: paint it again)
         self.font = pygame.font.SysFont("monospace", 16, bold=True)
         self.title_font = pygame.font.SysFont("monospace", 40, bold=True)
         self.frames_presented = 0
@@ -257,7 +256,7 @@ class WindowPresenter(Presenter):
         self.ctx.screen.use()
         self.ctx.viewport = (0, 0, *self.window_size)
         self.ctx.clear(0.08, 0.08, 0.1)
-        self._draw_overlay(lambda surface: self._paint_status(surface, lines), key=("status", tuple(lines)))
+        self._draw_overlay(lambda surface: self._paint_status(surface, lines))
         self.pygame.display.flip()
 
     def toggle_fullscreen(self) -> None:
@@ -281,22 +280,18 @@ class WindowPresenter(Presenter):
         self.ctx.viewport = (0, 0, W, H)
         hud = self._hud
         if (hud.visible and hud.lines) or (hud.show_help and hud.help_rows):
-            self._draw_overlay(lambda surface: self._paint_hud(surface, hud),
-                               key=("hud", tuple(hud.lines), hud.visible, hud.show_help))
+            self._draw_overlay(lambda surface: self._paint_hud(surface, hud))
 
-    def _draw_overlay(self, paint, key) -> None:
-        """Blend a transparent window-sized layer painted by `paint(surface)` on top; painted (text
-        rendered and uploaded) only when `key`, what it shows, or the window's size changed."""
+    def _draw_overlay(self, paint) -> None:
+        """Paint a transparent window-sized pygame surface with `paint(surface)` and blend it on top."""
         pg, size = self.pygame, self.window_size
         if self.overlay_tex is None or self.overlay_tex.size != size:
             if self.overlay_tex is not None:
                 self.overlay_tex.release()
-            self.overlay_tex, self._overlay_key = self.ctx.texture(size, 4), None
-        if key != self._overlay_key:
-            surface = pg.Surface(size, pg.SRCALPHA)
-            paint(surface)
-            self.overlay_tex.write(pg.image.tobytes(surface, "RGBA"))
-            self._overlay_key = key
+            self.overlay_tex = self.ctx.texture(size, 4)
+        surface = pg.Surface(size, pg.SRCALPHA)
+        paint(surface)
+        self.overlay_tex.write(pg.image.tobytes(surface, "RGBA"))
         self.overlay_tex.use(0)
         self.vao.render(mode=4 + 1)
 

@@ -82,7 +82,7 @@ def a_frame_keeps_its_shape_and_a_screenshot_is_written_at_once_with_the_help(wi
 
 
 def the_hud_shows_each_new_text(window):
-    """The HUD's text layer is painted once per text (not every frame), and a new text shows at once."""
+    """The same HUD text draws the same screen, a new text shows at once, a hidden HUD leaves the frame alone."""
     import torch
     from runtime.present import HudState
     frame = torch.full((96, 160, 3), 60, dtype=torch.uint8)
