@@ -2,6 +2,7 @@
 world, a scripted camera reaches the screen at the display's rate with its pose exact at present
 time, a reprojected session's recording replays to the same frames, and a real window under Xvfb
 shows the world (screenshot checked)."""
+import json
 import math
 import os
 import shutil
@@ -219,3 +220,22 @@ def test_real_time_videos_keep_the_times_frames_were_shown_when_the_display_is_s
             times = [float(frame.pts * stream.time_base) for frame in container.decode(video=0)]
         assert len(times) == summary["display"]["frames"]
         assert times == sorted(times) and abs(times[-1] - times[0] - shown_s) < 0.15, (path, times, shown_s)
+
+
+def test_play_realtime_writes_a_video_as_long_as_the_session_it_showed(tmp_path, cache):
+    """The user's command: `play --headless --realtime --record` at a display rate no machine keeps
+    (1000 Hz): video.mp4 and the recording last as long as the displayed frames took, not frames/1000 s."""
+    import av
+    from tests.reliability import cache_flags, run_roam
+    out = tmp_path / "play"
+    done = run_roam("play", "--headless", "--realtime", "--record", "--seconds", "2", "--out", str(out),
+                    "--set", "runtime.display_hz=1000", *cache_flags(cache))
+    assert done.returncode == 0, done.stderr[-3000:]
+    display = json.loads((out / "telemetry.json").read_text())["summary"]["display"]
+    shown_s = (display["frames"] - 1) / display["fps"]
+    assert shown_s > 1.5 and display["frames"] < 0.5 * 1000 * shown_s
+    for path in (out / "video.mp4", out / "recording" / "video.mp4"):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            times = [float(frame.pts * stream.time_base) for frame in container.decode(video=0)]
+        assert abs(times[-1] - times[0] - shown_s) < 0.15, (path, times[-1] - times[0], shown_s)
