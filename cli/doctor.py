@@ -73,9 +73,19 @@ def check(root: Path) -> int:
     parts = report(root)
     print_report(root, parts)
     dit = next(p for p in parts if p.part.name == "dit")
-    print("\nDiT refiner:", "ready" if dit.complete else "not available (the geometry refiner runs without weights)")
+    print("\nDiT refiner:", dit_status(dit.complete))
     print("FP8 attention (model.fp8):", fp8_attention_status())
     return 1 if any(r.status == "invalid" for p in parts for r in p.rows) else 0
+
+
+def dit_status(complete: bool) -> str:
+    """Whether the DiT can run, and where play's `auto` takes it."""
+    import torch
+    if not complete:
+        return "not available (the geometry refiner runs without weights)"
+    if not torch.cuda.is_available():
+        return "ready (render runs it; play's auto takes the geometry refiner on this machine without a CUDA GPU)"
+    return "ready"
 
 
 def fp8_attention_status() -> str:

@@ -184,7 +184,7 @@ def load_parts(cfg, args, device, report, random_dit=None) -> Parts:
         preload.join()
     t_scene = time.perf_counter()
     report(f"loading the refiner ({cfg.runtime.refiner})")
-    refiner = make_refiner(cfg, device, scene, random_dit)
+    refiner = make_refiner(cfg, device, scene, random_dit, real_time=True)
     t_model = time.perf_counter()
     report("fusing the world (once per scene)")
     world = fused_world(cfg, scene, refiner, device)

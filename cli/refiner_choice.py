@@ -1,9 +1,10 @@
 """Which refiner play and render run, and why, in one line (`runtime.refiner`: auto | geometry | dit).
 
 `auto` runs the DiT when everything it needs is here: the checkpoint files (loaded strictly, so a
-truncated or foreign file is caught) and the scene's prompt embedding (made now when the scene has
-none and the umT5 encoder is there). Otherwise it runs the geometry refiner, and its line names the
-first file at fault and the command that fixes it. `dit` refuses with the same line instead.
+truncated or foreign file is caught), the scene's prompt embedding (made now when the scene has
+none and the umT5 encoder is there), frames the DiT's latent grid can take, and for `play` a CUDA GPU
+(on a CPU the DiT is far from real time). Otherwise it runs the geometry refiner, and its line names
+what is at fault and the fix. `dit` refuses with the same line instead, except for the missing GPU.
 """
 from __future__ import annotations
 
@@ -44,10 +45,19 @@ def weight_files(model_cfg) -> dict[str, list[int]]:
     return {str(p): [(st := p.stat()).st_size, st.st_mtime_ns] for p in paths if p is not None}
 
 
+def check_frame_size(scene) -> None:
+    """DiTUnavailable unless the scene's frames make a latent grid the DiT's 2x2 patches tile (multiples of 16)."""
+    if scene.width % 16 or scene.height % 16:
+        raise DiTUnavailable(f"the scene's frames are {scene.width}x{scene.height} and the DiT needs both sides "
+                             f"multiples of 16; build it again with --set scenes.width=... --set scenes.height=... "
+                             f"(832 and 480 by default)")
+
+
 def load_dit(cfg, device, scene, say: Callable[[str], None], made: dict | None = None):
     """The DiT refiner for `scene`, or DiTUnavailable naming the file at fault and its fix (`made`:
     see ensure_prompt_embeds)."""
     from model.dit_refiner import load_dit_refiner
+    check_frame_size(scene)
     if missing := missing_files(cfg.model):
         path, fix = missing[0]
         more = f" (and {len(missing) - 1} more: `python main.py doctor` lists them)" if len(missing) > 1 else ""
@@ -66,15 +76,20 @@ def load_dit(cfg, device, scene, say: Callable[[str], None], made: dict | None =
 
 
 def make_refiner(cfg, device, scene, random_dit=None, say: Callable[[str], None] = say_line,
-                 made: dict | None = None):
+                 made: dict | None = None, real_time: bool = False):
     """The refiner `cfg.runtime.refiner` asks for, with one line saying which and why (`made`: prompt
     embeddings this command already made, see ensure_prompt_embeds). random_dit (bench --play): a
-    DiTConfig; the DiT and codec then get random weights, no checkpoints."""
+    DiTConfig; the DiT and codec then get random weights, no checkpoints. real_time (play): `auto`
+    takes the DiT only on a CUDA GPU."""
     choice = cfg.runtime.refiner
     if choice not in CHOICES:
         raise UserError(f"runtime.refiner={choice!r}: expected auto, geometry or dit")
     if choice == "geometry":
         say("refiner: geometry (runtime.refiner=geometry)")
+        return GeometryRefiner()
+    if choice == "auto" and real_time and device.type != "cuda" and random_dit is None:
+        say("refiner: geometry, not the DiT: this machine has no CUDA GPU, and on a CPU the DiT is far from "
+            "real time (runtime.refiner=dit runs it anyway)")
         return GeometryRefiner()
     from model.fp8 import check_fp8_support
     if cfg.model.fp8:
@@ -84,6 +99,10 @@ def make_refiner(cfg, device, scene, random_dit=None, say: Callable[[str], None]
             raise UserError(str(err)) from None
     if random_dit is not None:
         from model.dit_refiner import random_dit_refiner
+        try:
+            check_frame_size(scene)
+        except DiTUnavailable as err:
+            raise UserError(f"bench --play: {err}") from None
         say("refiner: dit with random weights (bench --play; the frames are noise)")
         return random_dit_refiner(cfg.model, device, (scene.height // 8, scene.width // 8), cfg.model.seed,
                                   dit_cfg=random_dit)

@@ -8,6 +8,7 @@ range. A dataclass declares the range of each numeric field once, in its `RANGES
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import types
@@ -164,7 +165,7 @@ class RuntimeConfig:
     walk_min_seen: float = 0.9         # automatic walks (demo, kiosk attract) keep this share of the source view's coverage in every view
     seen_warning: float = 0.75         # the HUD says the camera left the seen world when the render covers less of the view
     out_dir: str = "out"               # parent folder of session output folders
-    refiner: str = "auto"              # auto | geometry | dit (auto: dit when its checkpoints verify)
+    refiner: str = "auto"              # auto | geometry | dit (auto: dit when its checkpoints verify; play: on a CUDA GPU)
     device: str = "auto"               # auto | cpu | cuda
 
     RANGES: ClassVar[dict] = {"headless_seconds": (0.1, 10**7, "seconds of presented video"),
@@ -238,7 +239,8 @@ def out_of_range(value, low: float, high: float, why: str) -> str | None:
 def check_range(value, low: float, high: float, why: str, where: str) -> None:
     """Raise ConfigError naming `where`, the value, its range and why, unless low <= value <= high."""
     if problem := out_of_range(value, low, high, why):
-        raise ConfigError(f"{where}={value!r} {problem}")
+        shown = _number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+        raise ConfigError(f"{where}={shown} {problem}")
 
 
 def _number(x: float) -> str:
@@ -248,23 +250,23 @@ def _number(x: float) -> str:
 def build(cls, raw: dict, where: str):
     """Map one yaml mapping onto dataclass `cls`; unknown keys are errors, not silent defaults."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {raw!r}")
+        raise ConfigError(f"{where or 'top level'}: expected a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     if unknown := raw.keys() - names:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(names)}")
+        raise ConfigError(f"{where or 'top level'}: unknown keys {sorted(unknown)}; expected some of {sorted(names)}")
     kwargs, ranges = {}, getattr(cls, "RANGES", {})
     for key, value in raw.items():
         kind = hints[key]
         if dataclasses.is_dataclass(kind):
-            kwargs[key] = build(kind, value or {}, f"{where}.{key}")
+            kwargs[key] = build(kind, value or {}, f"{where}.{key}".lstrip("."))
             continue
-        kwargs[key] = _check_scalar(kind, value, f"{where}.{key}")
+        kwargs[key] = _check_scalar(kind, value, f"{where}.{key}".lstrip("."))
         if key in ranges and isinstance(kwargs[key], tuple):
             for i, item in enumerate(kwargs[key]):
-                check_range(item, *ranges[key], where=f"{where}.{key}[{i}]")
+                check_range(item, *ranges[key], where=f"{where}.{key}[{i}]".lstrip("."))
         elif key in ranges:
-            check_range(kwargs[key], *ranges[key], where=f"{where}.{key}")
+            check_range(kwargs[key], *ranges[key], where=f"{where}.{key}".lstrip("."))
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as err:
@@ -311,10 +313,23 @@ def load_config(path: Path | str | None = None, overrides: typing.Sequence[str] 
         raise ConfigError(f"{path}: not a text file (not UTF-8); pass a yaml file like config.yaml") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid yaml ({yaml_problem(err)}); compare it with config.yaml") from None
+    from_file = copy.deepcopy(raw)
     for text in overrides:
         keys, value = parse_override(text)
         _apply(raw, keys, value, text)
-    return with_cache_paths(build(AppConfig, raw, path.name))
+    try:
+        return with_cache_paths(build(AppConfig, raw, ""))
+    except ConfigError as err:      # say where the bad value came from: the file, or a --set
+        raise ConfigError(f"{path.name}: {err}" if _fails_with(from_file, err) else f"--set {err}") from None
+
+
+def _fails_with(raw: dict, err: ConfigError) -> bool:
+    """Whether the config `raw` alone fails with the same error."""
+    try:
+        build(AppConfig, raw, "")
+    except ConfigError as own:
+        return str(own) == str(err)
+    return False
 
 
 def with_cache_paths(cfg: AppConfig) -> AppConfig:

@@ -21,7 +21,7 @@ def checkpoints(tiny_checkpoints, tmp_path):
     return shutil.copytree(tiny_checkpoints, tmp_path / "checkpoints")
 
 
-def saved_scene(folder, caption="a cat walks on the street") -> Scene:
+def saved_scene(folder, caption="a cat walks on the street", H=H, W=W) -> Scene:
     g = torch.Generator().manual_seed(0)
     scene = Scene(frames=torch.randint(0, 255, (12, H, W, 3), generator=g, dtype=torch.uint8),
                   depth=torch.full((12, H, W), 2.0), K=torch.tensor([[40.0, 0, W / 2], [0, 40.0, H / 2], [0, 0, 1]]).expand(12, 3, 3).clone(),
@@ -30,10 +30,10 @@ def saved_scene(folder, caption="a cat walks on the street") -> Scene:
     return load_scene(folder)
 
 
-def choose(checkpoints, scene, refiner="auto", *sets):
+def choose(checkpoints, scene, refiner="auto", *sets, real_time=False):
     cfg = load_config(overrides=[f"model.checkpoint_dir={checkpoints}", f"runtime.refiner={refiner}", *sets])
     said = []
-    return make_refiner(cfg, torch.device("cpu"), scene, say=said.append), said
+    return make_refiner(cfg, torch.device("cpu"), scene, say=said.append, real_time=real_time), said
 
 
 def test_auto_runs_the_dit_and_stores_the_embedding_it_made_on_demand(checkpoints, tmp_path):
@@ -93,6 +93,22 @@ def test_dit_refuses_with_the_same_line_and_geometry_says_it_was_asked_for(check
         choose(checkpoints, saved_scene(tmp_path / "scene"), "dit", "model.use_tae=false")
     refiner, said = choose(checkpoints, saved_scene(tmp_path / "scene"), "geometry")
     assert refiner.name == "geometry" and said == ["refiner: geometry (runtime.refiner=geometry)"]
+
+
+def test_in_real_time_auto_leaves_the_dit_to_a_gpu_and_says_so_and_dit_still_runs_it(checkpoints, tmp_path):
+    scene = saved_scene(tmp_path / "scene")
+    refiner, said = choose(checkpoints, scene, real_time=True)
+    assert refiner.name == "geometry" and said == ["refiner: geometry, not the DiT: this machine has no CUDA GPU, and "
+                                                   "on a CPU the DiT is far from real time (runtime.refiner=dit runs it anyway)"]
+    assert choose(checkpoints, scene, "dit", real_time=True)[0].name == "dit"
+
+
+def test_frames_the_dits_patches_cannot_tile_give_geometry_or_one_line(checkpoints, tmp_path):
+    scene = saved_scene(tmp_path / "scene", H=40, W=48)              # latent grid 5x6: not a multiple of 2
+    refiner, said = choose(checkpoints, scene)
+    assert refiner.name == "geometry" and "frames are 48x40 and the DiT needs both sides multiples of 16" in said[-1]
+    with pytest.raises(UserError, match=r"^runtime.refiner=dit: the scene's frames are 48x40 .* --set scenes.width="):
+        choose(checkpoints, scene, "dit")
 
 
 def test_a_caption_two_scenes_share_is_encoded_once_per_command(checkpoints, tmp_path):

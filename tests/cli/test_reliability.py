@@ -68,7 +68,7 @@ def test_a_stop_signal_ends_a_window_session(tmp_path, cache):
 @pytest.mark.parametrize("args, expected", [
     (["--seconds", "nan"], "--seconds: nan is out of range"),
     (["--seconds", "-5"], "--seconds: -5 is out of range"),
-    (["--set", "runtime.loop.tick_hz=0"], "runtime.loop.tick_hz=0.0 is out of range: expected 1 to 1000"),
+    (["--set", "runtime.loop.tick_hz=0"], "--set runtime.loop.tick_hz=0 is out of range: expected 1 to 1000"),
     (["--set", "scenes.width=100000"], "scenes.width=100000 is out of range"),
     (["--set", "scenes.sample.frames=10000", "--set", "scenes.width=8192", "--set", "scenes.height=8192"],
      "the sample scene's 10000 frames at 8192x8192 need about"),

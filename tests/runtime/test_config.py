@@ -58,9 +58,10 @@ def test_override_changes_a_nested_value_and_converts_types():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("runtime.loop.fsp=30", "unknown keys ['fsp']"),
-    ("runtime.loop.fps=fast", "runtime.loop.fps: expected float"),
-    ("scenes.width=1.5", "scenes.width: expected int"),
+    ("runtime.loop.fsp=30", "--set runtime.loop: unknown keys ['fsp']"),
+    ("runtime.loop.fps=fast", "--set runtime.loop.fps: expected float"),
+    ("scenes.width=1.5", "--set scenes.width: expected int"),
+    ("runtime.loop.tick_hz=0", "--set runtime.loop.tick_hz=0 is out of range: expected 1 to 1000"),
     ("runtime.loop.fps", "expected KEY=VALUE"),
     ("nosuch.key=1", "unknown keys ['nosuch']"),
 ])
@@ -72,8 +73,16 @@ def test_bad_overrides_are_clear_errors(override, message):
 def test_unknown_key_in_file_is_an_error(tmp_path):
     bad = tmp_path / "config.yaml"
     bad.write_text("runtime:\n  loop:\n    tick_hz: 60\n  turbo: true\n")
-    with pytest.raises(ConfigError, match=r"unknown keys \['turbo'\]"):
+    with pytest.raises(ConfigError, match=r"^config.yaml: runtime: unknown keys \['turbo'\]"):
         load_config(bad)
+
+
+def test_a_bad_value_is_blamed_on_the_file_and_a_set_can_mend_it(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("runtime:\n  loop:\n    tick_hz: 0\n")
+    with pytest.raises(ConfigError, match=r"^mine.yaml: runtime.loop.tick_hz=0 is out of range"):
+        load_config(mine, ["runtime.loop.fps=30"])
+    assert load_config(mine, ["runtime.loop.tick_hz=120"]).runtime.loop.tick_hz == 120
 
 
 def test_cli_reports_config_errors_in_one_line():
