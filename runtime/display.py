@@ -46,6 +46,8 @@ class Display:
         self.layers = SceneLayers(stack, scene.frames.numpy(), scene.depth.numpy(), self.K,
                                   scene.c2w.double().numpy(), scale, static)
         self._generated_key = None
+        with ctx:                                    # the drivers compile for the first draw (0.2 s on llvmpipe):
+            self._draw(self.layers.c2w[0], 0, None)  # done now, the session's first frame is drawn like the rest
         self._drawn: tuple | None = None            # what the frame texture holds: (c2w bytes, source, generated)
         self.seen: float | None = None              # share of the drawn frame the source frames covered (no
         #                                             generated frame: that covers what the model invented too)
