@@ -7,6 +7,7 @@ import torch
 from model.package_store import PackageStore
 from model.tae import TAEHV, TAEConfig, TAEStream, run_layers
 from model.tae_packages import TAEPackages
+from tests.model.test_block_packages import quick_package_builds
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,9 @@ def test_the_next_start_streams_from_the_packages(tae, tmp_path):
     for got, expected in zip(stream_two_blocks(tae, cold), want):
         assert torch.equal(got, expected)                                       # the fallback ran
     assert cold.loaded == 0 and len(cold.store.missing) == 2                    # encoder, decoder
-    cold.store.build_missing()
-    assert cold.store.builder.wait(timeout=1800) and cold.store.unavailable is None, cold.store.unavailable
+    with quick_package_builds():
+        cold.store.build_missing()
+        assert cold.store.builder.wait(timeout=1800) and cold.store.unavailable is None, cold.store.unavailable
 
     warm = TAEPackages(tae, PackageStore(tmp_path, "cpu"), fallback=None)       # a fallback call would fail
     got = stream_two_blocks(tae, warm)
