@@ -1,13 +1,17 @@
 """The DiT block from AOTInductor packages (model/block_packages.py, model/package_store.py), on the
 CPU in float32 with the parity-size model: a cold start runs the fallback and builds every pass shape's
 package in the background, the next start runs them all and matches the eager sampler, and compilers
-that fail are skipped, or leave the fallback running with a reason."""
+that fail are skipped, or leave the fallback running with a reason.
+
+A package build takes seconds of g++ on the CPU, so the tests share one: the cold start's (`built`),
+which also finds one package damaged and builds it again."""
 import logging
 import os
 import shutil
 import stat
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,10 +75,23 @@ def quick_package_builds():
         yield
 
 
+def damaged_package(model, folder) -> Path:
+    """A damaged package file in `folder` for one of the model's pass shapes (the start of a .pt2's
+    zip archive, cut short, as a disk that filled up leaves it). Its name comes from a start in
+    another folder, which notes the path of each package it does not find."""
+    names = BlockPackages(model, store(folder.parent / "names"))
+    two_blocks(model, block_packages=names)
+    path = folder / Path(min(names.store.missing)).name
+    folder.mkdir(parents=True)
+    path.write_bytes(b"PK\x03\x04" + bytes(996))
+    return path
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """A cold start (no packages: the eager fallback runs every shape), then the background build of
-    its four packages, with a broken $CXX that the build must skip."""
+    """A cold start (no loadable packages: the eager fallback runs every shape; one shape's package
+    is there but damaged), then the background build of its four packages, with a broken $CXX that
+    the build must skip."""
     root = tmp_path_factory.mktemp("packages")
     marker = root / "broken-compiler-ran"
     old = os.environ.get("CXX")
@@ -82,6 +99,7 @@ def built(tmp_path_factory):
     reports = []
     try:
         model = tiny_model()
+        damaged = damaged_package(model, root / "blocks")
         packages = BlockPackages(model, store(root / "blocks"))
         packages.store.report = reports.append
         cold, _ = two_blocks(model, block_packages=packages)
@@ -91,11 +109,11 @@ def built(tmp_path_factory):
             assert packages.store.builder.wait(timeout=1800), "the build did not end"
     finally:
         os.environ.pop("CXX") if old is None else os.environ.update(CXX=old)
-    return model, root / "blocks", packages, cold, marker, reports
+    return model, root / "blocks", packages, cold, marker, reports, damaged
 
 
 def test_a_cold_start_runs_the_fallback_and_builds_every_pass_shape(built):
-    model, folder, packages, cold, _, reports = built
+    model, folder, packages, cold, _, reports, _ = built
     want, _ = two_blocks(model)
     for got, expected in zip(cold, want):
         assert torch.equal(got, expected)                   # the eager block ran
@@ -120,7 +138,7 @@ def test_the_next_start_runs_every_pass_shape_from_its_package(built):
 
 
 def test_a_broken_compiler_is_skipped_for_the_next_one(built):
-    _, folder, packages, _, marker, _ = built
+    _, folder, packages, _, marker, *_ = built
     assert marker.exists(), "the $CXX compiler was never tried"
     assert "broken" not in packages.store.builder.compiler
     sections = [line for line in (folder / "build.log").read_text().splitlines() if line.startswith("== ")]
@@ -135,8 +153,7 @@ def test_without_a_working_compiler_the_build_fails_and_says_why(tmp_path, monke
     packages = BlockPackages(model, store(tmp_path / "blocks"))
     got, _ = two_blocks(model, block_packages=packages)
     with caplog.at_level(logging.WARNING):
-        packages.store.build_missing()
-        assert packages.store.builder.wait(timeout=600)
+        assert packages.store.finish() == "0 loaded, 4 missing ran torch.compile"   # then waits for the build
     want, _ = two_blocks(model)
     assert all(torch.equal(a, b) for a, b in zip(got, want))
     assert broken in packages.store.unavailable
@@ -167,7 +184,11 @@ def test_a_package_that_fails_here_for_another_reason_is_kept(built, tmp_path, c
 
 
 def test_a_damaged_package_runs_the_fallback_and_is_built_again(built, tmp_path, caplog):
-    model, folder, *_ = built
+    """Among intact packages: its shape runs the fallback, the others load, and its file makes way for
+    the build. The build is the cold start's, which found one package damaged (the next start loads
+    all four: test_the_next_start_runs_every_pass_shape_from_its_package)."""
+    model, folder, *_, rebuilt = built
+    assert package_store.intact(rebuilt) and rebuilt.stat().st_size > 1000    # built again, whole
     copy = tmp_path / "blocks"
     shutil.copytree(folder, copy)
     damaged = sorted(copy.glob("*.pt2"))[0]
@@ -176,13 +197,8 @@ def test_a_damaged_package_runs_the_fallback_and_is_built_again(built, tmp_path,
     with caplog.at_level(logging.WARNING):
         two_blocks(model, block_packages=packages)
     assert "is damaged" in caplog.text
-    assert packages.loaded == 3 and len(packages.store.missing) == 1
-    assert packages.store.finish() == "3 loaded, 1 missing ran torch.compile"   # as a benchmark reports it; then built
-    assert packages.store.unavailable is None
-    assert damaged.stat().st_size > 1000                    # rebuilt whole
-    again = BlockPackages(model, store(copy))
-    two_blocks(model, block_packages=again)
-    assert again.loaded == 4
+    assert packages.loaded == 3 and list(packages.store.missing) == [str(damaged)] and not damaged.exists()
+    assert packages.store.status() == "3 loaded, 1 missing ran torch.compile"   # as a benchmark reports it
 
 
 def test_a_stopped_build_leaves_nothing_behind(tmp_path):
