@@ -53,16 +53,16 @@ class Display:
         #                                             generated frame: that covers what the model invented too)
 
     def show(self, c2w: np.ndarray, source_index: int, generated: GeneratedView | None, hud: HudState,
-             read: bool = False, at_s: float | None = None) -> np.ndarray | None:
+             at_s: float | None = None, on_read: Callable[[np.ndarray], None] | None = None) -> None:
         """Draw the world from camera c2w [4, 4] at source frame `source_index`, with `generated`
-        warped over it, and present it (at_s: when, for a presenter that writes a video: see
-        Presenter.present_texture). -> the frame uint8 [H, W, 3] when read (always headless)."""
+        warped over it, and present it (at_s: when, for a presenter that writes a video; on_read gets
+        the frame uint8 [H, W, 3] once read back: see Presenter.present_texture)."""
         with self.ctx:
             wanted = (np.asarray(c2w, np.float64).tobytes(), source_index, None if generated is None else generated.key)
             if wanted != self._drawn:                # a still camera over still content is not drawn again
                 self._draw(c2w, source_index, generated)
                 self._drawn = wanted
-            return self.presenter.present_texture(self.view.frame, hud, read=read, at_s=at_s)
+            self.presenter.present_texture(self.view.frame, hud, at_s=at_s, on_read=on_read)
 
     def _draw(self, c2w: np.ndarray, source_index: int, generated: GeneratedView | None) -> None:
         self.layers.show_source(source_index)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from runtime.gl_interop import CudaTextureUploader, make_uploader
 from runtime.hud import HudState
+from scenes.atomic import close_all
 from scenes.video import BackgroundVideoWriter, write_contact_sheet
 
 QUAD_VS = """
@@ -27,16 +29,47 @@ void main() { color = texture(tex, uv); }
 """
 
 
-def read_rgb(ctx, texture) -> np.ndarray:
-    """An RGBA8 texture's pixels as uint8 [H, W, 3] (rows as stored), read as RGB by the driver: a
-    read of RGBA and a host copy of its first three channels takes four times as long (llvmpipe)."""
-    w, h = texture.size
-    fbo, array = ctx.framebuffer([texture]), np.empty((h, w, 3), np.uint8)
-    try:
-        fbo.read_into(array, components=3, alignment=1)
-    finally:
-        fbo.release()
-    return array
+class LateReader:
+    """Reads drawn frames back one frame late: each frame is copied into a pixel buffer, which the GPU
+    fills when it gets there, and handed over (as uint8 [H, W, 3], read as RGB by the driver) at the
+    next read or `flush`, by then long done. So the display's thread never waits for the GPU to finish
+    a frame to read it; on a software rasteriser it costs what a direct read does."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self._free: list = []                 # pixel buffers not in use
+        self._pending = None                  # (buffer, (h, w), deliver) of the frame read last
+
+    def read(self, texture, deliver: Callable[[np.ndarray], None]) -> None:
+        """Start reading an RGBA8 texture of `ctx` (rows as stored); `deliver(frame)` gets it later."""
+        w, h = texture.size
+        buffer = self._free.pop() if self._free else None
+        if buffer is None or buffer.size != w * h * 3:
+            buffer = self.ctx.buffer(reserve=w * h * 3)
+        fbo = self.ctx.framebuffer([texture])
+        try:
+            fbo.read_into(buffer, components=3, alignment=1)
+        finally:
+            fbo.release()
+        self.flush()
+        self._pending = (buffer, (h, w), deliver)
+
+    def flush(self) -> None:
+        """Hand over the frame read last, if any (waits for the GPU only if it is not done yet)."""
+        if self._pending is None:
+            return
+        buffer, (h, w), deliver = self._pending
+        self._pending = None
+        frame = np.empty((h, w, 3), np.uint8)
+        buffer.read_into(frame)
+        self._free.append(buffer)
+        deliver(frame)
+
+    def release(self) -> None:
+        self.flush()
+        for buffer in self._free:
+            buffer.release()
+        self._free = []
 
 
 def has_display() -> bool:
@@ -55,12 +88,17 @@ class Presenter:
         """Show (or write) one frame, uint8 [H, W, 3]."""
         raise NotImplementedError
 
-    def present_texture(self, texture, hud: HudState, read: bool = False, at_s: float | None = None) -> np.ndarray | None:
+    def present_texture(self, texture, hud: HudState, at_s: float | None = None,
+                        on_read: Callable[[np.ndarray], None] | None = None) -> None:
         """Show (or write) a frame a Display drew on the GPU: an RGBA8 texture of this presenter's
         OpenGL context `ctx`, rows top first; at_s: when it is shown (wall seconds, real time; None:
-        one display period after the last). -> the frame uint8 [H, W, 3] when `read`, else None.
-        Only presenters a Display draws through (runtime/display.py) implement it."""
+        one display period after the last); on_read(frame uint8 [H, W, 3]) gets its pixels, one frame
+        later (LateReader) or at `flush_reads`. Only presenters a Display draws through
+        (runtime/display.py) implement it."""
         raise NotImplementedError
+
+    def flush_reads(self) -> None:
+        """Hand over the frame still being read (see present_texture), before its receiver closes."""
 
     def events(self) -> list:
         """Pending window events for the controllers."""
@@ -100,6 +138,7 @@ class HeadlessPresenter(Presenter):
         self.frames_presented = 0
         self._t0: float | None = None               # the first timed frame's time (at_s)
         self._ctx = None
+        self._reader: LateReader | None = None
 
     @property
     def ctx(self):
@@ -114,12 +153,22 @@ class HeadlessPresenter(Presenter):
         import pygame
         return pygame.event.get() if pygame.display.get_init() else []
 
-    def present_texture(self, texture, hud: HudState, read: bool = True, at_s: float | None = None) -> np.ndarray:
-        """A frame drawn on the GPU (RGBA8 texture, rows top first): read back and written at its
-        time `at_s` (see VideoWriter.write). -> the frame uint8 [H, W, 3]"""
-        array = read_rgb(self.ctx, texture)
-        self._write(array, at_s)
-        return array
+    def present_texture(self, texture, hud: HudState, at_s: float | None = None,
+                        on_read: Callable[[np.ndarray], None] | None = None) -> None:
+        """A frame drawn on the GPU (RGBA8 texture, rows top first): read back one frame late and
+        written at its time `at_s` (see VideoWriter.write), then handed to `on_read`."""
+        def deliver(frame: np.ndarray) -> None:
+            self._write(frame, at_s)
+            if on_read is not None:
+                on_read(frame)
+        if self._reader is None:
+            self._reader = LateReader(self.ctx)
+        self._reader.read(texture, deliver)
+
+    def flush_reads(self) -> None:
+        if self._reader is not None:
+            with self._ctx:
+                self._reader.flush()
 
     def present(self, frame: torch.Tensor, hud: HudState) -> None:
         """frame: uint8 [H, W, 3]."""
@@ -138,10 +187,19 @@ class HeadlessPresenter(Presenter):
     def show_status(self, lines: list[str]) -> None:
         """Start-up status: a headless run has nowhere to show it (play prints it)."""
 
-    def close(self) -> None:
-        if self._ctx is not None:
+    def _close_gl(self) -> None:
+        """The last frame still being read goes out first, then the context."""
+        if self._ctx is None:
+            return
+        try:
+            if self._reader is not None:
+                with self._ctx:
+                    self._reader.release()
+        finally:
             self._ctx.release()
-        self.writer.finalize()
+
+    def close(self) -> None:
+        close_all(self._close_gl, self.writer.finalize)
         if self._sheet:
             keep = np.unique(np.linspace(0, len(self._sheet) - 1, self.sheet_tiles).round().astype(int))
             picked = [self._sheet[i] for i in keep]          # evenly over the whole session, last frame included
@@ -191,6 +249,7 @@ class WindowPresenter(Presenter):
         self.screenshots: list[Path] = []
         self._hud: HudState | None = None              # the session's HUD, as last presented
         self._texture = None                           # the frame texture last presented
+        self.reader = LateReader(self.ctx)             # a recording's frames
 
     @property
     def accepts_device_frames(self) -> bool:
@@ -217,15 +276,19 @@ class WindowPresenter(Presenter):
         self.pygame.display.flip()
         self.frames_presented += 1
 
-    def present_texture(self, texture, hud: HudState, read: bool = False, at_s: float | None = None) -> np.ndarray | None:
+    def present_texture(self, texture, hud: HudState, at_s: float | None = None,
+                        on_read: Callable[[np.ndarray], None] | None = None) -> None:
         """A frame drawn on the GPU (texture of this context, rows top first): drawn with the HUD,
-        swapped (at once: `at_s` is for presenters that write files). -> the frame uint8 [H, W, 3]
-        when `read` (for a recording), else None."""
+        swapped (at once: `at_s` is for presenters that write files); read back one frame late for
+        `on_read` (a recording) when given."""
         self._show(texture, hud)
-        array = read_rgb(self.ctx, texture) if read else None
+        if on_read is not None:
+            self.reader.read(texture, on_read)
         self.pygame.display.flip()
         self.frames_presented += 1
-        return array
+
+    def flush_reads(self) -> None:
+        self.reader.flush()
 
     def _show(self, texture, hud: HudState) -> None:
         self._texture, self._hud = texture, hud
@@ -272,7 +335,10 @@ class WindowPresenter(Presenter):
         self.fullscreen = not self.fullscreen
 
     def close(self) -> None:
-        self.pygame.display.quit()
+        try:
+            self.reader.release()
+        finally:
+            self.pygame.display.quit()
 
     # ---- drawing -----------------------------------------------------------------------------
     def _draw(self, target) -> None:

@@ -27,6 +27,7 @@ import queue
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -308,8 +309,9 @@ class Session:
         hud = self.hud.update(self._hud_view(self.content, self._seen_shown))
         t0 = time.perf_counter()
         at_s = None if self.frame_locked else t0       # real time: videos keep the times frames were shown
-        frame = self.display.show(c2w, self.content.source_index, self.generated, hud,
-                                  read=self.recorder is not None, at_s=at_s)
+        record = None if self.recorder is None else partial(log_displayed, self.recorder, self.content.source_index,
+                                                             c2w, self.frames_presented - 1, at_s)
+        self.display.show(c2w, self.content.source_index, self.generated, hud, at_s=at_s, on_read=record)
         self._render_s += 0.2 * ((time.perf_counter() - t0) - self._render_s)
         presented = self._stamp()
         # what the video saw of this frame: the display's own coverage, or with a generated frame
@@ -317,9 +319,6 @@ class Session:
         self._seen_shown = self.display.seen if self.generated is None else self.content.seen
         self.telemetry.displayed(presented, pose_tick, seen=self._seen_shown)
         self.pose_trace.displayed(presented, c2w)
-        if self.recorder is not None:
-            self.recorder.log_frame(torch.from_numpy(frame), self.content.source_index, c2w,
-                                    content=self.frames_presented - 1, at_s=at_s)
         self.displayed += 1
 
     def _pose_at(self, ahead_s: float) -> np.ndarray:
@@ -372,6 +371,7 @@ class Session:
             if self.recorder is None:
                 self.recorder = self.new_recorder()
             else:
+                self.presenter.flush_reads()           # its last displayed frame is still being read
                 self.recorder.close()
                 self.recorder = None
 
@@ -506,6 +506,12 @@ class Session:
                        reverse=self.clock.direction < 0, buffered=len(self.buffer), block_id=info.block_id,
                        statuses=tuple(str(source.status) for source in self.status),
                        recording_frames=self.recorder.frames if self.recorder is not None else None, seen=seen)
+
+
+def log_displayed(recorder, source_index: int, c2w: np.ndarray, content: int, at_s: float | None,
+                  frame: np.ndarray) -> None:
+    """A displayed frame, once read back (uint8 [H, W, 3]), into the recording with what it showed."""
+    recorder.log_frame(torch.from_numpy(frame), source_index, c2w, content=content, at_s=at_s)
 
 
 def peak_gpu_memory_gib(device: torch.device) -> float | None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from controllers.commands import CameraCommand
+from controllers.commands import AppCommand, CameraCommand, Commands
 from model.refiners import GeometryRefiner
 from runtime.config import load_config
 from runtime.display import Display
@@ -25,6 +25,7 @@ from runtime.scripts import TimedInputs, load_script
 from runtime.session import Session, scene_scale
 from scenes.config import SampleConfig
 from scenes.sample import SampleRenderer, build_sample_scene
+from tests.reliability import decoded_frames
 
 REPO = Path(__file__).resolve().parents[2]
 W, H = 208, 120
@@ -43,21 +44,24 @@ def psnr(a, b) -> float:
 
 def test_the_headless_gl_path_draws_the_world(sample, tmp_path):
     """At a source camera the displayed frame is the source frame; a step aside matches the exact
-    render of the sample scene from there."""
+    render of the sample scene from there. Frames are read back one frame late, each with its own
+    pixels; the last one when the presenter closes."""
     presenter = HeadlessPresenter(tmp_path, 60.0, W, H)
     display = Display(presenter, sample, scale=scene_scale(sample))
+    read = []
+    c2w = sample.c2w[4].double().numpy()
+    aside = c2w @ np.array([[1, 0, 0, 0.25], [0, 1, 0, 0], [0, 0, 1, 0.1], [0, 0, 0, 1.0]])
     try:
-        c2w = sample.c2w[4].double().numpy()
-        frame = display.show(c2w, 4, None, HudState(visible=False), read=True)
-        assert np.array_equal(frame, sample.frames[4].numpy())
-        aside = c2w @ np.array([[1, 0, 0, 0.25], [0, 1, 0, 0], [0, 0, 1, 0.1], [0, 0, 0, 1.0]])
-        frame = display.show(aside, 4, None, HudState(visible=False), read=True)
+        display.show(c2w, 4, None, HudState(visible=False), on_read=read.append)
+        assert read == [] and presenter.frames_presented == 0
+        display.show(aside, 4, None, HudState(visible=False), on_read=read.append)
+        assert len(read) == 1 and np.array_equal(read[0], sample.frames[4].numpy())
     finally:
         display.release()
         presenter.close()
     with SampleRenderer(W, H, CFG.seed) as renderer:
         truth, _ = renderer.render(aside, 4 / CFG.fps, sample.K[4].numpy())
-    assert psnr(frame, truth) > 24.0                     # every pixel, holes and border filled
+    assert len(read) == 2 and psnr(read[1], truth) > 24.0      # every pixel, holes and border filled
     assert presenter.frames_presented == 2
 
 
@@ -111,6 +115,37 @@ def test_a_reprojected_session_replays_to_the_same_frames(sample, tmp_path):
     replayed = load_displayed(tmp_path / "b" / "recording")
     np.testing.assert_array_equal(replayed.c2w, shown.c2w)
     np.testing.assert_array_equal(replayed.content, shown.content)
+
+
+class PressRecord:
+    """Walks forward and presses the record key at the given ticks."""
+
+    def __init__(self, ticks: set[int]):
+        self.ticks, self.tick = ticks, 0
+
+    def poll(self) -> Commands:
+        cmds = Commands(camera=CameraCommand(move=(0.0, 0.0, 1.0)), app=AppCommand(toggle_record=self.tick in self.ticks))
+        self.tick += 1
+        return cmds
+
+
+def test_a_recording_stopped_mid_session_keeps_every_frame_it_showed(sample, tmp_path):
+    """Frames are read back one frame late: stopping the recording hands it the last one first."""
+    cfg = load_config()
+    presenter = HeadlessPresenter(tmp_path, cfg.runtime.display_hz, W, H)
+    made = []
+
+    def new_recorder() -> Recorder:
+        made.append(Recorder(tmp_path / "recording", cfg.runtime.display_hz, W, H))
+        return made[-1]
+    session = Session(cfg, sample, GeometryRefiner(), presenter, device=torch.device("cpu"), inputs=[PressRecord({6, 24})],
+                      new_recorder=new_recorder, frame_locked=True, max_frames=round(cfg.runtime.loop.fps),
+                      display=Display(presenter, sample, scale=scene_scale(sample)), live_content=True)
+    summary = session.run()
+    assert summary["display"]["frames"] == 60 and len(made) == 1 and made[0].closed
+    rows = json.loads((tmp_path / "recording" / "poses.json").read_text())["frames"]
+    assert 15 <= len(rows) <= 20 and decoded_frames(tmp_path / "recording" / "video.mp4") == len(rows)
+    assert rows[0]["c2w"] != rows[-1]["c2w"], "the recorded run must move"
 
 
 @pytest.fixture
