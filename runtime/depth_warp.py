@@ -125,16 +125,24 @@ def warp_uniforms(src_K: np.ndarray, src_c2w: np.ndarray, tgt_K: np.ndarray, tgt
 
 class LayerStack:
     """Depth images of one size on the GL side: colour (RGB8) and inverse depth (R32F, 0 = no
-    surface) in texture arrays, one slot per image, with each slot's camera."""
+    surface) in texture arrays, one slot per image, with each slot's camera. Uploads go through
+    pixel buffers (a ring, orphaned on reuse): the copy into the texture runs on the GPU when it gets
+    there, instead of the driver converting and copying on the display's thread."""
+
+    RING = 3                   # pixel buffers per texture: an upload never waits for one still in use
 
     def __init__(self, ctx, size: tuple[int, int], slots: int):
         import moderngl
         self.ctx, self.size, self.slots = ctx, size, slots
+        w, h = size
         self.colour = ctx.texture_array((*size, slots), 3)
         self.inv_depth = ctx.texture_array((*size, slots), 1, dtype="f4")
         for tex in (self.colour, self.inv_depth):
             tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
             tex.repeat_x = tex.repeat_y = False
+        self._buffers = {tex: [ctx.buffer(reserve=w * h * bytes_per_pixel, dynamic=True) for _ in range(self.RING)]
+                         for tex, bytes_per_pixel in ((self.colour, 3), (self.inv_depth, 4))}
+        self._next = 0
         self.K = [np.eye(3)] * slots
         self.c2w = [np.eye(4)] * slots
         self.valid = [False] * slots
@@ -150,12 +158,19 @@ class LayerStack:
         ok = np.isfinite(depth) & (depth > 0)
         inv = np.divide(1.0, depth, out=np.zeros_like(depth), where=ok)                 # [H, W]
         viewport = (0, 0, slot, w, h, 1)
-        self.colour.write(np.ascontiguousarray(colour, dtype=np.uint8), viewport=viewport)
-        self.inv_depth.write(np.ascontiguousarray(inv), viewport=viewport)
+        for tex, data in ((self.colour, np.ascontiguousarray(colour, dtype=np.uint8)), (self.inv_depth, inv)):
+            buffer = self._buffers[tex][self._next]
+            buffer.orphan()
+            buffer.write(data)
+            tex.write(buffer, viewport=viewport, alignment=1)
+        self._next = (self._next + 1) % self.RING
         self.K[slot], self.c2w[slot] = np.asarray(K, np.float64), np.asarray(c2w, np.float64)
         self.valid[slot] = bool(ok.any())
 
     def release(self) -> None:
+        for buffers in self._buffers.values():
+            for buffer in buffers:
+                buffer.release()
         self.colour.release()
         self.inv_depth.release()
 
