@@ -6,6 +6,8 @@ for the display on a machine without a GPU.
 - a source frame's static mask, expanded and cleaned (scenes/dynamic_mask.expand_dynamic);
 - the rig predicting a 12-frame block 0.7 s ahead while walking, with the collision probe;
 - one displayed frame of the world view (OpenGL through EGL);
+- a layer upload (a source frame's colour and inverse depth into the layer stack), and a displayed
+  frame read back for the video (LateReader: each read handed over one frame later);
 - the CPU time and file size x264 takes a frame at three presets `runtime.video_preset` may take
   (the sample's first 48 frames).
 """
@@ -70,6 +72,32 @@ def world_view_ms(scene, repeats: int, out: Path) -> float:
         presenter.close()
 
 
+def upload_and_read_ms(scene, repeats: int, out: Path) -> tuple[float, float]:
+    """(ms a LayerStack upload takes, ms a displayed frame's read-back takes on the display's thread)."""
+    from runtime.display import Display
+    from runtime.present import HeadlessPresenter, LateReader
+    from runtime.session import scene_scale
+    presenter = HeadlessPresenter(out, 60.0, scene.width, scene.height)
+    display = Display(presenter, scene, scale=scene_scale(scene))
+    frames, depth, K, c2w = scene.frames.numpy(), scene.depth.numpy(), display.K, scene.c2w.double().numpy()
+    count = iter(range(1 << 30))
+
+    def upload():                                   # a new source frame each call
+        i = next(count) % scene.num_frames
+        display.layers.stack.upload(1, frames[i], depth[i], K[i], c2w[i])
+    reader = LateReader(display.ctx)
+    try:
+        with display.ctx:
+            upload_ms = per_call_ms(upload, repeats, finish=display.ctx.finish)
+            read_ms = per_call_ms(lambda: reader.read(display.view.frame, lambda frame: None), repeats,
+                                  finish=display.ctx.finish)
+            reader.release()
+        return upload_ms, read_ms
+    finally:
+        display.release()
+        presenter.close()
+
+
 def x264_cost(frames: np.ndarray, preset: str) -> tuple[float, float]:
     """(ms of CPU, KB) a frame that x264 takes at `preset` (CRF 18, its own threads included)."""
     import av
@@ -101,6 +129,9 @@ def main(argv=None) -> None:
     print(f"static mask, expanded and cleaned: {mask_ms(scene, cfg, args.repeats):6.2f} ms")
     print(f"rig prediction, 12 frames 0.7 s ahead: {prediction_ms(scene, cfg, args.repeats):6.2f} ms")
     print(f"world view, one displayed frame: {world_view_ms(scene, args.repeats, Path(args.out)):6.2f} ms")
+    upload_ms, read_ms = upload_and_read_ms(scene, args.repeats, Path(args.out))
+    print(f"layer upload, colour and inverse depth: {upload_ms:6.2f} ms")
+    print(f"read-back of a displayed frame: {read_ms:6.2f} ms")
     frames = scene.frames[:48].numpy()
     for preset in ("ultrafast", "veryfast", "medium"):
         cpu_ms, kb = x264_cost(frames, preset)
