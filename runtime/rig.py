@@ -37,7 +37,8 @@ from runtime.config import RigConfig
 from scenes.trajectory import sphere2pose
 
 PREDICT_STEP_S = 1.0 / 60.0          # predictions integrate in steps no longer than a tick at 60 Hz
-Probe = Callable[[np.ndarray, np.ndarray], float]   # (c2w [4, 4] world, unit direction [3] world) -> distance or inf
+Probe = Callable[..., float]   # (c2w [4, 4] world, unit direction [3] world, within=) -> distance or inf
+#                                (a hit farther than `within` may read as inf: runtime/probe.DepthProbe)
 
 
 def rot_y(deg: float) -> np.ndarray:
@@ -329,8 +330,9 @@ class CameraRig:
         if self.probe is None or length == 0.0:
             return step
         direction = step / length                            # [3] frame axes
-        hit = float(self.probe(frame @ s.rel_c2w(), frame[:3, :3] @ direction))
-        allowed = max(0.0, hit - self.cfg.collision_margin * self.scale)
+        margin = self.cfg.collision_margin * self.scale
+        hit = float(self.probe(frame @ s.rel_c2w(), frame[:3, :3] @ direction, within=length + margin))
+        allowed = max(0.0, hit - margin)
         if length <= allowed:
             return step
         s.velocity = s.velocity - max(0.0, float(s.velocity @ direction)) * direction

@@ -98,7 +98,7 @@ def test_tripod_is_rotation_only():
 
 
 def wall_probe(z_wall):
-    def probe(c2w, direction):
+    def probe(c2w, direction, within=math.inf):
         assert abs(np.linalg.norm(direction) - 1.0) < 1e-9
         if direction[2] <= 1e-12:
             return math.inf
@@ -110,7 +110,7 @@ def test_walk_stops_short_of_a_wall():
     calls = []
     probe = wall_probe(2.0)
     rig = CameraRig(RigConfig(mode="walk", collision_margin=0.15), scene_scale=1.0,
-                    probe=lambda c, d: calls.append(1) or probe(c, d))
+                    probe=lambda c, d, within=math.inf: calls.append(1) or probe(c, d, within))
     hold(rig, CameraCommand(move=(0.0, 0.0, 1.0), run=True), 5.0)
     z = rig.c2w()[2, 3]
     assert z == pytest.approx(2.0 - 0.15, abs=1e-9) and calls

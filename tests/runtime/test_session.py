@@ -247,6 +247,34 @@ def test_depth_probe_is_the_nearest_point_ahead_inside_its_cylinder():
         assert probe(c2w, direction) == pytest.approx(expected, rel=1e-9)
 
 
+def test_a_probe_within_a_distance_searches_near_points_and_finds_every_hit_inside_it():
+    """Queries a short step apart (as the rig's) keep their near points; every hit within `within` is
+    the definition's, farther ones read as inf or as themselves; leaving the near points rebuilds them."""
+    from runtime.probe import DepthProbe
+    scene = plane_scene()
+    scene.depth[0] = 1.0 + 3.0 * torch.rand(H, W, generator=torch.Generator().manual_seed(2))   # a deep, rough wall
+    probe = DepthProbe(scene, lambda: 0, body_radius=0.3, stride=2)
+    points, _ = probe.points(0)
+    rng = np.random.default_rng(1)
+    c2w, within, rebuilt = np.eye(4), 1.5, set()
+    for _ in range(200):
+        c2w[:3, 3] += rng.normal(0.0, 0.02, 3) + [0.04, 0.0, 0.0]          # a walk of short steps, drifting
+        direction = rng.normal(0.0, 1.0, 3) + [0.0, 0.0, 1.0]
+        direction /= np.linalg.norm(direction)
+        rel = points - c2w[:3, 3]
+        along = rel @ direction
+        lateral = np.linalg.norm(rel - along[:, None] * direction, axis=1)
+        inside = (along > 0) & (lateral < 0.3)
+        expected = along[inside].min() if inside.any() else float("inf")
+        hit = probe(c2w, direction, within=within)
+        if expected <= within:
+            assert hit == pytest.approx(expected, rel=1e-9)
+        else:
+            assert hit > within and (hit == float("inf") or hit == pytest.approx(expected, rel=1e-9))
+        rebuilt.add(tuple(probe._near[1]))                                  # the near points' centre
+    assert 1 < len(rebuilt) < 20 and len(probe._near[3]) < len(points)   # rebuilt now and then, and smaller
+
+
 def test_contact_sheet_spans_the_whole_session(tmp_path):
     """However long the session, the sheet's tiles run from its start to its end (frame i is painted
     grey level i, so the last tile's colour says which frame it shows)."""
