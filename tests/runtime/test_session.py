@@ -225,6 +225,16 @@ def test_depth_probe_measures_the_distance_to_the_wall_and_keeps_few_frames():
     assert len(probe._points) == 3
 
 
+def nearest_ahead(points: np.ndarray, centre: np.ndarray, direction: np.ndarray, radius: float) -> float:
+    """The probe's definition: the distance along `direction` from `centre` to the nearest of
+    `points` [P, 3] ahead inside the cylinder of `radius` around the ray, or inf."""
+    rel = points - centre                                                   # [P, 3]
+    along = rel @ direction                                                 # [P]
+    lateral = np.linalg.norm(rel - along[:, None] * direction, axis=1)      # [P]
+    inside = (along > 0) & (lateral < radius)
+    return float(along[inside].min()) if inside.any() else float("inf")
+
+
 def test_depth_probe_is_the_nearest_point_ahead_inside_its_cylinder():
     """Against the definition, from cameras off the points' axis, in oblique directions."""
     from runtime.probe import DepthProbe
@@ -239,11 +249,7 @@ def test_depth_probe_is_the_nearest_point_ahead_inside_its_cylinder():
         c2w[:3, 3] = rng.normal(0.0, 0.5, 3)
         direction = rng.normal(0.0, 1.0, 3) + [0.0, 0.0, 2.0]
         direction /= np.linalg.norm(direction)
-        rel = points - c2w[:3, 3]
-        along = rel @ direction
-        lateral = np.linalg.norm(rel - along[:, None] * direction, axis=1)
-        inside = (along > 0) & (lateral < 0.3)
-        expected = along[inside].min() if inside.any() else float("inf")
+        expected = nearest_ahead(points, c2w[:3, 3], direction, radius=0.3)
         assert probe(c2w, direction) == pytest.approx(expected, rel=1e-9)
 
 
@@ -261,11 +267,7 @@ def test_a_probe_within_a_distance_searches_near_points_and_finds_every_hit_insi
         c2w[:3, 3] += rng.normal(0.0, 0.02, 3) + [0.04, 0.0, 0.0]          # a walk of short steps, drifting
         direction = rng.normal(0.0, 1.0, 3) + [0.0, 0.0, 1.0]
         direction /= np.linalg.norm(direction)
-        rel = points - c2w[:3, 3]
-        along = rel @ direction
-        lateral = np.linalg.norm(rel - along[:, None] * direction, axis=1)
-        inside = (along > 0) & (lateral < 0.3)
-        expected = along[inside].min() if inside.any() else float("inf")
+        expected = nearest_ahead(points, c2w[:3, 3], direction, radius=0.3)
         hit = probe(c2w, direction, within=within)
         if expected <= within:
             assert hit == pytest.approx(expected, rel=1e-9)
