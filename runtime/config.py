@@ -257,16 +257,16 @@ def build(cls, raw: dict, where: str):
         raise ConfigError(f"{where or 'top level'}: unknown keys {sorted(unknown)}; expected some of {sorted(names)}")
     kwargs, ranges = {}, getattr(cls, "RANGES", {})
     for key, value in raw.items():
-        kind = hints[key]
+        kind, here = hints[key], f"{where}.{key}" if where else key       # the key's dotted path
         if dataclasses.is_dataclass(kind):
-            kwargs[key] = build(kind, value or {}, f"{where}.{key}".lstrip("."))
+            kwargs[key] = build(kind, value or {}, here)
             continue
-        kwargs[key] = _check_scalar(kind, value, f"{where}.{key}".lstrip("."))
+        kwargs[key] = _check_scalar(kind, value, here)
         if key in ranges and isinstance(kwargs[key], tuple):
             for i, item in enumerate(kwargs[key]):
-                check_range(item, *ranges[key], where=f"{where}.{key}[{i}]".lstrip("."))
+                check_range(item, *ranges[key], where=f"{here}[{i}]")
         elif key in ranges:
-            check_range(kwargs[key], *ranges[key], where=f"{where}.{key}".lstrip("."))
+            check_range(kwargs[key], *ranges[key], where=here)
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as err:
