@@ -64,27 +64,28 @@ def print_report(checkpoint_dir: Path, parts: list[PartReport]) -> None:
 def run(cfg, args) -> int:
     """Each checkpoint, part by part: missing / present / verified / invalid, what it enables, and the
     download command of each incomplete part."""
-    return check(Path(cfg.model.checkpoint_dir))
+    return check(Path(cfg.model.checkpoint_dir), cfg.runtime.device)
 
 
-def check(root: Path) -> int:
+def check(root: Path, device: str) -> int:
     """The report of the checkpoints in `root` (doctor, and download when done). -> 1 when a file is
     invalid, else 0"""
     parts = report(root)
     print_report(root, parts)
     dit = next(p for p in parts if p.part.name == "dit")
-    print("\nDiT refiner:", dit_status(dit.complete))
+    print("\nDiT refiner:", dit_status(dit.complete, device))
     print("FP8 attention (model.fp8):", fp8_attention_status())
     return 1 if any(r.status == "invalid" for p in parts for r in p.rows) else 0
 
 
-def dit_status(complete: bool) -> str:
-    """Whether the DiT can run, and where play's `auto` takes it."""
+def dit_status(complete: bool, device: str) -> str:
+    """Whether the DiT can run, and whether play's `auto` takes it on `device` (runtime.device:
+    auto | cpu | cuda; play refuses cuda without a GPU itself)."""
     import torch
     if not complete:
         return "not available (the geometry refiner runs without weights)"
-    if not torch.cuda.is_available():
-        return "ready (render runs it; play's auto takes the geometry refiner on this machine without a CUDA GPU)"
+    if device == "cpu" or not torch.cuda.is_available():
+        return "ready (render runs it; play's auto takes the geometry refiner here: no CUDA GPU)"
     return "ready"
 
 

@@ -162,4 +162,4 @@ def run(cfg, args) -> int:
     from cli.doctor import check
     root = Path(args.dir or cfg.model.checkpoint_dir)
     download(root, args.only)
-    return check(root)
+    return check(root, cfg.runtime.device)

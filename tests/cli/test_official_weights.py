@@ -73,7 +73,7 @@ def test_doctor_verifies_every_part_of_the_tree(tree, tmp_path):
     assert len(statuses) == 9 and set(statuses) == {"verified"}
     import torch
     assert ("DiT refiner: ready\n" if torch.cuda.is_available() else "DiT refiner: ready (render runs it; play's auto "
-            "takes the geometry refiner on this machine without a CUDA GPU)\n") in doctor.stdout
+            "takes the geometry refiner here: no CUDA GPU)\n") in doctor.stdout
 
 
 def test_build_captions_encodes_and_stores_the_embedding(built, tree):
