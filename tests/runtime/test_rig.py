@@ -122,6 +122,26 @@ def test_walk_stops_short_of_a_wall():
     assert fly.c2w()[2, 3] > 3.0                                # fly mode is free
 
 
+def test_walk_stops_short_of_a_scenes_surface_seen_by_the_depth_probe_and_predict_agrees():
+    """The real probe on a source frame's depth (a wall 2 units ahead): held forward, the rig stops
+    collision_margin before it, and a prediction of the same hold ends where the ticks end."""
+    import torch
+    from runtime.probe import DepthProbe
+    from scenes.scene import Scene
+    h, w = 48, 64
+    K = torch.tensor([[50.0, 0, w / 2], [0, 50.0, h / 2], [0, 0, 1]])
+    scene = Scene(frames=torch.zeros(1, h, w, 3, dtype=torch.uint8), depth=torch.full((1, h, w), 2.0), K=K[None],
+                  c2w=torch.eye(4)[None], fps=24.0, caption="wall")
+    rig = CameraRig(RigConfig(mode="walk", collision_margin=0.15), scene_scale=1.0,
+                    probe=DepthProbe(scene, lambda: 0, body_radius=0.02, stride=2))   # a point on the axis
+    forward = CameraCommand(move=(0.0, 0.0, 1.0), run=True)
+    rig.step(forward, DT)
+    predicted = rig.predict(1, 5.0 - DT)[0]
+    hold(rig, forward, 5.0 - DT)
+    assert rig.c2w()[2, 3] == pytest.approx(2.0 - 0.15, abs=1e-6)
+    np.testing.assert_allclose(predicted, rig.c2w(), atol=1e-9)
+
+
 def test_walk_keeps_the_eye_height_and_fly_does_not():
     src = np.tile(np.eye(4), (5, 1, 1))
     src[:, 1, 3] = [0.0, 0.1, 0.2, 0.2, 0.3]                    # median camera y: 0.2
