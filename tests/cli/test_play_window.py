@@ -118,3 +118,23 @@ def test_p_saves_the_screenshot_at_once_even_when_esc_follows(display, tmp_path)
     image = np.asarray(Image.open(shot).convert("RGB"))
     assert image.shape == (120, 208, 3) and image.std() > 10     # the window's frame, not a blank
     assert "ALSA lib" not in output and "pygame community" not in output
+
+
+def test_c_records_a_take_that_keeps_every_frame_it_showed(display, tmp_path):
+    """Recording started and stopped with C in the window: the take's video has a frame for every pose
+    row (displayed frames are read back one frame late; stopping hands over the last one first)."""
+    import json
+    from tests.reliability import decoded_frames
+    play = Play(display, tmp_path, "--out", str(tmp_path / "window"))
+    play.wait_ready()
+    play.keys("c")
+    time.sleep(2.0)
+    play.keys("c")
+    time.sleep(0.5)
+    play.keys("Escape")
+    code, output = play.wait(timeout_s=60)
+    take = tmp_path / "window" / "recording-1"
+    assert code == 0 and (take / "poses.json").is_file(), output[-2000:]
+    rows = json.loads((take / "poses.json").read_text())["frames"]
+    assert len(rows) >= 10 and all("content" in row for row in rows)       # displayed frames, while C was on
+    assert decoded_frames(take / "video.mp4") == len(rows)
