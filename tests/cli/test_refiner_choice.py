@@ -154,3 +154,15 @@ def test_encoder_identity_follows_the_weights_and_the_tokenizer(checkpoints):
     assert encoder_identity(checkpoints) not in (first, second)
     (checkpoints / ck.T5_FILES[1]).unlink()
     assert encoder_identity(checkpoints) is None
+
+
+def test_play_on_frames_the_dit_cannot_tile_is_one_line(tmp_path):
+    """The user's command on the sample built at 200x120 (latent 25x15): one line naming the sizes and
+    the fix, with runtime.refiner=dit as with bench --play's random DiT."""
+    from tests.reliability import one_line_error, run_roam
+    sample = ["--set", "scenes.width=200", "--set", "scenes.height=120", "--set", "scenes.sample.frames=24",
+              "--set", f"scenes.cache_dir={tmp_path / 'cache'}"]
+    for command in (["play", "--set", "runtime.refiner=dit"], ["bench", "--play"]):
+        one_line_error(run_roam(*command, "--headless", "--seconds", "0.5", "--out", tmp_path / "out", *sample),
+                       "the scene's frames are 200x120 and the DiT needs both sides multiples of 16",
+                       "--set scenes.width=")
