@@ -236,10 +236,17 @@ def test_generated_frames_are_warped_from_the_camera_they_were_made_for(tmp_path
     assert len({content for content, _ in shown}) == 12
 
 
+def frame_times(path: Path) -> list[float]:
+    """The presentation time of each frame of a video, in seconds."""
+    import av
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [float(frame.pts * stream.time_base) for frame in container.decode(video=0)]
+
+
 def test_real_time_videos_keep_the_times_frames_were_shown_when_the_display_is_slower(sample, tmp_path):
     """At display_hz 1000 no machine draws every slot: the headless video and a recording still last
     as long as the session showed frames, not (frames / 1000) seconds."""
-    import av
     cfg = load_config(overrides=["runtime.display_hz=1000"])
     presenter = HeadlessPresenter(tmp_path, cfg.runtime.display_hz, W, H)
     display = Display(presenter, sample, scale=scene_scale(sample))
@@ -250,9 +257,7 @@ def test_real_time_videos_keep_the_times_frames_were_shown_when_the_display_is_s
     shown_s = (summary["display"]["frames"] - 1) / summary["display"]["fps"]      # first to last displayed frame
     assert shown_s > 1.0 and summary["display"]["frames"] < 0.5 * 1000 * shown_s   # slower than the slots
     for path in (tmp_path / "video.mp4", tmp_path / "recording" / "video.mp4"):
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            times = [float(frame.pts * stream.time_base) for frame in container.decode(video=0)]
+        times = frame_times(path)
         assert len(times) == summary["display"]["frames"]
         assert times == sorted(times) and abs(times[-1] - times[0] - shown_s) < 0.15, (path, times, shown_s)
 
@@ -260,7 +265,6 @@ def test_real_time_videos_keep_the_times_frames_were_shown_when_the_display_is_s
 def test_play_realtime_writes_a_video_as_long_as_the_session_it_showed(tmp_path, cache):
     """The user's command: `play --headless --realtime --record` at a display rate no machine keeps
     (1000 Hz): video.mp4 and the recording last as long as the displayed frames took, not frames/1000 s."""
-    import av
     from tests.reliability import cache_flags, run_roam
     out = tmp_path / "play"
     done = run_roam("play", "--headless", "--realtime", "--record", "--seconds", "2", "--out", str(out),
@@ -270,7 +274,5 @@ def test_play_realtime_writes_a_video_as_long_as_the_session_it_showed(tmp_path,
     shown_s = (display["frames"] - 1) / display["fps"]
     assert shown_s > 1.5 and display["frames"] < 0.5 * 1000 * shown_s
     for path in (out / "video.mp4", out / "recording" / "video.mp4"):
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            times = [float(frame.pts * stream.time_base) for frame in container.decode(video=0)]
+        times = frame_times(path)
         assert abs(times[-1] - times[0] - shown_s) < 0.15, (path, times[-1] - times[0], shown_s)
