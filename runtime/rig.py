@@ -37,7 +37,7 @@ from runtime.config import RigConfig
 from scenes.trajectory import sphere2pose
 
 PREDICT_STEP_S = 1.0 / 60.0          # predictions integrate in steps no longer than a tick at 60 Hz
-Probe = Callable[..., float]   # (c2w [4, 4] world, unit direction [3] world, within=) -> distance or inf
+Probe = Callable[..., float]   # (centre [3] world, unit direction [3] world, within=) -> distance or inf
 #                                (a hit farther than `within` may read as inf: runtime/probe.DepthProbe)
 
 
@@ -173,27 +173,25 @@ class CameraRig:
         if cmd.cycle_mode:
             self.set_mode(CAMERA_MODES[(CAMERA_MODES.index(self.mode) + 1) % len(CAMERA_MODES)])
         self._held = CameraCommand(move=cmd.move, look=cmd.look, run=cmd.run, goal=cmd.goal)
-        self.state = self._integrate(self.state, cmd, dt_s, self._frame(source_c2w), source_c2w)
+        state = self.state.copy()
+        self._integrate(state, cmd, dt_s, self._frame(source_c2w), source_c2w)
+        self.state = state
 
     def predict(self, n_frames: int, dt_s: float, source_c2ws=None, start_s: float = 0.0) -> np.ndarray:
         """The poses [n, 4, 4] at start_s + dt_s, start_s + 2 dt_s, ... from now, if the current
         input stays held (mouse motion does not repeat), integrated in steps of at most
         PREDICT_STEP_S as the ticks would. The rig itself does not change. Ride-along and goals
         need the source poses of those frames [n, 4, 4]."""
-        state, out = self.state, []
+        state, out = self.state.copy(), []
         for i in range(n_frames):
             source = None if source_c2ws is None else source_c2ws[i]
             frame = self._frame(source)
-            state = self._advance(state, start_s + dt_s if i == 0 else dt_s, frame, source)
+            frame_dt_s = start_s + dt_s if i == 0 else dt_s
+            steps = max(1, math.ceil(frame_dt_s / PREDICT_STEP_S - 1e-9))
+            for _ in range(steps):
+                self._integrate(state, self._held, frame_dt_s / steps, frame, source)
             out.append(frame @ state.rel_c2w())
         return np.stack(out) if out else np.zeros((0, 4, 4))
-
-    def _advance(self, state: RigState, dt_s: float, frame: np.ndarray, source_c2w=None) -> RigState:
-        """`state` after dt_s seconds of the held input."""
-        steps = max(1, math.ceil(dt_s / PREDICT_STEP_S - 1e-9))
-        for _ in range(steps):
-            state = self._integrate(state, self._held, dt_s / steps, frame, source_c2w)
-        return state
 
     def reset(self, to_c2w=None, source_c2w=None) -> None:
         """Back to the source camera (rel = I: the anchor, or with ride-along the current source
@@ -243,18 +241,16 @@ class CameraRig:
         s.orbit_base = pose(heading, s.position - heading @ orbit_c2w(-s.pitch_deg, 0.0, r)[:3, 3])
         s.orbit = np.array([-s.pitch_deg, 0.0, r, 0.0])
 
-    # ---- integration (pure: returns a new state) -------------------------------------------
-    def _integrate(self, state: RigState, cmd: CameraCommand, dt_s: float, frame: np.ndarray,
-                   source_c2w=None) -> RigState:
-        s = state.copy()
+    # ---- integration (of a state the caller owns: the rig's own changes only in `step`) -------
+    def _integrate(self, s: RigState, cmd: CameraCommand, dt_s: float, frame: np.ndarray, source_c2w=None) -> None:
+        """`s` one step of dt_s seconds later, in place."""
         cmd = self._steer(s, cmd, frame, source_c2w)
         if s.mode == "orbit":
             self._integrate_orbit(s, cmd, dt_s)
-            return s
+            return
         self._integrate_look(s, cmd, dt_s)
         if s.mode != "tripod":
             self._integrate_move(s, cmd, dt_s, frame)
-        return s
 
     def _steer(self, s: RigState, cmd: CameraCommand, frame: np.ndarray, source_c2w) -> CameraCommand:
         """The command with move and look that close on its goal (a pose relative to `source_c2w`);
@@ -285,8 +281,8 @@ class CameraRig:
         target = np.asarray(cmd.look, dtype=np.float64) * c.look_speed_deg_s
         s.look_rate = _approach(s.look_rate, target, c.look_response_rate, dt_s)
         s.yaw_deg += s.look_rate[0] * dt_s + cmd.look_delta_deg[0]
-        pitch = s.pitch_deg + s.look_rate[1] * dt_s + cmd.look_delta_deg[1]
-        s.pitch_deg = float(np.clip(pitch, -c.pitch_limit_deg, c.pitch_limit_deg))
+        pitch = float(s.pitch_deg + s.look_rate[1] * dt_s + cmd.look_delta_deg[1])
+        s.pitch_deg = min(max(pitch, -c.pitch_limit_deg), c.pitch_limit_deg)
 
     def _integrate_move(self, s: RigState, cmd: CameraCommand, dt_s: float, frame: np.ndarray) -> None:
         c, walk = self.cfg, s.mode == "walk"
@@ -331,7 +327,8 @@ class CameraRig:
             return step
         direction = step / length                            # [3] frame axes
         margin = self.cfg.collision_margin * self.scale
-        hit = float(self.probe(frame @ s.rel_c2w(), frame[:3, :3] @ direction, within=length + margin))
+        centre = frame[:3, :3] @ s.position + frame[:3, 3]          # [3] world
+        hit = float(self.probe(centre, frame[:3, :3] @ direction, within=length + margin))
         allowed = max(0.0, hit - margin)
         if length <= allowed:
             return step

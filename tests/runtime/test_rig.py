@@ -98,11 +98,11 @@ def test_tripod_is_rotation_only():
 
 
 def wall_probe(z_wall):
-    def probe(c2w, direction, within=math.inf):
+    def probe(centre, direction, within=math.inf):
         assert abs(np.linalg.norm(direction) - 1.0) < 1e-9
         if direction[2] <= 1e-12:
             return math.inf
-        return (z_wall - c2w[2, 3]) / direction[2]
+        return (z_wall - centre[2]) / direction[2]
     return probe
 
 

@@ -218,10 +218,10 @@ def test_depth_probe_measures_the_distance_to_the_wall_and_keeps_few_frames():
     index = [0]
     probe = DepthProbe(scene, lambda: index[0], body_radius=0.2, keep=3)
     ahead, behind = np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, -1.0])
-    assert probe(np.eye(4), ahead) == pytest.approx(3.0)
-    assert probe(np.eye(4), behind) == float("inf")
+    assert probe(np.zeros(3), ahead) == pytest.approx(3.0)
+    assert probe(np.zeros(3), behind) == float("inf")
     for index[0] in range(N):
-        probe(np.eye(4), ahead)
+        probe(np.zeros(3), ahead)
     assert len(probe._points) == 3
 
 
@@ -245,38 +245,44 @@ def test_depth_probe_is_the_nearest_point_ahead_inside_its_cylinder():
     assert np.allclose(norm_sq, (points ** 2).sum(1))
     rng = np.random.default_rng(0)
     for _ in range(20):
-        c2w = np.eye(4)
-        c2w[:3, 3] = rng.normal(0.0, 0.5, 3)
+        centre = rng.normal(0.0, 0.5, 3)
         direction = rng.normal(0.0, 1.0, 3) + [0.0, 0.0, 2.0]
         direction /= np.linalg.norm(direction)
-        expected = nearest_ahead(points, c2w[:3, 3], direction, radius=0.3)
-        assert probe(c2w, direction) == pytest.approx(expected, rel=1e-9)
+        expected = nearest_ahead(points, centre, direction, radius=0.3)
+        assert probe(centre, direction) == pytest.approx(expected, rel=1e-9)
 
 
 def test_a_probe_within_a_distance_searches_near_points_and_finds_every_hit_inside_it():
     """Queries a short step apart (as the rig's) keep their near points; every hit within `within` is
-    the definition's, farther ones read as inf or as themselves; leaving the near points rebuilds them."""
+    the definition's, farther ones read as inf or as themselves; leaving the near points rebuilds them,
+    and far from every point a query finds nothing without looking at any."""
     from runtime.probe import DepthProbe
     scene = plane_scene()
     scene.depth[0] = 1.0 + 3.0 * torch.rand(H, W, generator=torch.Generator().manual_seed(2))   # a deep, rough wall
     probe = DepthProbe(scene, lambda: 0, body_radius=0.3, stride=2)
     points, _ = probe.points(0)
     rng = np.random.default_rng(1)
-    c2w, within, rebuilt = np.eye(4), 1.5, set()
-    for _ in range(200):
-        c2w[:3, 3] += rng.normal(0.0, 0.02, 3) + [0.04, 0.0, 0.0]          # a walk of short steps, drifting
+    centre, within, rebuilt, clear = np.array([0.0, 0.0, -6.0]), 1.5, set(), 0
+    for _ in range(300):
+        centre = centre + rng.normal(0.0, 0.02, 3) + [0.03, 0.0, 0.025]     # short steps toward the wall, drifting
         direction = rng.normal(0.0, 1.0, 3) + [0.0, 0.0, 1.0]
         direction /= np.linalg.norm(direction)
-        expected = nearest_ahead(points, c2w[:3, 3], direction, radius=0.3)
-        hit = probe(c2w, direction, within=within)
+        expected = nearest_ahead(points, centre, direction, radius=0.3)
+        hit = probe(centre, direction, within=within)
         if expected <= within:
             assert hit == pytest.approx(expected, rel=1e-9)
         else:
             assert hit > within and (hit == float("inf") or hit == pytest.approx(expected, rel=1e-9))
-        rebuilt.add(tuple(probe._near[1]))                                  # the near points' centre
-    assert 1 < len(rebuilt) < 20 and len(probe._near[3]) < len(points)   # rebuilt now and then, and smaller
-
-
+        near = probe._near
+        rebuilt.add(tuple(near.centre))
+        clear += near.clearance - np.linalg.norm(centre - near.centre) > within + 0.3   # answered without points
+    assert 1 < len(rebuilt) < 30 and len(probe._near.points) < len(points)   # rebuilt now and then, and smaller
+    assert 0 < clear < 300                                                  # far from the wall, nothing was searched
+    ahead = np.array([0.0, 0.0, 1.0])
+    assert probe(np.array([0.0, 0.0, -5.0]), ahead, within=within) == float("inf")
+    near = probe._near
+    assert probe(np.zeros(3), ahead, within=within) == pytest.approx(nearest_ahead(points, np.zeros(3), ahead, 0.3))
+    assert probe._near is near                                              # the far query's near points served it
 def test_contact_sheet_spans_the_whole_session(tmp_path):
     """However long the session, the sheet's tiles run from its start to its end (frame i is painted
     grey level i, so the last tile's colour says which frame it shows)."""
