@@ -101,24 +101,37 @@ def pair_evidence(colour_i: Tensor, depth_i: Tensor, A: Tensor, near_j: Tensor, 
     return inconsistent.reshape(B, O, H, W), evidence.reshape(B, O, H, W)            # [B, O, H, W] each
 
 
-def _window_sums(x: Tensor, r: int) -> Tensor:
-    """Sum over each pixel's (2r+1) x (2r+1) window, zero outside: int [B, H, W] -> int64 [B, H, W].
-    Two running sums, so the cost does not grow with r (a max pool's grows with r squared)."""
-    c = F.pad(x, (0, 0, r + 1, r)).cumsum(1)                                        # [B, H + 2r + 1, W]
-    c = c[:, 2 * r + 1:] - c[:, :-2 * r - 1]                                       # [B, H, W]
-    c = F.pad(c, (r + 1, r)).cumsum(2)                                              # [B, H, W + 2r + 1]
-    return c[:, :, 2 * r + 1:] - c[:, :, :-2 * r - 1]                              # [B, H, W]
+def _neighbour_counts(x: Tensor) -> Tensor:
+    """True pixels in each pixel's 3 x 3 window, zero outside: bool [B, H, W] -> uint8 [B, H, W]."""
+    H, W = x.shape[1:]
+    p = F.pad(x.to(torch.uint8), (1, 1, 1, 1))                                      # [B, H + 2, W + 2]
+    rows = p[:, :H] + p[:, 1:H + 1] + p[:, 2:]                                      # [B, H, W + 2]
+    return rows[:, :, :W] + rows[:, :, 1:W + 1] + rows[:, :, 2:]                    # [B, H, W]
+
+
+def _any_within(x: Tensor, r: int, dim: int) -> Tensor:
+    """Whether any pixel within r along `dim` (1 or 2) is True: bool [B, H, W] -> bool [B, H, W].
+    Windows double in length each step, so the cost grows with log r."""
+    n = x.shape[dim]
+    pad = (0, 0, r, r) if dim == 1 else (r, r)
+    a = F.pad(x.to(torch.uint8), pad).bool()                                         # [.., n + 2r, ..]
+    span = 1                                                                        # a[i]: any of p[i : i + span]
+    while 2 * span <= 2 * r + 1:
+        a = a.narrow(dim, 0, a.shape[dim] - span) | a.narrow(dim, span, a.shape[dim] - span)
+        span *= 2
+    rest = 2 * r + 1 - span                                                         # two windows cover 2r + 1
+    return a.narrow(dim, 0, n) | a.narrow(dim, rest, n) if rest else a.narrow(dim, 0, n)
 
 
 def _clean(dynamic: Tensor, dilate_px: int) -> Tensor:
     """Drop isolated specks (a dynamic pixel needs 2 dynamic 8-neighbours; at the border, the same
     share of the neighbours it has), then dilate. dynamic bool [B, H, W] -> bool [B, H, W]."""
-    d = dynamic.to(torch.int32)                                                     # [B, H, W]
-    around = _window_sums(d, 1)                                                     # itself included
-    cells = _window_sums(torch.ones_like(d[:1]), 1)                                 # [1, H, W] 9 inside, 4 or 6 at the border
+    d = dynamic.to(torch.uint8)                                                     # [B, H, W]
+    around = _neighbour_counts(dynamic)                                             # itself included
+    cells = _neighbour_counts(torch.ones_like(dynamic[:1]))                         # [1, H, W] 9 inside, 4 or 6 at the border
     kept = dynamic & (9 * around >= (2 + d) * cells)                               # 2 of 8 neighbours, scaled at the border
     if dilate_px > 0:
-        return _window_sums(kept.to(torch.int32), dilate_px) > 0
+        return _any_within(_any_within(kept, dilate_px, 1), dilate_px, 2)
     return kept
 
 
