@@ -120,15 +120,27 @@ def test_p_saves_the_screenshot_at_once_even_when_esc_follows(display, tmp_path)
     assert "ALSA lib" not in output and "pygame community" not in output
 
 
-def test_c_records_a_take_that_keeps_every_frame_it_showed(display, tmp_path):
+def test_c_records_a_take_that_keeps_every_frame_it_showed_and_walks_up_to_the_scene(display, tmp_path):
     """Recording started and stopped with C in the window: the take's video has a frame for every pose
-    row (displayed frames are read back one frame late; stopping hands over the last one first)."""
+    row (displayed frames are read back one frame late; stopping hands over the last one first). Time
+    paused and Shift+W held meanwhile, the camera walks up to the surface ahead and stops
+    collision_margin scene scales short of it on the shown source frame (the probe's points, the
+    distance written out here: tests/runtime/test_session.nearest_ahead)."""
     import json
+    from runtime.config import load_config
+    from runtime.probe import DepthProbe
+    from runtime.session import scene_scale
+    from scenes.sample import load_sample_scene
     from tests.reliability import decoded_frames
+    from tests.runtime.test_session import nearest_ahead
     play = Play(display, tmp_path, "--out", str(tmp_path / "window"))
     play.wait_ready()
+    play.keys("space")
+    time.sleep(1.0)                                             # the paused source frame reaches the screen
     play.keys("c")
-    time.sleep(2.0)
+    subprocess.run(["xdotool", "keydown", "shift", "w"], env=play.env, check=True)
+    time.sleep(3.0)
+    subprocess.run(["xdotool", "keyup", "w", "shift"], env=play.env, check=True)
     play.keys("c")
     time.sleep(0.5)
     play.keys("Escape")
@@ -138,3 +150,14 @@ def test_c_records_a_take_that_keeps_every_frame_it_showed(display, tmp_path):
     rows = json.loads((take / "poses.json").read_text())["frames"]
     assert len(rows) >= 10 and all("content" in row for row in rows)       # displayed frames, while C was on
     assert decoded_frames(take / "video.mp4") == len(rows)
+
+    cfg = load_config(overrides=[item for item in TINY if item != "--set"] + [f"scenes.cache_dir={tmp_path.parent / 'cache'}"])
+    scene = load_sample_scene(cfg.scenes)
+    margin = cfg.runtime.rig.collision_margin * scene_scale(scene)
+    probe = DepthProbe(scene, lambda: 0, body_radius=0.5 * margin)
+    assert len({row["source_index"] for row in rows}) == 1                  # time paused: one source frame
+    points, _ = probe.points(rows[0]["source_index"])
+    c2w = np.array([row["c2w"] for row in rows])                             # [T, 4, 4]
+    ahead = [nearest_ahead(points, m[:3, 3], m[:3, 2], probe.radius) for m in c2w]
+    assert np.linalg.norm(c2w[-1, :3, 3] - c2w[0, :3, 3]) > margin, "the held W did not walk"
+    assert min(ahead) >= margin * 0.98 and ahead[-1] <= margin * 1.05, (margin, ahead[0], ahead[-1], min(ahead))
