@@ -51,15 +51,18 @@ class DepthProbe:
         """Every point of source frame i within `reach` of `centre` (and maybe more) [Q, 3], with their
         squared norms [Q]; None when there is none."""
         near = self._near
-        if near is None or near.frame != i or (moved := float(np.linalg.norm(centre - near.centre))) + reach > near.radius:
-            points, norm_sq = self.points(i)
-            distance_sq = norm_sq - 2.0 * (points @ centre) + centre @ centre                     # [P]
-            radius = self.NEAR_MARGIN * reach
-            keep = distance_sq <= radius * radius
-            clearance = math.sqrt(max(0.0, float(distance_sq.min()))) if distance_sq.size else math.inf
-            near = self._near = NearPoints(i, centre.copy(), radius, clearance, points[keep], norm_sq[keep])
-            moved = 0.0
+        moved = math.inf if near is None or near.frame != i else float(np.linalg.norm(centre - near.centre))
+        if moved == math.inf or moved + reach > near.radius:
+            near, moved = self._gather_near(i, centre, self.NEAR_MARGIN * reach), 0.0
         return None if near.clearance - moved > reach else (near.points, near.norm_sq)
+
+    def _gather_near(self, i: int, centre: np.ndarray, radius: float) -> "NearPoints":
+        points, norm_sq = self.points(i)
+        distance_sq = norm_sq - 2.0 * (points @ centre) + centre @ centre                         # [P]
+        keep = distance_sq <= radius * radius
+        clearance = math.sqrt(max(0.0, float(distance_sq.min()))) if distance_sq.size else math.inf
+        self._near = NearPoints(i, centre.copy(), radius, clearance, points[keep], norm_sq[keep])
+        return self._near
 
     def __call__(self, centre: np.ndarray, direction: np.ndarray, within: float = math.inf) -> float:
         """centre [3] and unit direction [3] in world coordinates."""

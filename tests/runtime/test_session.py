@@ -283,6 +283,8 @@ def test_a_probe_within_a_distance_searches_near_points_and_finds_every_hit_insi
     near = probe._near
     assert probe(np.zeros(3), ahead, within=within) == pytest.approx(nearest_ahead(points, np.zeros(3), ahead, 0.3))
     assert probe._near is near                                              # the far query's near points served it
+
+
 def test_contact_sheet_spans_the_whole_session(tmp_path):
     """However long the session, the sheet's tiles run from its start to its end (frame i is painted
     grey level i, so the last tile's colour says which frame it shows)."""
