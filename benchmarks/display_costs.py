@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import os
 import time
 from pathlib import Path
@@ -80,7 +81,7 @@ def upload_and_read_ms(scene, repeats: int, out: Path) -> tuple[float, float]:
     presenter = HeadlessPresenter(out, 60.0, scene.width, scene.height)
     display = Display(presenter, scene, scale=scene_scale(scene))
     frames, depth, K, c2w = scene.frames.numpy(), scene.depth.numpy(), display.K, scene.c2w.double().numpy()
-    count = iter(range(1 << 30))
+    count = itertools.count()
 
     def upload():                                   # a new source frame each call
         i = next(count) % scene.num_frames

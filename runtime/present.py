@@ -44,7 +44,10 @@ class LateReader:
         """Start reading an RGBA8 texture of `ctx` (rows as stored); `deliver(frame)` gets it later."""
         w, h = texture.size
         buffer = self._free.pop() if self._free else None
-        if buffer is None or buffer.size != w * h * 3:
+        if buffer is not None and buffer.size != w * h * 3:     # a texture of another size
+            buffer.release()
+            buffer = None
+        if buffer is None:
             buffer = self.ctx.buffer(reserve=w * h * 3)
         fbo = self.ctx.framebuffer([texture])
         try:
