@@ -299,6 +299,7 @@ class Session:
     def _show(self) -> None:
         """Draw and present one displayed frame from the rig's pose at (expected) present time; a
         replay shows the recorded pose, a script the content frame's."""
+        from_rig = self.shown is None and self.script is None     # else no user's camera to miss
         if self.shown is not None:
             c2w = self.shown.c2w[min(self.displayed, len(self.shown) - 1)]
         elif self.script is not None:
@@ -318,7 +319,8 @@ class Session:
         # (which covers what the model invented too) the coverage of the render it was made from
         self._seen_shown = self.display.seen if self.generated is None else self.content.seen
         self.telemetry.displayed(presented, pose_tick, seen=self._seen_shown)
-        self.pose_trace.displayed(presented, c2w)
+        if from_rig:
+            self.pose_trace.displayed(presented, c2w)
         self.displayed += 1
 
     def _pose_at(self, ahead_s: float) -> np.ndarray:

@@ -107,8 +107,9 @@ def test_a_reprojected_session_replays_to_the_same_frames(sample, tmp_path):
     recording = tmp_path / "a" / "recording"
     shown = load_displayed(recording)
     assert shown is not None and len(shown) == 30                  # display rate: 0.5 s at 60 Hz
-    _, _, replay = run_display(sample, tmp_path / "b", script=load_script(recording, sample.c2w), shown=shown,
-                               record=True, seconds=0.5)
+    _, summary, replay = run_display(sample, tmp_path / "b", script=load_script(recording, sample.c2w), shown=shown,
+                                     record=True, seconds=0.5)
+    assert summary["pose_error"]["translation"]["n"] == 0          # a replay has no user's camera to miss
     assert len(first.shown) == len(replay.shown) == 30
     assert all(np.array_equal(x, y) for x, y in zip(first.shown, replay.shown))
     assert not np.array_equal(first.shown[0], first.shown[-1]), "the recorded run must actually move"
