@@ -2,7 +2,8 @@
 walk with reprojection (every displayed frame drawn from the camera at present time) and without
 (today's presenter, `runtime.reproject=false`), and a table of what their telemetry says: displayed
 fps and frame gaps, camera control-to-photon, content latency, the displayed pose's error at
-present time, time to the first frame, with the machine's load before and after.
+present time, time to the first frame, a block's make time (what reprojection's depth adds to it),
+with the machine's load before and after.
 
     python3 -m benchmarks.display_bench [--seconds 30] [--out DIR] [--only on|off] [--random-dit] [play options ...]
 
@@ -39,7 +40,10 @@ def run(mode: str, seconds: float, out: Path, play_args: list[str], random_dit: 
     summary = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))   # play's summary
     gl = next((line.split("GL: ", 1)[1].split("), output in")[0] for line in proc.stderr.splitlines() if "GL: " in line),
               "-")
-    return {"summary": summary, "load": f"{before} -> {load()}", "gl": gl, "command": " ".join(cmd[1:])}
+    blocks = json.loads((out / mode / "telemetry.json").read_text())["blocks_s"].values()
+    make_ms = sorted(1000 * (b["decode"] - b["start"]) for b in blocks if "start" in b and "decode" in b)
+    return {"summary": summary, "make_ms": make_ms, "load": f"{before} -> {load()}", "gl": gl,
+            "command": " ".join(cmd[1:])}
 
 
 def ms(d: dict | None, key: str) -> str:
@@ -58,7 +62,14 @@ def row(mode: str, r: dict) -> list[str]:
             f"{gap:.1f}" if gap is not None else "-", f"{ms(c2p, 'p50')} / {ms(c2p, 'p95')} (n={c2p.get('n', 0)})",
             f"{ms(content, 'p50')} / {ms(content, 'p95')}",
             f"{error.get('p95', 0) or 0:.3f} / {rotation.get('p95', 0) or 0:.2f}",
-            f"{s.get('time_to_first_frame_s') or 0:.1f}", r["load"]]
+            f"{s.get('time_to_first_frame_s') or 0:.1f}", make_time(r["make_ms"]), r["load"]]
+
+
+def make_time(make_ms: list[float]) -> str:
+    """A block's make time (its start to its frames decoded and, reprojecting, their depth): p50 / p95."""
+    if not make_ms:
+        return "-"
+    return f"{make_ms[len(make_ms) // 2]:.0f} / {make_ms[min(len(make_ms) - 1, int(0.95 * len(make_ms)))]:.0f} (n={len(make_ms)})"
 
 
 def main(argv=None) -> None:
@@ -73,7 +84,7 @@ def main(argv=None) -> None:
     results = {mode: run(mode, args.seconds, out, play_args, args.random_dit) for mode in MODES if args.only in (None, mode)}
     head = ["reproject", "displayed fps", "gaps > 1.5 periods", "longest gap (periods)",
             "control-to-photon p50 / p95 ms", "content latency p50 / p95 ms", "pose error p95 (units / deg)",
-            "first frame s", "load before -> after"]
+            "first frame s", "block make p50 / p95 ms", "load before -> after"]
     rows = [head] + [row(mode, r) for mode, r in results.items()]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {args.seconds:g} s each, GL: {next(iter(results.values()))['gl']}")
