@@ -10,13 +10,14 @@ from model.dit_refiner import random_dit_refiner
 from model.mask import mask_to_latent
 from model.refiners import RefineInput
 from model.source_cache import same_state
+from model.vae import VAEConfig
 
 H, W = 64, 96
 
 
 def refiner(use_tae: bool, seed: int = 0):
     cfg = ModelConfig(use_tae=use_tae, seed=seed)
-    return random_dit_refiner(cfg, "cpu", (H // 8, W // 8), seed=1, dit_cfg=DiTConfig.tiny())
+    return random_dit_refiner(cfg, "cpu", (H // 8, W // 8), seed=1, dit_cfg=DiTConfig.tiny(), vae_cfg=VAEConfig.tiny())
 
 
 def block(T: int, seed: int) -> RefineInput:
