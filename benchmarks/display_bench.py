@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 MODES = {"on": [], "off": ["--set", "runtime.reproject=false"]}
 
@@ -41,7 +43,7 @@ def run(mode: str, seconds: float, out: Path, play_args: list[str], random_dit: 
     gl = next((line.split("GL: ", 1)[1].split("), output in")[0] for line in proc.stderr.splitlines() if "GL: " in line),
               "-")
     blocks = json.loads((out / mode / "telemetry.json").read_text())["blocks_s"].values()
-    make_ms = sorted(1000 * (b["decode"] - b["start"]) for b in blocks if "start" in b and "decode" in b)
+    make_ms = [1000 * (b["decode"] - b["start"]) for b in blocks if "start" in b and "decode" in b]
     return {"summary": summary, "make_ms": make_ms, "load": f"{before} -> {load()}", "gl": gl,
             "command": " ".join(cmd[1:])}
 
@@ -69,7 +71,8 @@ def make_time(make_ms: list[float]) -> str:
     """A block's make time (its start to its frames decoded and, reprojecting, their depth): p50 / p95."""
     if not make_ms:
         return "-"
-    return f"{make_ms[len(make_ms) // 2]:.0f} / {make_ms[min(len(make_ms) - 1, int(0.95 * len(make_ms)))]:.0f} (n={len(make_ms)})"
+    p50, p95 = np.percentile(make_ms, [50, 95])
+    return f"{p50:.0f} / {p95:.0f} (n={len(make_ms)})"
 
 
 def main(argv=None) -> None:
