@@ -42,6 +42,8 @@ def test_sigkill_mid_recording_leaves_playable_videos_and_a_replayable_run(tmp_p
     assert len(recorded) <= len(replayed) <= len(recorded) + 24        # and the frames requested ahead of them
     for a, b in zip(recorded, replayed):
         assert a["source_index"] == b["source_index"] and np.allclose(a["c2w"], b["c2w"], atol=1e-9)
+    session = json.loads((replay / "telemetry.json").read_text())["session"]
+    assert session["pose_error"]["translation"]["n"] == 0              # a replay has no user's camera to miss
 
 
 def test_a_disk_that_fills_up_mid_session_ends_it_with_one_line_and_playable_videos(tmp_path, cache):
