@@ -173,9 +173,7 @@ class CameraRig:
         if cmd.cycle_mode:
             self.set_mode(CAMERA_MODES[(CAMERA_MODES.index(self.mode) + 1) % len(CAMERA_MODES)])
         self._held = CameraCommand(move=cmd.move, look=cmd.look, run=cmd.run, goal=cmd.goal)
-        state = self.state.copy()
-        self._integrate(state, cmd, dt_s, self._frame(source_c2w), source_c2w)
-        self.state = state
+        self._integrate(self.state, cmd, dt_s, self._frame(source_c2w), source_c2w)
 
     def predict(self, n_frames: int, dt_s: float, source_c2ws=None, start_s: float = 0.0) -> np.ndarray:
         """The poses [n, 4, 4] at start_s + dt_s, start_s + 2 dt_s, ... from now, if the current
@@ -241,7 +239,7 @@ class CameraRig:
         s.orbit_base = pose(heading, s.position - heading @ orbit_c2w(-s.pitch_deg, 0.0, r)[:3, 3])
         s.orbit = np.array([-s.pitch_deg, 0.0, r, 0.0])
 
-    # ---- integration (of a state the caller owns: the rig's own changes only in `step`) -------
+    # ---- integration (in place: `step` advances the rig's own state, `predict` a copy) --------
     def _integrate(self, s: RigState, cmd: CameraCommand, dt_s: float, frame: np.ndarray, source_c2w=None) -> None:
         """`s` one step of dt_s seconds later, in place."""
         cmd = self._steer(s, cmd, frame, source_c2w)
