@@ -31,12 +31,13 @@ import torch
 
 from model import checkpoint
 from model.dit import CausalWanModel, DiTConfig
-from model.latent_codec import LatentCodec, TAECodec, load_codec
+from model.latent_codec import LatentCodec, TAECodec, VAECodec, load_codec
 from model.mask import mask_to_latent
 from model.refiners import RefineInput, Refiner
 from model.sampler import FRAMES_PER_BLOCK, BlockSampler
 from model.source_cache import SourceLatentCache
-from model.vae import VAEConfig
+from model.tae import TAEHV, TAEConfig
+from model.vae import VAEConfig, WanVAE
 
 log = logging.getLogger(__name__)
 MASK_LAG = 3          # frames of the previous block the reference's mask grouping reaches back
@@ -217,9 +218,6 @@ def random_dit_refiner(cfg, device, latent_hw: tuple[int, int], seed: int = 0,
                        dit_cfg: DiTConfig = DiTConfig(), vae_cfg: VAEConfig | None = None) -> DiTRefiner:
     """Full-size DiT and codec with random weights (benchmarks: cost does not depend on weights;
     the output is noise); tests pass smaller configs (dit_cfg, vae_cfg: a VAEConfig, default full)."""
-    from model.tae import TAEHV, TAEConfig
-    from model.vae import WanVAE
-    from model.latent_codec import VAECodec
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     g = torch.Generator(device).manual_seed(seed)
     model = CausalWanModel(dit_cfg, device=device, dtype=dtype)
