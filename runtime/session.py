@@ -44,7 +44,7 @@ from runtime.probe import DepthProbe
 from runtime.rig import CameraRig
 from runtime.telemetry import GcPauses, PoseTrace, Telemetry
 from runtime.ticker import FixedTicker
-from runtime.timing import GIL_SWITCH_S, FrameLocked, RealTime, gil_switch_interval, next_display_due
+from runtime.timing import FrameLocked, RealTime, next_display_due
 from runtime.worker import BlockRequest, GeneratedBlock, GenerationWorker, PrepareHint, SceneTensors
 from runtime.world_clock import WorldClock
 from scenes.atomic import close_all
@@ -148,7 +148,7 @@ class Session:
             self._await_worker()
             wall0 = self._waiting_since = time.perf_counter()
             self.ticker.restart()                  # input and time start now, not during the warm-up
-            with GcPauses() as gc_pauses, gil_switch_interval(None if self.frame_locked else GIL_SWITCH_S):
+            with GcPauses() as gc_pauses:
                 while not self._finished():
                     self._iterate()
         finally:

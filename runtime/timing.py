@@ -8,29 +8,13 @@
 """
 from __future__ import annotations
 
-import sys
 import time
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable
 
 from runtime.pacing import JitterBuffer, Pacer
 from runtime.planner import PlanState, frame_locked_due, real_time_due
 
 MAX_SLEEP_S = 0.005              # the loop wakes at least this often (input, window events)
-GIL_SWITCH_S = 0.001             # real time: how long the loop may wait for the worker's thread to yield Python
-
-
-@contextmanager
-def gil_switch_interval(seconds: float | None) -> Iterator[None]:
-    """While active, a thread that wants to run Python waits at most about `seconds` for another that
-    is running Python (CPython's switch interval, 5 ms by default; None keeps it). The loop, woken
-    for a displayed frame or a tick, would otherwise wait up to 5 ms for the generation worker's Python."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(before if seconds is None else seconds)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 def next_display_due(due_s: float | None, finished_s: float, period_s: float) -> float:
