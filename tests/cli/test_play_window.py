@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCREEN = (1280, 800)
-TINY = ["--set", "scenes.width=208", "--set", "scenes.height=120", "--set", "scenes.sample.frames=24"]
+TINY = ["scenes.width=208", "scenes.height=120", "scenes.sample.frames=24"]     # KEY=VALUE settings of every play here
 LOADING_BG = np.array([20, 20, 25])              # WindowPresenter.show_status's background (0.08, 0.08, 0.1)
 HELP_HEADER = np.array([255, 220, 120])          # the help table's "keys" column colour
 
@@ -54,8 +54,9 @@ class Play:
         self.display, self.log = display, tmp / f"stderr-{len(list(tmp.glob('stderr-*')))}.txt"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")} | {"DISPLAY": display}
         self.env.pop("PYGAME_HIDE_SUPPORT_PROMPT", None)        # the banner must be hidden by roam itself
-        self.proc = subprocess.Popen([sys.executable, "main.py", "play", *args, *TINY,
-                                      "--set", f"scenes.cache_dir={tmp.parent / 'cache'}"], cwd=REPO, env=self.env,
+        self.settings = [*TINY, f"scenes.cache_dir={tmp.parent / 'cache'}"]       # the config it plays with
+        flags = [flag for setting in self.settings for flag in ("--set", setting)]
+        self.proc = subprocess.Popen([sys.executable, "main.py", "play", *args, *flags], cwd=REPO, env=self.env,
                                      stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True)
 
     def stderr(self) -> str:
@@ -151,7 +152,7 @@ def test_c_records_a_take_that_keeps_every_frame_it_showed_and_walks_up_to_the_s
     assert len(rows) >= 10 and all("content" in row for row in rows)       # displayed frames, while C was on
     assert decoded_frames(take / "video.mp4") == len(rows)
 
-    cfg = load_config(overrides=[item for item in TINY if item != "--set"] + [f"scenes.cache_dir={tmp_path.parent / 'cache'}"])
+    cfg = load_config(overrides=play.settings)
     scene = load_sample_scene(cfg.scenes)
     margin = cfg.runtime.rig.collision_margin * scene_scale(scene)
     probe = DepthProbe(scene, lambda: 0, body_radius=0.5 * margin)
