@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 EMPTY_KEY = 0xFFFFFFFF        # the z-buffer's "nothing landed here"
+SAME_SURFACE = 0.1            # neighbouring pixels whose inverse depths differ by less than this share are one surface
 MAX_LAYERS = 8                # images drawn at once (the key's top bits hold the rank)
 SPLAT_STRIDES = (1, 2)        # source pixel strides a splat can take
 
@@ -42,6 +43,7 @@ SPLAT_CS = """
 #version 430
 layout(local_size_x = 16, local_size_y = 8) in;
 uniform sampler2DArray inv_depth;                                    // 1 / z, 0 = no surface
+uniform sampler2D slope;                                             // the image's d(1/z)/du, d(1/z)/dv (SLOPE_FS)
 layout(r32ui, binding = 1) uniform uimage2D zbuf;                    // rank << 28 | target z bits >> 3
 uniform int slot;           // the image's slot in the stack
 uniform uint rank;          // its priority (0 wins)
@@ -62,15 +64,50 @@ void main() {
     if (z <= near) return;
     vec2 p = h.xy / h.z;
     uint key = (rank << 28) | (floatBitsToUint(z) >> 3);  // a positive float's bits order like the float
-    // the target pixels around p within reach of this sample: half the projected source grid's
-    // spacing, widened for rotated grids (no cracks) and kept under one pixel per STRIDE (a nearer
-    // surface spreads little over a farther one at its silhouette)
-    float reach = float(STRIDE) * clamp(0.75 * focal_ratio / h.z, 0.75, 1.0);
+    // the target pixels around p within reach of this sample: half of where its neighbours on the same
+    // surface land (a surface seen more squarely than by its camera spreads: no cracks), at least
+    // 0.75 pixel per STRIDE and at most MAX_REACH (a nearer surface spreads little over a farther one
+    // at its silhouette, where the slope is not the surface's)
+    vec2 g = texelFetch(slope, q, 0).rg;
+    vec3 hu = M[0] + g.x * e, hv = M[1] + g.y * e;        // h's change per source pixel right, down
+    vec2 pu = (hu.xy - p * hu.z) / h.z, pv = (hv.xy - p * hv.z) / h.z;
+    float isotropic = clamp(0.75 * focal_ratio / h.z, 0.75, 1.0);
+    vec2 reach = float(STRIDE) * clamp(0.5 * (abs(pu) + abs(pv)) + 0.25, isotropic, MAX_REACH);
     ivec2 lo = max(ivec2(floor(p - reach)) + 1, ivec2(0)), hi = min(ivec2(ceil(p + reach)) - 1, dst_size - 1);
     for (int y = lo.y; y <= hi.y; ++y)
         for (int x = lo.x; x <= hi.x; ++x)
             if (rank == 0u || imageLoad(zbuf, ivec2(x, y)).r > key)   // a load is cheaper than an atomic that loses
                 imageAtomicMin(zbuf, ivec2(x, y), key);
+}
+""".replace("MAX_REACH", "3.0")
+
+SLOPE_FS = """
+#version 430
+uniform sampler2DArray inv_depth;   // 1 / z, 0 = no surface
+uniform int slot;
+uniform ivec2 size;
+uniform float same_surface;         // neighbours within this share of the inverse depth are on the same surface
+out vec2 slope;                     // d(1/z)/du, d(1/z)/dv on this pixel's surface
+
+float inv_at(ivec2 q) {
+    return all(greaterThanEqual(q, ivec2(0))) && all(lessThan(q, size)) ? texelFetch(inv_depth, ivec3(q, slot), 0).r : 0.0;
+}
+
+// the inverse depth's step per pixel along d on this pixel's surface: the neighbours on it are those
+// close in inverse depth or in line with the other side (any plane, however slanted); 0 with none
+float step_along(ivec2 q, ivec2 d, float I) {
+    float before = inv_at(q - d), after = inv_at(q + d);
+    float down = I - before, up = after - I;
+    bool in_line = before > 0.0 && after > 0.0 && abs(up - down) <= same_surface * max(abs(up), abs(down));
+    bool has_before = before > 0.0 && (in_line || abs(down) <= same_surface * I);
+    bool has_after = after > 0.0 && (in_line || abs(up) <= same_surface * I);
+    return has_before && has_after ? 0.5 * (down + up) : has_after ? up : has_before ? down : 0.0;
+}
+
+void main() {
+    ivec2 q = ivec2(gl_FragCoord.xy);
+    float I = inv_at(q);
+    slope = I > 0.0 ? vec2(step_along(q, ivec2(1, 0), I), step_along(q, ivec2(0, 1), I)) : vec2(0.0);
 }
 """
 
@@ -140,6 +177,14 @@ class LayerStack:
         for tex in (self.colour, self.inv_depth):
             tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
             tex.repeat_x = tex.repeat_y = False
+        # each slot's inverse-depth slope, drawn at upload (a fragment pass: llvmpipe runs those about 3x
+        # cheaper than a compute pass); one texture per slot, as a framebuffer draws into one
+        self.slope = [ctx.texture(size, 2, dtype="f4") for _ in range(slots)]
+        self._slope_fbos = [ctx.framebuffer([tex]) for tex in self.slope]
+        self._slope_pass = ctx.program(vertex_shader=FULLSCREEN_VS, fragment_shader=SLOPE_FS)
+        self._slope_pass["inv_depth"], self._slope_pass["size"], self._slope_pass["same_surface"] = 0, size, SAME_SURFACE
+        self._quad = ctx.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4").tobytes())
+        self._slope_vao = ctx.vertex_array(self._slope_pass, [(self._quad, "2f", "in_pos")])
         self._buffers = {tex: [ctx.buffer(reserve=w * h * bytes_per_pixel, dynamic=True) for _ in range(self.RING)]
                          for tex, bytes_per_pixel in ((self.colour, 3), (self.inv_depth, 4))}
         self._next = 0
@@ -164,6 +209,13 @@ class LayerStack:
             buffer.write(data)
             tex.write(buffer, viewport=viewport, alignment=1)
         self._next = (self._next + 1) % self.RING
+        bound = self.ctx.fbo
+        self._slope_fbos[slot].use()
+        self.inv_depth.use(0)
+        self._slope_pass["slot"] = slot
+        self._slope_vao.render(mode=5)                                   # TRIANGLE_STRIP
+        if bound is not None:                                            # as it was (none before a first use)
+            bound.use()
         self.K[slot], self.c2w[slot] = np.asarray(K, np.float64), np.asarray(c2w, np.float64)
         self.valid[slot] = bool(ok.any())
 
@@ -171,8 +223,9 @@ class LayerStack:
         for buffers in self._buffers.values():
             for buffer in buffers:
                 buffer.release()
-        self.colour.release()
-        self.inv_depth.release()
+        for obj in (self._slope_vao, self._quad, self._slope_pass, *self._slope_fbos, *self.slope, self.colour,
+                    self.inv_depth):
+            obj.release()
 
 
 class DepthWarp:
@@ -192,7 +245,7 @@ class DepthWarp:
         self.zbuf = ctx.texture(size, 1, dtype="u4")
         self._empty = np.full((size[1], size[0]), EMPTY_KEY, dtype=np.uint32).tobytes()
         for splat in self.splats.values():
-            splat["dst_size"], splat["near"], splat["inv_depth"] = size, settings.near, 0
+            splat["dst_size"], splat["near"], splat["inv_depth"], splat["slope"] = size, settings.near, 0, 3
         for name, value in (("colour_tex", 0), ("inv_depth_tex", 1), ("zbuf", 2),
                             ("fixed_point_steps", settings.fixed_point_steps)):
             self.refine[name] = value
@@ -212,6 +265,7 @@ class DepthWarp:
             splat["e"] = tuple(float(x) for x in u["e"])
             splat["focal_ratio"] = float(K[0][0] / stack.K[slot][0, 0])
             splat["src_size"], splat["slot"], splat["rank"] = stack.size, slot, rank
+            stack.slope[slot].use(3)
             splat.run(-(-stack.size[0] // (16 * stride)), -(-stack.size[1] // (8 * stride)))
             A[rank], b[rank], slots[rank] = u["A"].T, u["b"], slot
         self.ctx.memory_barrier()
