@@ -108,7 +108,8 @@ def make_display(cfg, scene, presenter, world) -> Display | None:
     if world is not None:
         def static(i: int):
             return ~world.dynamic(torch.tensor([i]), scene.height, scene.width)[0].cpu().numpy()
-    return Display(presenter, scene, scale=scene_scale(scene), static=static or (lambda i: None))
+    return Display(presenter, scene, scale=scene_scale(scene), static=static or (lambda i: None),
+                   render_scale=cfg.runtime.render_scale)
 
 
 def kiosk_inputs(cfg, scene, live, sinks, seconds):
@@ -260,14 +261,14 @@ def play(cfg, args, stop, random_dit=None) -> int:
                       max_worker_restarts=cfg.runtime.kiosk.max_worker_restarts if args.kiosk else 0,
                       worker_setup=setup, display=display, live_content=live_content, shown=shown)
     drawn = f", drawn at {cfg.runtime.display_hz:g} Hz from the camera at present time " \
-            f"(GL: {display.gl_renderer})" if display else \
+            f"(GL: {display.gl_renderer}, render scale {display.render_scale:g})" if display else \
         (", frames by CUDA-OpenGL interop" if presenter.accepts_device_frames else "")
     print(f"roam: {'headless' if headless else 'window'} session, {refiner.name} refiner on {device}{drawn}, "
           f"output in {out}", file=sys.stderr)
     record, summary = run_record(["main.py", *args.argv], device), None
     record["refiner"] = refiner.name
     if display is not None:
-        record["gl_renderer"] = display.gl_renderer
+        record["gl_renderer"], record["render_scale"] = display.gl_renderer, display.render_scale
     try:
         with stop.graceful(session.request_quit):
             summary = session.run()

@@ -161,6 +161,7 @@ class RuntimeConfig:
     headless_seconds: float = 4.0      # length of a headless session when --seconds is not given
     reproject: bool = True             # draw the world from the newest camera pose at display_hz; false: show each generated frame as it was made, at loop.fps
     display_hz: float = 60.0           # displayed frames per second when reprojecting (a window also waits for its display's refresh)
+    render_scale: float | str = "auto"  # share of the display size the world is drawn at, then scaled up: auto = 1 on a GPU, 0.75 on a software renderer (llvmpipe)
     video_preset: str = "ultrafast"    # x264 preset of the videos a session encodes as it runs (headless display-rate video, recordings): slower ones make smaller files but take CPU the display needs
     walk_min_seen: float = 0.9         # automatic walks (demo, kiosk attract) keep this share of the source view's coverage in every view
     seen_warning: float = 0.75         # the HUD says the camera left the seen world when the render covers less of the view
@@ -173,6 +174,8 @@ class RuntimeConfig:
                               "walk_min_seen": (0, 1, "a share of the view"), "seen_warning": (0, 1, "a share of the view")}
 
     def __post_init__(self):
+        if self.render_scale != "auto" and (isinstance(self.render_scale, str) or not 0.25 <= self.render_scale <= 1):
+            raise ValueError(f"render_scale: {self.render_scale!r} is not auto or a share of the display size from 0.25 to 1")
         if self.video_preset not in X264_PRESETS:
             raise ValueError(f"video_preset: {self.video_preset!r} is not one of {', '.join(X264_PRESETS)}")
 

@@ -16,6 +16,17 @@ from runtime.hud import HudState
 from runtime.scene_layers import SceneLayers
 from runtime.world_view import WorldView
 
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "Software Rasterizer")     # GL_RENDERER names of CPU rasterisers
+SOFTWARE_RENDER_SCALE = 0.75     # render_scale "auto" there: about a quarter less CPU a frame (docs/performance.md)
+
+
+def resolve_render_scale(render_scale: float | str, gl_renderer: str) -> float:
+    """runtime.render_scale for this renderer: "auto" is 1 on a GPU and SOFTWARE_RENDER_SCALE on a CPU
+    rasteriser, where every pixel drawn costs CPU the rest of the session needs."""
+    if render_scale != "auto":
+        return float(render_scale)
+    return SOFTWARE_RENDER_SCALE if any(name in gl_renderer for name in SOFTWARE_RENDERERS) else 1.0
+
 
 @dataclass(frozen=True)
 class GeneratedView:
@@ -31,17 +42,20 @@ class GeneratedView:
 class Display:
     """Draws one displayed frame per `show` through `presenter` (a WindowPresenter or HeadlessPresenter:
     `ctx` and `present_texture`). scene: the Scene (host tensors); scale: its walking scale;
-    static(i): bool [H, W] static pixels of source frame i, or None when unknown."""
+    static(i): bool [H, W] static pixels of source frame i, or None when unknown; render_scale: the
+    share of the scene's size the world is drawn at before it is scaled up, or "auto"
+    (resolve_render_scale)."""
 
     def __init__(self, presenter, scene, *, scale: float, static: Callable[[int], np.ndarray | None] = lambda i: None,
-                 settings: WarpSettings = WarpSettings()):
+                 settings: WarpSettings = WarpSettings(), render_scale: float | str = "auto"):
         ctx = presenter.ctx
         size = (scene.width, scene.height)
         self.presenter, self.ctx = presenter, ctx
         with ctx:
-            self.view = WorldView(ctx, size, settings)
-            stack = LayerStack(ctx, size, 3)
             self.gl_renderer = ctx.info["GL_RENDERER"]
+            self.render_scale = resolve_render_scale(render_scale, self.gl_renderer)
+            self.view = WorldView(ctx, size, settings, self.render_scale)
+            stack = LayerStack(ctx, size, 3)
         self.K = scene.K.double().numpy()                                        # [N, 3, 3]
         self.layers = SceneLayers(stack, scene.frames.numpy(), scene.depth.numpy(), self.K,
                                   scene.c2w.double().numpy(), scale, static)

@@ -18,7 +18,7 @@ import torch
 from controllers.commands import AppCommand, CameraCommand, Commands
 from model.refiners import GeometryRefiner
 from runtime.config import load_config
-from runtime.display import Display
+from runtime.display import SOFTWARE_RENDER_SCALE, Display, resolve_render_scale
 from runtime.present import HeadlessPresenter, HudState
 from runtime.recorder import Recorder, load_displayed
 from runtime.scripts import TimedInputs, load_script
@@ -47,7 +47,7 @@ def test_the_headless_gl_path_draws_the_world(sample, tmp_path):
     render of the sample scene from there. Frames are read back one frame late, each with its own
     pixels; the last one when the presenter closes."""
     presenter = HeadlessPresenter(tmp_path, 60.0, W, H)
-    display = Display(presenter, sample, scale=scene_scale(sample))
+    display = Display(presenter, sample, scale=scene_scale(sample), render_scale=1.0)
     read = []
     c2w = sample.c2w[4].double().numpy()
     aside = c2w @ np.array([[1, 0, 0, 0.25], [0, 1, 0, 0], [0, 0, 1, 0.1], [0, 0, 0, 1.0]])
@@ -63,6 +63,37 @@ def test_the_headless_gl_path_draws_the_world(sample, tmp_path):
         truth, _ = renderer.render(aside, 4 / CFG.fps, sample.K[4].numpy())
     assert len(read) == 2 and psnr(read[1], truth) > 24.0      # every pixel, holes and border filled
     assert presenter.frames_presented == 2
+
+
+def test_a_render_scale_draws_fewer_pixels_and_scales_them_up(sample, tmp_path):
+    """At half the size the world is drawn at 104 x 60 and shown at 208 x 120: at a source camera
+    and a step aside, close to the full-size frames (softer, the same places)."""
+    c2w = sample.c2w[4].double().numpy()
+    aside = c2w @ np.array([[1, 0, 0, 0.25], [0, 1, 0, 0], [0, 0, 1, 0.1], [0, 0, 0, 1.0]])
+    frames = {}
+    for render_scale in (1.0, 0.5):
+        presenter = HeadlessPresenter(tmp_path / str(render_scale), 60.0, W, H)
+        display = Display(presenter, sample, scale=scene_scale(sample), render_scale=render_scale)
+        try:
+            assert display.view.drawn_size == (round(W * render_scale), round(H * render_scale))
+            with display.ctx:
+                frames[render_scale] = []
+                for pose in (c2w, aside):
+                    display._draw(pose, 4, None)
+                    frames[render_scale].append(display.view.read().copy())     # [H, W, 3]
+        finally:
+            display.release()
+            presenter.close()
+    source = sample.frames[4].numpy()
+    assert psnr(frames[0.5][0], source) > 22.0 and psnr(frames[0.5][1], frames[1.0][1]) > 22.0
+    shifted = np.roll(frames[0.5][0], 2, axis=1)                        # two pixels off: clearly worse
+    assert psnr(shifted, source) < psnr(frames[0.5][0], source) - 3.0
+
+
+def test_auto_render_scale_is_full_size_on_a_gpu_and_smaller_on_a_software_renderer():
+    assert resolve_render_scale("auto", "NVIDIA H100 80GB HBM3/PCIe/SSE2") == 1.0
+    assert resolve_render_scale("auto", "llvmpipe (LLVM 15.0.6, 256 bits)") == SOFTWARE_RENDER_SCALE < 1.0
+    assert resolve_render_scale(0.5, "NVIDIA H100 80GB HBM3/PCIe/SSE2") == 0.5
 
 
 def walk() -> TimedInputs:
@@ -218,7 +249,7 @@ def test_generated_frames_are_warped_from_the_camera_they_were_made_for(tmp_path
     scene = dit_scene()
     cfg = load_config()
     presenter = HeadlessPresenter(tmp_path, cfg.runtime.display_hz, scene.width, scene.height)
-    display = Display(presenter, scene, scale=scene_scale(scene))
+    display = Display(presenter, scene, scale=scene_scale(scene), render_scale=1.0)
     recorder = Recorder(tmp_path / "recording", cfg.runtime.display_hz, scene.width, scene.height)
     shown, made = [], {}
     log = recorder.log_frame
