@@ -208,7 +208,7 @@ def test_a_window_under_xvfb_shows_the_world(sample, tmp_path, xvfb, monkeypatch
     monkeypatch.setenv("SDL_VIDEODRIVER", "x11")
     pygame.display.quit()                                # an earlier test may hold the dummy driver
     window = WindowPresenter(W, H, out_dir=tmp_path)
-    display = Display(window, sample, scale=scene_scale(sample))
+    display = Display(window, sample, scale=scene_scale(sample), render_scale=1.0)
     c2w = sample.c2w[4].double().numpy()
     aside = c2w @ np.array([[1, 0, 0, 0.25], [0, 1, 0, 0], [0, 0, 1, 0.1], [0, 0, 0, 1.0]])
     shots = []
