@@ -5,7 +5,9 @@ The images live in a `LayerStack` (texture arrays: colour and inverse depth, one
 with its camera). `DepthWarp.draw` renders a list of them in priority order, in two passes:
 1. splat (compute shader, once per image): every source pixel moves to the target camera and
    leaves a key (the image's rank, then its target depth) on the target pixels around where it
-   lands, by atomic min. So each target pixel learns the first image in priority order that
+   lands, as far as its neighbours on the same surface land (the inverse depth's slope, drawn once
+   per image at upload: no cracks where a surface is seen more squarely than by its camera), by
+   atomic min. So each target pixel learns the first image in priority order that
    reaches it, and that image's nearest surface there; pixels no image reaches stay empty: what
    no camera saw (disocclusions, the border) is never stretched over.
 2. refine (fragment shader, once): each covered pixel's viewing ray is moved to the depth of the
@@ -30,6 +32,7 @@ import numpy as np
 
 EMPTY_KEY = 0xFFFFFFFF        # the z-buffer's "nothing landed here"
 SAME_SURFACE = 0.1            # neighbouring pixels whose inverse depths differ by less than this share are one surface
+MAX_REACH = 3.0               # the farthest (target pixels per splat stride) a splat reaches from where it lands
 MAX_LAYERS = 8                # images drawn at once (the key's top bits hold the rank)
 SPLAT_STRIDES = (1, 2)        # source pixel strides a splat can take
 
@@ -65,9 +68,10 @@ void main() {
     vec2 p = h.xy / h.z;
     uint key = (rank << 28) | (floatBitsToUint(z) >> 3);  // a positive float's bits order like the float
     // the target pixels around p within reach of this sample: half of where its neighbours on the same
-    // surface land (a surface seen more squarely than by its camera spreads: no cracks), at least
-    // 0.75 pixel per STRIDE and at most MAX_REACH (a nearer surface spreads little over a farther one
-    // at its silhouette, where the slope is not the surface's)
+    // surface land, plus a quarter pixel (a surface seen more squarely than by its camera spreads its
+    // samples: no cracks between them); at least the depth ratio's 0.75-1 pixel (rotated grids) and at
+    // most MAX_REACH, per STRIDE. The slope is the pixel's own surface's, so at a silhouette a nearer
+    // surface spreads little over a farther one.
     vec2 g = texelFetch(slope, q, 0).rg;
     vec3 hu = M[0] + g.x * e, hv = M[1] + g.y * e;        // h's change per source pixel right, down
     vec2 pu = (hu.xy - p * hu.z) / h.z, pv = (hv.xy - p * hv.z) / h.z;
@@ -79,7 +83,7 @@ void main() {
             if (rank == 0u || imageLoad(zbuf, ivec2(x, y)).r > key)   // a load is cheaper than an atomic that loses
                 imageAtomicMin(zbuf, ivec2(x, y), key);
 }
-""".replace("MAX_REACH", "3.0")
+""".replace("MAX_REACH", f"{MAX_REACH:.1f}")
 
 SLOPE_FS = """
 #version 430
