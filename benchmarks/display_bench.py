@@ -20,8 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 MODES = {"on": [], "off": ["--set", "runtime.reproject=false"]}
 
@@ -42,9 +40,8 @@ def run(mode: str, seconds: float, out: Path, play_args: list[str], random_dit: 
     summary = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))   # play's summary
     gl = next((line.split("GL: ", 1)[1].split("), output in")[0] for line in proc.stderr.splitlines() if "GL: " in line),
               "-")
-    blocks = json.loads((out / mode / "telemetry.json").read_text())["blocks_s"].values()
-    make_ms = [1000 * (b["decode"] - b["start"]) for b in blocks if "start" in b and "decode" in b]
-    return {"summary": summary, "make_ms": make_ms, "load": f"{before} -> {load()}", "gl": gl,
+    stages = json.loads((out / mode / "telemetry.json").read_text())["summary"]["stages_ms"]
+    return {"summary": summary, "make": stages["make"], "load": f"{before} -> {load()}", "gl": gl,
             "command": " ".join(cmd[1:])}
 
 
@@ -60,19 +57,13 @@ def row(mode: str, r: dict) -> list[str]:
     error = (s.get("pose_error") or {}).get("translation") or {}
     rotation = (s.get("pose_error") or {}).get("rotation_deg") or {}
     gap = shown.get("max_gap_periods")
+    make = r["make"]                                                  # a block's start to its frames decoded
     return [mode, f"{shown['fps']:.1f}" if shown.get("fps") else "-", str(shown.get("gaps", "-")),
             f"{gap:.1f}" if gap is not None else "-", f"{ms(c2p, 'p50')} / {ms(c2p, 'p95')} (n={c2p.get('n', 0)})",
             f"{ms(content, 'p50')} / {ms(content, 'p95')}",
             f"{error.get('p95', 0) or 0:.3f} / {rotation.get('p95', 0) or 0:.2f}",
-            f"{s.get('time_to_first_frame_s') or 0:.1f}", make_time(r["make_ms"]), r["load"]]
-
-
-def make_time(make_ms: list[float]) -> str:
-    """A block's make time (its start to its frames decoded and, reprojecting, their depth): p50 / p95."""
-    if not make_ms:
-        return "-"
-    p50, p95 = np.percentile(make_ms, [50, 95])
-    return f"{p50:.0f} / {p95:.0f} (n={len(make_ms)})"
+            f"{s.get('time_to_first_frame_s') or 0:.1f}",
+            f"{ms(make, 'p50')} / {ms(make, 'p95')} (n={make.get('n', 0)})" if make.get("n") else "-", r["load"]]
 
 
 def main(argv=None) -> None:

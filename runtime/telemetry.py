@@ -156,15 +156,19 @@ class Telemetry:
         return out
 
     def stage_durations(self) -> dict[str, list[float]]:
-        """Per stage, the seconds since the previous stage that the block marked."""
+        """Per stage, the seconds since the previous stage that the block marked; "make": from the
+        block's start to its frames decoded (with reprojection, their depth too); "total": input to
+        the first frame shown."""
         out: dict[str, list[float]] = {s: [] for s in STAGES[1:]}
-        out["total"] = []
+        out["make"], out["total"] = [], []
         with self._lock:
             blocks = [dict(rec) for rec in self._blocks.values()]
         for rec in blocks:
             marked = [(s, rec[s]) for s in STAGES if s in rec]
             for (_, a), (stage, b) in zip(marked, marked[1:]):
                 out[stage].append(b - a)
+            if "start" in rec and "decode" in rec:
+                out["make"].append(rec["decode"] - rec["start"])
             if "input" in rec and "present" in rec:
                 out["total"].append(rec["present"] - rec["input"])
         return out

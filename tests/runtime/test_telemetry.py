@@ -26,6 +26,7 @@ def test_stage_durations_and_control_to_photon(tmp_path):
     s = tel.summary()
     assert s["stages_ms"]["dit"]["p50"] == pytest.approx(350.0)
     assert s["stages_ms"]["total"]["p50"] == pytest.approx(450.0)
+    assert s["stages_ms"]["make"]["p50"] == pytest.approx(400.0)     # start 0.010 -> decode 0.410
     assert s["control_to_photon_ms"]["n"] == 1 and s["frames_presented"] == 24 and s["blocks"] == 2
     path = tmp_path / "telemetry.json"
     tel.write_json(path)
