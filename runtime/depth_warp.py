@@ -41,6 +41,30 @@ FULLSCREEN_VS = """
 in vec2 in_pos;
 void main() { gl_Position = vec4(in_pos, 0.0, 1.0); }
 """
+QUAD = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")             # the viewport as a triangle strip
+
+
+class FullscreenPass:
+    """A fragment shader run once per pixel of the bound framebuffer: uniforms by name (`pass["x"]`),
+    `draw()` to run it."""
+
+    def __init__(self, ctx, fragment_shader: str):
+        self.program = ctx.program(vertex_shader=FULLSCREEN_VS, fragment_shader=fragment_shader)
+        self._quad = ctx.buffer(QUAD.tobytes())
+        self._vao = ctx.vertex_array(self.program, [(self._quad, "2f", "in_pos")])
+
+    def __getitem__(self, name: str):
+        return self.program[name]
+
+    def __setitem__(self, name: str, value) -> None:
+        self.program[name] = value
+
+    def draw(self) -> None:
+        self._vao.render(mode=5)                                       # TRIANGLE_STRIP
+
+    def release(self) -> None:
+        for obj in (self._vao, self._quad, self.program):
+            obj.release()
 
 SPLAT_CS = """
 #version 430
@@ -185,10 +209,8 @@ class LayerStack:
         # cheaper than a compute pass); one texture per slot, as a framebuffer draws into one
         self.slope = [ctx.texture(size, 2, dtype="f4") for _ in range(slots)]
         self._slope_fbos = [ctx.framebuffer([tex]) for tex in self.slope]
-        self._slope_pass = ctx.program(vertex_shader=FULLSCREEN_VS, fragment_shader=SLOPE_FS)
+        self._slope_pass = FullscreenPass(ctx, SLOPE_FS)
         self._slope_pass["inv_depth"], self._slope_pass["size"], self._slope_pass["same_surface"] = 0, size, SAME_SURFACE
-        self._quad = ctx.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4").tobytes())
-        self._slope_vao = ctx.vertex_array(self._slope_pass, [(self._quad, "2f", "in_pos")])
         self._buffers = {tex: [ctx.buffer(reserve=w * h * bytes_per_pixel, dynamic=True) for _ in range(self.RING)]
                          for tex, bytes_per_pixel in ((self.colour, 3), (self.inv_depth, 4))}
         self._next = 0
@@ -217,7 +239,7 @@ class LayerStack:
         self._slope_fbos[slot].use()
         self.inv_depth.use(0)
         self._slope_pass["slot"] = slot
-        self._slope_vao.render(mode=5)                                   # TRIANGLE_STRIP
+        self._slope_pass.draw()
         if bound is not None:                                            # as it was (none before a first use)
             bound.use()
         self.K[slot], self.c2w[slot] = np.asarray(K, np.float64), np.asarray(c2w, np.float64)
@@ -227,8 +249,7 @@ class LayerStack:
         for buffers in self._buffers.values():
             for buffer in buffers:
                 buffer.release()
-        for obj in (self._slope_vao, self._quad, self._slope_pass, *self._slope_fbos, *self.slope, self.colour,
-                    self.inv_depth):
+        for obj in (self._slope_pass, *self._slope_fbos, *self.slope, self.colour, self.inv_depth):
             obj.release()
 
 
@@ -242,10 +263,7 @@ class DepthWarp:
         self.ctx, self.size, self.settings = ctx, size, settings
         self.splats = {stride: ctx.compute_shader(SPLAT_CS.replace("#version 430", f"#version 430\n#define STRIDE {stride}"))
                        for stride in SPLAT_STRIDES}
-        self.refine = ctx.program(vertex_shader=FULLSCREEN_VS, fragment_shader=REFINE_FS)
-        quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")
-        self.vbo = ctx.buffer(quad.tobytes())
-        self.vao = ctx.vertex_array(self.refine, [(self.vbo, "2f", "in_pos")])
+        self.refine = FullscreenPass(ctx, REFINE_FS)
         self.zbuf = ctx.texture(size, 1, dtype="u4")
         self._empty = np.full((size[1], size[0]), EMPTY_KEY, dtype=np.uint32).tobytes()
         for splat in self.splats.values():
@@ -280,8 +298,8 @@ class DepthWarp:
         stack.colour.use(0)
         stack.inv_depth.use(1)
         self.zbuf.use(2)
-        self.vao.render(mode=5)                                          # TRIANGLE_STRIP
+        self.refine.draw()
 
     def release(self) -> None:
-        for obj in (self.vao, self.vbo, self.refine, *self.splats.values(), self.zbuf):
+        for obj in (self.refine, *self.splats.values(), self.zbuf):
             obj.release()

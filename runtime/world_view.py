@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.depth_warp import FULLSCREEN_VS, DepthWarp, LayerStack, WarpSettings
+from runtime.depth_warp import DepthWarp, FullscreenPass, LayerStack, WarpSettings
 
 PULL_FS = """
 #version 430
@@ -62,8 +62,6 @@ class WorldView:
         import moderngl
         self.ctx, self.size = ctx, size
         self.drawn_size = drawn = (max(1, round(size[0] * render_scale)), max(1, round(size[1] * render_scale)))
-        quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4")
-        self.vbo = ctx.buffer(quad.tobytes())
         self.frame = ctx.texture(size, 4)
         self.frame_fbo = ctx.framebuffer([self.frame])
         self.drawn, self.drawn_fbo, self.upscale = self.frame, self.frame_fbo, None
@@ -72,9 +70,8 @@ class WorldView:
             self.drawn.filter = (moderngl.LINEAR, moderngl.LINEAR)
             self.drawn.repeat_x = self.drawn.repeat_y = False
             self.drawn_fbo = ctx.framebuffer([self.drawn])
-            self.upscale = ctx.program(vertex_shader=FULLSCREEN_VS, fragment_shader=UPSCALE_FS)
+            self.upscale = FullscreenPass(ctx, UPSCALE_FS)
             self.upscale["drawn"], self.upscale["size"] = 0, tuple(float(x) for x in size)
-            self.upscale_vao = ctx.vertex_array(self.upscale, [(self.vbo, "2f", "in_pos")])
         self.warp = DepthWarp(ctx, drawn, settings)
         self.layers = ctx.texture(drawn, 4, dtype="f2")        # half floats: the pyramid's averages stay exact enough
         self.layers.filter = (moderngl.LINEAR_MIPMAP_NEAREST, moderngl.LINEAR)
@@ -86,7 +83,7 @@ class WorldView:
         while self.exact_level + 1 < self.levels and all(s % (2 << self.exact_level) == 0 for s in drawn):
             self.exact_level += 1
         self.layer_fbo = ctx.framebuffer([self.layers])
-        self.pull = ctx.program(vertex_shader=FULLSCREEN_VS, fragment_shader=PULL_FS)
+        self.pull = FullscreenPass(ctx, PULL_FS)
         self.pull["layers"], self.pull["coarser"] = 0, 1
         sizes = [(max(1, drawn[0] >> k), max(1, drawn[1] >> k)) for k in range(self.levels)]
         self.filled = [ctx.texture(s, 4, dtype="f2") for s in sizes[1:]]     # levels 1 .. n-1, pulled
@@ -94,7 +91,6 @@ class WorldView:
             tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
             tex.repeat_x = tex.repeat_y = False
         self.filled_fbos = [ctx.framebuffer([tex]) for tex in self.filled]
-        self.pull_vao = ctx.vertex_array(self.pull, [(self.vbo, "2f", "in_pos")])
 
     def render(self, stack: LayerStack, order: list[tuple[int, int]], K: np.ndarray, c2w: np.ndarray) -> None:
         """order: (slot, splat stride) of the stack's images in priority order, first wins;
@@ -109,11 +105,11 @@ class WorldView:
             (self.filled_fbos[level - 1] if level else self.drawn_fbo).use()
             (self.filled[level] if level + 1 < self.levels else self.filled[-1]).use(1)
             self.pull["level"], self.pull["coarsest"] = level, level + 1 == self.levels
-            self.pull_vao.render(mode=5)                                    # TRIANGLE_STRIP
+            self.pull.draw()
         if self.upscale is not None:
             self.frame_fbo.use()
             self.drawn.use(0)
-            self.upscale_vao.render(mode=5)
+            self.upscale.draw()
 
     def covered(self) -> float:
         """The share of the last rendered frame's pixels that a layer covered (before the fill): the
@@ -129,9 +125,9 @@ class WorldView:
 
     def release(self) -> None:
         if self.upscale is not None:
-            for obj in (self.upscale_vao, self.upscale, self.drawn_fbo, self.drawn):
+            for obj in (self.upscale, self.drawn_fbo, self.drawn):
                 obj.release()
-        for obj in (self.pull_vao, self.vbo, self.pull, *self.filled_fbos, *self.filled, self.frame_fbo,
+        for obj in (self.pull, *self.filled_fbos, *self.filled, self.frame_fbo,
                     self.frame, self.layer_fbo, self.layers):
             obj.release()
         self.warp.release()
