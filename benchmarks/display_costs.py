@@ -5,7 +5,7 @@ for the display on a machine without a GPU.
 
 - a source frame's static mask, expanded and cleaned (scenes/dynamic_mask.expand_dynamic);
 - the rig predicting a 12-frame block 0.7 s ahead while walking, with the collision probe;
-- one displayed frame of the world view (OpenGL through EGL);
+- one displayed frame of the world view (OpenGL through EGL), at `runtime.render_scale`;
 - a layer upload (a source frame's colour and inverse depth into the layer stack), and a displayed
   frame read back for the video (LateReader: each read handed over one frame later);
 - the CPU time and file size x264 takes a frame at three presets `runtime.video_preset` may take
@@ -54,12 +54,13 @@ def prediction_ms(scene, cfg, repeats: int) -> float:
     return per_call_ms(lambda: rig.predict(len(block), 1 / cfg.runtime.loop.fps, block, start_s=0.7), repeats)
 
 
-def world_view_ms(scene, repeats: int, out: Path) -> float:
+def world_view_ms(scene, repeats: int, out: Path, render_scale: float | str) -> tuple[float, float]:
+    """(ms a displayed frame of the world view takes at runtime.render_scale, the scale it resolved to)."""
     from runtime.display import Display
     from runtime.present import HeadlessPresenter
     from runtime.session import scene_scale
     presenter = HeadlessPresenter(out, 60.0, scene.width, scene.height)
-    display = Display(presenter, scene, scale=scene_scale(scene))
+    display = Display(presenter, scene, scale=scene_scale(scene), render_scale=render_scale)
     c2w = scene.c2w[5].double().numpy().copy()
 
     def draw():                                     # a camera that moves every frame
@@ -67,7 +68,7 @@ def world_view_ms(scene, repeats: int, out: Path) -> float:
         display._draw(c2w, 5, None)
     try:
         with display.ctx:
-            return per_call_ms(draw, repeats, finish=display.ctx.finish)
+            return per_call_ms(draw, repeats, finish=display.ctx.finish), display.render_scale
     finally:
         display.release()
         presenter.close()
@@ -129,7 +130,8 @@ def main(argv=None) -> None:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"static mask, expanded and cleaned: {mask_ms(scene, cfg, args.repeats):6.2f} ms")
     print(f"rig prediction, 12 frames 0.7 s ahead: {prediction_ms(scene, cfg, args.repeats):6.2f} ms")
-    print(f"world view, one displayed frame: {world_view_ms(scene, args.repeats, Path(args.out)):6.2f} ms")
+    view_ms, render_scale = world_view_ms(scene, args.repeats, Path(args.out), cfg.runtime.render_scale)
+    print(f"world view, one displayed frame at render scale {render_scale:g}: {view_ms:6.2f} ms")
     upload_ms, read_ms = upload_and_read_ms(scene, args.repeats, Path(args.out))
     print(f"layer upload, colour and inverse depth: {upload_ms:6.2f} ms")
     print(f"read-back of a displayed frame: {read_ms:6.2f} ms")

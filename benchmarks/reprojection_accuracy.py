@@ -7,7 +7,10 @@ and the share it covers; then the whole displayed frame (the live source frame a
 under the warp, push-pull in the rest) over all pixels; and, for comparison, the frame shown
 unwarped, as the presenter without reprojection shows it.
 
-    python3 -m benchmarks.reprojection_accuracy [--frames 20 60 100] [--json OUT.json]
+    python3 -m benchmarks.reprojection_accuracy [--frames 20 60 100] [--render-scale 1] [--json OUT.json]
+
+--render-scale draws the world view at that share of the size and scales it up (`runtime.render_scale`):
+what it costs the picture.
 """
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--frames", type=int, nargs="+", default=[20, 60, 100], help="sample frames made for")
+    p.add_argument("--render-scale", type=float, default=1.0, help="runtime.render_scale of the world view")
     p.add_argument("--json", default=None, help="also write the rows here")
     args = p.parse_args(argv)
     cfg = load_config()
@@ -71,7 +75,10 @@ def main(argv=None) -> None:
         made = {i: renderer.render(start, i / scene.fps, K[i])[0] for i, _, _, start, _ in cases}
         truth = [renderer.render(later, i / scene.fps, K[i])[0] for i, _, _, _, later in cases]
     ctx = moderngl.create_standalone_context(backend="egl", require=430)
-    view, stack = WorldView(ctx, size), LayerStack(ctx, size, 3)
+    view, stack = WorldView(ctx, size, render_scale=args.render_scale), LayerStack(ctx, size, 3)
+    dw, dh = view.drawn_size
+    rows_at = (np.arange(size[1]) * dh // size[1])[:, None]             # display pixel -> drawn pixel (nearest)
+    cols_at = (np.arange(size[0]) * dw // size[0])[None, :]
     layers = SceneLayers(stack, scene.frames.numpy(), scene.depth.numpy(), K, scene.c2w.double().numpy(), scale)
     rows = []
     for (i, name, seconds, start, later), true in zip(cases, truth):
@@ -80,7 +87,7 @@ def main(argv=None) -> None:
         layers.show_generated(made[i], depth, K[i], start)
         view.render(stack, [(GENERATED, 1)], K[i], later)
         warped = view.read()
-        covered = np.frombuffer(view.layers.read(), np.float16).reshape(size[1], size[0], 4)[..., 3] > 0
+        covered = (np.frombuffer(view.layers.read(), np.float16).reshape(dh, dw, 4)[..., 3] > 0)[rows_at, cols_at]
         layers.fill_for(later)
         view.render(stack, [(GENERATED, 1), (LIVE, 1), (FILL, 2)], K[i], later)
         rows.append({"frame": i, "motion": name, "seconds": seconds,
@@ -89,7 +96,7 @@ def main(argv=None) -> None:
                      "covered": float(covered.mean()), "psnr_covered": psnr(warped[covered], true[covered]),
                      "psnr_displayed": psnr(view.read(), true), "psnr_unwarped": psnr(made[i], true)})
     ctx.release()
-    print(f"sample scene {size[0]}x{size[1]}, scene scale {scale:.2f}, walk {cfg.runtime.rig.walk_speed} scales/s, "
+    print(f"sample scene {size[0]}x{size[1]} drawn at {dw}x{dh}, scene scale {scale:.2f}, walk {cfg.runtime.rig.walk_speed} scales/s, "
           f"turn {cfg.runtime.rig.look_speed_deg_s} deg/s")
     print(f"{'motion':14s} {'s':>5s} {'moved':>6s} {'turned':>7s} {'covered':>8s} {'PSNR covered':>13s} {'PSNR shown':>11s} "
           f"{'unwarped':>9s}")
