@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -88,6 +89,25 @@ def test_a_render_scale_draws_fewer_pixels_and_scales_them_up(sample, tmp_path):
     assert psnr(frames[0.5][0], source) > 22.0 and psnr(frames[0.5][1], frames[1.0][1]) > 22.0
     shifted = np.roll(frames[0.5][0], 2, axis=1)                        # two pixels off: clearly worse
     assert psnr(shifted, source) < psnr(frames[0.5][0], source) - 3.0
+
+
+def test_play_draws_at_the_render_scale_it_is_given(tmp_path, cache):
+    """The user's command with `--set runtime.render_scale=0.5`: play says and records the scale, and
+    its video keeps the display size, softer than the same play at full size but the same picture."""
+    from tests.reliability import cache_flags, cache_overrides, run_roam
+    scenes = load_config(overrides=cache_overrides(cache)).scenes
+    first = {}
+    for render_scale in ("1", "0.5"):
+        out = tmp_path / render_scale
+        done = run_roam("play", "--headless", "--seconds", "0.5", "--out", str(out), *cache_flags(cache),
+                        "--set", f"runtime.render_scale={render_scale}")
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"render scale {render_scale}" in done.stderr
+        assert json.loads((out / "telemetry.json").read_text())["run"]["render_scale"] == float(render_scale)
+        with av.open(str(out / "video.mp4")) as container:
+            first[render_scale] = next(container.decode(video=0)).to_ndarray(format="rgb24")     # [H, W, 3]
+    assert first["0.5"].shape == first["1"].shape == (scenes.height, scenes.width, 3)
+    assert 22.0 < psnr(first["0.5"], first["1"]) < 40.0
 
 
 def test_auto_render_scale_is_full_size_on_a_gpu_and_smaller_on_a_software_renderer():
@@ -270,7 +290,6 @@ def test_generated_frames_are_warped_from_the_camera_they_were_made_for(tmp_path
 
 def frame_times(path: Path) -> list[float]:
     """The presentation time of each frame of a video, in seconds."""
-    import av
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         return [float(frame.pts * stream.time_base) for frame in container.decode(video=0)]

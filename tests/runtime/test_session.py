@@ -18,6 +18,7 @@ from benchmarks import perf_report
 from controllers.keyboard import PygameKeyboard
 from model.refiners import GeometryRefiner
 from runtime.config import load_config
+from runtime.display import resolve_render_scale
 from runtime.present import HeadlessPresenter
 from runtime.recorder import Recorder, load_recorded_poses
 from runtime.scripts import load_script
@@ -135,6 +136,7 @@ def test_headless_cli_play_writes_video_sheet_and_telemetry(tmp_path):
     assert telemetry["summary"]["display"]["frames"] == 60
     assert telemetry["session"]["frames_presented"] == 24 and telemetry["run"]["refiner"] == "geometry"
     assert telemetry["run"]["command"].startswith("python3 main.py play --headless --seconds 1")
+    assert telemetry["run"]["render_scale"] == resolve_render_scale("auto", telemetry["run"]["gl_renderer"])
     doc = tmp_path / "performance.md"                         # the run becomes a row of docs/performance.md
     perf_report.main(["--add", str(out / "telemetry.json"), "--results", str(tmp_path / "results"), "--doc", str(doc)])
     row = next(line for line in doc.read_text().splitlines() if "main.py play --headless" in line)
