@@ -215,14 +215,14 @@ def load_dit_refiner(cfg, device, prompt_embeds: torch.Tensor, latent_hw: tuple[
 
 
 def random_dit_refiner(cfg, device, latent_hw: tuple[int, int], seed: int = 0,
-                       dit_cfg: DiTConfig = DiTConfig(), vae_cfg: VAEConfig | None = None) -> DiTRefiner:
+                       dit_cfg: DiTConfig = DiTConfig(), vae_cfg: VAEConfig = VAEConfig()) -> DiTRefiner:
     """Full-size DiT and codec with random weights (benchmarks: cost does not depend on weights;
-    the output is noise); tests pass smaller configs (dit_cfg, vae_cfg: a VAEConfig, default full)."""
+    the output is noise); tests pass smaller configs (dit_cfg, vae_cfg)."""
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     g = torch.Generator(device).manual_seed(seed)
     model = CausalWanModel(dit_cfg, device=device, dtype=dtype)
     net = TAEHV(TAEConfig(), device=device, dtype=torch.float16 if dtype == torch.bfloat16 else dtype) if cfg.use_tae \
-        else WanVAE(vae_cfg or VAEConfig(), device=device, dtype=dtype)
+        else WanVAE(vae_cfg, device=device, dtype=dtype)
     with torch.no_grad():
         for module in (model, net):
             for name, p in module.named_parameters():
