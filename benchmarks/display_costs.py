@@ -131,7 +131,7 @@ def main(argv=None) -> None:
     print(f"static mask, expanded and cleaned: {mask_ms(scene, cfg, args.repeats):6.2f} ms")
     print(f"rig prediction, 12 frames 0.7 s ahead: {prediction_ms(scene, cfg, args.repeats):6.2f} ms")
     view_ms, render_scale = world_view_ms(scene, args.repeats, Path(args.out), cfg.runtime.render_scale)
-    print(f"world view, one displayed frame at render scale {render_scale:g}: {view_ms:6.2f} ms")
+    print(f"world view, one displayed frame: {view_ms:6.2f} ms at render scale {render_scale:g}")
     upload_ms, read_ms = upload_and_read_ms(scene, args.repeats, Path(args.out))
     print(f"layer upload, colour and inverse depth: {upload_ms:6.2f} ms")
     print(f"read-back of a displayed frame: {read_ms:6.2f} ms")
