@@ -4,17 +4,21 @@ together from another camera, exactly where the geometry allows and nowhere else
 The images live in a `LayerStack` (texture arrays: colour and inverse depth, one slot per image,
 with its camera). `DepthWarp.draw` renders a list of them in priority order, in two passes:
 1. splat (compute shader, once per image): every source pixel moves to the target camera and
-   leaves a key (the image's rank, then its target depth) on the target pixels around where it
-   lands, as far as its neighbours on the same surface land (the inverse depth's slope, drawn once
-   per image at upload: no cracks where a surface is seen more squarely than by its camera), by
-   atomic min. So each target pixel learns the first image in priority order that
-   reaches it, and that image's nearest surface there; pixels no image reaches stay empty: what
-   no camera saw (disocclusions, the border) is never stretched over.
-2. refine (fragment shader, once): each covered pixel's viewing ray is moved to the depth of the
-   winning image's surface where it projects (fixed-point steps from the splat's depth, with
-   inverse depth sampled bilinearly, which is exact on planes), and its colour is the bilinear
-   sample of that image there. A pure rotation needs no depth: the ray projects to the
-   homography's point whatever its depth.
+   leaves a key (its target depth, lengthened by SAME_SURFACE per rank of its image, then the rank)
+   on the target pixels around where it lands, as far as its neighbours on the same surface land
+   (the inverse depth's slope, drawn once per image at upload: no cracks where a surface is seen
+   more squarely than by its camera), by atomic min. So each target pixel learns the nearest
+   surface any image puts there, and of images that see one surface (depths within SAME_SURFACE)
+   the first in priority order: a later image never covers an earlier one's surface, but shows
+   what it sees in front of it (what the earlier camera saw from behind or not at all); pixels no
+   image reaches stay empty: what no camera saw (disocclusions, the border) is never stretched over.
+2. refine (fragment shader, once): a later image's win stands only where no earlier camera saw
+   past its surface (else a splat reached beyond that surface's edge, and the earlier image shows);
+   each covered pixel's viewing ray is moved to the depth of the winning image's surface where it
+   projects (fixed-point steps from the splat's depth, with inverse depth sampled bilinearly, which
+   is exact on planes), and its colour is the bilinear sample of that image there, from the pixels
+   of that surface only (none across a depth edge; none at all: the pixel stays empty). A pure
+   rotation needs no depth: the ray projects to the homography's point whatever its depth.
 
 The cost does not grow with the camera motion (unlike a ray march along the epipolar line), and it
 is per-pixel work that software rasterisers run well: a depth-displaced mesh would cost a triangle
@@ -31,9 +35,9 @@ from dataclasses import dataclass
 import numpy as np
 
 EMPTY_KEY = 0xFFFFFFFF        # the z-buffer's "nothing landed here"
-SAME_SURFACE = 0.1            # neighbouring pixels whose inverse depths differ by less than this share are one surface
+SAME_SURFACE = 0.1            # depths within this share are one surface: of neighbouring pixels, and of two images at a pixel
 MAX_REACH = 3.0               # the farthest (target pixels per splat stride) a splat reaches from where it lands
-MAX_LAYERS = 8                # images drawn at once (the key's top bits hold the rank)
+MAX_LAYERS = 8                # images drawn at once (the key's low 3 bits hold the rank)
 SPLAT_STRIDES = (1, 2)        # source pixel strides a splat can take
 
 FULLSCREEN_VS = """
@@ -71,7 +75,7 @@ SPLAT_CS = """
 layout(local_size_x = 16, local_size_y = 8) in;
 uniform sampler2DArray inv_depth;                                    // 1 / z, 0 = no surface
 uniform sampler2D slope;                                             // the image's d(1/z)/du, d(1/z)/dv (SLOPE_FS)
-layout(r32ui, binding = 1) uniform uimage2D zbuf;                    // rank << 28 | target z bits >> 3
+layout(r32ui, binding = 1) uniform uimage2D zbuf;                    // ranked target z's bits, low 3: rank
 uniform int slot;           // the image's slot in the stack
 uniform uint rank;          // its priority (0 wins)
 uniform mat3 M;             // K_t R K_s^-1
@@ -90,7 +94,9 @@ void main() {
     float z = h.z / I;                                    // target camera z
     if (z <= near) return;
     vec2 p = h.xy / h.z;
-    uint key = (rank << 28) | (floatBitsToUint(z) >> 3);  // a positive float's bits order like the float
+    // a positive float's bits order like the float; a later image's depth counts SAME_SURFACE farther
+    // per rank, so it wins only where its surface is nearer than an earlier image's by more than that
+    uint key = (floatBitsToUint(z * pow(1.0 + SAME_SURFACE, float(rank))) & ~7u) | rank;
     // the target pixels around p within reach of this sample: half of where its neighbours on the same
     // surface land, plus a quarter pixel (a surface seen more squarely than by its camera spreads its
     // samples: no cracks between them); at least the depth ratio's 0.75-1 pixel (rotated grids) and at
@@ -107,7 +113,7 @@ void main() {
             if (rank == 0u || imageLoad(zbuf, ivec2(x, y)).r > key)   // a load is cheaper than an atomic that loses
                 imageAtomicMin(zbuf, ivec2(x, y), key);
 }
-""".replace("MAX_REACH", f"{MAX_REACH:.1f}")
+""".replace("MAX_REACH", f"{MAX_REACH:.1f}").replace("SAME_SURFACE", f"{SAME_SURFACE}")
 
 SLOPE_FS = """
 #version 430
@@ -147,6 +153,8 @@ uniform usampler2D zbuf;               // the splat's key per pixel
 uniform int slot_of[MAX_LAYERS];       // rank -> slot
 uniform mat3 A[MAX_LAYERS];            // per rank: target pixel (u, v, 1) -> a = K_s R^T K_t^-1 (u, v, 1)
 uniform vec3 b[MAX_LAYERS];            // per rank: K_s R^T t; at target inverse depth s the ray is at source a - s b
+uniform mat3 M[MAX_LAYERS];            // per rank: the splat's M and e (source pixel q, inverse depth I lands at M q + I e)
+uniform vec3 e[MAX_LAYERS];
 uniform vec2 src_size;
 uniform int fixed_point_steps;
 out vec4 frag;
@@ -154,18 +162,64 @@ out vec4 frag;
 void main() {
     uint key = texelFetch(zbuf, ivec2(gl_FragCoord.xy), 0).r;
     if (key == 0xFFFFFFFFu) discard;                               // no surface lands here
-    int rank = int(key >> 28);
+    int rank = int(key & 7u);
+    float s = pow(1.0 + SAME_SURFACE, float(rank)) / uintBitsToFloat(key & ~7u);
+    vec3 here = vec3(gl_FragCoord.xy - 0.5, 1.0);
+    // a later image's surface in front of an earlier one's shows only where the earlier camera did not
+    // see past it (a surface that camera could not see: its far side, or behind something); where it
+    // saw past, the later image's splat reached beyond that surface's edge, and the earlier image shows
+    for (int r = 0; r < rank; ++r) {
+        vec3 h = A[r] * here - s * b[r];
+        vec2 x = h.xy / h.z;
+        if (h.z <= 0.0 || any(lessThan(x, vec2(-0.5))) || any(greaterThanEqual(x, src_size - 0.5))) continue;
+        float seen = texelFetch(inv_depth_tex, ivec3(ivec2(round(x)), slot_of[r]), 0).r;
+        if (seen > 0.0 && seen * (1.0 + SAME_SURFACE) < s / h.z) { rank = r; break; }
+    }
     float layer = float(slot_of[rank]);
-    vec3 a = A[rank] * vec3(gl_FragCoord.xy - 0.5, 1.0), bb = b[rank];
-    float s = 1.0 / uintBitsToFloat((key & 0x0FFFFFFFu) << 3);
+    vec3 a = A[rank] * here, bb = b[rank];
     for (int i = 0; i < fixed_point_steps; ++i) {                  // to the surface where the ray projects
         vec3 h = a - s * bb;
         s = h.z * texture(inv_depth_tex, vec3((h.xy / h.z + 0.5) / src_size, layer)).r;
     }
     vec3 h = a - s * bb;
-    frag = vec4(texture(colour_tex, vec3((h.xy / h.z + 0.5) / src_size, layer)).rgb, 1.0);
+    vec2 x = h.xy / h.z;                                           // where the ray meets the image
+    float I = s / h.z;                                             // its surface's inverse depth there
+    // bilinear colour from the four pixels around x that show the surface there: a pixel within
+    // SAME_SURFACE of its depth, or one whose own depth would move x less than a pixel from where the
+    // surface lands (so a rotation, which needs no depth, keeps all four). None: the splat reached
+    // past the surface's edge (its neighbour across the edge is another surface), so the image has
+    // nothing here and the pixel stays empty
+    vec3 uv = vec3((x + 0.5) / src_size, layer);
+    vec4 around = textureGather(inv_depth_tex, uv);               // pixels (0, 1), (1, 1), (1, 0), (0, 0) from floor(x)
+    bvec4 keep = lessThanEqual(abs(around - I), vec4(SAME_SURFACE * I));
+    if (!all(keep)) {                                              // at a depth edge: where would each land?
+        vec3 mx = M[rank] * vec3(x, 1.0);
+        vec2 lands = (mx.xy + I * e[rank].xy) / (mx.z + I * e[rank].z);
+        for (int j = 0; j < 4; ++j) {
+            vec3 g = mx + around[j] * e[rank];
+            keep[j] = keep[j] || (g.z > 0.0 && distance(g.xy / g.z, lands) <= 1.0);
+        }
+    }
+    if (all(keep)) {                                               // one surface: the filtered sample
+        frag = vec4(texture(colour_tex, uv).rgb, 1.0);
+        return;
+    }
+    if (!any(keep)) discard;
+    ivec2 p0 = ivec2(floor(x));
+    vec2 f = x - vec2(p0);
+    const ivec2 corner[4] = ivec2[4](ivec2(0, 1), ivec2(1, 1), ivec2(1, 0), ivec2(0, 0));
+    vec4 sum = vec4(0.0);
+    for (int j = 0; j < 4; ++j) {
+        if (!keep[j]) continue;
+        ivec2 o = corner[j];
+        float w = mix(1.0 - f.x, f.x, float(o.x)) * mix(1.0 - f.y, f.y, float(o.y));
+        ivec3 t = ivec3(clamp(p0 + o, ivec2(0), ivec2(src_size) - 1), slot_of[rank]);
+        sum += w * vec4(texelFetch(colour_tex, t, 0).rgb, 1.0);
+    }
+    if (sum.a <= 0.0) discard;
+    frag = vec4(sum.rgb / sum.a, 1.0);
 }
-""".replace("MAX_LAYERS", str(MAX_LAYERS))
+""".replace("MAX_LAYERS", str(MAX_LAYERS)).replace("SAME_SURFACE", f"{SAME_SURFACE}")
 
 
 @dataclass(frozen=True)
@@ -279,7 +333,8 @@ class DepthWarp:
         self.zbuf.write(self._empty)
         stack.inv_depth.use(0)
         self.zbuf.bind_to_image(1, read=True, write=True)
-        A, b, slots = np.zeros((MAX_LAYERS, 3, 3)), np.zeros((MAX_LAYERS, 3)), np.zeros(MAX_LAYERS, np.int32)
+        A, b, M, e = np.zeros((MAX_LAYERS, 3, 3)), np.zeros((MAX_LAYERS, 3)), np.zeros((MAX_LAYERS, 3, 3)), np.zeros((MAX_LAYERS, 3))
+        slots = np.zeros(MAX_LAYERS, np.int32)
         for rank, (slot, stride) in enumerate(order):
             u = warp_uniforms(stack.K[slot], stack.c2w[slot], K, c2w)
             splat = self.splats[stride]
@@ -289,10 +344,10 @@ class DepthWarp:
             splat["src_size"], splat["slot"], splat["rank"] = stack.size, slot, rank
             stack.slope[slot].use(3)
             splat.run(-(-stack.size[0] // (16 * stride)), -(-stack.size[1] // (8 * stride)))
-            A[rank], b[rank], slots[rank] = u["A"].T, u["b"], slot
+            A[rank], b[rank], M[rank], e[rank], slots[rank] = u["A"].T, u["b"], u["M"].T, u["e"], slot
         self.ctx.memory_barrier()
-        self.refine["A"].write(A.astype("f4").tobytes())
-        self.refine["b"].write(b.astype("f4").tobytes())
+        for name, value in (("A", A), ("b", b), ("M", M), ("e", e)):
+            self.refine[name].write(value.astype("f4").tobytes())
         self.refine["slot_of"].write(slots.tobytes())
         self.refine["src_size"] = tuple(float(x) for x in stack.size)
         stack.colour.use(0)

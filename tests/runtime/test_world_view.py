@@ -1,6 +1,7 @@
 """The world view (runtime/world_view.py) on a real EGL context: the first image in priority order
-shows where several cover a pixel, a later one fills what the first leaves open, and the pixels no
-image covers are filled from their surroundings rather than left black."""
+shows where several see one surface, a later one fills what the first leaves open and shows a
+surface in front of the first one's that the first camera could not see (but not one it saw past),
+and the pixels no image covers are filled from their surroundings rather than left black."""
 import moderngl
 import numpy as np
 import pytest
@@ -42,6 +43,23 @@ def test_the_first_image_in_priority_order_shows_and_a_later_one_fills_its_gaps(
     assert (out[:, 42:] == (0, 0, 200)).all()
     world.render(stack, [(1, 1), (0, 1)], K, np.eye(4))  # the other order: blue everywhere
     assert (world.read() == (0, 0, 200)).all()
+
+
+def test_a_later_image_shows_a_nearer_surface_only_where_the_earlier_camera_could_not_see_it(view):
+    """Red: a wall 5 ahead of the first camera. Blue, the later image: a wall 4 ahead of its camera."""
+    ctx, world, stack = view
+    stack.upload(0, *flat((200, 0, 0), 5.0), K, np.eye(4))
+    stack.upload(1, *flat((0, 0, 200), 3.0), K, np.eye(4))     # the first camera saw past it: free space
+    world.render(stack, [(0, 1), (1, 1)], K, np.eye(4))
+    assert (world.read() == (200, 0, 0)).all()
+    behind = np.diag([-1.0, 1.0, -1.0, 1.0])                     # turned around, 10 ahead of the first camera:
+    behind[2, 3] = 10.0                                          # the red wall's back is 5 ahead of it
+    stack.upload(1, *flat((0, 0, 200), 4.0), K, behind)          # 6 from the first camera: behind its wall
+    world.render(stack, [(0, 1), (1, 1)], K, behind)
+    assert (world.read()[4:-4, 4:-4] == (0, 0, 200)).all()
+    stack.upload(1, *flat((0, 0, 200), 4.8), K, behind)          # within SAME_SURFACE of the wall: the first shows
+    world.render(stack, [(0, 1), (1, 1)], K, behind)
+    assert (world.read()[4:-4, 4:-4] == (200, 0, 0)).all()
 
 
 def test_pixels_no_image_covers_are_filled_from_their_surroundings(view):
