@@ -2,10 +2,12 @@
 the camera it was made for and its depth), the source frame at the current world time, and a
 second source frame that fills what those two do not show.
 
-In priority order (runtime/depth_warp.py: the first image that reaches a pixel shows there):
+In priority order (runtime/depth_warp.py: the nearest surface shows, and of images that see one surface
+the first):
 - GENERATED: a refined frame (the DiT's), warped from its own camera to the display camera;
 - LIVE: the source frame at the world time shown, all of it (moving things where they are now):
-  with the geometry refiner this is the picture, with the DiT it shows where the warp has nothing;
+  with the geometry refiner this is the picture, with the DiT it shows where the warp has nothing
+  (or a nearer surface the generated frame's camera could not see);
 - FILL: the source frame whose camera is nearest the display camera, its static pixels only
   (moving things are elsewhere at its time): it sees much of what the live frame's camera cannot.
 """
@@ -74,5 +76,5 @@ class SceneLayers:
         self.fill_index = best
 
     def order(self) -> list[tuple[int, int]]:
-        """(slot, splat stride) of the images to draw, first wins."""
+        """(slot, splat stride) of the images to draw, in priority order."""
         return [(GENERATED, 1), (LIVE, 1), (FILL, FILL_STRIDE)]

@@ -1,8 +1,9 @@
 """One displayed frame of the world, drawn with OpenGL from any camera: depth layers in priority order
 (runtime/depth_warp.py), then the pixels none of them covers filled by push-pull.
 
-The first layer that covers a pixel shows there: a generated frame warped from the camera it was
-made for, then the current source frame, then a source frame that sees what the others do not.
+The nearest surface the layers put on a pixel shows there, and of layers that see one surface the
+first in priority order: a generated frame warped from the camera it was made for, then the current
+source frame, then a source frame that sees what the others do not.
 What no layer covers (space no camera saw, the view's border after a large move) is filled by
 push-pull: the covered pixels' mip pyramid (push), then from the coarsest level down each level is
 laid over the upsampled level below it (pull), so a hole takes the colours around it, smoothly.
@@ -93,7 +94,7 @@ class WorldView:
         self.filled_fbos = [ctx.framebuffer([tex]) for tex in self.filled]
 
     def render(self, stack: LayerStack, order: list[tuple[int, int]], K: np.ndarray, c2w: np.ndarray) -> None:
-        """order: (slot, splat stride) of the stack's images in priority order, first wins;
+        """order: (slot, splat stride) of the stack's images in priority order (first wins on one surface);
         K [3, 3] (at display size), c2w [4, 4] of the display camera (OpenCV). Slots without an image
         are skipped."""
         self.layer_fbo.use()
