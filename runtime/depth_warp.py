@@ -39,6 +39,7 @@ SAME_SURFACE = 0.1            # depths within this share are one surface: of nei
 MAX_REACH = 3.0               # the farthest (target pixels per splat stride) a splat reaches from where it lands
 MAX_LAYERS = 8                # images drawn at once (the key's low 3 bits hold the rank)
 SPLAT_STRIDES = (1, 2)        # source pixel strides a splat can take
+RANK_SCALE = (1.0 + SAME_SURFACE) ** np.arange(MAX_LAYERS)   # how much farther each rank's depths count in the z-buffer
 
 FULLSCREEN_VS = """
 #version 430
@@ -78,6 +79,7 @@ uniform sampler2D slope;                                             // the imag
 layout(r32ui, binding = 1) uniform uimage2D zbuf;                    // ranked target z's bits, low 3: rank
 uniform int slot;           // the image's slot in the stack
 uniform uint rank;          // its priority (0 wins)
+uniform float rank_scale;   // (1 + SAME_SURFACE)^rank: how much farther its depths count
 uniform mat3 M;             // K_t R K_s^-1
 uniform vec3 e;             // K_t t: a source pixel q with inverse depth I lands at M q + I e (times z_t I)
 uniform ivec2 src_size;
@@ -94,9 +96,9 @@ void main() {
     float z = h.z / I;                                    // target camera z
     if (z <= near) return;
     vec2 p = h.xy / h.z;
-    // a positive float's bits order like the float; a later image's depth counts SAME_SURFACE farther
-    // per rank, so it wins only where its surface is nearer than an earlier image's by more than that
-    uint key = (floatBitsToUint(z * pow(1.0 + SAME_SURFACE, float(rank))) & ~7u) | rank;
+    // a positive float's bits order like the float; a later image's depth counts farther (rank_scale),
+    // so it wins only where its surface is nearer than an earlier image's by more than SAME_SURFACE
+    uint key = (floatBitsToUint(z * rank_scale) & ~7u) | rank;
     // the target pixels around p within reach of this sample: half of where its neighbours on the same
     // surface land, plus a quarter pixel (a surface seen more squarely than by its camera spreads its
     // samples: no cracks between them); at least the depth ratio's 0.75-1 pixel (rotated grids) and at
@@ -113,7 +115,7 @@ void main() {
             if (rank == 0u || imageLoad(zbuf, ivec2(x, y)).r > key)   // a load is cheaper than an atomic that loses
                 imageAtomicMin(zbuf, ivec2(x, y), key);
 }
-""".replace("MAX_REACH", f"{MAX_REACH:.1f}").replace("SAME_SURFACE", f"{SAME_SURFACE}")
+""".replace("MAX_REACH", f"{MAX_REACH:.1f}")
 
 SLOPE_FS = """
 #version 430
@@ -155,6 +157,7 @@ uniform mat3 A[MAX_LAYERS];            // per rank: target pixel (u, v, 1) -> a 
 uniform vec3 b[MAX_LAYERS];            // per rank: K_s R^T t; at target inverse depth s the ray is at source a - s b
 uniform mat3 M[MAX_LAYERS];            // per rank: the splat's M and e (source pixel q, inverse depth I lands at M q + I e)
 uniform vec3 e[MAX_LAYERS];
+uniform float rank_scale[MAX_LAYERS]; // per rank: the splat's rank_scale
 uniform vec2 src_size;
 uniform int fixed_point_steps;
 out vec4 frag;
@@ -163,17 +166,21 @@ void main() {
     uint key = texelFetch(zbuf, ivec2(gl_FragCoord.xy), 0).r;
     if (key == 0xFFFFFFFFu) discard;                               // no surface lands here
     int rank = int(key & 7u);
-    float s = pow(1.0 + SAME_SURFACE, float(rank)) / uintBitsToFloat(key & ~7u);
+    float s = 1.0 / uintBitsToFloat(key & ~7u);
     vec3 here = vec3(gl_FragCoord.xy - 0.5, 1.0);
-    // a later image's surface in front of an earlier one's shows only where the earlier camera did not
-    // see past it (a surface that camera could not see: its far side, or behind something); where it
-    // saw past, the later image's splat reached beyond that surface's edge, and the earlier image shows
-    for (int r = 0; r < rank; ++r) {
-        vec3 h = A[r] * here - s * b[r];
-        vec2 x = h.xy / h.z;
-        if (h.z <= 0.0 || any(lessThan(x, vec2(-0.5))) || any(greaterThanEqual(x, src_size - 0.5))) continue;
-        float seen = texelFetch(inv_depth_tex, ivec3(ivec2(round(x)), slot_of[r]), 0).r;
-        if (seen > 0.0 && seen * (1.0 + SAME_SURFACE) < s / h.z) { rank = r; break; }
+    if (rank > 0) {
+        s *= rank_scale[rank];
+        // a later image's surface in front of an earlier one's shows only where the earlier camera did
+        // not see past it (a surface that camera could not see: its far side, or behind something);
+        // where it saw past, the later image's splat reached beyond that surface's edge, and the
+        // earlier image shows
+        for (int r = 0; r < rank; ++r) {
+            vec3 h = A[r] * here - s * b[r];
+            vec2 x = h.xy / h.z;
+            if (h.z <= 0.0 || any(lessThan(x, vec2(-0.5))) || any(greaterThanEqual(x, src_size - 0.5))) continue;
+            float seen = texelFetch(inv_depth_tex, ivec3(ivec2(round(x)), slot_of[r]), 0).r;
+            if (seen > 0.0 && seen * (1.0 + SAME_SURFACE) < s / h.z) { rank = r; break; }
+        }
     }
     float layer = float(slot_of[rank]);
     vec3 a = A[rank] * here, bb = b[rank];
@@ -341,7 +348,7 @@ class DepthWarp:
             splat["M"].write(u["M"].T.astype("f4").tobytes())            # GLSL matrices are column-major
             splat["e"] = tuple(float(x) for x in u["e"])
             splat["focal_ratio"] = float(K[0][0] / stack.K[slot][0, 0])
-            splat["src_size"], splat["slot"], splat["rank"] = stack.size, slot, rank
+            splat["src_size"], splat["slot"], splat["rank"], splat["rank_scale"] = stack.size, slot, rank, float(RANK_SCALE[rank])
             stack.slope[slot].use(3)
             splat.run(-(-stack.size[0] // (16 * stride)), -(-stack.size[1] // (8 * stride)))
             A[rank], b[rank], M[rank], e[rank], slots[rank] = u["A"].T, u["b"], u["M"].T, u["e"], slot
@@ -349,6 +356,7 @@ class DepthWarp:
         for name, value in (("A", A), ("b", b), ("M", M), ("e", e)):
             self.refine[name].write(value.astype("f4").tobytes())
         self.refine["slot_of"].write(slots.tobytes())
+        self.refine["rank_scale"].write(RANK_SCALE.astype("f4").tobytes())
         self.refine["src_size"] = tuple(float(x) for x in stack.size)
         stack.colour.use(0)
         stack.inv_depth.use(1)
