@@ -4,7 +4,8 @@ for the display on a machine without a GPU.
     python3 -m benchmarks.display_costs [--repeats 20] [--set KEY=VALUE ...]
 
 - a source frame's static mask, expanded and cleaned (scenes/dynamic_mask.expand_dynamic);
-- the rig predicting a 12-frame block 0.7 s ahead while walking, with the collision probe;
+- the rig predicting a 12-frame block 0.7 s ahead while walking, with the collision probe, and while
+  steering to a goal (the demo walk);
 - one displayed frame of the world view (OpenGL through EGL), at `runtime.render_scale`;
 - a layer upload (a source frame's colour and inverse depth into the layer stack), and a displayed
   frame read back for the video (LateReader: each read handed over one frame later);
@@ -41,15 +42,15 @@ def mask_ms(scene, cfg, repeats: int) -> float:
     return per_call_ms(lambda: expand_dynamic(raw, scene.height, scene.width, s, cfg.scenes.fusion.dilate_px), repeats)
 
 
-def prediction_ms(scene, cfg, repeats: int) -> float:
-    from controllers.commands import CameraCommand
+def prediction_ms(scene, cfg, repeats: int, cmd) -> float:
+    """A block's 12-pose prediction with `cmd` (a CameraCommand) held."""
     from runtime.probe import DepthProbe
     from runtime.rig import CameraRig
     from runtime.session import scene_scale
     scale, source = scene_scale(scene), scene.c2w.double().numpy()
     probe = DepthProbe(scene, lambda: 10, body_radius=0.5 * cfg.runtime.rig.collision_margin * scale)
     rig = CameraRig(cfg.runtime.rig, scene_scale=scale, source_c2ws=source, probe=probe)
-    rig.step(CameraCommand(move=(0.0, 0.0, 1.0)), 1 / cfg.runtime.loop.tick_hz, source[10])
+    rig.step(cmd, 1 / cfg.runtime.loop.tick_hz, source[10])
     block = source[10:22]
     return per_call_ms(lambda: rig.predict(len(block), 1 / cfg.runtime.loop.fps, block, start_s=0.7), repeats)
 
@@ -129,7 +130,10 @@ def main(argv=None) -> None:
     print(f"sample {scene.width}x{scene.height}, {torch.get_num_threads()} torch threads, load "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"static mask, expanded and cleaned: {mask_ms(scene, cfg, args.repeats):6.2f} ms")
-    print(f"rig prediction, 12 frames 0.7 s ahead: {prediction_ms(scene, cfg, args.repeats):6.2f} ms")
+    from controllers.commands import CameraCommand
+    walk, steer = CameraCommand(move=(0.0, 0.0, 1.0)), CameraCommand(goal=(0.3, 0.0, 1.0, 20.0))
+    print(f"rig prediction, 12 frames 0.7 s ahead: {prediction_ms(scene, cfg, args.repeats, walk):6.2f} ms")
+    print(f"rig prediction steering to a goal (the demo walk): {prediction_ms(scene, cfg, args.repeats, steer):6.2f} ms")
     view_ms, render_scale = world_view_ms(scene, args.repeats, Path(args.out), cfg.runtime.render_scale)
     print(f"world view, one displayed frame: {view_ms:6.2f} ms at render scale {render_scale:g}")
     upload_ms, read_ms = upload_and_read_ms(scene, args.repeats, Path(args.out))

@@ -92,7 +92,7 @@ def _approach(value: np.ndarray, target: np.ndarray, rate: float, dt_s: float) -
 
 def _unit_clamp(v) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
-    n = float(np.linalg.norm(v))
+    n = math.sqrt(float(v @ v))
     return v / n if n > 1.0 else v                           # diagonal keys are not faster
 
 
@@ -173,7 +173,8 @@ class CameraRig:
         if cmd.cycle_mode:
             self.set_mode(CAMERA_MODES[(CAMERA_MODES.index(self.mode) + 1) % len(CAMERA_MODES)])
         self._held = CameraCommand(move=cmd.move, look=cmd.look, run=cmd.run, goal=cmd.goal)
-        self._integrate(self.state, cmd, dt_s, self._frame(source_c2w), source_c2w)
+        frame = self._frame(source_c2w)
+        self._integrate(self.state, cmd, dt_s, frame, self._goal_pose(cmd, frame, source_c2w))
 
     def predict(self, n_frames: int, dt_s: float, source_c2ws=None, start_s: float = 0.0) -> np.ndarray:
         """The poses [n, 4, 4] at start_s + dt_s, start_s + 2 dt_s, ... from now, if the current
@@ -184,10 +185,11 @@ class CameraRig:
         for i in range(n_frames):
             source = None if source_c2ws is None else source_c2ws[i]
             frame = self._frame(source)
+            goal = self._goal_pose(self._held, frame, source)
             frame_dt_s = start_s + dt_s if i == 0 else dt_s
             steps = max(1, math.ceil(frame_dt_s / PREDICT_STEP_S - 1e-9))
             for _ in range(steps):
-                self._integrate(state, self._held, frame_dt_s / steps, frame, source)
+                self._integrate(state, self._held, frame_dt_s / steps, frame, goal)
             out.append(frame @ state.rel_c2w())
         return np.stack(out) if out else np.zeros((0, 4, 4))
 
@@ -240,9 +242,10 @@ class CameraRig:
         s.orbit = np.array([-s.pitch_deg, 0.0, r, 0.0])
 
     # ---- integration (in place: `step` advances the rig's own state, `predict` a copy) --------
-    def _integrate(self, s: RigState, cmd: CameraCommand, dt_s: float, frame: np.ndarray, source_c2w=None) -> None:
-        """`s` one step of dt_s seconds later, in place."""
-        cmd = self._steer(s, cmd, frame, source_c2w)
+    def _integrate(self, s: RigState, cmd: CameraCommand, dt_s: float, frame: np.ndarray,
+                   goal: tuple[np.ndarray, float, float] | None = None) -> None:
+        """`s` one step of dt_s seconds later, in place; goal: `_goal_pose` of cmd's goal."""
+        cmd = self._steer(s, cmd, goal)
         if s.mode == "orbit":
             self._integrate_orbit(s, cmd, dt_s)
             return
@@ -250,22 +253,29 @@ class CameraRig:
         if s.mode != "tripod":
             self._integrate_move(s, cmd, dt_s, frame)
 
-    def _steer(self, s: RigState, cmd: CameraCommand, frame: np.ndarray, source_c2w) -> CameraCommand:
-        """The command with move and look that close on its goal (a pose relative to `source_c2w`);
-        unchanged without a goal, in orbit mode, or while a person moves or looks."""
-        manual = any(cmd.move) or any(cmd.look) or any(cmd.look_delta_deg)
-        if cmd.goal is None or source_c2w is None or s.mode == "orbit" or manual:
-            return cmd
-        c, walk = self.cfg, s.mode == "walk"
+    def _goal_pose(self, cmd: CameraCommand, frame: np.ndarray, source_c2w) -> tuple[np.ndarray, float, float] | None:
+        """cmd's goal (a pose relative to `source_c2w`) in the rig's frame: (position [3], yaw, pitch
+        in degrees), or None without a goal or source pose. The same for every step of one frame."""
+        if cmd.goal is None or source_c2w is None:
+            return None
         x, y, z, yaw = cmd.goal
         goal = np.linalg.inv(frame) @ np.asarray(source_c2w, dtype=np.float64) @ \
             pose(rot_y(yaw), np.array([x, y, z]) * self.scale)                 # [4, 4] in the rig's frame
-        goal_yaw, goal_pitch = yaw_pitch_of(goal[:3, :3])
+        return (goal[:3, 3], *yaw_pitch_of(goal[:3, :3]))
+
+    def _steer(self, s: RigState, cmd: CameraCommand, goal: tuple[np.ndarray, float, float] | None) -> CameraCommand:
+        """The command with move and look that close on its goal (`_goal_pose`); unchanged without a
+        goal, in orbit mode, or while a person moves or looks."""
+        manual = any(cmd.move) or any(cmd.look) or any(cmd.look_delta_deg)
+        if goal is None or s.mode == "orbit" or manual:
+            return cmd
+        c, walk = self.cfg, s.mode == "walk"
+        goal_position, goal_yaw, goal_pitch = goal
         turn = ((goal_yaw - s.yaw_deg + 180.0) % 360.0 - 180.0, goal_pitch - s.pitch_deg)   # degrees
-        look = tuple(float(np.clip(d * c.steer_rate / c.look_speed_deg_s, -1.0, 1.0)) for d in turn)
+        look = tuple(float(min(max(d * c.steer_rate / c.look_speed_deg_s, -1.0), 1.0)) for d in turn)
         move = (0.0, 0.0, 0.0)
         if s.mode != "tripod":
-            error = goal[:3, 3] - s.position                                  # [3] frame axes
+            error = goal_position - s.position                                # [3] frame axes
             heading = rot_y(s.yaw_deg) if walk else look_rotation(s.yaw_deg, s.pitch_deg)
             speed = (c.walk_speed if walk else c.fly_speed) * self.scale
             local = heading.T @ error * c.steer_rate / speed                   # [3] camera axes, in speeds
