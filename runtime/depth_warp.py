@@ -71,6 +71,12 @@ class FullscreenPass:
         for obj in (self._vao, self._quad, self.program):
             obj.release()
 
+CLEAR_FS = """
+#version 430
+out uint key;
+void main() { key = EMPTY_KEY; }
+""".replace("EMPTY_KEY", f"{EMPTY_KEY}u")
+
 SPLAT_CS = """
 #version 430
 layout(local_size_x = 16, local_size_y = 8) in;
@@ -326,7 +332,8 @@ class DepthWarp:
                        for stride in SPLAT_STRIDES}
         self.refine = FullscreenPass(ctx, REFINE_FS)
         self.zbuf = ctx.texture(size, 1, dtype="u4")
-        self._empty = np.full((size[1], size[0]), EMPTY_KEY, dtype=np.uint32).tobytes()
+        self.clear = FullscreenPass(ctx, CLEAR_FS)    # drawn: no empty key buffer uploaded each frame
+        self._zbuf_fbo = ctx.framebuffer([self.zbuf])
         for splat in self.splats.values():
             splat["dst_size"], splat["near"], splat["inv_depth"], splat["slope"] = size, settings.near, 0, 3
         for name, value in (("colour_tex", 0), ("inv_depth_tex", 1), ("zbuf", 2),
@@ -337,7 +344,11 @@ class DepthWarp:
         order = [(slot, stride) for slot, stride in order if stack.valid[slot]]
         if len(order) > MAX_LAYERS:
             raise ValueError(f"DepthWarp: at most {MAX_LAYERS} images at once, got {len(order)}")
-        self.zbuf.write(self._empty)
+        target = self.ctx.fbo
+        self._zbuf_fbo.use()
+        self.clear.draw()
+        target.use()
+        self.ctx.memory_barrier()
         stack.inv_depth.use(0)
         self.zbuf.bind_to_image(1, read=True, write=True)
         A, b, M, e = np.zeros((MAX_LAYERS, 3, 3)), np.zeros((MAX_LAYERS, 3)), np.zeros((MAX_LAYERS, 3, 3)), np.zeros((MAX_LAYERS, 3))
@@ -364,5 +375,5 @@ class DepthWarp:
         self.refine.draw()
 
     def release(self) -> None:
-        for obj in (self.refine, *self.splats.values(), self.zbuf):
+        for obj in (self.refine, self.clear, self._zbuf_fbo, *self.splats.values(), self.zbuf):
             obj.release()
