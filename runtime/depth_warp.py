@@ -339,6 +339,7 @@ class DepthWarp:
         for name, value in (("colour_tex", 0), ("inv_depth_tex", 1), ("zbuf", 2),
                             ("fixed_point_steps", settings.fixed_point_steps)):
             self.refine[name] = value
+        self.refine["rank_scale"].write(RANK_SCALE.astype("f4").tobytes())
 
     def draw(self, stack: LayerStack, order: list[tuple[int, int]], K: np.ndarray, c2w: np.ndarray) -> None:
         order = [(slot, stride) for slot, stride in order if stack.valid[slot]]
@@ -367,7 +368,6 @@ class DepthWarp:
         for name, value in (("A", A), ("b", b), ("M", M), ("e", e)):
             self.refine[name].write(value.astype("f4").tobytes())
         self.refine["slot_of"].write(slots.tobytes())
-        self.refine["rank_scale"].write(RANK_SCALE.astype("f4").tobytes())
         self.refine["src_size"] = tuple(float(x) for x in stack.size)
         stack.colour.use(0)
         stack.inv_depth.use(1)
