@@ -253,9 +253,7 @@ class PoseTrace:
         self._pending.append((t, np.asarray(c2w, np.float64).copy()))
 
     def _resolve(self, t: float, shown: np.ndarray) -> None:
-        i = len(self._ticks) - 1                          # ticks[i]: the first at or after t (frames are
-        while i > 0 and self._ticks[i - 1][0] >= t:       # resolved as soon as one is seen: near the end)
-            i -= 1
+        i = bisect.bisect_left(self._ticks, t, key=lambda tick: tick[0])    # ticks[i]: the first at or after t
         if i == 0:
             return                                        # older than the kept trace
         (t0, a), (t1, b) = self._ticks[i - 1], self._ticks[i]
