@@ -159,7 +159,8 @@ def test_walking_up_to_a_crate_shows_what_is_there(sample, tmp_path):
     from elsewhere: a surface seen more squarely than by any camera must not crack (the last frames,
     nearest), and the floor a source camera saw behind the crate must not cover the crate's front
     that another one saw (a wedge of floor over the crate, 21 dB), nor carry the crate's colour from
-    across its edge (dotted lines on the floor)."""
+    across its edge (dotted lines on the floor). Then the same take replayed through `play --script`
+    and recorded, as a user replays a recorded run."""
     run_down = TimedInputs(((0.0, 1.0, CameraCommand(move=(0.0, 0.0, 1.0), look=(0.0, -0.6), run=True)),), 1.0, 60.0)
     _, _, recorder = run_display(sample, tmp_path, inputs=[run_down], record=True)
     shown = load_displayed(tmp_path / "recording")
@@ -173,6 +174,18 @@ def test_walking_up_to_a_crate_shows_what_is_there(sample, tmp_path):
     assert db[-10:].mean() > 24.5, db[-10:]
     moved = shown.c2w[-1, :3, 3] - shown.c2w[0, :3, 3]
     assert np.linalg.norm(moved) > 0.5 * scene_scale(sample) and shown.c2w[-1, 1, 2] > 0.3, "the run must go forward looking down"
+    # the user's command: that take replayed by `play --script`, recorded, its video against the exact views
+    from tests.reliability import run_roam
+    scene = [f"scenes.width={W}", f"scenes.height={H}", f"scenes.sample.frames={CFG.frames}",
+             f"scenes.cache_dir={tmp_path / 'cache'}"]
+    done = run_roam("play", "--headless", "--script", str(tmp_path / "recording"), "--record", "--out",
+                    str(tmp_path / "replay"), *[arg for setting in scene for arg in ("--set", setting)])
+    assert done.returncode == 0, done.stderr[-2000:]
+    replayed = load_displayed(tmp_path / "replay" / "recording")
+    np.testing.assert_array_equal(replayed.c2w, shown.c2w)
+    with av.open(str(tmp_path / "replay" / "recording" / "video.mp4")) as container:
+        video = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]          # [H, W, 3] each
+    assert len(video) == 60 and min(psnr(f, x) for f, x in zip(video, exact)) > 22.5     # the wedge: 21.0
 
 
 def test_a_reprojected_session_replays_to_the_same_frames(sample, tmp_path):
