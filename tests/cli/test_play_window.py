@@ -4,6 +4,7 @@ overlay on ?, a quick Ctrl+Alt+Q, P saving at once even when Esc follows, and no
 banner. Skipped where Xvfb, xdotool or Pillow's X11 screen grab is missing (apt-get install xvfb xdotool)."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -52,7 +53,8 @@ class Play:
 
     def __init__(self, display: str, tmp: Path, *args: str):
         self.display, self.log = display, tmp / f"stderr-{len(list(tmp.glob('stderr-*')))}.txt"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")} | {"DISPLAY": display}
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")} | {"DISPLAY": display,
+                                                                                       "PYTHONFAULTHANDLER": "1"}
         self.env.pop("PYGAME_HIDE_SUPPORT_PROMPT", None)        # the banner must be hidden by roam itself
         self.settings = [*TINY, f"scenes.cache_dir={tmp.parent / 'cache'}"]       # the config it plays with
         flags = [flag for setting in self.settings for flag in ("--set", setting)]
@@ -67,7 +69,10 @@ class Play:
         return np.asarray(ImageGrab.grab(xdisplay=self.display).convert("RGB")).astype(int)   # [H, W, 3]
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["xdotool", "mousemove", str(SCREEN[0] // 2), str(SCREEN[1] // 2)], env=self.env, check=True)
+        """Key presses into this play's window (given the keyboard focus first: there is no window manager)."""
+        window = subprocess.run(["xdotool", "search", "--pid", str(self.proc.pid)], env=self.env, check=True,
+                                capture_output=True, text=True).stdout.split()[-1]
+        subprocess.run(["xdotool", "windowfocus", "--sync", window], env=self.env, check=True, timeout=10)
         subprocess.run(["xdotool", "key", "--delay", "0", *keys], env=self.env, check=True)
 
     def wait_ready(self, timeout_s: float = 600) -> list[np.ndarray]:
@@ -81,8 +86,15 @@ class Play:
         return grabs
 
     def wait(self, timeout_s: float = 60) -> tuple[int, str]:
-        out, _ = self.proc.communicate(timeout=timeout_s)
-        return self.proc.returncode, out + self.stderr()
+        """Its exit code and output; a play still running after timeout_s fails the test with every
+        thread's stack (SIGABRT: PYTHONFAULTHANDLER prints them to its stderr)."""
+        try:
+            out, _ = self.proc.communicate(timeout=timeout_s)
+            return self.proc.returncode, out + self.stderr()
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            self.proc.communicate(timeout=30)
+        pytest.fail(f"play still running {timeout_s:g} s after the keys that end it:\n{self.stderr()[-6000:]}")
 
 
 def near(image: np.ndarray, colour: np.ndarray, tol: int = 12) -> np.ndarray:
