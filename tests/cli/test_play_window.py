@@ -97,12 +97,28 @@ class Play:
         pytest.fail(f"play still running {timeout_s:g} s after the keys that end it:\n{self.stderr()[-6000:]}")
 
 
+@pytest.fixture
+def start_play(display, tmp_path):
+    """Play(display, tmp_path, *args) for the test; a play still running when the test ends is killed
+    (a failed test must not leave a window drawing through the rest of the suite)."""
+    plays = []
+
+    def start(*args: str) -> Play:
+        plays.append(Play(display, tmp_path, *args))
+        return plays[-1]
+    yield start
+    for play in plays:
+        if play.proc.poll() is None:
+            play.proc.kill()
+            play.proc.wait()
+
+
 def near(image: np.ndarray, colour: np.ndarray, tol: int = 12) -> np.ndarray:
     return (np.abs(image - colour) <= tol).all(axis=-1)
 
 
-def test_kiosk_loads_visibly_fills_the_screen_shows_help_and_quits_on_a_quick_ctrl_alt_q(display, tmp_path):
-    play = Play(display, tmp_path, "--kiosk", "--out", str(tmp_path / "kiosk"))
+def test_kiosk_loads_visibly_fills_the_screen_shows_help_and_quits_on_a_quick_ctrl_alt_q(start_play, tmp_path):
+    play = start_play("--kiosk", "--out", str(tmp_path / "kiosk"))
     loading = play.wait_ready()
     assert any(near(g, LOADING_BG).sum() > 10_000 and (g.min(axis=-1) > 180).any() for g in loading), \
         "no loading screen (dark, with text) before the first frame"
@@ -120,8 +136,8 @@ def test_kiosk_loads_visibly_fills_the_screen_shows_help_and_quits_on_a_quick_ct
     assert "ALSA lib" not in output and "pygame community" not in output
 
 
-def test_p_saves_the_screenshot_at_once_even_when_esc_follows(display, tmp_path):
-    play = Play(display, tmp_path, "--out", str(tmp_path / "window"))
+def test_p_saves_the_screenshot_at_once_even_when_esc_follows(start_play, tmp_path):
+    play = start_play("--out", str(tmp_path / "window"))
     play.wait_ready()
     play.keys("p", "Escape")
     code, output = play.wait(timeout_s=60)
@@ -133,7 +149,7 @@ def test_p_saves_the_screenshot_at_once_even_when_esc_follows(display, tmp_path)
     assert "ALSA lib" not in output and "pygame community" not in output
 
 
-def test_c_records_a_take_that_keeps_every_frame_it_showed_and_walks_up_to_the_scene(display, tmp_path):
+def test_c_records_a_take_that_keeps_every_frame_it_showed_and_walks_up_to_the_scene(start_play, tmp_path):
     """Recording started and stopped with C in the window: the take's video has a frame for every pose
     row (displayed frames are read back one frame late; stopping hands over the last one first). Time
     paused and Shift+W held meanwhile, the camera walks up to the surface ahead and stops
@@ -146,7 +162,7 @@ def test_c_records_a_take_that_keeps_every_frame_it_showed_and_walks_up_to_the_s
     from scenes.sample import load_sample_scene
     from tests.reliability import decoded_frames
     from tests.runtime.test_session import nearest_ahead
-    play = Play(display, tmp_path, "--out", str(tmp_path / "window"))
+    play = start_play("--out", str(tmp_path / "window"))
     play.wait_ready()
     play.keys("space")
     time.sleep(1.0)                                             # the paused source frame reaches the screen
