@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from controllers.commands import CameraCommand
 from scenes.atomic import write_atomic
@@ -228,6 +227,19 @@ def device_label(device) -> str:
     return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
 
 
+def part_of_turn(turn: np.ndarray, w: float) -> np.ndarray:
+    """The rotation by w times the angle of `turn` [3, 3] about its axis (Rodrigues), as slerp
+    takes it. For turns below a half turn (poses a tick apart are)."""
+    sin_axis = 0.5 * np.array([turn[2, 1] - turn[1, 2], turn[0, 2] - turn[2, 0], turn[1, 0] - turn[0, 1]])  # [3]
+    sin = float(np.linalg.norm(sin_axis))
+    if sin < 1e-12:
+        return np.eye(3)
+    angle = w * np.arctan2(sin, (np.trace(turn) - 1.0) / 2.0)
+    x, y, z = sin_axis / sin
+    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])                  # [3, 3] axis cross
+    return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * (k @ k)
+
+
 class PoseTrace:
     """What a displayed frame's camera missed: its pose against the rig's pose at the moment it was
     presented, interpolated between the rig's poses at the ticks around that moment (so a command
@@ -259,8 +271,7 @@ class PoseTrace:
         (t0, a), (t1, b) = self._ticks[i - 1], self._ticks[i]
         w = 0.0 if t1 <= t0 else (t - t0) / (t1 - t0)
         position = (1 - w) * a[:3, 3] + w * b[:3, 3]
-        turn = Rotation.from_matrix(a[:3, :3].T @ b[:3, :3]).as_rotvec()          # a -> b, axis x angle
-        rotation = a[:3, :3] @ Rotation.from_rotvec(w * turn).as_matrix()
+        rotation = a[:3, :3] @ part_of_turn(a[:3, :3].T @ b[:3, :3], w)        # [3, 3]
         self.translation.append(float(np.linalg.norm(shown[:3, 3] - position)))
         cos = (np.trace(rotation.T @ shown[:3, :3]) - 1.0) / 2.0
         self.rotation_deg.append(float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))))

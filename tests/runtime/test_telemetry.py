@@ -2,6 +2,7 @@
 the first block planned with it, fps and jitter, and the JSON file."""
 import json
 
+import numpy as np
 import pytest
 
 from controllers.commands import CameraCommand
@@ -70,3 +71,31 @@ def test_gc_pauses_times_the_collections_made_while_active():
     gc.collect()                                      # after the block: not counted
     s = pauses.summary()
     assert s["collections"] == 2 and s["full"] == 1 and 0 < s["max_ms"] <= s["total_ms"]
+
+
+def test_pose_trace_interpolates_the_rigs_turn_between_ticks_as_slerp_does():
+    """A frame shown between two ticks is compared with the rig's pose slerped to its present time:
+    shown exactly there, no error; turned 2 degrees further, 2 degrees."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    from runtime.telemetry import PoseTrace, part_of_turn
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a, b = Rotation.random(2, random_state=rng)
+        if (a.inv() * b).magnitude() > np.radians(170):
+            continue
+        w = rng.uniform()
+        slerp = Slerp([0.0, 1.0], Rotation.concatenate([a, b]))([w]).as_matrix()[0]
+        got = a.as_matrix() @ part_of_turn(a.as_matrix().T @ b.as_matrix(), w)
+        assert np.abs(got - slerp).max() < 1e-9
+
+    def pose(yaw_deg: float) -> np.ndarray:
+        c2w = np.eye(4)
+        c2w[:3, :3] = Rotation.from_euler("y", yaw_deg, degrees=True).as_matrix()
+        return c2w
+    trace = PoseTrace()
+    trace.displayed(0.25, pose(2.5))                       # a quarter of the way from 0 to 10 degrees
+    trace.displayed(0.5, pose(7.0))                        # half-way is 5: 2 degrees off
+    trace.tick(0.0, pose(0.0))
+    trace.tick(1.0, pose(10.0))
+    assert np.allclose(trace.rotation_deg, [0.0, 2.0], atol=1e-6)
