@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.fake_checkpoints import SIZES, write_tree
 from tests.fake_hub import FakeHub
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,11 +18,9 @@ INSPATIO = "InSpatio-World-1.3B/InSpatio-World-1.3B.safetensors"
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    """The tiny tree, written once: what the fake Hub serves."""
-    root = tmp_path_factory.mktemp("source")
-    write_tree(root, SIZES["tiny"], seed=0, device="cpu", log=lambda msg: None)
-    return root
+def source(tiny_checkpoints):
+    """The session's tiny tree (read only): what the fake Hub serves."""
+    return tiny_checkpoints
 
 
 def folder_files(folder: Path) -> dict[str, bytes]:
