@@ -63,3 +63,18 @@ def test_a_quick_tap_of_the_kiosk_admin_combination_quits():
         assert kiosk.poll().app.quit
     finally:
         pygame.display.quit()
+
+
+def test_play_starts_and_plays_without_scipy(cache, tmp_path):
+    """Nothing on play's path imports scipy (a warm sample scene): with scipy made unimportable, a
+    headless session still plays and writes its files."""
+    import subprocess
+
+    from tests.reliability import REPO, cache_flags
+    code = ("import sys; sys.modules['scipy'] = None; import main; "
+            "sys.exit(main.main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, "play", "--headless", "--seconds", "0.5", "--out",
+                           str(tmp_path / "out"), *cache_flags(cache)], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "video.mp4").is_file() and (tmp_path / "out" / "telemetry.json").is_file()
