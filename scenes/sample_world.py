@@ -36,7 +36,7 @@ class Mesh:
 
 def _noise(rng: np.random.Generator, size: int, cells: int, octaves: int = 4) -> np.ndarray:
     """Tileable fractal value noise in [0, 1]. -> float32 [size, size]"""
-    from scipy import ndimage             # here: only a cache miss draws the textures, and it costs every start
+    from scipy import ndimage             # here, not at the top: only a cache miss draws textures
     out, amp, total = np.zeros((size, size)), 1.0, 0.0                                  # [size, size]
     for o in range(octaves):
         c = min(cells * 2 ** o, size)

@@ -127,7 +127,7 @@ def interpolate_line(keys, T: int, *, pin_ends: bool = False) -> np.ndarray:
     knot handling np.interp does not share). pin_ends (r lines only, and only for > 3 keys):
     overwrite the first, then the last sample with the raw first and last key (T = 1: last wins).
     Bit-exact with scipy 1.15-1.17 (Fortran FITPACK); scipy 1.18's rewrite picks other knots."""
-    from scipy.interpolate import UnivariateSpline, interp1d   # here: a third of a second of every play's start
+    from scipy.interpolate import UnivariateSpline, interp1d   # here, not at the top: play's start never needs it
     _check_count(T)
     y = np.asarray(keys, dtype=np.float64)                                              # [K]
     x = np.linspace(0, 1, len(y))                                                       # [K]
