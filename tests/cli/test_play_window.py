@@ -53,6 +53,7 @@ class Play:
 
     def __init__(self, display: str, tmp: Path, *args: str):
         self.display, self.log = display, tmp / f"stderr-{len(list(tmp.glob('stderr-*')))}.txt"
+        self.window: str | None = None                           # its X window id, found on the first key
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")} | {"DISPLAY": display,
                                                                                        "PYTHONFAULTHANDLER": "1"}
         self.env.pop("PYGAME_HIDE_SUPPORT_PROMPT", None)        # the banner must be hidden by roam itself
@@ -68,12 +69,17 @@ class Play:
         from PIL import ImageGrab
         return np.asarray(ImageGrab.grab(xdisplay=self.display).convert("RGB")).astype(int)   # [H, W, 3]
 
+    def xdotool(self, *args: str) -> None:
+        """An xdotool keyboard command (key, keydown, keyup) into this play's window, which gets the
+        keyboard focus first: there is no window manager to give it."""
+        if self.window is None:
+            self.window = subprocess.run(["xdotool", "search", "--pid", str(self.proc.pid)], env=self.env,
+                                         check=True, capture_output=True, text=True).stdout.split()[-1]
+        subprocess.run(["xdotool", "windowfocus", "--sync", self.window], env=self.env, check=True, timeout=10)
+        subprocess.run(["xdotool", *args], env=self.env, check=True)
+
     def keys(self, *keys: str) -> None:
-        """Key presses into this play's window (given the keyboard focus first: there is no window manager)."""
-        window = subprocess.run(["xdotool", "search", "--pid", str(self.proc.pid)], env=self.env, check=True,
-                                capture_output=True, text=True).stdout.split()[-1]
-        subprocess.run(["xdotool", "windowfocus", "--sync", window], env=self.env, check=True, timeout=10)
-        subprocess.run(["xdotool", "key", "--delay", "0", *keys], env=self.env, check=True)
+        self.xdotool("key", "--delay", "0", *keys)
 
     def wait_ready(self, timeout_s: float = 600) -> list[np.ndarray]:
         """Wait for the first frame; -> the screens grabbed meanwhile."""
@@ -167,9 +173,9 @@ def test_c_records_a_take_that_keeps_every_frame_it_showed_and_walks_up_to_the_s
     play.keys("space")
     time.sleep(1.0)                                             # the paused source frame reaches the screen
     play.keys("c")
-    subprocess.run(["xdotool", "keydown", "shift", "w"], env=play.env, check=True)
+    play.xdotool("keydown", "shift", "w")
     time.sleep(3.0)
-    subprocess.run(["xdotool", "keyup", "w", "shift"], env=play.env, check=True)
+    play.xdotool("keyup", "w", "shift")
     play.keys("c")
     time.sleep(0.5)
     play.keys("Escape")
