@@ -6,6 +6,8 @@ for the display on a machine without a GPU.
 - a source frame's static mask, expanded and cleaned (scenes/dynamic_mask.expand_dynamic);
 - the rig predicting a 12-frame block 0.7 s ahead while walking, with the collision probe, and while
   steering to a goal (the demo walk);
+- the displayed-pose telemetry: a tick's pose and a displayed frame's, the frame's error against the
+  rig's pose slerped between ticks (runtime/telemetry.PoseTrace);
 - one displayed frame of the world view (OpenGL through EGL), at `runtime.render_scale`;
 - a layer upload (a source frame's colour and inverse depth into the layer stack), and a displayed
   frame read back for the video (LateReader: each read handed over one frame later);
@@ -53,6 +55,18 @@ def prediction_ms(scene, cfg, repeats: int, cmd) -> float:
     rig.step(cmd, 1 / cfg.runtime.loop.tick_hz, source[10])
     block = source[10:22]
     return per_call_ms(lambda: rig.predict(len(block), 1 / cfg.runtime.loop.fps, block, start_s=0.7), repeats)
+
+
+def pose_trace_ms(scene, repeats: int) -> float:
+    """A tick and a displayed frame through the pose trace, the camera turning along the source path."""
+    from runtime.telemetry import PoseTrace
+    trace, poses, t = PoseTrace(), scene.c2w.double().numpy(), itertools.count()
+
+    def tick_and_frame():
+        i = next(t)
+        trace.displayed((i + 0.5) / 60, poses[(i + 1) % len(poses)])
+        trace.tick(i / 60, poses[i % len(poses)])
+    return per_call_ms(tick_and_frame, repeats)
 
 
 def world_view_ms(scene, repeats: int, out: Path, render_scale: float | str) -> tuple[float, float]:
@@ -134,6 +148,7 @@ def main(argv=None) -> None:
     walk, steer = CameraCommand(move=(0.0, 0.0, 1.0)), CameraCommand(goal=(0.3, 0.0, 1.0, 20.0))
     print(f"rig prediction, 12 frames 0.7 s ahead: {prediction_ms(scene, cfg, args.repeats, walk):6.2f} ms")
     print(f"rig prediction steering to a goal (the demo walk): {prediction_ms(scene, cfg, args.repeats, steer):6.2f} ms")
+    print(f"displayed-pose telemetry, a tick and a frame: {pose_trace_ms(scene, 100 * args.repeats):6.3f} ms")
     view_ms, render_scale = world_view_ms(scene, args.repeats, Path(args.out), cfg.runtime.render_scale)
     print(f"world view, one displayed frame: {view_ms:6.2f} ms at render scale {render_scale:g}")
     upload_ms, read_ms = upload_and_read_ms(scene, args.repeats, Path(args.out))
